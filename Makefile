@@ -1,0 +1,40 @@
+# make run   installs what is needed, collects for 10 s on this host, renders the report
+# make test  installs what is needed and runs the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+OUT    := out
+
+.PHONY: run test deps host venv bench clean
+
+deps: host venv
+
+host:
+	./scripts/setup-host.sh
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: deps
+	mkdir -p $(OUT)
+	$(VENV)/bin/snapcollect collect --duration 10 -o $(OUT) > $(OUT)/.last
+	$(VENV)/bin/snapcollect show "$$(tail -n1 $(OUT)/.last)"
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.md
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.html
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.pdf
+	@echo "bundle: $$(tail -n1 $(OUT)/.last)"
+	@echo "report: $(OUT)/report.md $(OUT)/report.html $(OUT)/report.pdf"
+
+test: deps
+	$(PY) -m pytest -q -rs
+
+bench: deps
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,3 @@
+from snapcollect.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Artifact names and the archive paths behind them.
+
+An artifact name is what the rest of the code uses. Three kinds exist:
+
+- file:   one blob, e.g. ``proc/meminfo@start``, ``cmd/free@end``,
+          ``procs/1234/smaps``. Stored at ``data/<name>``.
+- series: one text per sampling tick, e.g. ``series/proc/vmstat``. All
+          series of one tick share one member ``ticks/<k>.json`` so a tick
+          is either wholly in the archive or not at all.
+- stream: records appended in chunks while collecting (kernel log, BPF
+          events), e.g. ``bpf/oom_kill``. Stored as JSON lines in
+          ``streams/<name>/<seq>.jsonl``; the reader concatenates them.
+
+Phase suffixes: a snapshot taken at the start and at the end of the
+window is two file artifacts, ``<source>@start`` and ``<source>@end``.
+"""
+
+from __future__ import annotations
+
+FORMAT = "snapcollect-bundle"
+FORMAT_VERSION = 1
+# Every version this reader understands; older ones stay here forever.
+READABLE_VERSIONS = (1,)
+
+MANIFEST = "manifest.json"
+SUFFIX = ".tar.zst"
+PARTIAL_SUFFIX = ".partial"
+
+KINDS = ("file", "series", "stream")
+STATUSES = ("ok", "missing", "denied", "timeout", "truncated", "error", "unavailable")
+
+START = "start"
+END = "end"
+
+
+def at(source: str, phase: str) -> str:
+    """Name of a snapshot artifact: ``at("proc/meminfo", "start")``."""
+    return f"{source}@{phase}"
+
+
+def series(source: str) -> str:
+    """Name of a per-tick series artifact: ``series("proc/vmstat")``."""
+    return f"series/{source}"
+
+
+def file_path(name: str) -> str:
+    return f"data/{name}"
+
+
+def tick_path(k: int) -> str:
+    return f"ticks/{k:06d}.json"
+
+
+def stream_path(name: str, seq: int) -> str:
+    return f"streams/{name}/{seq:06d}.jsonl"
+
+
+def classify(member: str) -> tuple[str, str | None, int | None]:
+    """Map an archive member path back to (kind, name, index).
+
+    kind is one of "manifest", "file", "tick", "stream" or "unknown".
+    """
+    if member == MANIFEST:
+        return "manifest", None, None
+    if member.startswith("data/"):
+        return "file", member[len("data/"):], None
+    if member.startswith("ticks/") and member.endswith(".json"):
+        return "tick", None, int(member[len("ticks/"):-len(".json")])
+    if member.startswith("streams/") and member.endswith(".jsonl"):
+        head, _, seq = member[len("streams/"):-len(".jsonl")].rpartition("/")
+        return "stream", head, int(seq)
+    return "unknown", None, None

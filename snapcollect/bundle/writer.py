@@ -1,0 +1,258 @@
+"""Streaming writer for snapcollect bundles (tar inside one zstd stream).
+
+Every member is flushed to the file as soon as it is added (a zstd block
+flush), so a collector killed with SIGKILL at any moment leaves an archive
+that the reader can open up to the last whole member. The archive is
+written as ``<name>.partial`` and renamed only when the final manifest is
+in; it is created 0600 (it holds process names and command lines) and an
+existing file is never overwritten.
+
+The tar headers are built here rather than by ``tarfile`` in stream mode:
+``tarfile``'s stream buffers 10 KiB records in Python, which would hold
+back the last samples from the file on a kill.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import tarfile
+import time
+
+import zstandard
+
+from snapcollect.bundle import names
+
+_BLOCK = 512
+# Space kept back for the final manifest and the tar trailer once the disk
+# runs low, so that a full disk still yields a bundle that says so.
+RESERVE_BYTES = 256 * 1024
+
+
+class DiskFull(OSError):
+    """The output file system ran out of space while writing."""
+
+
+class _Aggregate:
+    """Running size and checksum of a series or stream artifact."""
+
+    def __init__(self, name: str, kind: str, path: str):
+        self.entry: dict = {"name": name, "kind": kind, "path": path, "status": "ok", "bytes": 0}
+        self.sha = hashlib.sha256()
+        self.count = 0
+        self.failed = 0
+        self.reasons: dict[str, int] = {}
+
+    def add(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.entry["bytes"] += len(data)
+        self.count += 1
+
+    def fail(self, status: str, reason: str) -> None:
+        self.failed += 1
+        key = f"{status}: {reason}"
+        self.reasons[key] = self.reasons.get(key, 0) + 1
+
+    def finish(self) -> dict:
+        e = self.entry
+        e["sha256"] = self.sha.hexdigest()
+        e["samples" if e["kind"] == "series" else "records"] = self.count
+        if self.failed:
+            e["failed"] = self.failed
+            # The most frequent failure names the status of the artifact.
+            worst = max(self.reasons, key=self.reasons.get)
+            e["status"] = worst.split(":", 1)[0] if self.count == 0 else "ok"
+            e["reason"] = "; ".join(f"{k} (x{v})" for k, v in sorted(self.reasons.items()))
+        return e
+
+
+class BundleWriter:
+    """Write one bundle. Use as a context manager or call ``close``."""
+
+    def __init__(self, path: str, manifest: dict, *, level: int = 3, reserve_bytes: int = RESERVE_BYTES):
+        if not path.endswith(names.SUFFIX):
+            raise ValueError(f"bundle name must end in {names.SUFFIX}: {path}")
+        self.final_path = path
+        self.partial_path = path + names.PARTIAL_SUFFIX
+        if os.path.exists(path):
+            raise FileExistsError(errno.EEXIST, "refusing to overwrite", path)
+        fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._fh = os.fdopen(fd, "wb", buffering=0)
+        self._zw = zstandard.ZstdCompressor(level=level, write_checksum=True).stream_writer(
+            self._fh, closefd=False, write_return_read=True)
+        self._reserve = reserve_bytes
+        self._since_check = 0
+        self._broken: OSError | None = None
+        self._closed = False
+        self._files: list[dict] = []
+        self._aggs: dict[str, _Aggregate] = {}
+        self._stream_seq: dict[str, int] = {}
+        self.manifest = dict(manifest)
+        self.manifest.update(format=names.FORMAT, format_version=names.FORMAT_VERSION)
+        self.manifest.setdefault("complete", False)
+        self.manifest.setdefault("stopped_by", None)
+        # A provisional manifest first: a killed collector still leaves the
+        # host, kernel and window start in the archive.
+        self._member(names.MANIFEST, self._manifest_bytes())
+
+    # -- low level -----------------------------------------------------
+
+    def _check_space(self, incoming: int) -> None:
+        self._since_check += incoming
+        if self._since_check < 64 * 1024 and incoming < 64 * 1024:
+            return
+        self._since_check = 0
+        st = os.statvfs(self.partial_path)
+        free = st.f_bavail * st.f_frsize
+        if free < self._reserve + incoming:
+            raise DiskFull(errno.ENOSPC, f"only {free // 1024} KiB left on the output file system",
+                           self.partial_path)
+
+    def _member(self, path: str, data: bytes, *, reserve_ok: bool = False) -> None:
+        if self._broken is not None:
+            raise self._broken
+        if not reserve_ok:
+            self._check_space(len(data) + 3 * _BLOCK)
+        info = tarfile.TarInfo(path)
+        info.size = len(data)
+        info.mtime = int(time.time())
+        info.mode = 0o600
+        pad = (-len(data)) % _BLOCK
+        try:
+            self._zw.write(info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"))
+            self._zw.write(data)
+            if pad:
+                self._zw.write(b"\0" * pad)
+            self._zw.flush(zstandard.FLUSH_BLOCK)
+        except OSError as exc:
+            self._broken = DiskFull(exc.errno, exc.strerror, self.partial_path) if exc.errno == errno.ENOSPC else exc
+            raise self._broken from exc
+
+    def _manifest_bytes(self) -> bytes:
+        m = dict(self.manifest)
+        m["artifacts"] = self._files + [a.finish() for a in self._aggs.values()]
+        return json.dumps(m, indent=1, sort_keys=False).encode()
+
+    # -- artifacts -----------------------------------------------------
+
+    def add_file(self, name: str, data: bytes | str, *, status: str = "ok", reason: str | None = None,
+                 **extra) -> None:
+        """Store one blob artifact (a /proc snapshot, a command's output)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        path = names.file_path(name)
+        self._member(path, data)
+        entry = {"name": name, "kind": "file", "path": path, "status": status, "bytes": len(data),
+                 "sha256": hashlib.sha256(data).hexdigest()}
+        if reason:
+            entry["reason"] = reason
+        entry.update(extra)
+        self._files.append(entry)
+
+    def add_missing(self, name: str, status: str, reason: str, **extra) -> None:
+        """Record an artifact that could not be collected, and why."""
+        if status not in names.STATUSES or status == "ok":
+            raise ValueError(f"bad status for a missing artifact: {status}")
+        entry = {"name": name, "kind": extra.pop("kind", "file"), "path": None, "status": status,
+                 "reason": reason, "bytes": 0}
+        entry.update(extra)
+        self._files.append(entry)
+
+    def add_tick(self, k: int, t_wall: float, t_mono: float, texts: dict[str, str],
+                 failures: dict[str, tuple[str, str]] | None = None, **extra) -> None:
+        """Store one sampling tick: series source name -> raw text.
+
+        ``failures`` maps a source that failed this tick to (status, reason).
+        """
+        failures = failures or {}
+        rec = {"k": k, "t": t_wall, "mono": t_mono, **extra,
+               "texts": texts, "failures": {n: list(v) for n, v in failures.items()}}
+        self._member(names.tick_path(k), json.dumps(rec, separators=(",", ":")).encode())
+        for src, text in texts.items():
+            self._agg(names.series(src), "series", "ticks/*.json").add(text.encode("utf-8", "surrogateescape"))
+        for src, (status, reason) in failures.items():
+            self._agg(names.series(src), "series", "ticks/*.json").fail(status, reason)
+
+    def add_records(self, name: str, records: list[dict]) -> None:
+        """Append a chunk of records (events, log lines) to a stream artifact."""
+        agg = self._agg(name, "stream", f"streams/{name}/*.jsonl")
+        if not records:
+            return
+        seq = self._stream_seq.get(name, 0)
+        self._stream_seq[name] = seq + 1
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        self._member(names.stream_path(name, seq), data)
+        agg.sha.update(data)
+        agg.entry["bytes"] += len(data)
+        agg.count += len(records)
+
+    def declare_stream(self, name: str, *, status: str = "ok", reason: str | None = None, **extra) -> None:
+        """Make a stream artifact exist (even with no records) and set its status."""
+        agg = self._agg(name, "stream", f"streams/{name}/*.jsonl")
+        agg.entry["status"] = status
+        if reason:
+            agg.entry["reason"] = reason
+        agg.entry.update(extra)
+
+    def _agg(self, name: str, kind: str, path: str) -> _Aggregate:
+        agg = self._aggs.get(name)
+        if agg is None:
+            agg = self._aggs[name] = _Aggregate(name, kind, path)
+        return agg
+
+    # -- closing -------------------------------------------------------
+
+    @property
+    def broken(self) -> OSError | None:
+        return self._broken
+
+    def close(self, **final) -> str:
+        """Write the final manifest and the tar trailer, then rename.
+
+        Returns the path of the archive: the final name when the manifest
+        could be written, the ``.partial`` name otherwise.
+        """
+        if self._closed:
+            return self.final_path
+        self._closed = True
+        self.manifest.update(final)
+        ok = False
+        if self._broken is None:
+            try:
+                self._member(names.MANIFEST, self._manifest_bytes(), reserve_ok=True)
+                self._zw.write(b"\0" * (2 * _BLOCK))
+                self._zw.flush(zstandard.FLUSH_FRAME)
+                ok = True
+            except OSError:
+                ok = False
+        try:
+            self._zw.close()
+        except OSError:
+            ok = False
+        try:
+            self._fh.close()
+        except OSError:
+            ok = False
+        if not ok:
+            return self.partial_path
+        # link + unlink rather than rename: never replaces a file that
+        # appeared at the final name meanwhile.
+        try:
+            os.link(self.partial_path, self.final_path)
+        except FileExistsError:
+            return self.partial_path
+        except OSError:
+            os.rename(self.partial_path, self.final_path)
+            return self.final_path
+        os.unlink(self.partial_path)
+        return self.final_path
+
+    def __enter__(self) -> "BundleWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(complete=exc[0] is None and self.manifest.get("complete", False))
+
+

@@ -1,0 +1,133 @@
+"""Command line: collect, show, report, doctor, rules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from snapcollect import __version__
+from snapcollect.errors import SnapcollectError
+
+SUBCOMMANDS = ("collect", "show", "report", "doctor", "rules")
+
+EPILOG = """\
+examples:
+  snapcollect --duration 60            collect for 60 s into ./snapcollect-<host>-<time>.tar.zst
+  snapcollect collect -d 30 -o /var/tmp --top 5
+  snapcollect show BUNDLE              what is inside, what is missing and why
+  snapcollect report BUNDLE -o r.pdf   render offline (.md, .html, .pdf or .json)
+  snapcollect doctor                   which collectors work on this host, and how to fix the rest
+  snapcollect rules                    the catalogue of findings
+"""
+
+
+def _positive(kind):
+    def conv(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+        return value
+    return conv
+
+
+def add_collect_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--duration", type=_positive(float), default=60.0, metavar="S",
+                   help="length of the sampling window in seconds (default 60)")
+    p.add_argument("-i", "--interval", type=_positive(float), default=1.0, metavar="S",
+                   help="seconds between samples (default 1)")
+    p.add_argument("-o", "--output", default=".", metavar="PATH",
+                   help="directory, or file name ending in .tar.zst (default: current directory)")
+    p.add_argument("--top", type=_positive(int), default=10, metavar="N",
+                   help="processes that get the expensive detail (smaps, pmap) (default 10)")
+    p.add_argument("--no-bpf", action="store_true", help="do not load BPF programs")
+    p.add_argument("--fault-sample", type=_positive(int), default=None, metavar="N",
+                   help="record the user stack of 1 page fault in N (default: chosen for low overhead)")
+    p.add_argument("--kernel-stacks", action="store_true",
+                   help="also record kernel stacks of page faults (costs more)")
+    p.add_argument("--print-bpf", action="store_true", help="print the BPF programs and exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snapcollect",
+        description="Collect a bounded memory-incident bundle on a Linux host; render it offline.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"snapcollect {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("collect", help="collect a bundle (the default command)", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_collect_options(p)
+
+    p = sub.add_parser("show", help="list what a bundle holds")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    p = sub.add_parser("report", help="render a bundle to Markdown, HTML, PDF or JSON")
+    p.add_argument("bundle")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="output file; its extension picks the format (default: Markdown on stdout)")
+    p.add_argument("-f", "--format", choices=("md", "html", "pdf", "json"),
+                   help="output format (overrides the extension)")
+
+    p = sub.add_parser("doctor", help="check which collectors work on this host")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("rules", help="print the catalogue of findings rules")
+    p.add_argument("--markdown", action="store_true", help="print docs/findings.md")
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    # `snapcollect --duration 60` means `snapcollect collect --duration 60`.
+    if not argv:
+        return ["collect"]
+    if argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    return ["collect", *argv]
+
+
+def cmd_show(args) -> int:
+    from snapcollect.bundle import open_bundle
+    from snapcollect.bundle.show import format_show
+
+    bundle = open_bundle(args.bundle)
+    if args.json:
+        print(json.dumps(bundle.manifest, indent=2))
+    else:
+        print(format_show(bundle))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "collect":
+            from snapcollect.collect.runner import run_collection
+            return run_collection(args)
+        if args.command == "show":
+            return cmd_show(args)
+        if args.command == "report":
+            from snapcollect.report.render import render_command
+            return render_command(args)
+        if args.command == "doctor":
+            from snapcollect.collect.doctor import run_doctor
+            return run_doctor(args)
+        if args.command == "rules":
+            from snapcollect.analysis.findings.catalogue import run_rules
+            return run_rules(args)
+    except SnapcollectError as exc:
+        print(f"snapcollect: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("snapcollect: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+    return 2

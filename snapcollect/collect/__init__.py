@@ -1,0 +1,1 @@
+"""Collection: the only code that touches the live host or imports bcc."""

@@ -1,0 +1,1 @@
+"""Rendering: a format-neutral Report document to Markdown, HTML, PDF and JSON."""

@@ -1,0 +1,150 @@
+"""The format-neutral report document that every renderer consumes.
+
+Analysis builds a ``Report``; renderers (Markdown, HTML, PDF, JSON) only
+read it. Nothing here touches a bundle or raw text. Numbers are kept as
+numbers in ``Table`` rows; each renderer formats them, using the column's
+``fmt`` (a Python format spec such as ``".2f"``) so that Markdown, HTML
+and PDF print the same digits as the classic tool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+Severity = Literal["CRIT", "HIGH", "WARN", "INFO"]
+SEVERITY_ORDER = {"CRIT": 0, "HIGH": 1, "WARN": 2, "INFO": 3}
+
+
+@dataclass
+class Column:
+    key: str              # key into each row dict
+    title: str            # header as the classic tool prints it ("pgscank/s")
+    fmt: str = ""         # format spec for numbers; "" = str()
+    align: Literal["left", "right"] = "right"
+    unit: str = ""        # "kB", "pages/s", "%", ... (for JSON consumers)
+
+
+@dataclass
+class Table:
+    id: str                               # stable, e.g. "sar-B"
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    caption: str = ""
+    footer: list[dict[str, Any]] = field(default_factory=list)  # e.g. sar's "Average:" row
+    source: list[str] = field(default_factory=list)              # artifact names the numbers come from
+    note: str = ""
+
+
+@dataclass
+class Paragraph:
+    text: str   # Markdown inline syntax allowed (emphasis, code, links to #anchors)
+
+
+@dataclass
+class Preformatted:
+    text: str             # verbatim text (classic command output, kernel log)
+    caption: str = ""
+    source: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KeyValues:
+    items: list[tuple[str, str]]
+    caption: str = ""
+
+
+@dataclass
+class Chart:
+    """A time-series or bar chart; renderers draw it to SVG."""
+
+    id: str
+    title: str
+    x: list[float]                       # epoch seconds (time series) or category index
+    series: dict[str, list[float | None]]
+    y_label: str = ""
+    kind: Literal["line", "stacked", "bar"] = "line"
+    categories: list[str] = field(default_factory=list)   # for kind == "bar"
+    source: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FlameGraph:
+    id: str
+    title: str
+    folded: list[tuple[str, int]]   # ("a;b;c", count), as flamegraph.pl reads
+    count_name: str = "samples"
+    note: str = ""
+    source: list[str] = field(default_factory=list)
+
+
+Block = Union[Paragraph, Table, Preformatted, KeyValues, Chart, FlameGraph]
+
+
+@dataclass
+class Section:
+    id: str           # anchor, stable: "free", "sar-B", "oom"
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+    level: int = 2
+    subsections: list["Section"] = field(default_factory=list)
+
+
+@dataclass
+class Evidence:
+    artifacts: list[str]
+    time_range: tuple[float, float] | None   # epoch seconds
+    values: dict[str, Any]
+    section: str | None = None               # anchor of the section showing it
+
+
+@dataclass
+class Finding:
+    key: str                # stable UPPER_SNAKE
+    severity: Severity
+    title: str
+    explanation: str        # plain words, with what to do next
+    threshold: str
+    threshold_source: str   # a published default, or "heuristic"
+    evidence: Evidence
+
+
+@dataclass
+class SkippedRule:
+    key: str
+    reason: str
+
+
+@dataclass
+class TimelineEvent:
+    t: float                # epoch seconds, the bundle's clock
+    kind: str               # "pressure", "reclaim", "oom", "swap", "kmsg", "growth", ...
+    text: str
+    severity: Severity | None = None
+    source: str = ""        # artifact name
+    section: str | None = None
+
+
+@dataclass
+class Report:
+    meta: dict[str, Any]                     # host, kernel, window, interval, tool_version, cost, ...
+    missing: list[dict[str, Any]]            # artifacts not collected: name, status, reason
+    sections: list[Section]
+    findings: list[Finding] = field(default_factory=list)
+    skipped_rules: list[SkippedRule] = field(default_factory=list)
+    timeline: list[TimelineEvent] = field(default_factory=list)
+    verdict: str = ""
+    worst_severity: Severity | None = None
+    # Machine-readable tables (sar tables etc.) for JSON: id -> Table
+    data_tables: dict[str, Table] = field(default_factory=dict)
+
+    def all_tables(self) -> list[Table]:
+        out: list[Table] = []
+
+        def walk(sections: list[Section]) -> None:
+            for s in sections:
+                out.extend(b for b in s.blocks if isinstance(b, Table))
+                walk(s.subsections)
+
+        walk(self.sections)
+        return out
