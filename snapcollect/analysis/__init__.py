@@ -1,0 +1,1 @@
+"""Analysis: rates (sar equivalents), timeline and findings, from parsed data."""

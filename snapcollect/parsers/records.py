@@ -1,0 +1,187 @@
+"""Typed records shared by parsers, analysis and findings.
+
+Values keep the kernel's field names. /proc/meminfo and per-node meminfo
+values are kB (HugePages_* are page counts); /proc/vmstat values are the
+kernel's counters (pages or events).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Point(Generic[T]):
+    """One parsed sample of a series, on the bundle's clock."""
+
+    k: int          # tick index
+    t: float        # wall clock, epoch seconds, when the source was read
+    value: T
+
+
+@dataclass(frozen=True)
+class PsiLine:
+    avg10: float
+    avg60: float
+    avg300: float
+    total_us: int
+
+
+@dataclass(frozen=True)
+class Psi:
+    """/proc/pressure/memory (4.20+). ``full`` is absent on some kernels."""
+
+    some: PsiLine
+    full: PsiLine | None
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One process in the cheap per-tick pass (/proc/PID/stat + status)."""
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    minflt: int         # cumulative, this process only (not children)
+    majflt: int
+    vsize_kb: int
+    rss_kb: int
+    uid: int | None
+    swap_kb: int | None
+    starttime: int      # clock ticks since boot: tells a reused pid apart
+
+
+@dataclass(frozen=True)
+class SlabCache:
+    name: str
+    active_objs: int
+    num_objs: int
+    objsize: int        # bytes
+    objperslab: int
+    pagesperslab: int
+    active_slabs: int
+    num_slabs: int
+
+    @property
+    def size_kb(self) -> float:
+        """What slabtop prints as CACHE SIZE: num_slabs * pagesperslab * page size."""
+        return self.num_slabs * self.pagesperslab * 4  # page size set by analysis when not 4 KiB
+
+
+@dataclass(frozen=True)
+class SwapDevice:
+    filename: str
+    type: str
+    size_kb: int
+    used_kb: int
+    priority: int
+
+
+@dataclass(frozen=True)
+class Mapping_:
+    """One mapping of pmap -x, from /proc/PID/smaps."""
+
+    address: int
+    kbytes: int
+    rss_kb: int
+    pss_kb: int
+    dirty_kb: int
+    anonymous_kb: int
+    swap_kb: int
+    mode: str           # pmap's 5-char mode, e.g. "rw---"
+    mapping: str        # file name, "[ anon ]", "[ stack ]"
+    shared_kb: int = 0
+
+
+@dataclass(frozen=True)
+class ProcDetail:
+    """Expensive detail for one top process, taken once at the end."""
+
+    pid: int
+    comm: str
+    cmdline: str
+    rss_kb: int | None
+    pss_kb: int | None
+    swap_kb: int | None
+    mappings: tuple[Mapping_, ...]
+    pmap_text: str | None        # verbatim `pmap -x` output, when collected
+
+
+@dataclass(frozen=True)
+class KmsgLine:
+    seq: int
+    ts_us: int          # kernel monotonic time of the message
+    t: float | None     # wall clock estimate (bundle clock)
+    prio: int
+    text: str
+    before_window: bool
+
+
+@dataclass(frozen=True)
+class OomKill:
+    """One OOM kill, from BPF oom:mark_victim and/or the kernel log."""
+
+    t: float
+    victim_pid: int
+    victim_comm: str
+    trigger_pid: int | None = None
+    trigger_comm: str | None = None
+    memcg: bool | None = None            # True: memcg OOM, False: global, None: unknown
+    constraint: str | None = None        # CONSTRAINT_MEMCG, CONSTRAINT_NONE, ... (kernel log)
+    oom_memcg: str | None = None
+    task_memcg: str | None = None
+    total_vm_kb: int | None = None
+    anon_rss_kb: int | None = None
+    file_rss_kb: int | None = None
+    shmem_rss_kb: int | None = None
+    pgtables_kb: int | None = None
+    uid: int | None = None
+    oom_score_adj: int | None = None
+    sources: tuple[str, ...] = ()        # artifact names it came from
+
+
+@dataclass(frozen=True)
+class ReclaimStall:
+    """A direct or memcg reclaim episode of one task (begin/end pair)."""
+
+    t: float                 # begin, bundle clock
+    latency_us: float
+    pid: int
+    comm: str
+    kind: str                # "direct" or "memcg"
+    order: int | None
+    gfp_flags: str | None
+    nr_reclaimed: int | None
+
+
+@dataclass(frozen=True)
+class CompactionStall:
+    t: float
+    latency_us: float
+    pid: int
+    comm: str
+    status: str | None
+
+
+@dataclass
+class BpfData:
+    """What the BPF collectors recorded; ``available`` says which worked."""
+
+    available: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # artifact -> (status, reason)
+    oom_kills: list[OomKill] = field(default_factory=list)
+    reclaim: list[ReclaimStall] = field(default_factory=list)
+    kswapd_wakes: list[tuple[float, int, int]] = field(default_factory=list)  # (t, nid, order)
+    compaction: list[CompactionStall] = field(default_factory=list)
+    fault_stacks: list[tuple[str, int]] = field(default_factory=list)        # folded lines, scaled counts
+    fault_sample_period: int = 1
+    stack_errors: int = 0
+    majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
+    heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks
+
+
+Meminfo = Mapping[str, int]
+Vmstat = Mapping[str, int]
