@@ -3,16 +3,39 @@
 ``load_dataset(bundle)`` is the only place that asks the bundle for
 artifacts by name and hands their text to the parsers. Every field may be
 empty or None: old kernels, containers and unprivileged runs leave gaps;
-``status`` says why a source is absent.
+``missing`` says why a source is absent. An artifact that is present but
+does not parse is listed in ``missing`` with status ``error`` and the
+parser's one-line reason; the rest of the bundle still loads.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from snapcollect.parsers.records import (BpfData, KmsgLine, Point, ProcDetail, ProcSample, Psi,
-                                         SlabCache, SwapDevice)
+from snapcollect.parsers.base import ParseError
+from snapcollect.parsers.buddyinfo import parse_buddyinfo
+from snapcollect.parsers.cgroups import parse_cgroups
+from snapcollect.parsers.kmsg import parse_kmsg
+from snapcollect.parsers.meminfo import parse_meminfo
+from snapcollect.parsers.numastat import parse_node_meminfo, parse_node_numastat
+from snapcollect.parsers.procs import parse_procs
+from snapcollect.parsers.psi import parse_psi
+from snapcollect.parsers.records import (BpfData, KmsgLine, MemCgroup, Point, ProcDetail, ProcSample,
+                                         Psi, SlabCache, SwapDevice)
+from snapcollect.parsers.slabinfo import parse_slabinfo
+from snapcollect.parsers.smaps import parse_smaps, parse_smaps_rollup, rollup_from_smaps
+from snapcollect.parsers.swaps import parse_swaps
+from snapcollect.parsers.sysctl import parse_name_values
+from snapcollect.parsers.vmstat import parse_vmstat
+from snapcollect.parsers.zoneinfo import parse_zoneinfo
+
+T = TypeVar("T")
+
+# Classic command outputs kept verbatim per phase: Snapshot.commands key -> artifact source.
+COMMANDS = {"free": "cmd/free", "vmstat-s": "cmd/vmstat-s", "swapon": "cmd/swapon",
+            "numastat": "cmd/numastat", "numastat-m": "cmd/numastat-m"}
 
 
 @dataclass
@@ -25,14 +48,18 @@ class Snapshot:
     swaps: list[SwapDevice] | None = None
     slabinfo: list[SlabCache] | None = None
     buddyinfo: list[dict] | None = None            # {"node", "zone", "free": [count per order]}
-    zoneinfo: dict | None = None
+    zoneinfo: dict | None = None                   # parsers.zoneinfo: {"zones": {(node, zone): {...}}, "nodes": {...}}
     psi: Psi | None = None
     sysvm: dict[str, str] | None = None            # /proc/sys/vm/<name> -> value text
     thp: dict[str, str] | None = None              # transparent_hugepage/<path> -> value text
     numa_meminfo: dict[int, dict[str, int]] | None = None
     numastat: dict[int, dict[str, int]] | None = None
-    cgroups: dict | None = None                    # parsed cgroups/memory: see parsers.cgroups
+    # The cgroups/memory document as stored: {"version", "root", "groups": {path: {file: text}}}.
+    cgroups: dict | None = None
     commands: dict[str, str] = field(default_factory=dict)   # "free" -> verbatim output
+    # Parsed memory cgroups by path (parsers.cgroups), from ``cgroups``.
+    memcgs: dict[str, MemCgroup] | None = None
+    uptime_s: float | None = None                  # /proc/uptime first field
 
 
 @dataclass
@@ -54,6 +81,9 @@ class Dataset:
     bpf: BpfData = field(default_factory=BpfData)
     # artifact name -> (status, reason) for everything not "ok"
     missing: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    clk_tck: int = 100
+    # ticks the bundle holds (some series may have fewer samples)
+    ticks: int = 0
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -63,3 +93,212 @@ class Dataset:
     def has(self, name: str) -> bool:
         """True when artifact ``name`` was collected (status ok)."""
         return name not in self.missing
+
+
+class _Loader:
+    def __init__(self, bundle):
+        self.b = bundle
+        self.missing: dict[str, tuple[str, str | None]] = {}
+        for a in bundle.artifacts():
+            if a.get("status", "ok") != "ok":
+                self.missing[a["name"]] = (a.get("status"), a.get("reason"))
+
+    def parse(self, name: str, parser: Callable[[str], T]) -> T | None:
+        """Parse a file artifact; None when absent or unparsable (then recorded)."""
+        text = self.b.text(name)
+        if text is None:
+            if name not in self.missing and self.b.entry(name) is None:
+                self.missing[name] = ("missing", "not in this bundle")
+            return None
+        try:
+            return parser(text)
+        except ParseError as exc:
+            self.missing[name] = ("error", f"could not parse: {exc}")
+            return None
+
+    def series(self, source: str, parser: Callable[[str], T]) -> list[Point[T]]:
+        out: list[Point[T]] = []
+        errors = 0
+        first_error = None
+        for s in self.b.series(source):
+            try:
+                out.append(Point(s.k, s.t, parser(s.text)))
+            except ParseError as exc:
+                errors += 1
+                first_error = first_error or str(exc)
+        name = f"series/{source}"
+        if errors:
+            self.missing[name] = ("error", f"{errors} samples could not be parsed, e.g.: {first_error}")
+        elif not out and name not in self.missing and self.b.entry(name) is None:
+            self.missing[name] = ("missing", "not in this bundle")
+        return out
+
+
+def _uptime(text: str) -> float:
+    try:
+        return float(text.split()[0])
+    except (IndexError, ValueError):
+        raise ParseError(f"uptime: unexpected content {text.strip()[:40]!r}") from None
+
+
+def _nodes(bundle, kind: str, phase: str | None) -> list[tuple[int, str]]:
+    """(node number, artifact name) of sys/node/node<N>/<kind>[@phase]."""
+    out = []
+    suffix = f"/{kind}@{phase}" if phase else f"/{kind}"
+    if phase:
+        candidates = bundle.names("sys/node/node")
+    else:
+        candidates = [f"series/{s}" for s in bundle.series_sources() if s.startswith("sys/node/node")]
+    for name in candidates:
+        body = name[len("series/"):] if name.startswith("series/") else name
+        if body.endswith(suffix):
+            node = body[len("sys/node/node"):-len(suffix)]
+            if node.isdigit():
+                out.append((int(node), name))
+    return sorted(out)
+
+
+def _snapshot(ld: _Loader, phase: str) -> Snapshot:
+    b = ld.b
+    s = Snapshot()
+    at = lambda src: f"{src}@{phase}"  # noqa: E731
+    s.meminfo = ld.parse(at("proc/meminfo"), parse_meminfo)
+    s.vmstat = ld.parse(at("proc/vmstat"), parse_vmstat)
+    s.swaps = ld.parse(at("proc/swaps"), parse_swaps)
+    s.slabinfo = ld.parse(at("proc/slabinfo"), parse_slabinfo)
+    s.buddyinfo = ld.parse(at("proc/buddyinfo"), parse_buddyinfo)
+    s.zoneinfo = ld.parse(at("proc/zoneinfo"), parse_zoneinfo)
+    s.psi = ld.parse(at("proc/pressure/memory"), parse_psi)
+    s.sysvm = ld.parse(at("proc/sys/vm"), parse_name_values)
+    s.thp = ld.parse(at("sys/kernel/mm/transparent_hugepage"), parse_name_values)
+    s.uptime_s = ld.parse(at("proc/uptime"), _uptime)
+    raw_cg = ld.parse(at("cgroups/memory"), lambda t: (parse_cgroups(t), _json(t)))
+    if raw_cg is not None:
+        parsed, s.cgroups = raw_cg
+        s.memcgs = parsed["groups"]
+    nm = {n: v for n, name in _nodes(b, "meminfo", phase)
+          if (v := ld.parse(name, parse_node_meminfo)) is not None}
+    ns = {n: v for n, name in _nodes(b, "numastat", phase)
+          if (v := ld.parse(name, parse_node_numastat)) is not None}
+    s.numa_meminfo = nm or None
+    s.numastat = ns or None
+    for key, src in COMMANDS.items():
+        text = b.text(at(src))
+        if text is not None:
+            s.commands[key] = text
+    return s
+
+
+def _top(ld: _Loader) -> list[ProcDetail]:
+    b = ld.b
+    chosen = ld.parse("procs/top", _json)
+    if not isinstance(chosen, list):
+        return []
+    out = []
+    for entry in chosen:
+        try:
+            pid = int(entry["pid"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        smaps_name = f"procs/{pid}/smaps"
+        mappings = ld.parse(smaps_name, parse_smaps) or ()
+        rollup = ld.parse(f"procs/{pid}/smaps_rollup", parse_smaps_rollup)
+        if rollup is None and mappings:
+            rollup = rollup_from_smaps(mappings)   # kernels before 4.14
+        rollup = rollup or {}
+        status = ld.parse(f"procs/{pid}/status", _status) or {}
+        cmdline_raw = b.text(f"procs/{pid}/cmdline")
+        cmdline = cmdline_raw.replace("\0", " ").strip() if cmdline_raw else ""
+        comm = status.get("Name") or str(entry.get("comm") or "")
+        rss = rollup.get("Rss", _int_or_none(status.get("VmRSS")) or entry.get("rss_kb"))
+        swap = rollup.get("Swap", _int_or_none(status.get("VmSwap")))
+        out.append(ProcDetail(pid=pid, comm=comm, cmdline=cmdline, rss_kb=rss, pss_kb=rollup.get("Pss"),
+                              swap_kb=swap, mappings=tuple(mappings),
+                              pmap_text=b.text(f"procs/{pid}/pmap-x")))
+    return out
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _int_or_none(v: str | None) -> int | None:
+    try:
+        return int(str(v).split()[0]) if v is not None else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _status(text: str) -> dict[str, str]:
+    """/proc/PID/status as ``{"Name": "python3", "VmRSS": "64620 kB", ...}``."""
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            out[k] = v.strip()
+    return out
+
+
+def _bpf(ld: _Loader, kmsg: list[KmsgLine]) -> BpfData:
+    try:
+        from snapcollect.parsers import bpf_events
+    except ImportError:
+        return BpfData()
+    loader = getattr(bpf_events, "load_bpf_data", None)
+    if loader is None:
+        return BpfData()
+    names = [a["name"] for a in ld.b.artifacts() if a["name"].startswith("bpf/")]
+    streams = {n: ld.b.records(n) for n in names}
+    status = {n: ld.b.status(n) for n in names}
+    try:
+        return loader(streams, status, ld.b.manifest, {n: ld.b.data(n) for n in names if ld.b.data(n)},
+                      kmsg=kmsg)
+    except ParseError as exc:
+        ld.missing["bpf"] = ("error", f"could not parse: {exc}")
+        return BpfData(available={n: ("error", str(exc)) for n in names})
+
+
+def load_dataset(bundle) -> Dataset:
+    """Parse every artifact of an opened bundle (``bundle.reader.Bundle``)."""
+    ld = _Loader(bundle)
+    m = bundle.manifest
+    host = ld.parse("host/info", _json)
+    if not isinstance(host, dict):
+        host = {}
+    page_size = int(host.get("page_size") or 4096)
+    clk_tck = int(host.get("clk_tck") or 100)
+    start, end = _snapshot(ld, "start"), _snapshot(ld, "end")
+
+    ds = Dataset(manifest=m, host=host, interval_s=float(m.get("interval_s") or 1.0), page_size=page_size,
+                 start=start, end=end, clk_tck=clk_tck, ticks=len(bundle.ticks))
+    ds.meminfo = ld.series("proc/meminfo", parse_meminfo)
+    ds.vmstat = ld.series("proc/vmstat", parse_vmstat)
+    ds.uptime = ld.series("proc/uptime", _uptime)
+    ds.psi = ld.series("proc/pressure/memory", parse_psi)
+    cache: dict = {}
+    ds.procs = ld.series("procs", lambda text: parse_procs(text, page_size, cache))
+    node_series = _nodes(bundle, "numastat", None)
+    if node_series:
+        by_k: dict[int, tuple[float, dict[int, dict[str, int]]]] = {}
+        for node, name in node_series:
+            for p in ld.series(name[len("series/"):], parse_node_numastat):
+                by_k.setdefault(p.k, (p.t, {}))[1][node] = p.value
+        ds.numa = [Point(k, t, v) for k, (t, v) in sorted(by_k.items())]
+    # Snapshots carry no read time of their own: the first and last ticks
+    # stand for them (the collector takes them right before and after).
+    times = [t["t"] for t in bundle.ticks]
+    if times:
+        start.t, end.t = times[0], times[-1]
+    records = bundle.records("kmsg")
+    if records:
+        try:
+            ds.kmsg = parse_kmsg(records, m.get("clock"))
+        except ParseError as exc:
+            ld.missing["kmsg"] = ("error", f"could not parse: {exc}")
+    ds.top = _top(ld)
+    ds.bpf = _bpf(ld, ds.kmsg)
+    ds.missing = ld.missing
+    return ds

@@ -122,6 +122,30 @@ class KmsgLine:
 
 
 @dataclass(frozen=True)
+class MemCgroup:
+    """One memory cgroup (v1 or v2) at one moment, from ``cgroups/memory@P``.
+
+    Byte values as the kernel prints them; a limit of ``None`` means
+    unlimited ("max" in v2, PAGE_COUNTER_MAX in v1). ``events`` holds v2's
+    memory.events (low, high, max, oom, oom_kill, oom_group_kill); for v1
+    it holds ``failcnt`` and memory.oom_control's ``under_oom`` and
+    ``oom_kill`` (the latter since 4.13).
+    """
+
+    path: str
+    version: int
+    usage_bytes: int | None
+    limit_bytes: int | None
+    high_bytes: int | None = None          # v2 memory.high
+    peak_bytes: int | None = None          # v2 memory.peak (5.19+), v1 max_usage_in_bytes
+    swap_usage_bytes: int | None = None    # v2 memory.swap.current; v1 memsw.usage - usage
+    swap_limit_bytes: int | None = None    # v2 memory.swap.max; v1 memsw.limit - limit
+    stat: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    pressure: Psi | None = None            # v2 memory.pressure (4.20+)
+
+
+@dataclass(frozen=True)
 class OomKill:
     """One OOM kill, from BPF oom:mark_victim and/or the kernel log."""
 

@@ -1,0 +1,91 @@
+"""``pmap -x`` for each of the top processes: largest mappings by RSS.
+
+From /proc/PID/smaps (parsers.smaps gives pmap's columns); the total row
+covers every mapping, as pmap's ``total kB`` line. When the bundle holds
+the verbatim ``pmap -x`` output too, its total line is compared.
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.processes import largest_mappings, mapping_split, top_by_pss
+from snapcollect.parsers.base import ParseError
+from snapcollect.parsers.pmap_cmd import parse_pmap_x
+from snapcollect.parsers.records import ProcDetail
+from snapcollect.report.model import Column, KeyValues, Paragraph, Section, Table
+from snapcollect.report.sections.common import absent, why_missing
+
+LARGEST = 20
+
+COLUMNS = [Column("address", "Address", "", "left"), Column("kbytes", "Kbytes", "d", unit="kB"),
+           Column("rss_kb", "RSS", "d", unit="kB"), Column("dirty_kb", "Dirty", "d", unit="kB"),
+           Column("mode", "Mode", "", "left"), Column("mapping", "Mapping", "", "left"),
+           Column("pss_kb", "PSS", "d", unit="kB"), Column("anonymous_kb", "Anon", "d", unit="kB"),
+           Column("shared_kb", "Shared", "d", unit="kB"), Column("swap_kb", "Swap", "d", unit="kB")]
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A command line on one line (arguments may hold newlines), cut at ``limit``."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+def _kb(v: int) -> str:
+    return f"{v:,} kB"
+
+
+def _crosscheck(d: ProcDetail, kbytes: int, rss: int, dirty: int) -> Paragraph | None:
+    if not d.pmap_text:
+        return None
+    try:
+        _, total = parse_pmap_x(d.pmap_text)
+    except ParseError:
+        return Paragraph("The verbatim pmap -x output in the bundle could not be read.")
+    ours = (kbytes, rss, dirty)
+    theirs = (total["kbytes"], total["rss_kb"], total["dirty_kb"])
+    if ours == theirs:
+        return Paragraph(f"pmap -x run by the collector prints the same total: {theirs[0]} {theirs[1]} "
+                         f"{theirs[2]} kB.")
+    return Paragraph(f"pmap -x run by the collector a moment later prints total {theirs[0]} {theirs[1]} "
+                     f"{theirs[2]} kB (Kbytes RSS Dirty); the process changed between the two reads.")
+
+
+def pmap_section(d: ProcDetail, why: str = "") -> Section:
+    s = Section(f"pmap-{d.pid}", f"pmap -x {d.pid} ({d.comm})", level=3)
+    if not d.mappings:
+        s.blocks.append(Paragraph(f"No mappings for pid {d.pid}: {why or f'`procs/{d.pid}/smaps` not collected'}."))
+        return s
+    split = mapping_split(d.mappings)
+    s.blocks.append(KeyValues([
+        ("command line", one_line(d.cmdline) or d.comm),
+        ("mappings", str(len(d.mappings))),
+        ("RSS", _kb(split.rss_kb)), ("PSS", _kb(split.pss_kb)), ("swap", _kb(split.swap_kb)),
+        ("anonymous RSS", _kb(split.anon_rss_kb)),
+        ("file and shmem RSS", _kb(split.file_rss_kb)),
+        ("shared RSS (also mapped elsewhere)", _kb(split.shared_rss_kb)),
+    ], caption="Anonymous / file / shared split (smaps: Anonymous, Rss - Anonymous, Shared_Clean + Shared_Dirty)"))
+    rows = [{"address": f"{m.address:016x}", "kbytes": m.kbytes, "rss_kb": m.rss_kb, "dirty_kb": m.dirty_kb,
+             "mode": m.mode, "mapping": m.mapping, "pss_kb": m.pss_kb, "anonymous_kb": m.anonymous_kb,
+             "shared_kb": m.shared_kb, "swap_kb": m.swap_kb} for m in largest_mappings(d.mappings, LARGEST)]
+    footer = [{"address": "total kB", "kbytes": split.kbytes, "rss_kb": split.rss_kb, "dirty_kb": split.dirty_kb,
+               "mode": None, "mapping": f"({len(d.mappings)} mappings)", "pss_kb": split.pss_kb,
+               "anonymous_kb": split.anon_rss_kb, "shared_kb": split.shared_rss_kb, "swap_kb": split.swap_kb}]
+    shown = len(rows)
+    s.blocks.append(Table(f"pmap-{d.pid}", COLUMNS, rows, footer=footer,
+                          caption=f"The {shown} largest of {len(d.mappings)} mappings by RSS",
+                          source=[f"procs/{d.pid}/smaps"],
+                          note="Dirty = Shared_Dirty + Private_Dirty; Mode as pmap (s = shared); the total row "
+                               "covers every mapping."))
+    check = _crosscheck(d, split.kbytes, split.rss_kb, split.dirty_kb)
+    if check is not None:
+        s.blocks.append(check)
+    return s
+
+
+def pmap_sections(ds: Dataset) -> list[Section]:
+    s = Section("pmap", "Mappings of the top processes: pmap -x")
+    if not ds.top:
+        s.blocks.append(absent(ds, "per-process mappings", "procs/top"))
+        return [s]
+    s.subsections = [pmap_section(d, why_missing(ds, f"procs/{d.pid}/smaps")) for d in top_by_pss(ds.top)]
+    return [s]

@@ -1,0 +1,69 @@
+"""Processes by memory: the ps/top view by RSS, PSS of the top N, RSS growth."""
+
+from __future__ import annotations
+
+from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.processes import top_by_pss, top_by_rss, top_growers
+from snapcollect.report.model import Column, Paragraph, Section, Table
+from snapcollect.report.sections.common import absent, mem_total
+from snapcollect.report.sections.pmap import one_line
+
+
+
+
+RSS_COLUMNS = [Column("pid", "PID", "d"), Column("uid", "UID", "d"), Column("mem_pct", "%MEM", ".1f", unit="%"),
+               Column("vsz_kb", "VSZ", ".0f", unit="kB"), Column("rss_kb", "RSS", ".0f", unit="kB"),
+               Column("swap_kb", "SWAP", ".0f", unit="kB"), Column("state", "S", "", "left"),
+               Column("rss_first_kb", "RSS start", ".0f", unit="kB"), Column("growth_kb", "RSS change", "+.0f", unit="kB"),
+               Column("comm", "COMMAND", "", "left")]
+
+PSS_COLUMNS = [Column("pid", "PID", "d"), Column("rss_kb", "RSS", ".0f", unit="kB"),
+               Column("pss_kb", "PSS", ".0f", unit="kB"), Column("swap_kb", "SWAP", ".0f", unit="kB"),
+               Column("comm", "COMMAND", "", "left"), Column("cmdline", "command line", "", "left")]
+
+GROW_COLUMNS = [Column("pid", "PID", "d"), Column("comm", "COMMAND", "", "left"),
+                Column("rss_first_kb", "RSS first", ".0f", unit="kB"), Column("rss_kb", "RSS last", ".0f", unit="kB"),
+                Column("growth_kb", "change", "+.0f", unit="kB"), Column("ratio", "ratio", ".2f"),
+                Column("t_first", "first seen", "time", "left"), Column("t_last", "last seen", "time", "left")]
+
+
+def process_sections(ds: Dataset, top_n: int = 15) -> tuple[list[Section], dict[str, Table]]:
+    s = Section("top-processes", "Top processes by memory: ps / top")
+    data: dict[str, Table] = {}
+    total = mem_total(ds)
+    if ds.procs:
+        top = top_by_rss(ds.procs, total, top_n)
+        rows = [{"pid": p.pid, "uid": p.uid, "mem_pct": p.mem_pct, "vsz_kb": p.vsz_kb, "rss_kb": p.rss_kb,
+                 "swap_kb": p.swap_kb, "state": p.state, "rss_first_kb": p.rss_first_kb,
+                 "growth_kb": p.growth_kb, "comm": p.comm} for p in top]
+        t = Table("processes-rss", RSS_COLUMNS, rows, caption=f"Top {len(rows)} processes by RSS at the end",
+                  source=["series/procs"],
+                  note="RSS counts shared pages in every process mapping them; SWAP is VmSwap. "
+                       "RSS start is the first sample of the window (or the process's first sample).")
+        s.blocks.append(t)
+        data[t.id] = t
+        growers = top_growers(ds.procs, total)
+        if growers:
+            rows = [{"pid": p.pid, "comm": p.comm, "rss_first_kb": p.rss_first_kb, "rss_kb": p.rss_kb,
+                     "growth_kb": p.growth_kb, "ratio": p.growth_ratio, "t_first": p.t_first,
+                     "t_last": p.t_last} for p in growers]
+            g = Table("processes-growth", GROW_COLUMNS, rows, caption="Largest RSS growth over the window",
+                      source=["series/procs"], note="From each process's first to its last sample; at least 1 MiB.")
+            s.blocks.append(g)
+            data[g.id] = g
+        else:
+            s.blocks.append(Paragraph("No process grew its RSS by 1 MiB or more during the window."))
+    else:
+        s.blocks.append(absent(ds, "per-process samples", "series/procs"))
+    if ds.top:
+        rows = [{"pid": d.pid, "rss_kb": d.rss_kb, "pss_kb": d.pss_kb, "swap_kb": d.swap_kb, "comm": d.comm,
+                 "cmdline": one_line(d.cmdline, 80)}
+                for d in top_by_pss(ds.top)]
+        p = Table("processes-pss", PSS_COLUMNS, rows, caption="Top processes by PSS at the end (smaps_rollup)",
+                  source=["procs/top"] + [f"procs/{d.pid}/smaps_rollup" for d in ds.top],
+                  note="PSS shares each page among the processes mapping it, so PSS adds up across processes.")
+        s.blocks.append(p)
+        data[p.id] = p
+    else:
+        s.blocks.append(absent(ds, "per-process detail (smaps)", "procs/top"))
+    return [s], data
