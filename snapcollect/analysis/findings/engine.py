@@ -1,0 +1,297 @@
+"""The findings engine: a registry of rules with declared inputs.
+
+A rule is a pure function ``Dataset -> Hit | None`` registered with
+``@rule(...)``. The declaration carries everything the catalogue shows
+(key, severities, what it detects, threshold and where that number comes
+from) and the wording of the finding, as templates filled from the hit's
+facts, apart from the logic (the way insights-core keeps a rule's text in
+a template keyed by the rule).
+
+Each declared input is a group of artifact names of which any one will
+do (``("bpf/oom_kill", "series/proc/vmstat", "kmsg")``). Before a rule
+runs, the engine checks its groups against the Dataset; a rule whose input
+is absent becomes a ``SkippedRule`` with the reason, e.g. "needs
+series/proc/vmstat (denied: permission denied)". A rule that raises is
+also listed as skipped, with the error: one broken rule never hides the
+others nor crashes the report.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from snapcollect.analysis.dataset import Dataset
+from snapcollect.report.model import SEVERITY_ORDER, Evidence, Finding, SkippedRule
+
+SEVERITIES = ("CRIT", "HIGH", "WARN", "INFO")
+
+
+@dataclass
+class Hit:
+    """What a rule returns when it fires: severity and the evidence."""
+
+    severity: str
+    facts: dict[str, Any]                  # fills the templates; kept as evidence values
+    artifacts: list[str]
+    time_range: tuple[float, float] | None
+    section: str | None = None             # overrides the rule's default section
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    area: str
+    severities: tuple[str, ...]
+    detects: str
+    title: str              # template over the hit's facts
+    explanation: str        # template: plain words and what to do next
+    threshold: str
+    source: str             # a published default, or "heuristic" (+ what it is modelled on)
+    needs: tuple[tuple[str, ...], ...]
+    section: str
+    func: Callable[[Dataset], Hit | None] = field(compare=False, repr=False)
+
+
+class SkipRule(Exception):
+    """Raised by a rule whose input exists but cannot answer (e.g. no 'full' PSI line)."""
+
+
+REGISTRY: list[Rule] = []
+
+
+def rule(*, key: str, area: str, severities: tuple[str, ...], detects: str, title: str,
+         explanation: str, threshold: str, source: str, needs: list[tuple[str, ...] | str],
+         section: str):
+    """Register a rule. ``needs``: artifact names, or tuples of alternatives."""
+    if not key.replace("_", "").isalnum() or key.upper() != key:
+        raise ValueError(f"rule key must be UPPER_SNAKE: {key}")
+    bad = [s for s in severities if s not in SEVERITIES]
+    if bad:
+        raise ValueError(f"{key}: unknown severities {bad}")
+
+    def deco(func):
+        groups = tuple((n,) if isinstance(n, str) else tuple(n) for n in needs)
+        r = Rule(key, area, tuple(severities), detects, title, explanation, threshold, source,
+                 groups, section, func)
+        if any(x.key == key for x in REGISTRY):
+            raise ValueError(f"rule {key} registered twice")
+        REGISTRY.append(r)
+        func.rule = r
+        return func
+    return deco
+
+
+def all_rules() -> list[Rule]:
+    import snapcollect.analysis.findings.rules  # noqa: F401  (registers every rule)
+    return list(REGISTRY)
+
+
+def get_rule(key: str) -> Rule:
+    for r in all_rules():
+        if r.key == key:
+            return r
+    raise KeyError(key)
+
+
+# -- inputs -----------------------------------------------------------------
+
+def _series_len(ds: Dataset, name: str) -> int | None:
+    return {
+        "series/proc/vmstat": len(ds.vmstat),
+        "series/proc/meminfo": len(ds.meminfo),
+        "series/proc/pressure/memory": len(ds.psi),
+        "series/procs": len(ds.procs),
+        "series/sys/node/numastat": len(ds.numa),
+    }.get(name)
+
+
+# Series that need two samples to give a delta; meminfo is a level.
+_NEED_TWO = {"series/proc/vmstat", "series/proc/pressure/memory", "series/procs",
+             "series/sys/node/numastat"}
+
+_SNAPSHOT_FIELDS = {
+    "proc/meminfo": "meminfo", "proc/vmstat": "vmstat", "proc/swaps": "swaps",
+    "proc/slabinfo": "slabinfo", "proc/buddyinfo": "buddyinfo", "proc/zoneinfo": "zoneinfo",
+    "proc/pressure/memory": "psi", "proc/sys/vm": "sysvm",
+    "sys/kernel/mm/transparent_hugepage": "thp", "cgroups/memory": "cgroups",
+    "sys/node/numastat": "numastat", "sys/node/meminfo": "numa_meminfo",
+}
+
+
+def _missing_reason(ds: Dataset, name: str) -> str | None:
+    """Status of an artifact (or of any artifact a family name stands for)."""
+    if name in ds.missing:
+        status, reason = ds.missing[name]
+        return f"{status}: {reason}" if reason else status
+    if name.startswith("sys/node/") or name.startswith("series/sys/node/"):
+        # per-node artifacts are named sys/node/node<N>/...: report the first
+        base = name.split("@")[0].rsplit("/", 1)[-1]
+        for n, (status, reason) in sorted(ds.missing.items()):
+            if n.startswith(name.split("sys/node/")[0] + "sys/node/node") and base in n:
+                return f"{status}: {reason}" if reason else status
+    if name.startswith("bpf/"):
+        status = _bpf_status(ds, name)
+        if status and status[0] != "ok":
+            return f"{status[0]}: {status[1]}" if status[1] else status[0]
+    return None
+
+
+def _bpf_status(ds: Dataset, name: str) -> tuple[str, str | None] | None:
+    if name in ds.bpf.available:
+        return ds.bpf.available[name]
+    word = name.split("/", 1)[1]
+    for n, st in ds.bpf.available.items():
+        if word in n:
+            return st
+    return None
+
+
+def available(ds: Dataset, name: str) -> tuple[bool, str]:
+    """Whether input ``name`` can be used, and if not, why."""
+    why = _missing_reason(ds, name)
+    n = _series_len(ds, name)
+    if n is not None:
+        need = 2 if name in _NEED_TWO else 1
+        if n >= need:
+            return True, ""
+        if why:
+            return False, why
+        return False, ("not in this bundle" if n == 0 else f"{n} sample; {need} needed")
+    if name.startswith("bpf/"):
+        st = _bpf_status(ds, name)
+        if st and st[0] == "ok":
+            return True, ""
+        return False, why or "not in this bundle"
+    if name == "kmsg":
+        if why:
+            return False, why
+        listed = any(a.get("name") == "kmsg" for a in ds.manifest.get("artifacts", []))
+        if ds.kmsg or listed:
+            return True, ""
+        return False, "not in this bundle"
+    if "@" in name:
+        source, phase = name.split("@", 1)
+        attr = _SNAPSHOT_FIELDS.get(source)
+        snap = {"start": ds.start, "end": ds.end}.get(phase)
+        if attr is None or snap is None:
+            return False, "unknown input"
+        value = getattr(snap, attr)
+        if attr == "cgroups":
+            value = snap.memcgs or value
+        if value is not None and value != {} and value != []:
+            return True, ""
+        return False, why or "not in this bundle"
+    if name.startswith("procs/"):       # expensive per-process detail
+        if ds.top:
+            return True, ""
+        return False, why or "not in this bundle"
+    return False, why or "unknown input"
+
+
+def check_inputs(ds: Dataset, r: Rule) -> str | None:
+    """None when every input group is satisfied, else the skip reason."""
+    for group in r.needs:
+        reasons = []
+        for name in group:
+            ok, why = available(ds, name)
+            if ok:
+                break
+            reasons.append(f"{name} ({why})")
+        else:
+            return "needs " + " or ".join(reasons)
+    return None
+
+
+# -- running ----------------------------------------------------------------
+
+def _fill(template: str, facts: dict[str, Any]) -> str:
+    """A template over the hit's facts; a missing fact is a bug of the rule, reported as such."""
+    return template.format_map(facts)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 3)
+    if isinstance(v, (str, int, bool)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return str(v)
+
+
+def to_finding(r: Rule, hit: Hit) -> Finding:
+    if hit.severity not in r.severities:
+        raise ValueError(f"{r.key} returned severity {hit.severity}, declared {r.severities}")
+    # Facts named with a leading underscore only word the text (a time as
+    # HH:MM:SS, a size in MiB); the others are the evidence values.
+    values = {k: _jsonable(v) for k, v in hit.facts.items() if not k.startswith("_")}
+    return Finding(
+        key=r.key,
+        severity=hit.severity,  # type: ignore[arg-type]
+        title=_fill(r.title, hit.facts),
+        explanation=_fill(r.explanation, hit.facts),
+        threshold=r.threshold,
+        threshold_source=r.source,
+        evidence=Evidence(artifacts=list(dict.fromkeys(hit.artifacts)), time_range=hit.time_range,
+                          values=values, section=hit.section or r.section),
+    )
+
+
+def evaluate(ds: Dataset, rules: list[Rule] | None = None) -> tuple[list[Finding], list[SkippedRule]]:
+    """Run every rule; findings sorted by severity, then catalogue order."""
+    rules = all_rules() if rules is None else rules
+    findings: list[tuple[int, int, Finding]] = []
+    skipped: list[SkippedRule] = []
+    for i, r in enumerate(rules):
+        reason = check_inputs(ds, r)
+        if reason:
+            skipped.append(SkippedRule(r.key, reason))
+            continue
+        try:
+            hit = r.func(ds)
+            if hit is None:
+                continue
+            f = to_finding(r, hit)
+        except SkipRule as exc:
+            skipped.append(SkippedRule(r.key, str(exc)))
+            continue
+        except Exception as exc:  # a broken rule is reported, never fatal
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            skipped.append(SkippedRule(
+                r.key, f"rule failed: {exc.__class__.__name__}: {exc} "
+                       f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"))
+            continue
+        findings.append((SEVERITY_ORDER[f.severity], i, f))
+    findings.sort(key=lambda x: (x[0], x[1]))
+    return [f for _, _, f in findings], skipped
+
+
+def worst(findings: list[Finding]) -> str | None:
+    if not findings:
+        return None
+    return min((f.severity for f in findings), key=lambda s: SEVERITY_ORDER[s])
+
+
+def apply_findings(report, ds: Dataset) -> None:
+    """Fill a Report's findings, skipped rules, timeline, verdict and worst severity."""
+    from snapcollect.analysis.timeline import build_timeline
+    from snapcollect.analysis.verdict import build_verdict
+
+    findings, skipped = evaluate(ds)
+    report.findings = findings
+    report.skipped_rules = skipped
+    try:
+        report.timeline = build_timeline(ds)
+    except Exception as exc:  # the timeline must never cost the report
+        report.timeline = []
+        report.skipped_rules.append(SkippedRule("TIMELINE", f"timeline failed: {exc.__class__.__name__}: {exc}"))
+    report.worst_severity = worst(findings)  # type: ignore[assignment]
+    try:
+        report.verdict = build_verdict(ds, findings, report.timeline)
+    except Exception as exc:  # nor must the verdict
+        report.verdict = ""
+        report.skipped_rules.append(SkippedRule("VERDICT", f"verdict failed: {exc.__class__.__name__}: {exc}"))

@@ -1,0 +1,10 @@
+"""Rule modules, imported in the catalogue's order.
+
+The order follows the "60,000 ms" checklist and the USE method: OOM
+events, pressure, available memory and swap, reclaim and faults, kernel
+memory, fragmentation/THP/NUMA/commit, processes, then the kernel log.
+"""
+
+from snapcollect.analysis.findings.rules import (  # noqa: F401
+    oom, pressure, memory, swap, reclaim, faults, slab, zones, hugepages, numa, commit,
+    processes, kmsg)

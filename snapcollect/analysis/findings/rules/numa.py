@@ -1,0 +1,72 @@
+"""NUMA placement: allocations that landed on another node than wanted.
+
+Input: /sys/devices/system/node/node<N>/numastat over the window (page
+counts since boot, kernel Documentation/admin-guide/numastat.rst):
+
+    numa_hit 1574810
+    numa_miss 0
+    numa_foreign 0
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis.findings.engine import Hit, SkipRule, rule
+from snapcollect.analysis.findings.signals import vm_window
+
+MISS_INFO_PCT = 10.0     # heuristic
+MISS_WARN_PCT = 30.0     # heuristic
+MIN_MISSES = 1024        # heuristic floor (pages)
+
+
+def numa_deltas(ds) -> tuple[dict[int, dict[str, int]], list[str], tuple[float, float] | None]:
+    """Per-node counter deltas over the window, the artifacts, the time range."""
+    if len(ds.numa) >= 2:
+        a, b = ds.numa[0].value, ds.numa[-1].value
+        arts = ["series/sys/node/numastat"]
+        tr = (ds.numa[0].t, ds.numa[-1].t)
+    else:
+        a, b = ds.start.numastat or {}, ds.end.numastat or {}
+        arts = ["sys/node/numastat@start", "sys/node/numastat@end"]
+        tr = vm_window(ds)
+    out = {}
+    for node, cur in b.items():
+        prev = a.get(node)
+        if prev is None:
+            continue
+        out[node] = {k: max(v - prev.get(k, v), 0) for k, v in cur.items()}
+    return out, arts, tr
+
+
+@rule(
+    key="NUMA_MISSES", area="numa", severities=("WARN", "INFO"),
+    detects="Memory meant for one NUMA node allocated on another because the preferred node "
+            "was full: remote memory is slower.",
+    title="NUMA misses on node {node}: {pct:.0f}% of its allocations went elsewhere",
+    explanation="Over the window node {node} had {miss} misses against {hit} hits (numa_miss: "
+                "allocated here although another node was preferred). The preferred nodes are "
+                "short of memory or a process is bound badly; check numastat -m per node and "
+                "the placement (numactl, cpusets) of the biggest processes.",
+    threshold="d(numa_miss) / (d(numa_hit) + d(numa_miss)) > 10% (INFO), > 30% (WARN), with >= "
+              "1024 misses",
+    source="heuristic, on kernel Documentation/admin-guide/numastat.rst",
+    needs=[("series/sys/node/numastat", "sys/node/numastat@end")], section="numastat")
+def numa_misses(ds):
+    deltas, arts, tr = numa_deltas(ds)
+    if not deltas:
+        raise SkipRule("needs two numastat samples per node (series/sys/node/numastat, or the "
+                       "@start and @end snapshots)")
+    worst = None
+    for node, d in deltas.items():
+        miss, hit = d.get("numa_miss", 0), d.get("numa_hit", 0)
+        if miss < MIN_MISSES:
+            continue
+        pct = 100.0 * miss / (hit + miss)
+        if pct > MISS_INFO_PCT and (worst is None or pct > worst[0]):
+            worst = (pct, node, miss, hit)
+    if worst is None:
+        return None
+    pct, node, miss, hit = worst
+    return Hit("WARN" if pct > MISS_WARN_PCT else "INFO",
+               {"node": node, "pct": pct, "miss": miss, "hit": hit,
+                "per_node": {str(n): {"numa_miss": d.get("numa_miss", 0), "numa_hit": d.get("numa_hit", 0)}
+                             for n, d in deltas.items()}}, arts, tr)

@@ -1,0 +1,133 @@
+"""OOM kills, system-wide and in memory cgroups; cgroups at their limit.
+
+Inputs: BPF ``oom:mark_victim`` events, the kernel log's OOM report, the
+vmstat ``oom_kill`` counter (4.13+) and the memory cgroups' counters:
+cgroup v2 ``memory.events`` (``max``, ``oom_kill``), cgroup v1
+``memory.failcnt`` and ``memory.oom_control`` (``oom_kill`` since 4.13).
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis.findings.engine import Hit, rule
+from snapcollect.analysis.findings.signals import (cgroup_event_rises, hms, human_kb, is_memcg_kill,
+                                                   kill_label, oom_kills, vm_delta, vm_window)
+
+
+def _kill_sources(ds, kills) -> list[str]:
+    arts = []
+    for k in kills:
+        for s in k.sources or ("bpf/oom_kill",):
+            arts.append(s)
+    return arts
+
+
+def _memcg_of(k) -> str | None:
+    return k.oom_memcg or k.task_memcg
+
+
+@rule(
+    key="OOM_KILL", area="oom", severities=("CRIT",),
+    detects="The kernel OOM killer killed a process because the system as a whole (not only "
+            "a memory cgroup) ran out of memory, or a kill whose scope the bundle cannot tell.",
+    title="The kernel OOM-killed {_victims}",
+    explanation="{count} process(es) were killed by the kernel's OOM killer {_scope}, first at "
+                "{_first}. Whatever they were doing is lost; services may have restarted. Look at "
+                "what grew before the kill (timeline, top processes) and at the kernel log's OOM "
+                "report for the memory picture at that moment; then add memory, cap the grower "
+                "with a memory cgroup limit, or fix the leak.",
+    threshold="any kill in the window: BPF oom:mark_victim event, kernel log \"Killed process\", "
+              "or vmstat oom_kill rising",
+    source="every alerting ruleset (node-exporter, oomd); the kernel's OOM report",
+    needs=[("bpf/oom_kill", "series/proc/vmstat", "kmsg")], section="oom")
+def oom_kill(ds):
+    kills = oom_kills(ds)
+    memcg_kills = [k for k in kills if is_memcg_kill(k)]
+    other = [k for k in kills if not is_memcg_kill(k)]
+    counted = vm_delta(ds, "oom_kill")
+    cg_rise = max((r for _, r in cgroup_event_rises(ds, "oom_kill")), default=0)
+    # Kills the counter saw that no record explains, and no cgroup claims.
+    unexplained = 0
+    if counted is not None:
+        unexplained = max(counted - len(kills) - max(cg_rise - len(memcg_kills), 0), 0)
+    if not other and not unexplained:
+        return None
+    labels = [kill_label(k) for k in other]
+    if unexplained:
+        labels.append(f"{unexplained} process(es) the counter saw without detail")
+    known = [k for k in other if k.memcg is not None or k.constraint]
+    scope = ("for the whole system" if known and len(known) == len(other) and not unexplained
+             else "(scope unknown: no kernel log line says whether a cgroup limit was hit)")
+    first = min((k.t for k in other), default=None)
+    w = vm_window(ds)
+    arts = _kill_sources(ds, other) + (["series/proc/vmstat"] if counted else [])
+    return Hit("CRIT", {
+        "_victims": ", ".join(labels[:3]) + (" and more" if len(labels) > 3 else ""),
+        "count": len(other) + unexplained, "_scope": scope,
+        "_first": hms(first) if first else "an unknown time (counter only)",
+        "vmstat_oom_kill_delta": counted,
+        "kills": [{"t": k.t, "pid": k.victim_pid, "comm": k.victim_comm,
+                   "anon_rss_kb": k.anon_rss_kb, "constraint": k.constraint,
+                   "trigger_comm": k.trigger_comm} for k in other],
+    }, arts, (first, max(k.t for k in other)) if other else w)
+
+
+@rule(
+    key="MEMCG_OOM", area="oom", severities=("CRIT",),
+    detects="The OOM killer killed a process because its memory cgroup reached its limit "
+            "(memory.max, memory.limit_in_bytes).",
+    title="Memory cgroup OOM: {_victims} killed in {memcg}",
+    explanation="The cgroup {memcg} reached its memory limit and the kernel killed {count} "
+                "process(es) in it, first at {_first}. The rest of the host may be fine. Compare "
+                "the cgroup's usage with its limit (cgroups section): raise the limit if the "
+                "workload legitimately needs more, otherwise find what grew.",
+    threshold="any kill in the window: kill constrained by a memcg (CONSTRAINT_MEMCG), or the "
+              "cgroup's oom_kill counter rising",
+    source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.events oom_kill)",
+    needs=[("bpf/oom_kill", "kmsg", "cgroups/memory@end")], section="oom")
+def memcg_oom(ds):
+    kills = [k for k in oom_kills(ds) if is_memcg_kill(k)]
+    rises = cgroup_event_rises(ds, "oom_kill")
+    if not kills and not rises:
+        return None
+    memcgs = [m for m in dict.fromkeys(_memcg_of(k) for k in kills) if m]
+    memcgs += [g.path for g, _ in rises if g.path not in memcgs]
+    count = max(len(kills), max((r for _, r in rises), default=0))
+    labels = [kill_label(k) for k in kills] or [f"{count} process(es)"]
+    first = min((k.t for k in kills), default=None)
+    arts = _kill_sources(ds, kills) + (["cgroups/memory@start", "cgroups/memory@end"] if rises else [])
+    return Hit("CRIT", {
+        "_victims": ", ".join(labels[:3]) + (" and more" if len(labels) > 3 else ""),
+        "memcg": ", ".join(memcgs[:3]) or "a memory cgroup", "count": count,
+        "_first": hms(first) if first else "an unknown time (cgroup counter only)",
+        "kills": [{"t": k.t, "pid": k.victim_pid, "comm": k.victim_comm, "memcg": _memcg_of(k),
+                   "anon_rss_kb": k.anon_rss_kb} for k in kills],
+        "cgroup_oom_kill_rise": {g.path: r for g, r in rises},
+    }, arts, (first, max(k.t for k in kills)) if kills else vm_window(ds),
+        section="oom" if kills else "cgroups")
+
+
+@rule(
+    key="MEMCG_AT_LIMIT", area="oom", severities=("WARN",),
+    detects="A memory cgroup hit its hard limit during the window: allocations in it had to "
+            "reclaim (or fail) instead of getting memory.",
+    title="Memory cgroup {group} hit its limit {hits} time(s)",
+    explanation="Tasks in {group} (usage {_usage} of limit {_limit}) ran into the cgroup's hard "
+                "limit; each hit means reclaim inside the cgroup and, if it cannot free enough, "
+                "an OOM kill. Raise the limit, or reduce the workload's memory. (Rising "
+                "memory.events high is expected under memory.high and is not counted.)",
+    threshold="cgroup v2 memory.events max, or cgroup v1 memory.failcnt, rising over the window",
+    source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.events max); cgroup-v1/memory.rst (failcnt)",
+    needs=["cgroups/memory@start", "cgroups/memory@end"], section="cgroups")
+def memcg_at_limit(ds):
+    rises = cgroup_event_rises(ds, "max") + cgroup_event_rises(ds, "failcnt")
+    if not rises:
+        return None
+    rises.sort(key=lambda x: -x[1])
+    g, hits = rises[0]
+    return Hit("WARN", {
+        "group": g.path, "hits": hits,
+        "_usage": human_kb(g.usage_bytes / 1024) if g.usage_bytes is not None else "?",
+        "_limit": human_kb(g.limit_bytes / 1024) if g.limit_bytes is not None else "none",
+        "groups": [{"path": x.path, "rise": r, "usage_bytes": x.usage_bytes,
+                    "limit_bytes": x.limit_bytes} for x, r in rises[:5]],
+    }, ["cgroups/memory@start", "cgroups/memory@end"], vm_window(ds))

@@ -1,0 +1,103 @@
+"""Swap filling up and swap thrashing.
+
+Inputs: /proc/meminfo SwapTotal/SwapFree (kB) over the window, and the
+/proc/vmstat counters of pages swapped in and out (sar -W):
+
+    pswpin 18231
+    pswpout 40477
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis.findings.engine import Hit, rule
+from snapcollect.analysis.findings.signals import (hms, human_kb, meminfo_points, meminfo_source,
+                                                   min_hold_s, page_kb, psi_window_share, sustained,
+                                                   vm_intervals)
+
+SWAP_WARN_PCT = 80.0
+SWAP_HIGH_PCT = 90.0
+THRASH_MIN_INTERVALS = 3         # heuristic: one interval of both is noise
+THRASH_HIGH_FMEM = 5.0           # PSI_PRESSURE's WARN level
+
+
+def _used_pct(m) -> float | None:
+    total = m.get("SwapTotal")
+    if not total:
+        return None
+    return 100.0 * (total - m.get("SwapFree", 0)) / total
+
+
+@rule(
+    key="SWAP_FILLING", area="swap", severities=("HIGH", "WARN"),
+    detects="Swap space mostly used: little room left before RAM and swap are both gone.",
+    title="Swap {pct:.0f}% used ({_used} of {_total})",
+    explanation="From {_start} to {_end} more than {level:.0f}% of swap was in use. Swapped-out "
+                "pages are slow to get back and, once swap is full, the OOM killer is next. See "
+                "which processes hold swap (top processes, VmSwap) and whether they are still "
+                "growing.",
+    threshold="%swpused > 80 (WARN), > 90 (HIGH), held >= 30 s (or half the window)",
+    source="common alert rules (node-exporter swap 80%); systemd-oomd SwapUsedLimit=90%",
+    needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-S")
+def swap_filling(ds):
+    pts = meminfo_points(ds)
+    samples = [(t, _used_pct(m)) for t, m in pts]
+    for level, sev in ((SWAP_HIGH_PCT, "HIGH"), (SWAP_WARN_PCT, "WARN")):
+        run = sustained(samples, lambda v: v > level, min_hold_s(ds))
+        if run is None:
+            continue
+        t, m = [(t, m) for t, m in pts if run.t0 <= t <= run.t1][-1]
+        used = m["SwapTotal"] - m.get("SwapFree", 0)
+        return Hit(sev, {"pct": _used_pct(m), "_used": human_kb(used), "_total": human_kb(m["SwapTotal"]),
+                         "level": level, "_start": hms(run.t0), "_end": hms(run.t1),
+                         "swpused_pct_max": max(run.values), "SwapTotal_kb": m["SwapTotal"],
+                         "swap_used_kb": used}, meminfo_source(ds), (run.t0, run.t1))
+    return None
+
+
+@rule(
+    key="SWAP_THRASHING", area="swap", severities=("HIGH", "WARN"),
+    detects="Pages swapped out and swapped back in during the same intervals: the working set "
+            "does not fit in memory, and time goes to disk I/O.",
+    title="Swap thrashing: swap-in and swap-out together in {both} of {n} intervals",
+    explanation="Between {_start} and {_end} the kernel swapped {_pin} pages in ({_in_mb}) and "
+                "{_pout} out ({_out_mb}), both in {both} intervals, peaking at {peak_in:.0f} in/s "
+                "and {peak_out:.0f} out/s; memory pressure (full) was {fmem:.1f}% of the window. "
+                "{_who}The working set is larger than the memory it is allowed: raise the "
+                "(cgroup) limit or shrink the workload; more swap will not help.",
+    threshold="pswpin and pswpout both > 0 in >= 3 intervals (WARN); HIGH when PSI %fmem >= 5",
+    source="\"Linux performance analysis in 60,000 ms\" (vmstat si/so non-zero); heuristic "
+           "count of intervals",
+    needs=["series/proc/vmstat"], section="sar-W")
+def swap_thrashing(ds):
+    ins = {(i.t0, i.t1): i for i in vm_intervals(ds, "pswpin")}
+    outs = vm_intervals(ds, "pswpout")
+    pairs = [(ins[(o.t0, o.t1)], o) for o in outs if (o.t0, o.t1) in ins]
+    both = [(i, o) for i, o in pairs if i.delta > 0 and o.delta > 0]
+    if len(both) < min(THRASH_MIN_INTERVALS, max(len(pairs), 1)) or not both:
+        return None
+    fmem = (psi_window_share(ds, "full") or (0.0,))[0]
+    sev = "HIGH" if fmem >= THRASH_HIGH_FMEM else "WARN"
+    pin = sum(i.delta for i, _ in pairs)
+    pout = sum(o.delta for _, o in pairs)
+    kb = page_kb(ds)
+    # Who gained swap (VmSwap) the most: the likely thrasher.
+    who = ""
+    swappers = []
+    for p in ds.procs:
+        for s in p.value.values():
+            if s.swap_kb:
+                swappers.append((s.swap_kb, s.pid, s.comm))
+    if swappers:
+        top = max(swappers)
+        who = f"{top[2]} (pid {top[1]}) held the most swap ({human_kb(top[0])}). "
+    arts = ["series/proc/vmstat"] + (["series/proc/pressure/memory"] if ds.psi else [])
+    if swappers:
+        arts.append("series/procs")
+    return Hit(sev, {
+        "both": len(both), "n": len(pairs), "_pin": pin, "_pout": pout,
+        "_in_mb": human_kb(pin * kb), "_out_mb": human_kb(pout * kb),
+        "peak_in": max(i.rate for i, _ in both), "peak_out": max(o.rate for _, o in both),
+        "fmem": fmem, "_start": hms(both[0][0].t0), "_end": hms(both[-1][0].t1), "_who": who,
+        "pswpin_delta": pin, "pswpout_delta": pout,
+    }, arts, (both[0][0].t0, both[-1][0].t1))
+

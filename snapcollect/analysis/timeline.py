@@ -1,0 +1,185 @@
+"""One chronological timeline of the window across every source.
+
+Merges, on the bundle's clock (epoch seconds, the time each sample was
+read; kernel log and BPF timestamps already converted by the loader):
+
+- pressure: PSI memory avg10 rising above / falling below thresholds
+  (/proc/pressure/memory series);
+- reclaim: kswapd and direct reclaim episodes (vmstat pgscan_* per
+  interval), and, when BPF recorded them, kswapd wake-ups and reclaim
+  stalls per task (vmscan tracepoints);
+- oom: each OOM kill (BPF oom:mark_victim and/or the kernel log);
+- swap: bursts of swap-in/out (vmstat pswpin/pswpout per interval);
+- faults: bursts of major faults (vmstat pgmajfault per interval);
+- kmsg: kernel log lines that matter (allocation failures, hung tasks,
+  swap added);
+- growth: a large process growing past 1.25x (the per-tick process pass).
+
+Each event names the artifact it comes from and the report section that
+shows it.
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.findings.kmsg_events import kernel_events, oom_kills_from_kmsg
+from snapcollect.analysis.findings.signals import (Interval, hms, human_kb, human_ms, interval_runs,
+                                                   is_memcg_kill, kill_label, oom_kills, page_kb,
+                                                   psi_points, psi_source, vm_intervals)
+from snapcollect.report.model import TimelineEvent
+
+# (PSI line, avg10 threshold %, severity when rising above it)
+PSI_LEVELS = (("some", 10.0, "INFO"), ("full", 5.0, "WARN"), ("full", 60.0, "CRIT"))
+STALL_BURST_GAP_S = 5.0      # stalls of one task closer than this are one episode
+SWAP_BURST_PAGES_S = 256     # heuristic: 1 MiB/s with 4 KiB pages
+MAJFLT_BURST_S = 500         # MAJOR_FAULTS' WARN level
+
+
+def _pressure(ds: Dataset) -> list[TimelineEvent]:
+    pts = psi_points(ds)
+    src = psi_source(ds)[0]
+    out = []
+    for line, level, sev in PSI_LEVELS:
+        above = False
+        for i, (t, p) in enumerate(pts):
+            v = getattr(p, line)
+            if v is None:
+                break
+            if not above and v.avg10 >= level:
+                above = True
+                when = "was already above" if i == 0 else "rose above"
+                out.append(TimelineEvent(t, "pressure", f"memory pressure ({line} avg10) {when} "
+                                         f"{level:g}%: {v.avg10:.1f}%", sev, src, "psi"))
+            elif above and v.avg10 < level:
+                above = False
+                out.append(TimelineEvent(t, "pressure", f"memory pressure ({line} avg10) fell "
+                                         f"below {level:g}%: {v.avg10:.1f}%", None, src, "psi"))
+    return out
+
+
+def _interval_bursts(ivs: list[Interval], pred) -> list[list[Interval]]:
+    return interval_runs(ivs, pred)
+
+
+def _reclaim(ds: Dataset) -> list[TimelineEvent]:
+    out = []
+    kb = page_kb(ds)
+    for name, who, sev in (("pgscan_kswapd", "kswapd", "INFO"), ("pgscan_direct", "direct", "WARN")):
+        for run in _interval_bursts(vm_intervals(ds, name), lambda i: i.delta > 0):
+            pages = sum(i.delta for i in run)
+            text = (f"{'kswapd' if who == 'kswapd' else 'direct'} reclaim: {pages} pages scanned "
+                    f"({human_kb(pages * kb)}, peak {max(i.rate for i in run):.0f}/s) until "
+                    f"{hms(run[-1].t1)}")
+            out.append(TimelineEvent(run[0].t0, "reclaim", text, sev, "series/proc/vmstat", "sar-B"))
+    # BPF: kswapd wake-ups, one event per burst and node.
+    by_node: dict[int, list[tuple[float, int]]] = {}
+    for t, nid, order in sorted(ds.bpf.kswapd_wakes):
+        by_node.setdefault(nid, []).append((t, order))
+    for nid, wakes in by_node.items():
+        burst: list[tuple[float, int]] = []
+        for w in wakes + [None]:
+            if w is not None and (not burst or w[0] - burst[-1][0] <= STALL_BURST_GAP_S):
+                burst.append(w)
+                continue
+            if burst:
+                out.append(TimelineEvent(
+                    burst[0][0], "reclaim", f"kswapd{nid} woken {len(burst)} time(s) (highest order "
+                    f"{max(o for _, o in burst)}) until {hms(burst[-1][0])}", "INFO", "bpf/kswapd_wake",
+                    "reclaim"))
+            burst = [w] if w is not None else []
+    # BPF: one event per episode of each task.
+    by_task: dict[tuple[int, str], list] = {}
+    for s in sorted(ds.bpf.reclaim, key=lambda s: s.t):
+        by_task.setdefault((s.pid, s.comm), []).append(s)
+    for (pid, comm), stalls in by_task.items():
+        episode: list = []
+        for s in stalls + [None]:
+            if s is not None and (not episode or s.t - episode[-1].t <= STALL_BURST_GAP_S):
+                episode.append(s)
+                continue
+            if episode:
+                worst = max(x.latency_us for x in episode)
+                kinds = "/".join(sorted({x.kind for x in episode}))
+                out.append(TimelineEvent(
+                    episode[0].t, "reclaim",
+                    f"{kinds} reclaim stalled {comm} (pid {pid}): {len(episode)} stall(s), worst "
+                    f"{human_ms(worst)}", "HIGH" if worst >= 100_000 else "WARN", "bpf/reclaim",
+                    "reclaim"))
+            episode = [s] if s is not None else []
+    return out
+
+
+def _ooms(ds: Dataset) -> list[TimelineEvent]:
+    out = []
+    for k in oom_kills(ds):
+        where = (f" in memcg {k.oom_memcg or k.task_memcg}" if is_memcg_kill(k) and (k.oom_memcg or k.task_memcg)
+                 else " (memcg limit)" if is_memcg_kill(k) else
+                 " (system-wide)" if k.memcg is False or k.constraint else "")
+        out.append(TimelineEvent(k.t, "oom", f"OOM kill: {kill_label(k)}{where}", "CRIT",
+                                 (k.sources or ("bpf/oom_kill",))[0], "oom"))
+    for k in oom_kills_from_kmsg([ln for ln in ds.kmsg if ln.before_window]):
+        out.append(TimelineEvent(k.t, "oom", f"OOM kill before the window: {kill_label(k)}",
+                                 "INFO", "kmsg", "kmsg"))
+    return out
+
+
+def _swap(ds: Dataset) -> list[TimelineEvent]:
+    ins = {(i.t0, i.t1): i for i in vm_intervals(ds, "pswpin")}
+    both = [Interval(o.t0, o.t1, o.delta + ins[(o.t0, o.t1)].delta)
+            for o in vm_intervals(ds, "pswpout") if (o.t0, o.t1) in ins]
+    out = []
+    for run in interval_runs(both, lambda i: i.rate >= SWAP_BURST_PAGES_S):
+        pin = sum(ins[(i.t0, i.t1)].delta for i in run)
+        pout = sum(i.delta for i in run) - pin
+        sev = "WARN" if pin and pout else "INFO"
+        out.append(TimelineEvent(run[0].t0, "swap", f"swap burst: {pin} pages in, {pout} out "
+                                 f"until {hms(run[-1].t1)}", sev, "series/proc/vmstat", "sar-W"))
+    return out
+
+
+def _faults(ds: Dataset) -> list[TimelineEvent]:
+    out = []
+    for run in interval_runs(vm_intervals(ds, "pgmajfault"), lambda i: i.rate > MAJFLT_BURST_S):
+        out.append(TimelineEvent(run[0].t0, "faults", f"major faults above {MAJFLT_BURST_S}/s "
+                                 f"(peak {max(i.rate for i in run):.0f}/s) until {hms(run[-1].t1)}",
+                                 "WARN", "series/proc/vmstat", "sar-B"))
+    return out
+
+
+def _kmsg(ds: Dataset) -> list[TimelineEvent]:
+    out = []
+    for e in kernel_events(ds.kmsg):
+        if e.line.t is None or e.kind == "oom_invoked" or (e.kind == "oom" and e.pid is not None):
+            continue   # kills are events of their own (_ooms)
+        sev = {"alloc_failure": "WARN", "hung_task": "WARN", "oom": "CRIT"}.get(e.kind)
+        out.append(TimelineEvent(e.line.t, "kmsg", f"kernel: {e.text[:100]}", sev, "kmsg", "kmsg"))
+    return out
+
+
+def _growth(ds: Dataset) -> list[TimelineEvent]:
+    from snapcollect.analysis.findings.rules.processes import GROWTH_RATIO, MIN_GROWTH_KB, growers
+    from snapcollect.analysis.findings.signals import track_processes
+
+    tracks = {(p.pid, p.first_t): p for p in track_processes(ds)}
+    out = []
+    for g in growers(ds):
+        p = tracks.get((g["pid"], g["first_t"]))
+        if p is None:
+            continue
+        base = p.first_rss_kb
+        crossed = next((t for t, rss in p.rss
+                        if rss >= GROWTH_RATIO * max(base, 1) and rss - base >= MIN_GROWTH_KB), p.peak_t)
+        out.append(TimelineEvent(crossed, "growth", f"{g['comm']} (pid {g['pid']}) grew from "
+                                 f"{human_kb(base)} to {human_kb(g['peak_rss_kb'])} (peak at "
+                                 f"{hms(g['peak_t'])})", "INFO", "series/procs", "pidstat-r"))
+    return out
+
+
+def build_timeline(ds: Dataset) -> list[TimelineEvent]:
+    """Every event of every source, in time order."""
+    events: list[TimelineEvent] = []
+    for part in (_pressure, _reclaim, _ooms, _swap, _faults, _kmsg, _growth):
+        events.extend(part(ds))
+    order = {"oom": 0, "kmsg": 1, "reclaim": 2, "pressure": 3, "swap": 4, "faults": 5, "growth": 6}
+    events.sort(key=lambda e: (e.t, order.get(e.kind, 9)))
+    return events

@@ -1,0 +1,121 @@
+"""The verdict: at most three sentences at the top of the report.
+
+Built from the findings and the timeline, never from raw data. Where the
+evidence links cause and effect it says so in order: when pressure rose,
+who stalled in reclaim and for how long, who was OOM-killed and where
+("pressure rose from 14:02:10; memcg reclaim stalled java (pid 4711) up to
+340 ms; at 14:02:41 the kernel OOM-killed java (pid 4711) in memcg
+/app"). A quiet window gets "No memory problem found in this window:"
+with the key figures, so a reader sees what "quiet" was measured on.
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.findings.signals import (hms, human_kb, human_ms, is_memcg_kill,
+                                                   mem_available_kb, meminfo_points, oom_kills,
+                                                   psi_window_share, vm_delta)
+from snapcollect.report.model import SEVERITY_ORDER, Finding, TimelineEvent
+
+MAX_SENTENCES = 3
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def _pressure_at(timeline: list[TimelineEvent], t: float) -> TimelineEvent | None:
+    """The rise of the pressure still in effect at ``t`` (full preferred to some)."""
+    up: dict[str, TimelineEvent] = {}
+    for e in timeline:
+        if e.kind != "pressure" or e.t > t:
+            continue
+        line = "full" if "(full" in e.text else "some"
+        if e.severity is not None:
+            up.setdefault(line, e)
+        else:
+            up.pop(line, None)      # fell below again before t
+    return up.get("full") or up.get("some")
+
+
+def _oom_chain(ds: Dataset, timeline: list[TimelineEvent], findings: list[Finding]) -> str | None:
+    kills = oom_kills(ds)
+    if not kills:
+        return None
+    first = kills[0]
+    parts = []
+    rise = _pressure_at(timeline, first.t)
+    if rise is not None:
+        verb = "was already high at" if "already" in rise.text else "rose from"
+        parts.append(f"memory pressure {verb} {hms(rise.t)}")
+    stalls = [s for s in ds.bpf.reclaim if s.t <= first.t + 1]
+    if stalls:
+        mine = [s for s in stalls if s.pid == first.victim_pid] or stalls
+        w = max(mine, key=lambda s: s.latency_us)
+        parts.append(f"{w.kind} reclaim stalled {w.comm} (pid {w.pid}) up to {human_ms(w.latency_us)}")
+    elif any(f.key == "DIRECT_RECLAIM_STALLS" for f in findings):
+        scanned = vm_delta(ds, "pgscan_direct")
+        if scanned:
+            parts.append(f"allocating tasks reclaimed memory directly ({scanned} pages scanned)")
+    memcg = first.oom_memcg or first.task_memcg
+    where = (f" in memcg {memcg}" if is_memcg_kill(first) and memcg else
+             " at a memory cgroup limit" if is_memcg_kill(first) else
+             " with the whole system out of memory" if first.memcg is False or first.constraint else "")
+    kill = f"at {hms(first.t)} the kernel OOM-killed {first.victim_comm} (pid {first.victim_pid}){where}"
+    if len(kills) > 1:
+        kill += f", then {len(kills) - 1} more process(es)"
+    parts.append(kill)
+    return _cap("; ".join(parts)) + "."
+
+
+def _quiet(ds: Dataset, findings: list[Finding]) -> str:
+    figures = []
+    pts = meminfo_points(ds)
+    if pts:
+        m = min((m for _, m in pts), key=lambda m: mem_available_kb(m) or 0)
+        avail, total = mem_available_kb(m), m.get("MemTotal")
+        if avail is not None and total:
+            figures.append(f"MemAvailable stayed at or above {human_kb(avail)} of {human_kb(total)} "
+                           f"({100 * avail / total:.0f}%)")
+        if m.get("SwapTotal"):
+            figures.append(f"swap {100 * (m['SwapTotal'] - m.get('SwapFree', 0)) / m['SwapTotal']:.0f}% used")
+        else:
+            figures.append("no swap configured")
+    some = psi_window_share(ds, "some")
+    if some is not None:
+        figures.append(f"memory stalls {some[0]:.2f}% of the time")
+    kills = vm_delta(ds, "oom_kill")
+    if kills is not None or ds.kmsg:
+        figures.append("no OOM kills")
+    scand = vm_delta(ds, "pgscan_direct")
+    if scand is not None:
+        figures.append("no direct reclaim" if scand == 0 else f"{scand} pages reclaimed directly")
+    text = "No memory problem found in this window"
+    text += (": " + ", ".join(figures) + ".") if figures else " (few inputs were collected)."
+    info = [f for f in findings if f.severity == "INFO"]
+    if info:
+        text += f" {len(info)} informational finding(s): " + "; ".join(f.title for f in info[:3]) + "."
+    return text
+
+
+def build_verdict(ds: Dataset, findings: list[Finding], timeline: list[TimelineEvent]) -> str:
+    """At most three sentences; the worst things first."""
+    serious = [f for f in findings if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER["WARN"]]
+    if not serious:
+        return _quiet(ds, findings)
+    sentences = []
+    chain = _oom_chain(ds, timeline, findings)
+    skip = {"OOM_KILL", "MEMCG_OOM"} if chain else set()
+    if chain:
+        sentences.append(chain)
+    rest = [f for f in serious if f.key not in skip]
+    if rest and not chain:
+        sentences.append(f"{rest[0].severity}: {rest[0].title}.")
+        rest = rest[1:]
+    if rest:
+        sentences.append("Also: " + "; ".join(f.title for f in rest[:3]) +
+                         (f"; and {len(rest) - 3} more" if len(rest) > 3 else "") + ".")
+    grower = next((f for f in findings if f.key in ("TOP_GROWER", "HUGE_PROCESS")), None)
+    if grower and len(sentences) < MAX_SENTENCES:
+        sentences.append(f"Largest memory user: {grower.title}.")
+    return " ".join(sentences[:MAX_SENTENCES])
