@@ -10,6 +10,7 @@ current shape.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tarfile
@@ -119,6 +120,60 @@ class Bundle:
         return out
 
 
+class _ZstdFrames(io.RawIOBase):
+    """The decompressed bytes of a file of concatenated zstd frames.
+
+    zstandard's ``stream_reader`` drops the output of the last blocks when
+    the input ends inside a frame (a collector killed mid-run leaves
+    exactly that), so the frames are fed through ``decompressobj`` here:
+    everything up to the last whole block comes out. ``cut`` tells
+    whether the input ended inside a frame.
+    """
+
+    def __init__(self, fh):
+        self._fh = fh
+        self._dctx = zstandard.ZstdDecompressor()
+        self._d = self._dctx.decompressobj()
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def cut(self) -> bool:
+        return self._eof and self._in_frame
+
+    def _fill(self) -> None:
+        while self._pos >= len(self._buf) and not self._eof:
+            chunk = self._fh.read(256 * 1024)
+            if not chunk:
+                self._eof = True
+                return
+            self._in_frame = True
+            out = [self._d.decompress(chunk)]
+            while self._d.eof:
+                rest = self._d.unused_data
+                self._d = self._dctx.decompressobj()
+                self._in_frame = bool(rest)
+                if not rest:
+                    break
+                out.append(self._d.decompress(rest))
+            self._buf = b"".join(out)
+            self._pos = 0
+
+    def readinto(self, b) -> int:
+        self._fill()
+        n = min(len(b), len(self._buf) - self._pos)
+        if n <= 0:
+            return 0
+        b[:n] = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
 def _upgrade(manifest: dict) -> dict:
     """Bring a manifest of any readable version to the current shape."""
     version = manifest.get("format_version")
@@ -159,7 +214,8 @@ def open_bundle(path: str) -> Bundle:
         if magic != b"\x28\xb5\x2f\xfd":
             raise BundleError(f"{path}: not a snapcollect bundle (not zstd-compressed)")
         fh.seek(0)
-        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+        frames = _ZstdFrames(fh)
+        reader = io.BufferedReader(frames, buffer_size=256 * 1024)
         manifests: list[dict] = []
         files: dict[str, bytes] = {}
         ticks: list[dict] = []
@@ -187,6 +243,8 @@ def open_bundle(path: str) -> Bundle:
             if not manifests:
                 raise BundleError(f"{path}: not a readable snapcollect bundle ({exc})") from None
             problem = f"archive ends early ({exc.__class__.__name__}); read up to the last whole member"
+        if problem is None and frames.cut:
+            problem = "archive ends early (inside a compressed frame); read up to the last whole member"
     if not manifests:
         raise BundleError(f"{path}: archive holds no manifest.json; not a snapcollect bundle")
     manifest = manifests[-1]

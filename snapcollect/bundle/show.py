@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+import time
+
 from snapcollect.bundle.reader import Bundle
+
+WIDTH = 79
 
 
 def _size(n: int | None) -> str:
@@ -15,6 +20,24 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
+def _hms(t: float | None) -> str:
+    if t is None:
+        return "?"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _window(m: dict) -> str:
+    """The sampling window (from ``window``), else the run's start and end."""
+    w = m.get("window") or {}
+    if "start" in w and "end" in w:
+        text = f"{_hms(w['start'])} .. {_hms(w['end'])[11:]}  ({w['end'] - w['start']:.1f} s)"
+    elif m.get("ended_at_estimate"):
+        text = f"{m.get('started_at', '?')} .. {_hms(m['ended_at_estimate'])[11:]} (last sample; not finished)"
+    else:
+        text = f"{m.get('started_at', '?')} .. {m.get('ended_at') or 'unknown (not finished)'}"
+    return text
+
+
 def format_show(b: Bundle) -> str:
     m = b.manifest
     lines = [
@@ -22,10 +45,23 @@ def format_show(b: Bundle) -> str:
         f"format:    {m.get('format')} v{m.get('format_version')} (snapcollect {m.get('tool_version', '?')})",
         f"host:      {m.get('host', '?')}",
         f"kernel:    {m.get('kernel', '?')}",
-        f"window:    {m.get('started_at', '?')} .. {m.get('ended_at') or 'unknown (not finished)'}"
-        f"  (requested {m.get('duration_requested_s', '?')} s, interval {m.get('interval_s', '?')} s)",
-        f"complete:  {'yes' if b.complete else 'NO: ' + (b.incomplete_reason or '')}",
+        f"window:    {_window(m)}",
     ]
+    sampling = (f"every {m.get('interval_s', '?')} s for {m.get('duration_requested_s', '?')} s requested")
+    if "ticks" in m:
+        sampling = f"{m['ticks']} samples " + sampling
+        if m.get("skipped_ticks"):
+            sampling += f", {m['skipped_ticks']} skipped (overran)"
+    lines.append(f"sampling:  {sampling}")
+    if (m.get("window") or {}).get("shortened"):
+        lines += _wrap(f"           {m['window']['shortened']}", " " * 11)
+    lines += _wrap(f"complete:  {'yes' if b.complete else 'NO: ' + (b.incomplete_reason or '')}", " " * 11)
+    bpf = m.get("bpf")
+    if isinstance(bpf, dict):
+        state = "on" if bpf.get("enabled") else f"off: {bpf.get('reason') or 'not enabled'}"
+        if bpf.get("error"):
+            state += f" (error: {bpf['error']})"
+        lines += _wrap(f"bpf:       {state}", " " * 11)
     if "cpu_s" in m or "peak_rss_kb" in m:
         lines.append(f"cost:      {m.get('cpu_s', '?')} s CPU, peak RSS {m.get('peak_rss_kb', '?')} kB")
     arts = b.artifacts()
@@ -45,5 +81,12 @@ def format_show(b: Bundle) -> str:
         lines.append("")
         lines.append("missing and why:")
         for a in sorted(bad, key=lambda a: a["name"]):
-            lines.append(f"  {a['name']}: {a.get('status')}: {a.get('reason') or 'no reason recorded'}")
+            lines += _wrap(f"  {a['name']}: {a.get('status')}: {a.get('reason') or 'no reason recorded'}",
+                           "      ")
     return "\n".join(lines)
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    """Long reasons wrapped to the terminal's 80 columns."""
+    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False,
+                         break_long_words=False) or [text]

@@ -10,15 +10,26 @@ existing file is never overwritten.
 The tar headers are built here rather than by ``tarfile`` in stream mode:
 ``tarfile``'s stream buffers 10 KiB records in Python, which would hold
 back the last samples from the file on a kill.
+
+Full disks: the writer keeps ``reserve_bytes`` of disk space allocated
+beyond the end of the archive (``fallocate(FALLOC_FL_KEEP_SIZE)``), so when
+another process fills the file system the final manifest still has room;
+the next member then raises ``DiskFull`` and ``close`` finishes the bundle
+in the reserve. File systems without fallocate fall back to a statvfs
+check. Every public method takes one lock: the collector's main loop and
+the BPF session may write from different threads.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import hashlib
 import json
 import os
 import tarfile
+import threading
 import time
 
 import zstandard
@@ -31,8 +42,41 @@ _BLOCK = 512
 RESERVE_BYTES = 256 * 1024
 
 
+# Space allocated ahead of need in one step, to keep fallocate calls rare.
+_ALLOC_STEP = 256 * 1024
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+
 class DiskFull(OSError):
     """The output file system ran out of space while writing."""
+
+
+class WriterClosed(RuntimeError):
+    """An artifact arrived after the bundle was closed (e.g. a late thread)."""
+
+
+def _load_fallocate():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = getattr(libc, "fallocate64", None) or libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_fallocate = _load_fallocate()
+
+
+def _allocate(fd: int, mode: int, offset: int, length: int) -> None:
+    """fallocate(2) with a mode (os.posix_fallocate cannot keep the size)."""
+    if _fallocate is None:
+        raise OSError(errno.EOPNOTSUPP, "fallocate not available")
+    if _fallocate(fd, mode, offset, length) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 class _Aggregate:
@@ -68,6 +112,15 @@ class _Aggregate:
         return e
 
 
+def _locked(method):
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
 class BundleWriter:
     """Write one bundle. Use as a context manager or call ``close``."""
 
@@ -84,6 +137,10 @@ class BundleWriter:
             self._fh, closefd=False, write_return_read=True)
         self._reserve = reserve_bytes
         self._since_check = 0
+        self._fd = fd
+        self._alloc_end = 0          # bytes allocated in the file (KEEP_SIZE), 0: none
+        self._use_fallocate = _fallocate is not None
+        self._lock = threading.RLock()
         self._broken: OSError | None = None
         self._closed = False
         self._files: list[dict] = []
@@ -100,6 +157,33 @@ class BundleWriter:
     # -- low level -----------------------------------------------------
 
     def _check_space(self, incoming: int) -> None:
+        """Raise DiskFull unless ``incoming`` bytes fit and the reserve stays free.
+
+        ``incoming`` is the uncompressed size, an upper bound for what
+        reaches the disk (zstd adds at most a few bytes per block).
+        """
+        pos = self._fh.tell()
+        need = pos + incoming + self._reserve
+        if self._use_fallocate:
+            if need <= self._alloc_end:
+                return
+            try:
+                try:
+                    _allocate(self._fd, _FALLOC_FL_KEEP_SIZE, self._alloc_end,
+                              need + _ALLOC_STEP - self._alloc_end)
+                    self._alloc_end = need + _ALLOC_STEP
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    _allocate(self._fd, _FALLOC_FL_KEEP_SIZE, self._alloc_end, need - self._alloc_end)
+                    self._alloc_end = need
+                return
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise DiskFull(errno.ENOSPC, "the output file system is full",
+                                   self.partial_path) from None
+                # EOPNOTSUPP (e.g. some network file systems): statvfs below.
+                self._use_fallocate = False
         self._since_check += incoming
         if self._since_check < 64 * 1024 and incoming < 64 * 1024:
             return
@@ -111,6 +195,8 @@ class BundleWriter:
                            self.partial_path)
 
     def _member(self, path: str, data: bytes, *, reserve_ok: bool = False) -> None:
+        if self._closed and not reserve_ok:
+            raise WriterClosed(f"bundle already closed; {path} not written")
         if self._broken is not None:
             raise self._broken
         if not reserve_ok:
@@ -130,13 +216,19 @@ class BundleWriter:
             self._broken = DiskFull(exc.errno, exc.strerror, self.partial_path) if exc.errno == errno.ENOSPC else exc
             raise self._broken from exc
 
+    def artifacts(self) -> list[dict]:
+        """The artifact entries so far, as the manifest will list them."""
+        with self._lock:
+            return self._files + [a.finish() for a in self._aggs.values()]
+
     def _manifest_bytes(self) -> bytes:
         m = dict(self.manifest)
-        m["artifacts"] = self._files + [a.finish() for a in self._aggs.values()]
+        m["artifacts"] = self.artifacts()
         return json.dumps(m, indent=1, sort_keys=False).encode()
 
     # -- artifacts -----------------------------------------------------
 
+    @_locked
     def add_file(self, name: str, data: bytes | str, *, status: str = "ok", reason: str | None = None,
                  **extra) -> None:
         """Store one blob artifact (a /proc snapshot, a command's output)."""
@@ -151,8 +243,11 @@ class BundleWriter:
         entry.update(extra)
         self._files.append(entry)
 
+    @_locked
     def add_missing(self, name: str, status: str, reason: str, **extra) -> None:
         """Record an artifact that could not be collected, and why."""
+        if self._closed:
+            raise WriterClosed(f"bundle already closed; {name} not recorded")
         if status not in names.STATUSES or status == "ok":
             raise ValueError(f"bad status for a missing artifact: {status}")
         entry = {"name": name, "kind": extra.pop("kind", "file"), "path": None, "status": status,
@@ -160,6 +255,7 @@ class BundleWriter:
         entry.update(extra)
         self._files.append(entry)
 
+    @_locked
     def add_tick(self, k: int, t_wall: float, t_mono: float, texts: dict[str, str],
                  failures: dict[str, tuple[str, str]] | None = None, **extra) -> None:
         """Store one sampling tick: series source name -> raw text.
@@ -175,6 +271,7 @@ class BundleWriter:
         for src, (status, reason) in failures.items():
             self._agg(names.series(src), "series", "ticks/*.json").fail(status, reason)
 
+    @_locked
     def add_records(self, name: str, records: list[dict]) -> None:
         """Append a chunk of records (events, log lines) to a stream artifact."""
         agg = self._agg(name, "stream", f"streams/{name}/*.jsonl")
@@ -188,8 +285,11 @@ class BundleWriter:
         agg.entry["bytes"] += len(data)
         agg.count += len(records)
 
+    @_locked
     def declare_stream(self, name: str, *, status: str = "ok", reason: str | None = None, **extra) -> None:
         """Make a stream artifact exist (even with no records) and set its status."""
+        if self._closed:
+            raise WriterClosed(f"bundle already closed; {name} not recorded")
         agg = self._agg(name, "stream", f"streams/{name}/*.jsonl")
         agg.entry["status"] = status
         if reason:
@@ -208,6 +308,41 @@ class BundleWriter:
     def broken(self) -> OSError | None:
         return self._broken
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def update_manifest(self, **fields) -> None:
+        """Set manifest fields (thread-safe); they go out with the final manifest."""
+        with self._lock:
+            self.manifest.update(fields)
+
+    def merge_manifest(self, key: str, **fields) -> None:
+        """Merge fields into a dict-valued manifest field (thread-safe)."""
+        with self._lock:
+            value = dict(self.manifest.get(key) or {})
+            value.update(fields)
+            self.manifest[key] = value
+
+    def _release_reserve(self) -> None:
+        # Give back what was allocated beyond the end of the archive. ext4
+        # ignores a hole punched past EOF but frees preallocated blocks on a
+        # truncate to the same size; tmpfs does the opposite. Do both.
+        if self._alloc_end:
+            size = self._fh.tell()
+            if self._alloc_end > size:
+                try:
+                    _allocate(self._fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, size,
+                              self._alloc_end - size)
+                except OSError:
+                    pass
+                try:
+                    os.ftruncate(self._fd, size)
+                except OSError:
+                    pass
+                self._alloc_end = 0
+
+    @_locked
     def close(self, **final) -> str:
         """Write the final manifest and the tar trailer, then rename.
 
@@ -227,6 +362,10 @@ class BundleWriter:
                 ok = True
             except OSError:
                 ok = False
+        try:
+            self._release_reserve()
+        except (OSError, ValueError):
+            pass
         try:
             self._zw.close()
         except OSError:

@@ -1,0 +1,383 @@
+"""``snapcollect collect``: one bounded run, from start snapshot to final manifest.
+
+The run on CLOCK_MONOTONIC, t0 = start, D = --duration, I = --interval::
+
+    t0               host info, kernel log opened, start snapshot
+    <= t0 + 3.5 s    BPF compile and attach (its own deadline)
+    w0               the window opens: kernel log backlog, tick 0
+    w0 + k*I         ticks k = 0 .. floor(D / I), on a fixed schedule
+    window end       end snapshot, then BPF finish (thread) || top-N detail
+    <= t0 + D + 5 s  final manifest, rename .partial -> .tar.zst
+
+One deadline (t0 + D + 5 s) bounds everything; the window is shortened if
+the set-up ate into the time the end phase needs. The start snapshot is
+taken before the BPF compile, not during it: clang's ~150 MB would
+otherwise show up in the host's memory figures at the start. Between ticks the main
+thread waits in select(2) on the kernel log and the signal self-pipe (or
+in the BPF session's poll), so kernel messages and Ctrl-C are handled as
+they come. The bundle's path is the last line on stdout; everything else
+goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+import traceback
+
+from snapcollect import __version__
+from snapcollect.bundle import names
+from snapcollect.bundle.writer import BundleWriter, DiskFull
+from snapcollect.collect import output
+from snapcollect.collect.bpf_hook import BpfHook
+from snapcollect.collect.clock import Deadline, TickSchedule, now
+from snapcollect.collect.detail import collect_detail
+from snapcollect.collect.jobs import Jobs
+from snapcollect.collect.progress import Progress
+from snapcollect.collect.sampler import Sampler
+from snapcollect.collect.signals import StopFlag
+from snapcollect.collect.snapshot import HostLayout, take_snapshot
+from snapcollect.collect.sources import cgroups, host, numa
+from snapcollect.collect.sources.kmsg import KernelLog
+from snapcollect.errors import SnapcollectError
+
+SLACK_S = 5.0              # wall time allowed beyond --duration, everything included
+BPF_BUDGET_S = 3.5         # of the slack, at most this for BPF compile + attach
+START_SNAPSHOT_S = 1.5     # the start snapshot's own bound
+END_RESERVE_S = 1.5        # kept for the end phase even if the set-up ran late
+CLOSE_RESERVE_S = 0.3      # kept for the final manifest and the rename
+
+EXIT_DISK_FULL = 1
+EXIT_ERROR = 1
+
+
+def _iso(t_wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t_wall)) + f".{int(t_wall % 1 * 1000):03d}Z"
+
+
+def _clock_pair() -> tuple[float, float]:
+    """(wall, monotonic) read as close together as possible."""
+    best = None
+    for _ in range(3):
+        m1 = time.monotonic()
+        w = time.time()
+        m2 = time.monotonic()
+        if best is None or m2 - m1 < best[2]:
+            best = (w, (m1 + m2) / 2, m2 - m1)
+    return best[0], best[1]
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+class Run:
+    """State of one collection."""
+
+    def __init__(self, args, path: str, t0_wall: float, t0_mono: float, progress: Progress, stop: StopFlag):
+        self.args = args
+        self.path = path
+        self.t0_wall = t0_wall
+        self.t0_mono = t0_mono
+        self.duration = float(args.duration)
+        self.interval = float(args.interval)
+        self.hard = Deadline(t0_mono + self.duration + SLACK_S)
+        self.progress = progress
+        self.stop = stop
+        self.jobs = Jobs()
+        self.kmsg = KernelLog()
+        self.pending_kmsg: list[dict] = []
+        self.phase = "starting"
+        self.phases: dict[str, float] = {}
+        self.incomplete: list[str] = []
+        self.window: dict = {}
+        self.sampler: Sampler | None = None
+        self.sched: TickSchedule | None = None
+        self.writer: BundleWriter | None = None
+        self.bpf: BpfHook | None = None
+        self.page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+
+    # -- helpers -----------------------------------------------------------
+
+    def _show(self, force: bool = False) -> None:
+        bound = True                        # outside sampling: the deadline bounds what is left
+        if self.sched is None:              # setting up: the window has not opened
+            elapsed, left = 0.0, self.hard.remaining()
+        elif self.phase == "sampling":
+            elapsed, left, bound = now() - self.sched.start, self.sched.end - now(), False
+        else:
+            elapsed = self.window.get("end_mono", now()) - self.sched.start
+            left = self.hard.remaining()
+        hint = "Ctrl-C: stop+keep" if not self.stop.stopped else "Ctrl-C again: skip the rest"
+        self.progress.update(self.phase, max(0.0, elapsed), self.duration, left,
+                             self.sampler.ticks if self.sampler else 0, bound=bound, force=force, hint=hint)
+
+    def _timed(self, key: str, t_start: float) -> None:
+        self.phases[key] = round(now() - t_start, 3)
+
+    def _flush_kmsg(self) -> None:
+        if self.pending_kmsg:
+            recs, self.pending_kmsg = self.pending_kmsg, []
+            self.writer.add_records("kmsg", recs)
+
+    def _wait_until(self, t_mono: float) -> bool:
+        """Wait for ``t_mono`` while draining BPF and the kernel log; False if stopped."""
+        while not self.stop.stopped:
+            left = t_mono - now()
+            if left <= 0:
+                return True
+            slice_ = min(left, 0.2)
+            t_before = now()
+            if self.bpf is not None and self.bpf.polling:
+                self.bpf.poll(slice_)
+            rest = slice_ - (now() - t_before)
+            if rest > 0.002 and not self.stop.stopped:
+                fds = [self.stop.wakeup_r]
+                if self.kmsg.mode == "kmsg":
+                    fds.append(self.kmsg.fileno())
+                try:
+                    select.select(fds, [], [], rest)
+                except InterruptedError:
+                    pass
+                self.stop.drain_wakeup()
+            self.pending_kmsg.extend(self.kmsg.poll())
+            self._show()
+        return False
+
+    # -- phases ------------------------------------------------------------
+
+    def _manifest(self) -> dict:
+        return {
+            "tool_version": __version__,
+            "host": host.hostname(),
+            "kernel": os.uname().release,
+            "started_at": _iso(self.t0_wall),
+            "duration_requested_s": self.duration,
+            "interval_s": self.interval,
+            "top_n": self.args.top,
+            "deadline_s": self.duration + SLACK_S,
+            "uid": os.getuid(),
+            "clock": {"wall": self.t0_wall, "monotonic": self.t0_mono},
+        }
+
+    def _setup(self) -> HostLayout:
+        w = self.writer
+        w.add_file("host/info", host.info_bytes())
+        self.kmsg.open(Deadline.after(1.0).at)
+        if self.kmsg.mode is None:
+            w.declare_stream("kmsg", status=self.kmsg.status.status, reason=self.kmsg.status.reason,
+                             source="none")
+        else:
+            w.declare_stream("kmsg", source=self.kmsg.mode)
+        return HostLayout(nodes=numa.nodes(), cgroup=cgroups.find_hierarchy())
+
+    def _sample(self) -> None:
+        """The window: ticks on the fixed schedule until the end or a signal."""
+        w0_wall, w0 = _clock_pair()
+        self.window = {"start": w0_wall, "start_mono": w0}
+        self.pending_kmsg.extend(self.kmsg.backlog(Deadline.after(1.0).at))
+        self._flush_kmsg()
+        sched = self.sched = TickSchedule(w0, self.interval, self.duration)
+        latest_end = self.hard.at - END_RESERVE_S
+        if sched.end > latest_end:
+            sched.shorten(latest_end)
+            self.window["shortened"] = (f"set-up took {w0 - self.t0_mono:.1f} s; the window was cut to "
+                                        f"{sched.end - w0:.1f} s to keep the run within "
+                                        f"{self.duration + SLACK_S:g} s")
+        self.phase = "sampling"
+        last_wall, last_mono = w0_wall, w0
+        k: int | None = 0
+        while k is not None:
+            if not self._wait_until(sched.slot(k)):
+                break
+            last_wall, last_mono = time.time(), now()
+            tick_deadline = min(sched.slot(k) + 0.9 * self.interval, latest_end)
+            self.sampler.take(k, tick_deadline)
+            self._flush_kmsg()
+            self._show()
+            if self.stop.stopped:
+                break
+            k = sched.next_after(k, now())
+        if self.stop.stopped:
+            last_wall, last_mono = _clock_pair()
+        self.window.update(end=last_wall, end_mono=last_mono)
+
+    def _finish(self, layout: HostLayout) -> None:
+        """End snapshot, then top-N detail while BPF finishes, all before the deadline."""
+        self.phase = "finishing"
+        self._show(force=True)
+        w = self.writer
+        end = Deadline(self.hard.at - CLOSE_RESERVE_S)
+        t = now()
+        skip = "skipped: the run was stopped by a second signal" if self.stop.hurry else None
+        snap_deadline = end.sooner(max(0.5, min(2.0, end.remaining() * 0.4)))
+        if not take_snapshot(names.END, w, layout, self.jobs, snap_deadline, self.stop, skip_reason=skip):
+            self.incomplete.append("end snapshot")
+        self._timed("end_snapshot_s", t)
+        self._show(force=True)
+        # BPF finish (detach, drain, aggregate, symbolise) is mostly Python
+        # holding the GIL: started after the end snapshot so that the
+        # snapshot's reads and commands stay close together in time.
+        self.bpf.finish_async(end.at)
+
+        t = now()
+        last = self.sampler.last_pass
+        if self.stop.hurry:
+            w.add_missing("procs/top", "missing", "skipped: the run was stopped by a second signal")
+            self.incomplete.append("process detail")
+        elif not collect_detail(w, self.jobs, last, self.sampler.last_pass_k, self.args.top, self.page_kb,
+                                Deadline(end.at - 0.1), self.stop):
+            self.incomplete.append("process detail")
+        self._timed("detail_s", t)
+
+        t = now()
+        if not self.bpf.wait_finish(end.at):
+            self.incomplete.append("BPF finish")
+        self._timed("bpf_finish_s", t)
+        self.pending_kmsg.extend(self.kmsg.final(end.sooner(0.5).at))
+        self._flush_kmsg()
+        if self.kmsg.mode is not None:
+            w.declare_stream("kmsg", **self.kmsg.manifest_extra())
+
+    def collect(self) -> None:
+        """All phases; exceptions (DiskFull, bugs) propagate to ``execute``."""
+        t = now()
+        layout = self._setup()
+        self.sampler = Sampler(self.writer, self.jobs, layout.nodes, self.interval)
+        self.progress.say(f"snapcollect: {self.duration:g} s window; "
+                          "Ctrl-C to stop early and keep what was collected")
+        self._show(force=True)
+        if not take_snapshot(names.START, self.writer, layout, self.jobs,
+                             self.hard.sooner(START_SNAPSHOT_S), self.stop):
+            self.incomplete.append("start snapshot")
+        self._timed("start_snapshot_s", t)
+
+        t = now()
+        self.bpf = BpfHook(self.args, self.writer, self.jobs, self.stop)
+        if not self.stop.stopped:
+            self.phase = "BPF setup"
+            self._show(force=True)
+            self.bpf.start(min(self.t0_mono + BPF_BUDGET_S, self.hard.at - END_RESERVE_S))
+        elif not getattr(self.args, "no_bpf", False):
+            self.writer.merge_manifest("bpf", enabled=False, reason="not started: the run was stopped early")
+        else:
+            self.writer.merge_manifest("bpf", enabled=False, reason="--no-bpf")
+        self._timed("bpf_start_s", t)
+
+        t = now()
+        if not self.stop.stopped:
+            self._sample()
+        else:
+            self.window = {}
+        self._timed("window_s", t)
+        self._finish(layout)
+
+    def execute(self) -> int:
+        manifest = self._manifest()
+        try:
+            self.writer = BundleWriter(self.path, manifest)
+        except DiskFull:
+            raise output.OutputError(f"{os.path.dirname(os.path.abspath(self.path))}: the file system is "
+                                     "full; no bundle written") from None
+        except FileExistsError:
+            raise output.OutputError(f"{self.path}: already exists; refusing to overwrite it") from None
+        except OSError as exc:
+            raise output.OutputError(f"{self.path}: cannot create: {exc.strerror}") from None
+
+        stopped_by, stop_reason, code, message = "deadline", None, 0, None
+        try:
+            self.collect()
+        except DiskFull as exc:
+            stopped_by, code = "disk_full", EXIT_DISK_FULL
+            ticks = self.sampler.ticks if self.sampler else 0
+            stop_reason = (f"the output file system filled up after {ticks} samples "
+                           f"({exc.strerror}); the bundle holds what was written before")
+            message = f"output file system full: bundle truncated after {ticks} samples"
+        except Exception as exc:  # noqa: BLE001 - finish the bundle, one clear line, no traceback
+            stopped_by, code = "error", EXIT_ERROR
+            stop_reason = f"internal error in phase {self.phase!r}: {type(exc).__name__}: {exc}"
+            message = stop_reason + " (bundle kept)"
+            if os.environ.get("SNAPCOLLECT_DEBUG"):
+                traceback.print_exc()
+        if stopped_by == "deadline" and self.stop.stopped:
+            stopped_by, code = "signal", self.stop.exit_code
+            win = self.window
+            got = (win.get("end_mono", now()) - win["start_mono"]) if win.get("start_mono") else 0.0
+            stop_reason = (f"stopped by {self.stop.name} after {got:.1f} s of the "
+                           f"{self.duration:g} s window")
+            if self.stop.hurry and self.incomplete:
+                stop_reason += f"; a second signal skipped: {', '.join(self.incomplete)}"
+        elif stopped_by == "deadline" and self.incomplete:
+            stop_reason = f"ran out of time for: {', '.join(self.incomplete)}"
+
+        cost = host.self_cost()
+        final = {
+            "ended_at": _iso(time.time()),
+            "complete": stopped_by == "deadline" and not self.incomplete,
+            "stopped_by": stopped_by,
+            "stop_reason": stop_reason,
+            "ticks": self.sampler.ticks if self.sampler else 0,
+            "skipped_ticks": self.sched.skipped if self.sched else 0,
+            "window": self.window,
+            "phases": self.phases,
+            "wall_s": round(now() - self.t0_mono, 3),
+            **cost,
+        }
+        if self.kmsg is not None:
+            self.kmsg.close()
+        self.progress.clear()
+        out_path = self.writer.close(**final)
+        if out_path.endswith(names.PARTIAL_SUFFIX):
+            message = (message or "the bundle could not be finished") + \
+                "; it ends at the last whole sample (snapcollect show can read it)"
+        if message:
+            _say(f"snapcollect: {message}: {out_path}")
+        elif stopped_by == "signal":
+            _say(f"snapcollect: {stop_reason}; the bundle is marked incomplete: {out_path}")
+        elif not self.args.quiet:
+            bad = sum(1 for a in self.writer.artifacts() if a.get("status") != "ok")
+            size = os.path.getsize(out_path) if os.path.exists(out_path) else 0
+            _say(f"snapcollect: wrote {_size(size)}, {final['ticks']} samples; {bad} artifacts not "
+                 f"collected\n  see: snapcollect show {out_path}")
+        _say(out_path, sys.stdout)
+        return code
+
+
+def _say(text: str, stream=None) -> None:
+    """Print, unless the terminal is gone (after SIGHUP): the bundle is written anyway."""
+    try:
+        print(text, file=stream or sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _print_bpf(args) -> int:
+    try:
+        from snapcollect.collect.bpf.session import print_programs
+    except ImportError as exc:
+        raise SnapcollectError(f"BPF support is not available: {exc}") from None
+    return print_programs(args)
+
+
+def run_collection(args) -> int:
+    """Entry point of ``snapcollect collect``; returns the exit code."""
+    if getattr(args, "print_bpf", False):
+        return _print_bpf(args)
+    t0_wall, t0_mono = _clock_pair()
+    path = output.resolve(args.output, host.hostname(), t0_wall)
+    progress = Progress.for_args(args.quiet)
+    stop = StopFlag().install()
+    run = Run(args, path, t0_wall, t0_mono, progress, stop)
+    try:
+        # Threads still blocked in a /proc read or in bcc when this returns
+        # are daemon threads: they do not hold up the exit.
+        return run.execute()
+    finally:
+        progress.clear()
+        stop.restore()

@@ -1,0 +1,80 @@
+"""SIGINT, SIGTERM and SIGHUP during a collection: stop early, keep the data.
+
+The handlers never raise (no KeyboardInterrupt in the middle of writing a
+tar member); they record the signal and wake the main loop through a
+self-pipe (``signal.set_wakeup_fd``) so a wait in ``select`` returns at
+once. The first signal ends sampling and the run finishes its bundle; a
+second one also skips the remaining expensive phases (process detail).
+SIGHUP (the on-call's SSH session dropped) is handled like SIGTERM: the
+bundle is finished, not lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+class StopFlag:
+    """Which signals arrived, in order; installed for the run's duration."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self._old: dict[int, object] = {}
+        self._old_wakeup = -1
+        self.wakeup_r = -1
+        self._wakeup_w = -1
+
+    # -- state -----------------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.signals)
+
+    @property
+    def hurry(self) -> bool:
+        """A second signal: finish the bundle now, skip what is left."""
+        return len(self.signals) >= 2
+
+    @property
+    def first(self) -> int | None:
+        return self.signals[0] if self.signals else None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.first, 128 + (self.first or 0))
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.first).name if self.first else ""
+
+    # -- install / remove -------------------------------------------------
+
+    def _handler(self, signum, _frame) -> None:
+        self.signals.append(signum)
+
+    def install(self) -> "StopFlag":
+        self.wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old_wakeup = signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
+        for sig in EXIT_CODES:
+            self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def drain_wakeup(self) -> None:
+        try:
+            while os.read(self.wakeup_r, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+        signal.set_wakeup_fd(self._old_wakeup)
+        for fd in (self.wakeup_r, self._wakeup_w):
+            if fd >= 0:
+                os.close(fd)
+        self.wakeup_r = self._wakeup_w = -1

@@ -1,0 +1,151 @@
+"""Snapshots at the start and the end of the window.
+
+One phase reads, in priority order (a deadline cuts what matters least),
+every file in a worker thread with a timeout (jobs.run_bounded):
+/proc/meminfo, vmstat and swaps, then the classic commands run together
+(``free -w`` first, right after meminfo, so the two can be cross-checked),
+the remaining /proc files, /proc/sys/vm, transparent hugepage settings,
+per-node NUMA files and memory cgroups. Each artifact is written to the
+bundle as soon as it is read. What a deadline or a second Ctrl-C cuts off
+is recorded with its reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+from snapcollect.bundle import names
+from snapcollect.bundle.writer import BundleWriter
+from snapcollect.collect.clock import Deadline
+from snapcollect.collect.jobs import Jobs, run_bounded
+from snapcollect.collect.signals import StopFlag
+from snapcollect.collect.sources import Outcome, cgroups, numa, outcome_of, procfs
+from snapcollect.collect.sources.commands import Command, run_commands
+
+# artifact source -> argv. Verbatim output of the tools the on-call knows.
+COMMANDS: dict[str, list[str]] = {
+    "cmd/free": ["free", "-w"],
+    "cmd/vmstat-s": ["vmstat", "-s"],
+    "cmd/swapon": ["swapon", "--show"],
+    "cmd/numastat": ["numastat"],
+    "cmd/numastat-m": ["numastat", "-m"],
+}
+
+FIRST_FILES = ("proc/meminfo", "proc/vmstat", "proc/swaps")
+
+# One /proc or /sys file may take this long before it counts as blocked
+# (slabinfo waits for slab_mutex, pagetypeinfo walks zones under their lock).
+ITEM_TIMEOUT_S = 1.0
+
+
+@dataclass
+class HostLayout:
+    """What the host offers, found once at the start."""
+
+    nodes: list[int]
+    cgroup: tuple[int, str] | None
+    cgroups_chosen: list[str] = field(default_factory=list)   # at the start
+
+
+def record(writer: BundleWriter, name: str, got: Outcome, **extra) -> None:
+    """Store an outcome: the bytes when there are any, else the reason."""
+    if got.has_data:
+        writer.add_file(name, got.data, status=got.status, reason=got.reason, **extra)
+    else:
+        writer.add_missing(name, got.status if got.status != "ok" else "error",
+                           got.reason or "no data", **extra)
+
+
+def snapshot_sources(layout: HostLayout) -> list[str]:
+    """Every source a snapshot covers, for recording what was cut off."""
+    out = list(procfs.SNAPSHOT_FILES) + list(COMMANDS) + ["proc/sys/vm", "sys/kernel/mm/transparent_hugepage"]
+    for n in layout.nodes:
+        out += [numa.node_source(n, "meminfo"), numa.node_source(n, "numastat")]
+    out.append("cgroups/memory")
+    return out
+
+
+def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jobs, deadline: Deadline,
+                  stop: StopFlag, *, skip_reason: str | None = None) -> bool:
+    """Take one snapshot; returns True when every source was attempted."""
+    done: set[str] = set()
+
+    def cut_off(why: tuple[str, str]) -> bool:
+        status, reason = why
+        for src in snapshot_sources(layout):
+            if src not in done:
+                writer.add_missing(names.at(src, phase), status, reason)
+                done.add(src)
+        return False
+
+    def out_of_time() -> tuple[str, str] | None:
+        """(status, reason) when the rest of the snapshot must be skipped."""
+        if skip_reason:
+            return "missing", skip_reason
+        if stop.hurry:
+            return "missing", "skipped: the run was stopped by a second signal"
+        if deadline.expired():
+            return "timeout", "not read: the snapshot ran out of time before the deadline"
+        return None
+
+    def put(src: str, got: Outcome, **extra) -> None:
+        record(writer, names.at(src, phase), got, **extra)
+        done.add(src)
+
+    def bounded(items: list[tuple[str, Callable[[], Outcome]]]) -> None:
+        """Read sources in worker threads: a read that blocks is a timeout."""
+        results = run_bounded(jobs, items, deadline.at, item_timeout_s=ITEM_TIMEOUT_S, label="snapshot")
+        for src, _fn in items:
+            value = results[src]
+            extra = {}
+            if isinstance(value, tuple):        # (outcome, unreadable files)
+                value, unreadable = value
+                if unreadable:
+                    extra["unreadable"] = unreadable
+            put(src, outcome_of(value, src), **extra)
+
+    if (why := out_of_time()):
+        return cut_off(why)
+    bounded([(src, partial(procfs.read_file, src)) for src in FIRST_FILES])
+
+    cmds = [Command(src, argv) for src, argv in COMMANDS.items()]
+    run_commands(cmds, deadline.sooner(3.0).at)
+    for c in cmds:
+        put(c.name, c.outcome)
+
+    if (why := out_of_time()):
+        return cut_off(why)
+    items: list[tuple[str, Callable]] = [(src, partial(procfs.read_file, src))
+                                         for src in procfs.SNAPSHOT_FILES if src not in done]
+    items += [("proc/sys/vm", procfs.sysvm), ("sys/kernel/mm/transparent_hugepage", procfs.thp)]
+    items += [(numa.node_source(n, f), partial(numa.read_node_file, n, f))
+              for n in layout.nodes for f in ("meminfo", "numastat")]
+    bounded(items)
+
+    if (why := out_of_time()):
+        return cut_off(why)
+    name = "cgroups/memory"
+    if layout.cgroup is None:
+        put(name, Outcome("missing", b"", "no memory cgroup hierarchy mounted (v1 memory controller "
+                                          "or v2 with memory in cgroup.controllers)"))
+    else:
+        version, root = layout.cgroup
+        budget = max(0.05, min(1.0, deadline.remaining() * 0.5))
+        job = jobs.start(lambda j: cgroups.collect(j, version, root, budget_s=budget,
+                                                  also=tuple(layout.cgroups_chosen)), "cgroups")
+        if job is None:
+            put(name, Outcome("timeout", b"", "not read: earlier reads of this host are still blocked"))
+        elif not job.wait_until(deadline.at):
+            what = jobs.abandon(job)
+            put(name, Outcome("timeout", b"", f"blocked reading {what} past the deadline"))
+        elif job.error is not None:
+            put(name, Outcome("error", b"", f"{type(job.error).__name__}: {job.error}"))
+        else:
+            got, chosen = job.result
+            if phase == names.START:
+                layout.cgroups_chosen = [c for c in chosen if c != "/"]
+            put(name, got)
+    return not any(a.get("status") == "timeout" for a in writer.artifacts()
+                   if a["name"].endswith("@" + phase))

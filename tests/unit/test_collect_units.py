@@ -1,0 +1,407 @@
+"""Collector pieces that can be checked without a full run.
+
+Fixed tick schedule, kernel-log record parsing (real /dev/kmsg and dmesg
+lines from this machine, kernel 6.18), cgroup hierarchy detection from
+mountinfo (v1, v2, hybrid), the per-tick process line format, commands
+with timeouts and caps, output naming, and a tick whose process read
+blocks (it must not stall the clock).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from snapcollect.bundle import names, open_bundle
+from snapcollect.bundle.writer import BundleWriter
+from snapcollect.collect import output, sampler as sampler_mod
+from snapcollect.collect.clock import Deadline, TickSchedule
+from snapcollect.collect.jobs import Jobs
+from snapcollect.collect.sources import dump_dir, read_capped
+from snapcollect.collect.sources.cgroups import find_hierarchy
+from snapcollect.collect.sources.commands import Command, run_commands, run_one
+from snapcollect.collect.sources.kmsg import parse_dmesg_raw, parse_record
+from snapcollect.collect.sources.processes import (PassState, _status_fields, procs_pass,
+                                                   top_by_rss)
+
+# -- clock ------------------------------------------------------------------
+
+
+def test_schedule_slots_do_not_drift():
+    s = TickSchedule(100.0, 0.1, 60.0)
+    assert s.last_k == 600          # 60 / 0.1 in floats is 599.999...; the last slot is kept
+    assert s.slot(600) == pytest.approx(160.0)
+    assert s.slot(0) == 100.0 and s.end == pytest.approx(160.0)
+
+
+def test_schedule_skips_overrun_slots_and_counts_them():
+    s = TickSchedule(0.0, 1.0, 10.0)
+    assert s.next_after(0, 0.4) == 1 and s.skipped == 0
+    assert s.next_after(1, 1.5) == 2 and s.skipped == 0      # on time for slot 2
+    assert s.next_after(2, 4.2) == 5 and s.skipped == 2      # slots 3 and 4 missed
+    assert s.next_after(9, 9.1) == 10
+    assert s.next_after(10, 10.0) is None
+    s2 = TickSchedule(0.0, 1.0, 3.0)
+    assert s2.next_after(0, 7.0) is None and s2.skipped == 3  # 1, 2, 3 all missed
+
+
+def test_schedule_shorten():
+    s = TickSchedule(0.0, 1.0, 60.0)
+    s.shorten(10.5)
+    assert s.last_k == 10
+    s.shorten(100.0)
+    assert s.last_k == 10
+
+
+def test_deadline():
+    d = Deadline.after(10.0)
+    assert 9.0 < d.remaining() <= 10.0 and not d.expired()
+    assert d.sooner(1.0).remaining() <= 1.0
+    assert Deadline.after(-1).expired() and Deadline.after(-1).remaining() == 0.0
+
+
+# -- kernel log --------------------------------------------------------------
+
+KMSG_LINES = [
+    b"6,345,681491492,-;Adding 262140k swap on /var/tmp/snapfix.swap.  Priority:-2 extents:3 across:278524k \n",
+    b"3,1302,5461278900,-,caller=T4242;Memory cgroup out of memory: Killed process 4242 (python3) "
+    b"total-vm:213712kB, anon-rss:63852kB, file-rss:1280kB, shmem-rss:0kB, UID:0 pgtables:232kB "
+    b"oom_score_adj:0\n SUBSYSTEM=memory\n",
+]
+
+
+def test_kmsg_record():
+    r = parse_record(KMSG_LINES[0], True)
+    assert r == {"seq": 345, "ts_us": 681491492, "prio": 6, "facility": 0,
+                 "text": "Adding 262140k swap on /var/tmp/snapfix.swap.  Priority:-2 extents:3 across:278524k ",
+                 "before_window": True}
+    r = parse_record(KMSG_LINES[1], False)
+    assert r["seq"] == 1302 and r["prio"] == 3 and r["ts_us"] == 5461278900
+    assert r["text"].startswith("Memory cgroup out of memory: Killed process 4242 (python3)")
+    assert "SUBSYSTEM" not in r["text"] and r["before_window"] is False
+    # facility in the high bits: <30> is daemon.info
+    assert parse_record(b"30,7,12,-;systemd[1]: x\n", False)["facility"] == 3
+    assert parse_record(b"garbage without separator", False) is None
+
+
+def test_dmesg_raw_fallback():
+    text = ("<6>[    0.000000] Linux version 6.18.44\n"
+            "<4>[  681.491492] Adding 262140k swap on /var/tmp/snapfix.swap.\n"
+            "not a record line\n")
+    recs = parse_dmesg_raw(text, True)
+    assert [r["ts_us"] for r in recs] == [0, 681491492]
+    assert recs[1]["prio"] == 4 and recs[1]["text"].startswith("Adding")
+    assert all(r["before_window"] for r in recs)
+
+
+# -- cgroups -------------------------------------------------------------------
+
+MOUNTINFO_V1 = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+MOUNTINFO_V1_ESCAPED = "35 31 0:32 / /sys/fs/cgroup/mem\\040ory rw - cgroup cgroup rw,memory\n"
+
+
+def test_cgroup_v1_mount_found_when_v2_has_no_memory(tmp_path):
+    # this machine: cgroup2 at /sys/fs/cgroup/unified lists only hugetlb
+    assert find_hierarchy(MOUNTINFO_V1.replace("/sys/fs/cgroup/unified", str(tmp_path))) == \
+        (1, "/sys/fs/cgroup/memory")
+    assert find_hierarchy(MOUNTINFO_V1_ESCAPED) == (1, "/sys/fs/cgroup/mem ory")
+    assert find_hierarchy("") is None
+
+
+def test_cgroup_v2_with_memory_controller(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids\n")
+    mi = f"30 23 0:26 / {tmp_path} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+    assert find_hierarchy(mi) == (2, str(tmp_path))
+    # hybrid: v2 has memory, so it wins over a v1 memory mount
+    assert find_hierarchy(MOUNTINFO_V1 + mi)[0] == 2
+
+
+# -- processes -----------------------------------------------------------------
+
+
+def test_status_fields_real_uid_and_swap():
+    status = open("/proc/self/status", "rb").read()
+    uid, swap = _status_fields(status)
+    assert uid == os.getuid()
+    assert swap.isdigit()
+    # kernel threads have no VmSwap line
+    kthread = open("/proc/2/status", "rb").read()
+    assert _status_fields(kthread) == (0, "")
+
+
+def test_procs_pass_lines_match_proc():
+    res = procs_pass(None, PassState(), budget_s=5.0)
+    lines = res.text.splitlines()
+    assert res.written == len(lines) and res.cut_reason is None
+    mine = [ln for ln in lines if ln.startswith(f"{os.getpid()} (")]
+    assert len(mine) == 1
+    stat, uid, swap = mine[0].rsplit("\t", 2)
+    assert int(uid) == os.getuid() and swap.isdigit()
+    raw = open(f"/proc/{os.getpid()}/stat").read().split(")")[0]
+    assert stat.startswith(raw + ")")
+    assert any(p.pid == os.getpid() for p in res.procs)
+
+
+def test_procs_pass_comm_with_tab_and_newline_stays_one_line():
+    # A real process whose comm holds a TAB, a newline and parentheses.
+    code = ("import ctypes,time; libc=ctypes.CDLL(None); "
+            "libc.prctl(15, b'a\\tb\\nc) (d', 0, 0, 0); time.sleep(30)")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        for _ in range(100):
+            if "\t" in open(f"/proc/{p.pid}/comm").read():
+                break
+            time.sleep(0.02)
+        res = procs_pass(None, PassState(), budget_s=5.0)
+        mine = [ln for ln in res.text.split("\n") if ln.startswith(f"{p.pid} (")]
+        assert len(mine) == 1
+        stat, uid, swap = mine[0].rsplit("\t", 2)
+        assert stat.startswith(f"{p.pid} (a b c) (d) S ")
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_procs_pass_time_budget_cuts():
+    res = procs_pass(None, PassState(), budget_s=0.0)
+    assert res.cut_reason and "time budget" in res.cut_reason
+
+
+def test_top_by_rss_excludes_kernel_threads_and_self():
+    res = procs_pass(None, PassState(), budget_s=5.0)
+    top = top_by_rss(res.procs, 5, {os.getpid()})
+    assert top and all(p.rss_pages > 0 and p.pid != os.getpid() for p in top)
+    assert [p.rss_pages for p in top] == sorted((p.rss_pages for p in top), reverse=True)
+
+
+# -- files and commands ----------------------------------------------------------
+
+
+def test_read_capped_statuses(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 1000)
+    assert read_capped(str(f), 2000).status == "ok"
+    got = read_capped(str(f), 100)
+    assert got.status == "truncated" and len(got.data) == 100
+    assert read_capped(str(tmp_path / "none"), 10).status == "missing"
+    assert read_capped("/proc/meminfo", 1 << 20).text.startswith("MemTotal:")
+
+
+def test_dump_dir(tmp_path):
+    (tmp_path / "a").write_text("1\n")
+    (tmp_path / "b").write_text("x y\nz\n")
+    (tmp_path / "trigger").write_text("")
+    os.chmod(tmp_path / "trigger", 0o200)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c").write_text("3\n")
+    got, unreadable = dump_dir(str(tmp_path), 1 << 20)
+    assert got.text == "a = 1\nb = x y z\n" and unreadable == []
+    got, _ = dump_dir(str(tmp_path), 1 << 20, recursive=True)
+    assert "sub/c = 3\n" in got.text
+    assert dump_dir(str(tmp_path / "nope"), 10)[0].status == "missing"
+
+
+def test_commands_missing_timeout_cap_and_exit_status():
+    cmds = [Command("a", ["no-such-command-here"]), Command("b", ["sleep", "10"]),
+            Command("c", ["seq", "1", "100000"], cap=1000), Command("d", ["ls", "/no/such/dir"]),
+            Command("e", ["echo", "hello"])]
+    t = time.monotonic()
+    run_commands(cmds, time.monotonic() + 1.0)
+    assert time.monotonic() - t < 5.0
+    a, b, c, d, e = (x.outcome for x in cmds)
+    assert a.status == "missing" and "not installed" in a.reason
+    assert b.status == "timeout"
+    assert c.status == "truncated" and len(c.data) == 1000 and c.data.startswith(b"1\n2\n")
+    assert d.status == "error" and "exited with status 2" in d.reason and "No such file" in d.reason
+    assert e.status == "ok" and e.data == b"hello\n"
+    assert run_one(["free", "-w"], time.monotonic() + 5).text.split()[0:2] == ["total", "used"]
+
+
+def test_commands_run_with_c_locale():
+    got = run_one(["sh", "-c", "echo $LC_ALL"], time.monotonic() + 5)
+    assert got.data == b"C\n"
+
+
+# -- output ------------------------------------------------------------------------
+
+
+def test_bundle_name():
+    assert output.bundle_name("web-1.example", 0.0) == "snapcollect-web-1.example-19700101T000000Z.tar.zst"
+    assert output.bundle_name("a b/c", 1795314388.9) == "snapcollect-a_b_c-20261122T022628Z.tar.zst"
+
+
+def test_resolve_output(tmp_path):
+    p = output.resolve(str(tmp_path), "h", 0.0)
+    assert p == str(tmp_path / "snapcollect-h-19700101T000000Z.tar.zst")
+    assert output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0) == str(tmp_path / "x.tar.zst")
+    new = tmp_path / "new" / "dir"
+    assert output.resolve(str(new), "h", 0.0).startswith(str(new)) and new.is_dir()
+    (tmp_path / "x.tar.zst").write_text("")
+    with pytest.raises(output.OutputError, match="refusing to overwrite"):
+        output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(output.OutputError, match="not a directory"):
+        output.resolve(str(tmp_path / "file"), "h", 0.0)
+    with pytest.raises(output.OutputError, match="no such directory"):
+        output.resolve(str(tmp_path / "nodir" / "x.tar.zst"), "h", 0.0)
+    with pytest.raises(output.OutputError, match="KiB free"):
+        output.check_free_space(str(tmp_path), need=1 << 62)
+
+
+# -- a tick whose process read blocks -----------------------------------------------
+
+
+def test_blocked_process_read_does_not_stall_ticks(tmp_path, monkeypatch):
+    """A pass that hangs on one pid: that tick records a timeout naming the
+    file, the pid is skipped afterwards, the next tick is on time."""
+    release = threading.Event()
+    calls = []
+
+    def fake_pass(job, state, budget, skip_pids=frozenset(), cap=0):
+        calls.append(dict(state.blocked))
+        if 4242 not in state.blocked:
+            job.current = "/proc/4242/status"
+            release.wait(30)        # blocked like a read under a held mmap lock
+        return procs_pass(job, state, budget)
+
+    monkeypatch.setattr(sampler_mod, "procs_pass", fake_pass)
+    path = str(tmp_path / f"b{names.SUFFIX}")
+    w = BundleWriter(path, {})
+    jobs = Jobs()
+    s = sampler_mod.Sampler(w, jobs, [], 0.2)
+    t0 = time.monotonic()
+    s.take(0, t0 + 0.15)
+    took_first = time.monotonic() - t0
+    s.take(1, time.monotonic() + 2.0)
+    release.set()
+    w.close(ended_at="t")
+    b = open_bundle(path)
+    t0k, t1k = b.ticks
+    assert t0k["failures"]["procs"][0] == "timeout"
+    assert "/proc/4242/status" in t0k["failures"]["procs"][1]
+    assert "procs" in t1k["texts"] and t1k["skipped_pids"] == [4242]
+    assert calls[1] == {4242: "/proc/4242/status"}
+    assert "proc/vmstat" in t0k["texts"], "system files are read even when the pass blocks"
+    assert took_first < 5.0     # bounded by the tick deadline, not by the blocked read
+
+
+def test_collect_path_does_not_import_report_libraries():
+    code = ("import sys, snapcollect.cli, snapcollect.collect.runner; "
+            "bad = [m for m in ('matplotlib', 'weasyprint', 'jinja2', 'markdown_it') if m in sys.modules]; "
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_run_bounded_blocked_item_does_not_stop_the_rest():
+    from snapcollect.collect.jobs import BLOCKED, NOT_RUN, run_bounded
+    never = threading.Event()
+    jobs = Jobs()
+    r = run_bounded(jobs, [("a", lambda: 1), ("b", lambda: never.wait(60)), ("c", lambda: 3)],
+                    time.monotonic() + 10, item_timeout_s=0.2)
+    assert r == {"a": 1, "b": BLOCKED, "c": 3}
+    assert len(jobs.stuck) == 1
+    r = run_bounded(jobs, [("x", lambda: never.wait(60)), ("y", lambda: 2)], time.monotonic() + 0.2,
+                    item_timeout_s=5)
+    assert r == {"x": BLOCKED, "y": NOT_RUN}
+    never.set()
+
+
+def test_snapshot_records_a_blocked_file_as_timeout(tmp_path, monkeypatch):
+    """/proc/slabinfo stuck behind slab_mutex: only it is lost, with the reason."""
+    from snapcollect.collect import snapshot
+    from snapcollect.collect.signals import StopFlag
+    from snapcollect.collect.sources import procfs
+
+    never = threading.Event()
+    real = procfs.read_file
+
+    def read_file(src):
+        if src == "proc/slabinfo":
+            never.wait(60)
+        return real(src)
+
+    monkeypatch.setattr(procfs, "read_file", read_file)
+    monkeypatch.setattr(snapshot, "ITEM_TIMEOUT_S", 0.3)
+    path = str(tmp_path / f"b{names.SUFFIX}")
+    w = BundleWriter(path, {})
+    layout = snapshot.HostLayout(nodes=[0] if os.path.isdir("/sys/devices/system/node/node0") else [],
+                                 cgroup=None)
+    ok = snapshot.take_snapshot("start", w, layout, Jobs(), Deadline.after(10), StopFlag())
+    never.set()
+    w.close(ended_at="t")
+    b = open_bundle(path)
+    assert ok is False
+    status, reason = b.status("proc/slabinfo@start")
+    assert status == "timeout" and "blocked" in reason
+    for name in ("proc/meminfo@start", "proc/zoneinfo@start", "proc/sys/vm@start", "cmd/free@start"):
+        assert b.status(name)[0] == "ok", name
+    assert b.status("cgroups/memory@start")[0] == "missing"
+
+
+def test_cgroup_v2_collect_picks_largest_groups(tmp_path):
+    """A v2-shaped tree: the root plus the largest groups by memory.current."""
+    import json as _json
+
+    from snapcollect.collect.sources import cgroups
+
+    root = tmp_path
+    (root / "memory.stat").write_text("anon 1\nfile 2\n")
+    (root / "memory.pressure").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    sizes = {"a": 10, "b": 30, "a/x": 50, "c": 20}
+    for rel, mib in sizes.items():
+        d = root / rel
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "memory.current").write_text(f"{mib << 20}\n")
+        (d / "memory.max").write_text("max\n")
+        (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    got, chosen = cgroups.collect(None, 2, str(root), top=2, also=("/c",))
+    assert got.status == "ok"
+    assert chosen == ["/", "/a/x", "/b", "/c"]
+    doc = _json.loads(got.data)
+    assert doc["version"] == 2 and doc["usage_file"] == "memory.current" and doc["scanned"] == 5
+    assert doc["groups"]["/a/x"]["memory.events"].startswith("low 0")
+    assert doc["groups"]["/a/x"]["memory.current"] == f"{50 << 20}\n"
+    assert set(doc["groups"]["/"]) == {"memory.stat", "memory.pressure"}   # the root has no current/max
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dmesg needs root with kernel.dmesg_restrict=1")
+def test_kmsg_falls_back_to_dmesg(monkeypatch):
+    from snapcollect.collect.sources import kmsg
+
+    monkeypatch.setattr(kmsg, "DEVICE", "/nonexistent/kmsg")
+    log = kmsg.KernelLog()
+    log.open(time.monotonic() + 5)
+    assert log.mode == "dmesg"
+    recs = log.backlog(time.monotonic() + 5)
+    assert recs and all(r["before_window"] for r in recs)
+    assert recs[0]["ts_us"] <= recs[-1]["ts_us"]
+    assert log.poll() == []
+    # only what the kernel logged after the backlog (others share this machine)
+    later = log.final(time.monotonic() + 5)
+    assert all(r["ts_us"] > recs[-1]["ts_us"] and not r["before_window"] for r in later)
+
+
+def test_run_bounded_stops_starting_threads_when_too_many_are_stuck():
+    from snapcollect.collect.jobs import NO_THREAD, run_bounded
+    from snapcollect.collect.sources import outcome_of
+    never = threading.Event()
+    jobs = Jobs(max_stuck=2)
+    for _ in range(2):
+        run_bounded(jobs, [("x", lambda: never.wait(60))], time.monotonic() + 5, item_timeout_s=0.05)
+    r = run_bounded(jobs, [("y", lambda: 1)], time.monotonic() + 5)
+    assert r == {"y": NO_THREAD}
+    got = outcome_of(r["y"], "proc/meminfo")
+    assert got.status == "timeout" and "still blocked" in got.reason
+    never.set()
+    time.sleep(0.1)
+    assert run_bounded(jobs, [("y", lambda: 1)], time.monotonic() + 5) == {"y": 1}
