@@ -5,6 +5,33 @@ read it. Nothing here touches a bundle or raw text. Numbers are kept as
 numbers in ``Table`` rows; each renderer formats them, using the column's
 ``fmt`` (a Python format spec such as ``".2f"``) so that Markdown, HTML
 and PDF print the same digits as the classic tool.
+
+Besides Python format specs, ``Column.fmt`` takes these names
+(``snapcollect.report.formatting``):
+
+- ``"time"``      epoch seconds -> ``HH:MM:SS`` UTC (sar's time column)
+- ``"datetime"``  epoch seconds -> ``YYYY-mm-dd HH:MM:SS`` UTC
+- ``"iec_kb"``    kB -> ``free -h`` style (``1.5Gi``, ``512Mi``)
+- ``"kb"``        kB -> integer with thousands separators (``1,234,567``)
+
+A cell holding a string (sar's ``"Average:"`` label) or ``None`` (not
+available, shown as ``-``) is printed as is, whatever ``fmt`` says.
+JSON keeps the raw numbers; time columns become ISO 8601 UTC strings.
+
+``Report.meta`` keys the renderers print in the header (all optional;
+others are kept in JSON only):
+
+- ``host``, ``kernel``: as in the manifest
+- ``started_at``, ``ended_at``: ISO 8601 UTC of the window (``ended_at``
+  None when the collector never finished)
+- ``window``: ``(first_sample_t, last_sample_t)`` in epoch seconds
+- ``interval_s``, ``duration_requested_s``, ``samples`` (ticks read)
+- ``tool_version`` (collector that wrote the bundle), ``format_version``
+- ``cpu_s``, ``peak_rss_kb``: the collector's own cost
+- ``complete`` (bool), ``stopped_by``, ``incomplete_reason``
+- ``bundle``: file name of the bundle
+- ``notes``: list of one-line strings shown under the header (e.g. which
+  sysstat definitions the sar tables follow)
 """
 
 from __future__ import annotations
@@ -23,6 +50,13 @@ class Column:
     fmt: str = ""         # format spec for numbers; "" = str()
     align: Literal["left", "right"] = "right"
     unit: str = ""        # "kB", "pages/s", "%", ... (for JSON consumers)
+    # How the PDF may merge consecutive rows of a very long table (a one-hour
+    # sar table): "mean" for rates (the mean of equal intervals is the rate
+    # over their span), "last" for levels (what sar prints at a longer
+    # interval), "max", "min", "sum", "none" (print "-": a ratio such as
+    # %vmeff cannot be merged from its rows). "" = unknown: a table is merged
+    # only when every column says how (time columns and "/s" units need not).
+    agg: str = ""
 
 
 @dataclass
@@ -66,6 +100,7 @@ class Chart:
     kind: Literal["line", "stacked", "bar"] = "line"
     categories: list[str] = field(default_factory=list)   # for kind == "bar"
     source: list[str] = field(default_factory=list)
+    note: str = ""                       # one line shown under the chart
 
 
 @dataclass

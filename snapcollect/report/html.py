@@ -1,0 +1,290 @@
+"""Render a ``Report`` to one self-contained HTML page (also the PDF's source).
+
+The page is ``report_templates/report.html.j2`` with ``report.css``
+inlined and every chart and flame graph inlined as SVG: it fetches
+nothing (no URL in any src/href, no web font, no script), so it opens the
+same on an air-gapped laptop and through weasyprint. Paragraph text is
+Markdown, rendered with markdown-it-py; links to other sites are shown as
+text with their address, never as links, and Markdown images are off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+from html import escape
+
+from markupsafe import Markup
+
+from snapcollect import __version__
+from snapcollect.report import formatting as F
+from snapcollect.report.model import (Chart, FlameGraph, KeyValues, Paragraph, Preformatted, Report, Section,
+                                      Table)
+
+TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "report_templates")
+# On screen (cell tables), column counts at which a table gets a smaller font.
+WIDE_COLUMNS = 10
+VERY_WIDE_COLUMNS = 14
+# Longer tables are merged for print when their columns say how (Column.agg).
+PRINT_MAX_ROWS = 180
+# Tables up to this many rows are kept on one page in print.
+SHORT_TABLE_ROWS = 30
+# Print text tables: DejaVu Sans Mono advances 1233/2048 em per character;
+# usable line widths of A4 (report.css margins, less the cell padding).
+MONO_EM = 1233 / 2048
+TEXT_TABLE_GAP = "  "
+PORTRAIT_WIDTH_PT = 515.0
+LANDSCAPE_WIDTH_PT = 775.0
+TEXT_TABLE_MAX_PT = 7.5
+TEXT_TABLE_MIN_PORTRAIT_PT = 5.8
+TEXT_TABLE_MIN_PT = 4.5
+# Flame graph width in SVG units: scaled to the page, frame names stay legible.
+FLAME_WIDTH = 900
+
+
+@lru_cache(maxsize=1)
+def _env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+
+
+@lru_cache(maxsize=1)
+def _css() -> str:
+    with open(os.path.join(TEMPLATE_DIR, "report.css"), encoding="utf-8") as fh:
+        return fh.read()
+
+
+@lru_cache(maxsize=1)
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.disable("image")
+
+    def link_open(self, tokens, idx, options, env):
+        href = tokens[idx].attrGet("href") or ""
+        stack = env.setdefault("links", [])
+        if href.startswith("#"):
+            stack.append(None)
+            return self.renderToken(tokens, idx, options, env)
+        # A link off the page would be a fetch-on-click from an offline
+        # report and is an external reference: print the address instead.
+        stack.append(href)
+        return '<span class="ext-link">'
+
+    def link_close(self, tokens, idx, options, env):
+        href = env.setdefault("links", []).pop() if env.get("links") else None
+        if href is None:
+            return self.renderToken(tokens, idx, options, env)
+        return f'</span> <span class="muted">({escape(href)})</span>'
+
+    md.add_render_rule("link_open", link_open)
+    md.add_render_rule("link_close", link_close)
+    return md
+
+
+def md_block(text: str) -> Markup:
+    return Markup(_markdown().render(text or "", {}))
+
+
+def md_inline(text: str) -> Markup:
+    return Markup(_markdown().renderInline(text or "", {}))
+
+
+class _Builder:
+    """Turns the Report into plain dicts and strings for the template."""
+
+    def __init__(self, report: Report, for_print: bool = False):
+        self.report = report
+        self.titles = F.section_titles(report.sections)
+        self.for_print = for_print
+        self.anchors: set[str] = set()
+
+    def anchor(self, prefix: str, ident: str) -> str:
+        return F.unique(self.anchors, f"{prefix}-{F.slug_file(ident)}")
+
+    def findings(self) -> list[dict]:
+        found = F.sorted_findings(self.report.findings)
+        anchors = F.finding_anchors(found)
+        out = []
+        for f in found:
+            ev = f.evidence
+            out.append({
+                "severity": f.severity, "key": f.key, "title": f.title, "anchor": anchors[id(f)],
+                "explanation_html": md_block(f.explanation),
+                "threshold": f.threshold, "threshold_source": f.threshold_source,
+                "when": F.time_range(ev.time_range) if ev.time_range else "",
+                "evidence_values": [(k, F.value_text(v, k)) for k, v in (ev.values or {}).items()],
+                "artifacts": list(ev.artifacts or []),
+                "section": ev.section, "section_title": self.titles.get(ev.section or "", ev.section),
+            })
+        return out
+
+    def timeline(self) -> list[dict]:
+        events = sorted(self.report.timeline, key=lambda e: e.t)
+        if not events:
+            return []
+        t0 = F.window_start(self.report, events[0].t)
+        return [{"time": F.hms(e.t), "offset": F.offset(e.t, t0), "kind": e.kind, "severity": e.severity,
+                 "html": md_inline(e.text), "section": e.section,
+                 "section_title": self.titles.get(e.section or "", e.section)} for e in events]
+
+    def toc(self, sections: list[Section]) -> list[dict]:
+        return [{"id": s.id, "title": s.title, "children": self.toc(s.subsections)} for s in sections]
+
+    def sections(self, sections: list[Section]) -> list[dict]:
+        out = []
+        for s in sections:
+            blocks = [self.block(b) for b in s.blocks]
+            out.append({"id": s.id, "title": s.title, "level": s.level, "hlevel": max(2, min(s.level, 6)),
+                        "blocks": blocks,
+                        # A section holding a landscape table goes landscape whole,
+                        # so that its heading stays with the table.
+                        "wide_page": any(b.get("landscape") for b in blocks),
+                        "subsections": self.sections(s.subsections)})
+        return out
+
+    def block(self, b) -> dict:
+        if isinstance(b, Paragraph):
+            return {"type": "paragraph", "html": md_block(b.text)}
+        if isinstance(b, Table):
+            return self.table(b)
+        if isinstance(b, Preformatted):
+            return {"type": "pre", "text": b.text.rstrip("\n"), "caption": b.caption, "source": b.source}
+        if isinstance(b, KeyValues):
+            return {"type": "kv", "kv_items": b.items, "caption": b.caption}
+        if isinstance(b, Chart):
+            return self.picture(b, "chart")
+        if isinstance(b, FlameGraph):
+            return self.picture(b, "flamegraph")
+        raise TypeError(f"cannot render block {type(b).__name__}")
+
+    def table(self, t: Table) -> dict:
+        cols = t.columns
+        rows, note = t.rows, t.note
+        merged = F.condense_rows(cols, rows, PRINT_MAX_ROWS) if self.for_print else None
+        if merged is not None:
+            # A one-hour sar table is thousands of rows: hundreds of pages
+            # nobody reads, and minutes of layout. Print it as sar would at
+            # a longer interval, and say so.
+            rows, k = merged
+            note = (f"Printed as {len(rows):,} rows of {k} intervals ({len(t.rows):,} in all), as sar "
+                    f"prints a {k}x longer interval: rates are means over the row, levels the value at "
+                    f"its end. The HTML, Markdown and JSON reports have every interval. " + note).strip()
+        cells = [[F.format_cell(r, c) for c in cols] for r in rows]
+        foot = [[F.format_cell(r, c) for c in cols] for r in t.footer]
+        common = {"anchor": self.anchor("table", t.id), "caption": t.caption, "note": note, "source": t.source,
+                  "short": len(cells) + len(foot) <= SHORT_TABLE_ROWS}
+        if self.for_print:
+            text = self.text_table(cols, cells, foot)
+            if text is not None:
+                return {"type": "texttable", **common, **text}
+        return {"type": "table", **common, **self.cell_table(cols, cells, foot)}
+
+    @staticmethod
+    def cell_table(cols, cells: list[list[str]], foot: list[list[str]]) -> dict:
+        """An HTML table, one <td> per value (the screen page)."""
+        classes = ["l" if c.align == "left" else "" for c in cols]
+        opening = [f'<td class="{cls}">' if cls else "<td>" for cls in classes]
+
+        def rows_html(rows: list[list[str]], tr: str) -> str:
+            # Built here rather than in the template: a one-hour bundle has
+            # tens of thousands of cells, and this is several times faster.
+            return "\n".join(tr + "".join(o + escape(v) + "</td>" for o, v in zip(opening, r)) + "</tr>"
+                             for r in rows)
+
+        n = len(cols)
+        body = rows_html(cells, "<tr>") if cells else f'<tr><td class="l" colspan="{n}">no rows</td></tr>'
+        if foot:
+            body += "\n" + rows_html(foot, '<tr class="foot">')
+        width = "very-wide" if n >= VERY_WIDE_COLUMNS else "wide" if n >= WIDE_COLUMNS else "normal"
+        return {"headers": [(c.title, cls, c.unit) for c, cls in zip(cols, classes)], "body": Markup(body),
+                "width_class": width, "landscape": False}
+
+    @staticmethod
+    def text_table(cols, cells: list[list[str]], foot: list[list[str]]) -> dict | None:
+        """A table for print as aligned monospace lines, one cell per row.
+
+        weasyprint lays out each table cell as a box of its own; a sar
+        table as one line per row prints the same text (the way sar
+        itself prints it) in about half the time. The font size is chosen
+        so that the widest line fits the page, turning to a landscape page
+        when portrait would need too small a font. None when even that
+        does not fit (very long text cells): then the cells wrap instead.
+        """
+        widths = [len(c.title) for c in cols]
+        for r in cells + foot:
+            for i, v in enumerate(r):
+                if len(v) > widths[i]:
+                    widths[i] = len(v)
+        right = [c.align != "left" for c in cols]
+
+        def line(values: list[str]) -> str:
+            return escape(TEXT_TABLE_GAP.join(v.rjust(w) if ra else v.ljust(w)
+                                              for v, w, ra in zip(values, widths, right)).rstrip())
+
+        chars = sum(widths) + len(TEXT_TABLE_GAP) * (len(cols) - 1)
+        landscape = False
+        size = min(TEXT_TABLE_MAX_PT, PORTRAIT_WIDTH_PT / (chars * MONO_EM))
+        if size < TEXT_TABLE_MIN_PORTRAIT_PT:
+            landscape = True
+            size = min(TEXT_TABLE_MAX_PT, LANDSCAPE_WIDTH_PT / (chars * MONO_EM))
+            if size < TEXT_TABLE_MIN_PT:
+                return None
+        body = "\n".join(f"<tr><td>{line(r)}</td></tr>" for r in cells) if cells else "<tr><td>no rows</td></tr>"
+        if foot:
+            body += "\n" + "\n".join(f'<tr class="foot"><td>{line(r)}</td></tr>' for r in foot)
+        return {"header_line": Markup(line([c.title for c in cols])), "body": Markup(body),
+                "font_pt": f"{math.floor(size * 10) / 10:.1f}", "landscape": landscape}
+
+    def picture(self, b, kind: str) -> dict:
+        anchor = self.anchor(kind, b.id)
+        if isinstance(b, Chart):
+            from snapcollect.report.charts import chart_svg, downsample_note
+
+            svg = chart_svg(b, id_prefix=anchor + "-svg")
+            note = " ".join(x for x in (downsample_note(b), b.note) if x)
+        else:
+            from snapcollect.report.flamegraph import render_flamegraph
+
+            svg = render_flamegraph(b.folded, title=b.title, count_name=b.count_name, id_prefix=anchor + "-svg",
+                                    width=FLAME_WIDTH)
+            note = b.note
+        return {"type": "picture", "kind": kind, "anchor": anchor, "svg": Markup(svg), "title": b.title,
+                "note": note, "source": b.source}
+
+
+def render_html(report: Report, *, for_print: bool = False) -> str:
+    """The whole report as one HTML document (str).
+
+    ``for_print`` is the page weasyprint turns into the PDF: the same,
+    except that very long time-series tables are merged (see PRINT_MAX_ROWS).
+    """
+    b = _Builder(report, for_print)
+    m = report.meta
+    host = m.get("host") or "unknown host"
+    window = m.get("window")
+    when = (f"{F.date_time(window[0])[:-4]}–{F.hms(window[1])} UTC" if window
+            else str(m.get("started_at") or ""))
+    ctx = {
+        "title": f"Memory report: {host}",
+        "generator_version": __version__,
+        "css": Markup(_css()),
+        "running_header": " · ".join(x for x in ("snapcollect", host, m.get("kernel"), when) if x),
+        "header": F.header_items(report),
+        "complete": bool(m.get("complete", True)),
+        "notes": list(m.get("notes") or []),
+        "missing": F.missing_rows(report),
+        "worst": F.worst_severity(report),
+        "verdict_html": md_block(report.verdict) if report.verdict else "",
+        "findings": b.findings(),
+        "skipped": report.skipped_rules,
+        "timeline": b.timeline(),
+        "toc": b.toc(report.sections),
+        "sections": b.sections(report.sections),
+        "bundle_name": m.get("bundle") or "",
+    }
+    return _env().get_template("report.html.j2").render(**ctx)
