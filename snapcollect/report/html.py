@@ -22,7 +22,19 @@ from snapcollect.report import formatting as F
 from snapcollect.report.model import (Chart, FlameGraph, KeyValues, Paragraph, Preformatted, Report, Section,
                                       Table)
 
-TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "report_templates")
+def _template_dir() -> str:
+    """Where report.html.j2 and report.css are, installed or in a checkout."""
+    try:
+        from importlib.resources import files
+
+        return str(files("snapcollect.report_templates"))
+    except ModuleNotFoundError:
+        # A checkout used without installing: the top-level folder.
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "report_templates")
+
+
+TEMPLATE_DIR = _template_dir()
 # On screen (cell tables), column counts at which a table gets a smaller font.
 WIDE_COLUMNS = 10
 VERY_WIDE_COLUMNS = 14
