@@ -1,0 +1,118 @@
+"""The aggregated BPF artifacts, built from the rows of the kernel maps.
+
+Pure functions: the session reads the maps (fault_counts, majfaults,
+heap) into the rows below and passes a function that gives a stack's
+frames; what goes into ``bpf/fault_stacks.folded``, ``.json``,
+``bpf/majfault_by_proc`` and ``bpf/heap_growth`` is decided here. Sample
+row of ``fault_counts`` (1 sample = SC_FAULT_PERIOD faults)::
+
+    FaultRow(tgid=4242, ustack=17, kstack=-1, comm="alloc", samples=512)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from snapcollect.collect.bpf import folded
+
+HEAP_KINDS = {0: ("brk", "heap"), 1: ("mmap", "anon"), 2: ("mmap", "file")}
+HEAP_STACKS_PER_ENTRY = 10
+HEAP_ENTRIES = 300
+
+# frames(tgid, stack_id) -> frames root first (placeholders included)
+Frames = Callable[[int, int], list[str]]
+
+
+@dataclass(frozen=True)
+class FaultRow:
+    tgid: int
+    ustack: int
+    kstack: int
+    comm: str
+    samples: int
+
+
+@dataclass(frozen=True)
+class HeapRow:
+    tgid: int
+    ustack: int
+    kind: int
+    comm: str
+    calls: int
+    grow_bytes: int
+    shrink_bytes: int
+    calls_no_baseline: int
+
+
+def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stack_entries: int,
+                    errors: dict[str, int], frames: Frames,
+                    kernel_frames: Callable[[int], list[str]] | None = None) -> tuple[str, dict]:
+    """(folded text, side document) of the sampled page-fault stacks."""
+    procs: dict[int, dict] = {}
+    stacks: list[tuple[list[str], int]] = []
+    samples = shallow = 0
+    for r in sorted(rows, key=lambda r: -r.samples):   # biggest first: symbols go to them first
+        samples += r.samples
+        p = procs.setdefault(r.tgid, {"pid": r.tgid, "comm": r.comm, "samples": 0})
+        p["samples"] += r.samples
+        user = frames(r.tgid, r.ustack)
+        if len(user) <= 2:
+            shallow += r.samples
+        kern = []
+        if r.kstack >= 0 and kernel_frames is not None:
+            kern = [f + "_[k]" for f in reversed(kernel_frames(r.kstack))]
+        stacks.append(([r.comm] + user + kern, r.samples * period))
+    for p in procs.values():
+        p["faults_estimated"] = p["samples"] * period
+    meta = {
+        "source": "tracepoint exceptions:page_fault_user, user stacks aggregated in the kernel",
+        "sample_period": period,
+        "note": f"1 fault in {period} per CPU is recorded; counts are samples x {period}",
+        "kernel_stacks": kernel_stacks,
+        "stack_map_entries": stack_entries,
+        "samples": samples,
+        "faults_estimated": samples * period,
+        "shallow_stack_samples": shallow,
+        "stack_errors": {k: v for k, v in errors.items() if k.startswith("fault_")},
+        "processes": sorted(procs.values(), key=lambda p: (-p["samples"], p["pid"])),
+    }
+    return folded.render(folded.fold(stacks)), meta
+
+
+def majfault_document(rows: list[tuple[int, str, int]], errors: dict[str, int]) -> dict:
+    """rows: (tgid, comm, major faults)."""
+    out = [{"pid": pid, "comm": comm, "majfaults": n} for pid, comm, n in rows]
+    out.sort(key=lambda r: (-r["majfaults"], r["pid"]))
+    return {"source": "perf software event major-faults (PERF_COUNT_SW_PAGE_FAULTS_MAJ), every fault",
+            "processes": out, "map_full": errors.get("majfault_keys_full", 0)}
+
+
+def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames) -> dict:
+    """brk/mmap growth per (process, syscall, kind), with its biggest stacks."""
+    entries: dict[tuple, dict] = {}
+    for r in rows:
+        syscall, kind = HEAP_KINDS.get(r.kind, ("?", str(r.kind)))
+        e = entries.setdefault((r.tgid, r.comm, syscall, kind), {
+            "pid": r.tgid, "comm": r.comm, "syscall": syscall, "kind": kind, "calls": 0, "bytes": 0,
+            "shrink_bytes": 0, "calls_without_baseline": 0, "stacks": []})
+        e["calls"] += r.calls
+        e["bytes"] += r.grow_bytes
+        e["shrink_bytes"] += r.shrink_bytes
+        e["calls_without_baseline"] += r.calls_no_baseline
+        e["stacks"].append({"ustack": r.ustack, "calls": r.calls, "bytes": r.grow_bytes})
+    out = sorted(entries.values(), key=lambda e: (-e["bytes"], -e["calls"], e["pid"]))
+    for e in out[:HEAP_ENTRIES]:
+        e["stacks"].sort(key=lambda s: (-s["bytes"], -s["calls"]))
+        kept = e["stacks"][:HEAP_STACKS_PER_ENTRY]
+        for s in kept:
+            s["frames"] = frames(e["pid"], s.pop("ustack"))
+        e["stacks_omitted"] = len(e["stacks"]) - len(kept)
+        e["stacks"] = kept
+    return {"source": "tracepoints syscalls:sys_exit_brk, sys_enter_mmap/sys_exit_mmap, user stacks "
+                      "aggregated in the kernel",
+            "note": "brk growth is the change of the break between calls; the first brk call of a "
+                    "process already running when collection started has no baseline",
+            "entries": out[:HEAP_ENTRIES], "entries_omitted": max(len(out) - HEAP_ENTRIES, 0),
+            "stack_errors": {k: v for k, v in errors.items() if k.startswith("sys_stack")},
+            "map_full": errors.get("heap_keys_full", 0)}

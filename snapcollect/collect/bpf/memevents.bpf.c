@@ -1,0 +1,568 @@
+/*
+ * snapcollect memory events: one BPF object, loaded by session.py.
+ *
+ * Only tracepoint `args->` fields, BPF helpers and perf software events
+ * are used: the kernel headers on many hosts are older than the running
+ * kernel, so no kernel struct is ever read. program.py prepends #defines
+ * built from the running kernel's tracefs format files:
+ *
+ *   SC_TP_<cat>__<event>             the tracepoint exists (probe compiled)
+ *   SC_F_<cat>__<event>__<field>     the tracepoint has that field
+ *   SC_FAULT_PERIOD                  record 1 user page fault in N, per CPU
+ *   SC_KERNEL_STACKS                 also record kernel stacks of faults
+ *   SC_STACK_ENTRIES, SC_FAULT_KEYS  map sizes
+ *
+ * Events that are rare and need a time (OOM kills, reclaim and compaction
+ * stalls, kswapd wake-ups) go to the perf buffer `events`; frequent ones
+ * (page faults, brk/mmap, major faults) are aggregated in maps and read
+ * once at the end.
+ */
+
+#define EV_OOM 1
+#define EV_RECLAIM 2
+#define EV_KSWAPD 3
+#define EV_COMPACTION 4
+#define EV_TASK 5
+
+/* errors[] slots; decoded by session.py (ERROR_SLOTS) */
+#define ERR_FAULT_USTACK_COLLISION 0
+#define ERR_FAULT_USTACK_OTHER 1
+#define ERR_FAULT_KSTACK 2
+#define ERR_FAULT_KEYS_FULL 3
+#define ERR_SYS_STACK_COLLISION 4
+#define ERR_SYS_STACK_OTHER 5
+#define ERR_HEAP_KEYS_FULL 6
+#define ERR_START_FULL 7
+#define ERR_MAJFAULT_KEYS_FULL 8
+#define ERR_SEEN_FULL 9
+#define ERR_SLOTS 10
+
+#define SC_EEXIST 17
+#define SC_MAP_ANONYMOUS 0x20
+#define SC_MAX_ERRNO 4095
+#define SC_STACK_NOT_RECORDED (-1000)
+
+/* Header of every perf-buffer event: 40 bytes. */
+struct ev_head {
+    u32 type;
+    u32 tid;        /* kernel "pid" of the current thread */
+    u32 tgid;       /* process id */
+    u32 cpu;
+    u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+    char comm[16];  /* current thread */
+};
+
+/* oom:mark_victim fires in the task that triggered the OOM kill. */
+struct ev_oom {
+    struct ev_head h;
+    s32 victim_pid;
+    u32 uid;
+    char victim_comm[16];
+    u64 total_vm;   /* kB, as the tracepoint reports them (6.8+) */
+    u64 anon_rss;
+    u64 file_rss;
+    u64 shmem_rss;
+    u64 pgtables;
+    s32 kstack_id;
+    s16 oom_score_adj;
+    u16 fields;     /* bit per field the running kernel provides */
+};
+
+struct ev_reclaim {
+    struct ev_head h;   /* ts_ns: when reclaim began */
+    u64 latency_ns;
+    u64 nr_reclaimed;
+    u64 gfp_flags;
+    s32 order;
+    u32 kind;           /* 0 direct, 1 memcg */
+};
+
+struct ev_kswapd {
+    struct ev_head h;
+    u64 gfp_flags;
+    s32 nid;
+    s32 zid;
+    s32 order;
+    u32 pad;
+};
+
+struct ev_compaction {
+    struct ev_head h;   /* ts_ns: when compaction began */
+    u64 latency_ns;
+    s32 status;
+    u32 sync;
+};
+
+struct ev_task {
+    struct ev_head h;
+};
+
+BPF_PERF_OUTPUT(events);
+BPF_ARRAY(errors, u64, ERR_SLOTS);
+BPF_STACK_TRACE(stacks, SC_STACK_ENTRIES);      /* page-fault stacks, 127 deep */
+/* brk/mmap user stacks and OOM kernel stacks: many distinct, short
+ * stacks (every process maps its libraries), so more buckets of 64
+ * frames rather than 127: 16384 x 512 bytes. */
+struct sys_stack_t {
+    u64 ip[64];
+};
+BPF_TABLE("stacktrace", int, struct sys_stack_t, sys_stacks, 16384);
+/* tgid -> first 8 bytes of comm: a new process (or an exec) is reported
+ * once so that user space loads its symbols while it is alive. */
+BPF_HASH(seen, u32, u64, 16384);
+
+static __always_inline void count_error(u32 slot)
+{
+    u64 *v = errors.lookup(&slot);
+    if (v)
+        __sync_fetch_and_add(v, 1);
+}
+
+static __always_inline void fill_head(struct ev_head *h, u32 type)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    h->type = type;
+    h->tid = (u32)id;
+    h->tgid = id >> 32;
+    h->cpu = bpf_get_smp_processor_id();
+    h->ts_ns = bpf_ktime_get_ns();
+    bpf_get_current_comm(&h->comm, sizeof(h->comm));
+}
+
+static __always_inline void note_task(void *ctx)
+{
+    struct ev_task ev = {};
+    fill_head(&ev.h, EV_TASK);
+    u32 tgid = ev.h.tgid;
+    u64 c8 = 0;
+    __builtin_memcpy(&c8, ev.h.comm, sizeof(c8));
+    u64 *old = seen.lookup(&tgid);
+    if (old && *old == c8)
+        return;
+    if (seen.update(&tgid, &c8))
+        count_error(ERR_SEEN_FULL);
+    events.perf_submit(ctx, &ev, sizeof(ev));
+}
+
+/* ---- 1. OOM kills ---------------------------------------------------- */
+
+#ifdef SC_TP_oom__mark_victim
+TRACEPOINT_PROBE(oom, mark_victim)
+{
+    struct ev_oom ev = {};
+    fill_head(&ev.h, EV_OOM);
+    ev.victim_pid = args->pid;
+    /* comm and the sizes arrived in 6.8; older kernels give only pid. */
+#ifdef SC_F_oom__mark_victim__comm
+    TP_DATA_LOC_READ_STR(ev.victim_comm, comm, sizeof(ev.victim_comm));
+    ev.fields |= 1 << 0;
+#endif
+#ifdef SC_F_oom__mark_victim__total_vm
+    ev.total_vm = args->total_vm;
+    ev.fields |= 1 << 1;
+#endif
+#ifdef SC_F_oom__mark_victim__anon_rss
+    ev.anon_rss = args->anon_rss;
+    ev.fields |= 1 << 2;
+#endif
+#ifdef SC_F_oom__mark_victim__file_rss
+    ev.file_rss = args->file_rss;
+    ev.fields |= 1 << 3;
+#endif
+#ifdef SC_F_oom__mark_victim__shmem_rss
+    ev.shmem_rss = args->shmem_rss;
+    ev.fields |= 1 << 4;
+#endif
+#ifdef SC_F_oom__mark_victim__uid
+    ev.uid = args->uid;
+    ev.fields |= 1 << 5;
+#endif
+#ifdef SC_F_oom__mark_victim__pgtables
+    ev.pgtables = args->pgtables;
+    ev.fields |= 1 << 6;
+#endif
+#ifdef SC_F_oom__mark_victim__oom_score_adj
+    ev.oom_score_adj = args->oom_score_adj;
+    ev.fields |= 1 << 7;
+#endif
+    /* The kernel stack tells a memcg OOM (mem_cgroup_out_of_memory) from
+     * a global one (__alloc_pages_may_oom -> out_of_memory). */
+    ev.kstack_id = sys_stacks.get_stackid(args, 0);
+    events.perf_submit(args, &ev, sizeof(ev));
+    return 0;
+}
+#endif
+
+/* ---- 2. reclaim and compaction stalls ------------------------------- */
+
+struct start_t {
+    u64 ts_ns;
+    u64 gfp_flags;
+    s32 order;
+    u32 pad;
+};
+/* key: tid << 1 | kind (0 direct, 1 memcg) */
+BPF_HASH(reclaim_start, u64, struct start_t, 10240);
+BPF_HASH(compact_start, u32, u64, 10240);
+
+static __always_inline void reclaim_begin(u32 kind, s32 order, u64 gfp)
+{
+    u64 key = ((bpf_get_current_pid_tgid() & 0xffffffffULL) << 1) | kind;
+    struct start_t s = {};
+    s.ts_ns = bpf_ktime_get_ns();
+    s.gfp_flags = gfp;
+    s.order = order;
+    if (reclaim_start.update(&key, &s))
+        count_error(ERR_START_FULL);
+}
+
+static __always_inline void reclaim_end(void *ctx, u32 kind, u64 nr_reclaimed)
+{
+    u64 key = ((bpf_get_current_pid_tgid() & 0xffffffffULL) << 1) | kind;
+    struct start_t *s = reclaim_start.lookup(&key);
+    if (!s)
+        return;     /* began before we attached */
+    struct ev_reclaim ev = {};
+    fill_head(&ev.h, EV_RECLAIM);
+    ev.latency_ns = ev.h.ts_ns - s->ts_ns;
+    ev.h.ts_ns = s->ts_ns;
+    ev.gfp_flags = s->gfp_flags;
+    ev.order = s->order;
+    ev.nr_reclaimed = nr_reclaimed;
+    ev.kind = kind;
+    reclaim_start.delete(&key);
+    events.perf_submit(ctx, &ev, sizeof(ev));
+}
+
+#ifdef SC_TP_vmscan__mm_vmscan_direct_reclaim_begin
+TRACEPOINT_PROBE(vmscan, mm_vmscan_direct_reclaim_begin)
+{
+    s32 order = -1;
+    u64 gfp = 0;
+#ifdef SC_F_vmscan__mm_vmscan_direct_reclaim_begin__order
+    order = args->order;
+#endif
+#ifdef SC_F_vmscan__mm_vmscan_direct_reclaim_begin__gfp_flags
+    gfp = args->gfp_flags;
+#endif
+    reclaim_begin(0, order, gfp);
+    return 0;
+}
+#endif
+
+#ifdef SC_TP_vmscan__mm_vmscan_direct_reclaim_end
+TRACEPOINT_PROBE(vmscan, mm_vmscan_direct_reclaim_end)
+{
+    reclaim_end(args, 0, args->nr_reclaimed);
+    return 0;
+}
+#endif
+
+#ifdef SC_TP_vmscan__mm_vmscan_memcg_reclaim_begin
+TRACEPOINT_PROBE(vmscan, mm_vmscan_memcg_reclaim_begin)
+{
+    s32 order = -1;
+    u64 gfp = 0;
+#ifdef SC_F_vmscan__mm_vmscan_memcg_reclaim_begin__order
+    order = args->order;
+#endif
+#ifdef SC_F_vmscan__mm_vmscan_memcg_reclaim_begin__gfp_flags
+    gfp = args->gfp_flags;
+#endif
+    reclaim_begin(1, order, gfp);
+    return 0;
+}
+#endif
+
+#ifdef SC_TP_vmscan__mm_vmscan_memcg_reclaim_end
+TRACEPOINT_PROBE(vmscan, mm_vmscan_memcg_reclaim_end)
+{
+    reclaim_end(args, 1, args->nr_reclaimed);
+    return 0;
+}
+#endif
+
+#ifdef SC_TP_vmscan__mm_vmscan_wakeup_kswapd
+TRACEPOINT_PROBE(vmscan, mm_vmscan_wakeup_kswapd)
+{
+    struct ev_kswapd ev = {};
+    fill_head(&ev.h, EV_KSWAPD);
+    ev.nid = args->nid;
+    ev.order = args->order;
+#ifdef SC_F_vmscan__mm_vmscan_wakeup_kswapd__zid
+    ev.zid = args->zid;
+#else
+    ev.zid = -1;
+#endif
+#ifdef SC_F_vmscan__mm_vmscan_wakeup_kswapd__gfp_flags
+    ev.gfp_flags = args->gfp_flags;
+#endif
+    events.perf_submit(args, &ev, sizeof(ev));
+    return 0;
+}
+#endif
+
+#ifdef SC_TP_compaction__mm_compaction_begin
+TRACEPOINT_PROBE(compaction, mm_compaction_begin)
+{
+    u32 tid = bpf_get_current_pid_tgid();
+    u64 ts = bpf_ktime_get_ns();
+    if (compact_start.update(&tid, &ts))
+        count_error(ERR_START_FULL);
+    return 0;
+}
+#endif
+
+#ifdef SC_TP_compaction__mm_compaction_end
+TRACEPOINT_PROBE(compaction, mm_compaction_end)
+{
+    u32 tid = bpf_get_current_pid_tgid();
+    u64 *ts = compact_start.lookup(&tid);
+    if (!ts)
+        return 0;
+    struct ev_compaction ev = {};
+    fill_head(&ev.h, EV_COMPACTION);
+    ev.latency_ns = ev.h.ts_ns - *ts;
+    ev.h.ts_ns = *ts;
+#ifdef SC_F_compaction__mm_compaction_end__status
+    ev.status = args->status;
+#else
+    ev.status = -1;
+#endif
+#ifdef SC_F_compaction__mm_compaction_end__sync
+    ev.sync = args->sync;
+#endif
+    compact_start.delete(&tid);
+    events.perf_submit(args, &ev, sizeof(ev));
+    return 0;
+}
+#endif
+
+/* ---- 3. page faults ------------------------------------------------- */
+
+struct fault_key {
+    u32 tgid;
+    s32 ustack;     /* stack id, or -errno when the stack was not stored */
+    s32 kstack;     /* -1 unless SC_KERNEL_STACKS */
+    u32 pad;
+    char comm[16];
+};
+BPF_HASH(fault_counts, struct fault_key, u64, SC_FAULT_KEYS);
+BPF_PERCPU_ARRAY(fault_tick, u64, 1);
+
+#ifdef SC_TP_exceptions__page_fault_user
+static __always_inline int on_user_fault(void *ctx)
+{
+    /* 1 fault in SC_FAULT_PERIOD per CPU: a stack walk per fault would
+     * slow a fault-heavy host by tens of percent. */
+    u32 zero = 0;
+    u64 *tick = fault_tick.lookup(&zero);
+    if (!tick)
+        return 0;
+    if (++(*tick) < SC_FAULT_PERIOD)
+        return 0;
+    *tick = 0;
+
+    struct fault_key k = {};
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    k.ustack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
+    if (k.ustack < 0)
+        count_error(k.ustack == -SC_EEXIST ? ERR_FAULT_USTACK_COLLISION
+                                           : ERR_FAULT_USTACK_OTHER);
+#if SC_KERNEL_STACKS
+    k.kstack = stacks.get_stackid(ctx, 0);
+    if (k.kstack < 0)
+        count_error(ERR_FAULT_KSTACK);
+#else
+    k.kstack = -1;
+#endif
+    bpf_get_current_comm(&k.comm, sizeof(k.comm));
+    u64 *count = fault_counts.lookup(&k);
+    if (count) {
+        __sync_fetch_and_add(count, 1);
+        return 0;
+    }
+    u64 one = 1;
+    if (fault_counts.update(&k, &one))
+        count_error(ERR_FAULT_KEYS_FULL);
+    note_task(ctx);
+    return 0;
+}
+
+/* The raw tracepoint (4.17+) is what session.py attaches: it skips the
+ * perf_trace record that a TRACEPOINT_PROBE fills on every fault, which
+ * measured 7-9 % of a ~2 us fault here against 3-4 %. The fields are not
+ * needed, only the moment and the stacks. The classic tracepoint is the
+ * fallback on kernels without raw tracepoints. */
+RAW_TRACEPOINT_PROBE(page_fault_user)
+{
+    return on_user_fault(ctx);
+}
+
+TRACEPOINT_PROBE(exceptions, page_fault_user)
+{
+    return on_user_fault(args);
+}
+#endif
+
+/* Major faults per process: the page_fault_user tracepoint fires before
+ * the fault is handled, so it cannot tell major from minor; the perf
+ * software event major-faults counts exactly what /proc/PID/stat majflt
+ * counts. Attached with sample_period 1: major faults are rare (I/O). */
+struct proc_key {
+    u32 tgid;
+    u32 pad;
+    char comm[16];
+};
+BPF_HASH(majfaults, struct proc_key, u64, 10240);
+
+int on_major_fault(void *ctx)
+{
+    struct proc_key k = {};
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    bpf_get_current_comm(&k.comm, sizeof(k.comm));
+    u64 *count = majfaults.lookup(&k);
+    if (count) {
+        __sync_fetch_and_add(count, 1);
+        return 0;
+    }
+    u64 one = 1;
+    if (majfaults.update(&k, &one))
+        count_error(ERR_MAJFAULT_KEYS_FULL);
+    return 0;
+}
+
+/* ---- 4. heap (brk) and mapping (mmap) growth ------------------------ */
+
+#define HEAP_BRK 0
+#define HEAP_MMAP_ANON 1
+#define HEAP_MMAP_FILE 2
+
+struct heap_key {
+    u32 tgid;
+    s32 ustack;
+    u32 kind;
+    u32 pad;
+    char comm[16];
+};
+struct heap_val {
+    u64 calls;
+    u64 grow_bytes;
+    u64 shrink_bytes;
+    u64 calls_no_baseline;  /* brk: first call seen for the process */
+};
+BPF_HASH(heap, struct heap_key, struct heap_val, 16384);
+BPF_HASH(brk_last, u32, u64, 16384);           /* tgid -> last break */
+struct mmap_start_t {
+    u64 len;
+    u64 flags;
+};
+BPF_HASH(mmap_start, u32, struct mmap_start_t, 10240);
+
+static __always_inline struct heap_val *heap_slot(void *ctx, u32 kind)
+{
+    struct heap_key k = {};
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    k.kind = kind;
+    if (kind == HEAP_MMAP_FILE) {
+        /* Mostly the loader mapping libraries: thousands of distinct,
+         * uninteresting stacks that would crowd the stack map. */
+        k.ustack = SC_STACK_NOT_RECORDED;
+    } else {
+        k.ustack = sys_stacks.get_stackid(ctx, BPF_F_USER_STACK);
+        if (k.ustack < 0)
+            count_error(k.ustack == -SC_EEXIST ? ERR_SYS_STACK_COLLISION : ERR_SYS_STACK_OTHER);
+    }
+    bpf_get_current_comm(&k.comm, sizeof(k.comm));
+    struct heap_val *v = heap.lookup(&k);
+    if (v)
+        return v;
+    struct heap_val zero = {};
+    if (heap.update(&k, &zero)) {
+        count_error(ERR_HEAP_KEYS_FULL);
+        return 0;
+    }
+    note_task(ctx);
+    return heap.lookup(&k);
+}
+
+#ifdef SC_TP_syscalls__sys_exit_brk
+TRACEPOINT_PROBE(syscalls, sys_exit_brk)
+{
+    /* brk() returns the new break (the old one on failure); growth is
+     * the change from the last break seen for the process. */
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    u64 now = (u64)args->ret;
+    struct heap_val *v = heap_slot(args, HEAP_BRK);
+    u64 *last = brk_last.lookup(&tgid);
+    if (v) {
+        __sync_fetch_and_add(&v->calls, 1);
+        if (!last)
+            __sync_fetch_and_add(&v->calls_no_baseline, 1);
+        else if (now > *last)
+            __sync_fetch_and_add(&v->grow_bytes, now - *last);
+        else if (now < *last)
+            __sync_fetch_and_add(&v->shrink_bytes, *last - now);
+    }
+    if (brk_last.update(&tgid, &now))
+        count_error(ERR_START_FULL);
+    return 0;
+}
+#endif
+
+/* An exec gives the process a new break (and new symbols); an exit frees
+ * its slots. Both are rare, so tracing them costs nothing measurable. */
+#ifdef SC_TP_sched__sched_process_exec
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    brk_last.delete(&tgid);
+    seen.delete(&tgid);
+    return 0;
+}
+#endif
+
+#ifdef SC_TP_sched__sched_process_exit
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
+    if ((u32)id != tgid)
+        return 0;   /* a thread other than the leader */
+    brk_last.delete(&tgid);
+    seen.delete(&tgid);
+    return 0;
+}
+#endif
+
+#if defined(SC_TP_syscalls__sys_enter_mmap) && defined(SC_TP_syscalls__sys_exit_mmap)
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
+{
+    u32 tid = bpf_get_current_pid_tgid();
+    struct mmap_start_t s = {};
+    s.len = args->len;
+    s.flags = args->flags;
+    if (mmap_start.update(&tid, &s))
+        count_error(ERR_START_FULL);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
+{
+    u32 tid = bpf_get_current_pid_tgid();
+    struct mmap_start_t *s = mmap_start.lookup(&tid);
+    if (!s)
+        return 0;
+    u64 len = s->len;
+    u32 kind = (s->flags & SC_MAP_ANONYMOUS) ? HEAP_MMAP_ANON : HEAP_MMAP_FILE;
+    mmap_start.delete(&tid);
+    if ((u64)args->ret >= (u64)-SC_MAX_ERRNO)
+        return 0;   /* failed: nothing was mapped */
+    struct heap_val *v = heap_slot(args, kind);
+    if (v) {
+        __sync_fetch_and_add(&v->calls, 1);
+        __sync_fetch_and_add(&v->grow_bytes, len);
+    }
+    return 0;
+}
+#endif

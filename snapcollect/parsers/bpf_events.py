@@ -1,0 +1,416 @@
+"""BPF events of a bundle (``bpf/*`` artifacts) to typed records.
+
+The collector stores what memevents.bpf.c reported, keeping the
+tracepoints' field names; this module turns it into ``OomKill``,
+``ReclaimStall``, ``CompactionStall`` and the rest of ``BpfData``, and
+completes OOM kills with the kernel log's lines. Flag words are decoded
+with the running kernel's own tables, taken from the ``print fmt`` of the
+tracepoint format files stored in ``bpf/tracepoint_formats`` (gfp bit
+values change between kernel versions). Sample records::
+
+    bpf/oom_kill  {"t": 1732242101.5, "ts_ns": 5123456789, "trigger_pid": 4242,
+                   "trigger_comm": "alloc", "pid": 4242, "comm": "alloc",
+                   "total_vm": 207364, "anon_rss": 65536, "file_rss": 1280,
+                   "shmem_rss": 0, "uid": 0, "pgtables": 172, "oom_score_adj": 0,
+                   "kstack": ["mark_oom_victim", "oom_kill_process", ...,
+                              "mem_cgroup_out_of_memory", ...]}
+    bpf/reclaim   {"t": ..., "pid": 4242, "tid": 4242, "comm": "alloc", "kind": "memcg",
+                   "order": 0, "gfp_flags": 3264, "nr_reclaimed": 32, "latency_ns": 183000}
+    bpf/fault_stacks.folded   alloc;__libc_start_call_main;main;touch_pages 32768
+
+and kernel log lines (mm/oom_kill.c; the ``oom-kill:`` line since 4.19)::
+
+    oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/t,task_memcg=/t,task=alloc,pid=4242,uid=0
+    Memory cgroup out of memory: Killed process 4242 (alloc) total-vm:207364kB, anon-rss:65536kB, file-rss:1280kB, shmem-rss:0kB, UID:0 pgtables:172kB oom_score_adj:0
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import replace
+
+from snapcollect.parsers.base import ParseError
+from snapcollect.parsers.records import BpfData, CompactionStall, KmsgLine, OomKill, ReclaimStall
+
+STREAMS = ("bpf/oom_kill", "bpf/reclaim", "bpf/kswapd_wake", "bpf/compaction")
+FILES = ("bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/majfault_by_proc", "bpf/heap_growth")
+ARTIFACTS = STREAMS + FILES
+FORMATS = "bpf/tracepoint_formats"
+
+GFP_TRACEPOINTS = ("vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_memcg_reclaim_begin",
+                   "vmscan:mm_vmscan_wakeup_kswapd")
+COMPACTION_END = "compaction:mm_compaction_end"
+UNKNOWN_COMM = "[unknown]"
+# A kernel log OOM line matches a BPF kill of the same pid within this many
+# seconds (the two clocks are converted separately).
+MATCH_WINDOW_S = 30.0
+
+
+# -- print fmt tables ---------------------------------------------------------
+
+_CAST = re.compile(r"\(\s*(?:__force\s+)?(?:unsigned\s+long\s+long|unsigned\s+long|unsigned\s+int|"
+                   r"unsigned|long\s+long|long|int|gfp_t|u32|u64|__u32|__u64)\s*\)")
+_SUFFIX = re.compile(r"\b(0[xX][0-9a-fA-F]+|\d+)(?:ULL|UL|LL|U|L)\b")
+_MASK64 = (1 << 64) - 1
+
+
+def _eval_const(expr: str) -> int:
+    """Value of a constant C integer expression from a print fmt."""
+    text = _SUFFIX.sub(r"\1", _CAST.sub(" ", expr)).strip()
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise ParseError(f"tracepoint format: not a constant expression: {expr[:60]!r}") from None
+
+    def ev(node) -> int:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.USub, ast.UAdd)):
+            v = ev(node.operand)
+            return (~v if isinstance(node.op, ast.Invert) else -v if isinstance(node.op, ast.USub) else v) & _MASK64
+        if isinstance(node, ast.BinOp):
+            a, b = ev(node.left), ev(node.right)
+            ops = {ast.BitOr: lambda: a | b, ast.BitAnd: lambda: a & b, ast.BitXor: lambda: a ^ b,
+                   ast.LShift: lambda: a << b, ast.RShift: lambda: a >> b, ast.Add: lambda: a + b,
+                   ast.Sub: lambda: a - b}
+            fn = ops.get(type(node.op))
+            if fn is not None:
+                return fn() & _MASK64
+        raise ParseError(f"tracepoint format: unsupported expression {expr[:60]!r}")
+
+    return ev(tree)
+
+
+def _groups(text: str, start: int) -> list[str]:
+    """Top-level ``{...}`` groups of a call, scanning from ``start`` to its ')'."""
+    out: list[str] = []
+    brace = paren = 0
+    begin = None
+    quoted = False
+    for i in range(start, len(text)):
+        c = text[i]
+        if quoted:
+            quoted = c != '"' or text[i - 1] == "\\"
+            continue
+        if c == '"':
+            quoted = True
+        elif c == "{":
+            if brace == 0:
+                begin = i
+            brace += 1
+        elif c == "}":
+            brace -= 1
+            if brace == 0 and begin is not None:
+                out.append(text[begin + 1:i])
+        elif c == "(":
+            paren += 1
+        elif c == ")":
+            if paren == 0 and brace == 0:
+                break
+            paren -= 1
+    return out
+
+
+def _table(fmt: str, func: str, field: str) -> list[tuple[int, str]]:
+    m = re.search(re.escape(func) + r"\(\s*REC->" + re.escape(field) + r"\s*,", fmt)
+    if not m:
+        return []
+    out = []
+    for g in _groups(fmt, m.end()):
+        gm = re.match(r"(.*),\s*\"([^\"]*)\"\s*$", g.strip(), re.S)
+        if gm:
+            out.append((_eval_const(gm.group(1)), gm.group(2)))
+    return out
+
+
+def flag_table(format_text: str, field: str = "gfp_flags") -> list[tuple[int, str]]:
+    """(mask, name) pairs of ``__print_flags(REC-><field>, ...)``, in kernel order."""
+    return _table(format_text, "__print_flags", field)
+
+
+def symbolic_table(format_text: str, field: str) -> dict[int, str]:
+    """value -> name of ``__print_symbolic(REC-><field>, ...)``."""
+    return dict(_table(format_text, "__print_symbolic", field))
+
+
+def decode_flags(value: int, table: list[tuple[int, str]]) -> str:
+    """Like the kernel's trace_print_flags_seq(): names, then leftover bits in hex."""
+    if not value:
+        return "none"
+    if not table:
+        return f"{value:#x}"
+    names = []
+    for mask, name in table:
+        if not value:
+            break
+        if mask and (value & mask) == mask:
+            names.append(name)
+            value &= ~mask
+    if value:
+        names.append(f"{value:#x}")
+    return "|".join(names)
+
+
+# -- records -------------------------------------------------------------------
+
+
+def _t(rec: dict, clock: dict | None) -> float:
+    if rec.get("t") is not None:
+        return float(rec["t"])
+    if clock and rec.get("ts_ns") is not None:
+        return clock["wall"] + rec["ts_ns"] / 1e9 - clock["monotonic"]
+    raise ParseError(f"BPF record without a time: {str(rec)[:80]!r}")
+
+
+def _req(rec: dict, key: str, name: str):
+    try:
+        return rec[key]
+    except KeyError:
+        raise ParseError(f"{name}: record without {key!r}: {str(rec)[:80]!r}") from None
+
+
+def memcg_from_stack(kstack: list[str] | None) -> bool | None:
+    """True: memcg OOM, False: global OOM, None: cannot tell."""
+    if not kstack:
+        return None
+    names = [f.split("+", 1)[0] for f in kstack]
+    if "mem_cgroup_out_of_memory" in names:
+        return True
+    if "out_of_memory" in names or "__alloc_pages_may_oom" in names:
+        return False
+    return None
+
+
+def oom_kill_from_record(rec: dict, clock: dict | None = None) -> OomKill:
+    num = lambda k: int(rec[k]) if rec.get(k) is not None else None  # noqa: E731
+    return OomKill(
+        t=_t(rec, clock), victim_pid=int(_req(rec, "pid", "bpf/oom_kill")),
+        victim_comm=rec.get("comm") or UNKNOWN_COMM,
+        trigger_pid=num("trigger_pid"), trigger_comm=rec.get("trigger_comm"),
+        memcg=memcg_from_stack(rec.get("kstack")),
+        total_vm_kb=num("total_vm"), anon_rss_kb=num("anon_rss"), file_rss_kb=num("file_rss"),
+        shmem_rss_kb=num("shmem_rss"), pgtables_kb=num("pgtables"), uid=num("uid"),
+        oom_score_adj=num("oom_score_adj"), sources=("bpf/oom_kill",))
+
+
+def reclaim_from_record(rec: dict, gfp: list[tuple[int, str]], clock: dict | None = None) -> ReclaimStall:
+    flags = rec.get("gfp_flags")
+    return ReclaimStall(
+        t=_t(rec, clock), latency_us=int(_req(rec, "latency_ns", "bpf/reclaim")) / 1000.0,
+        pid=int(_req(rec, "pid", "bpf/reclaim")), comm=rec.get("comm", ""),
+        kind=rec.get("kind", "direct"), order=rec.get("order"),
+        gfp_flags=decode_flags(int(flags), gfp) if flags is not None else None,
+        nr_reclaimed=rec.get("nr_reclaimed"))
+
+
+def compaction_from_record(rec: dict, status_names: dict[int, str],
+                           clock: dict | None = None) -> CompactionStall:
+    status = rec.get("status")
+    return CompactionStall(
+        t=_t(rec, clock), latency_us=int(_req(rec, "latency_ns", "bpf/compaction")) / 1000.0,
+        pid=int(_req(rec, "pid", "bpf/compaction")), comm=rec.get("comm", ""),
+        status=None if status is None else status_names.get(int(status), str(status)))
+
+
+def parse_folded(text: str) -> list[tuple[str, int]]:
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        stack, sep, count = line.rpartition(" ")
+        if not sep or not stack or not count.isdigit():
+            raise ParseError(f"bpf/fault_stacks.folded: line {n} is not 'frames count': {line[:80]!r}")
+        out.append((stack, int(count)))
+    return out
+
+
+# -- kernel log ----------------------------------------------------------------
+
+_KILLED = re.compile(r"(?:(Memory cgroup out of memory|Out of memory)[^:]*: )?Killed process (\d+) \((.*?)\)")
+_SIZES = re.compile(r"(total-vm|anon-rss|file-rss|shmem-rss|pgtables):(\d+)kB|UID:(\d+)|oom_score_adj:(-?\d+)")
+_INVOKED = re.compile(r"^(.*?) invoked oom-killer:")
+_CPU_LINE = re.compile(r"^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
+
+
+def oom_kills_from_kmsg(lines: list[KmsgLine]) -> list[tuple[OomKill, list[KmsgLine]]]:
+    """OOM kills the kernel log tells of, each with the lines it came from."""
+    out = []
+    summary: dict[str, str] = {}
+    used: list[KmsgLine] = []
+    trigger_comm: str | None = None
+    trigger_pid: int | None = None
+    for ln in lines:
+        text = ln.text
+        m = _INVOKED.search(text)
+        if m:
+            trigger_comm, trigger_pid, summary, used = m.group(1), None, {}, [ln]
+            continue
+        m = _CPU_LINE.search(text)
+        if m and trigger_comm is not None and trigger_pid is None and m.group(2) == trigger_comm:
+            trigger_pid = int(m.group(1))
+            continue
+        if text.startswith("oom-kill:"):
+            summary = dict(p.partition("=")[::2] for p in text[len("oom-kill:"):].split(","))
+            used.append(ln)
+            continue
+        m = _KILLED.search(text)
+        if not m or ln.t is None:
+            continue
+        pid = int(m.group(2))
+        if summary.get("pid") not in (None, str(pid)):
+            summary = {}
+        sizes: dict[str, int] = {}
+        for sm in _SIZES.finditer(text[m.end():]):
+            if sm.group(1):
+                sizes[sm.group(1)] = int(sm.group(2))
+            elif sm.group(3):
+                sizes["uid"] = int(sm.group(3))
+            else:
+                sizes["oom_score_adj"] = int(sm.group(4))
+        constraint = summary.get("constraint")
+        memcg = (constraint == "CONSTRAINT_MEMCG" if constraint
+                 else m.group(1).startswith("Memory cgroup") if m.group(1) else None)
+        kill = OomKill(
+            t=ln.t, victim_pid=pid, victim_comm=m.group(3), trigger_pid=trigger_pid,
+            trigger_comm=trigger_comm, memcg=memcg, constraint=constraint,
+            oom_memcg=summary.get("oom_memcg"), task_memcg=summary.get("task_memcg"),
+            total_vm_kb=sizes.get("total-vm"), anon_rss_kb=sizes.get("anon-rss"),
+            file_rss_kb=sizes.get("file-rss"), shmem_rss_kb=sizes.get("shmem-rss"),
+            pgtables_kb=sizes.get("pgtables"), uid=sizes.get("uid"),
+            oom_score_adj=sizes.get("oom_score_adj"), sources=("kmsg",))
+        out.append((kill, used + [ln]))
+        summary, used, trigger_comm, trigger_pid = {}, [], None, None
+    return out
+
+
+def _fill(k: OomKill, log: OomKill) -> OomKill:
+    """BPF values first; the kernel log fills what BPF lacks (constraint, memcgs)."""
+    pick = lambda a, b: a if a is not None else b  # noqa: E731
+    return replace(
+        k, victim_comm=k.victim_comm if k.victim_comm != UNKNOWN_COMM else log.victim_comm,
+        trigger_pid=pick(k.trigger_pid, log.trigger_pid), trigger_comm=k.trigger_comm or log.trigger_comm,
+        memcg=pick(k.memcg, log.memcg), constraint=k.constraint or log.constraint,
+        oom_memcg=k.oom_memcg or log.oom_memcg, task_memcg=k.task_memcg or log.task_memcg,
+        total_vm_kb=pick(k.total_vm_kb, log.total_vm_kb), anon_rss_kb=pick(k.anon_rss_kb, log.anon_rss_kb),
+        file_rss_kb=pick(k.file_rss_kb, log.file_rss_kb), shmem_rss_kb=pick(k.shmem_rss_kb, log.shmem_rss_kb),
+        pgtables_kb=pick(k.pgtables_kb, log.pgtables_kb), uid=pick(k.uid, log.uid),
+        oom_score_adj=pick(k.oom_score_adj, log.oom_score_adj),
+        sources=tuple(dict.fromkeys(k.sources + log.sources)))
+
+
+def merge_oom_kills(kills: list[OomKill], kmsg: list[KmsgLine], *, in_window_only: bool = True) -> list[OomKill]:
+    """BPF kills completed from the kernel log, plus kills only the log saw.
+
+    Matched by victim pid and time. Idempotent: merging twice changes
+    nothing. Kernel log lines from before the window are left out unless
+    ``in_window_only`` is False.
+    """
+    lines = [ln for ln in kmsg if not (in_window_only and ln.before_window)]
+    logged = [k for k, _ in oom_kills_from_kmsg(lines)]
+    taken: set[int] = set()
+    out = []
+    for k in kills:
+        best = None
+        for i, log in enumerate(logged):
+            if i in taken or log.victim_pid != k.victim_pid or abs(log.t - k.t) > MATCH_WINDOW_S:
+                continue
+            if best is None or abs(log.t - k.t) < abs(logged[best].t - k.t):
+                best = i
+        if best is not None:
+            taken.add(best)
+            if "kmsg" not in k.sources:
+                k = _fill(k, logged[best])
+        out.append(k)
+    out += [log for i, log in enumerate(logged) if i not in taken]
+    out.sort(key=lambda k: k.t)
+    return out
+
+
+# -- the whole of it -----------------------------------------------------------
+
+
+def _json(raw: bytes | str | None, name: str):
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ParseError(f"{name}: not JSON ({exc})") from None
+
+
+def _availability(status: dict, manifest: dict) -> dict[str, tuple[str, str | None]]:
+    entries = {a.get("name"): a for a in manifest.get("artifacts", [])}
+    out = {}
+    for name in ARTIFACTS:
+        st = status.get(name)
+        entry = entries.get(name)
+        if st is None and entry is None:
+            bpf = manifest.get("bpf") or {}
+            why = bpf.get("reason") or "not in this bundle"
+            out[name] = ("missing", why)
+            continue
+        s, reason = st if st is not None else (entry.get("status", "ok"), entry.get("reason"))
+        remedy = (entry or {}).get("remedy")
+        if s != "ok" and remedy:
+            reason = f"{reason}; to fix: {remedy}" if reason else f"to fix: {remedy}"
+        out[name] = (s, reason)
+    return out
+
+
+def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, str | None]],
+                  manifest: dict, files: dict[str, bytes], kmsg: list[KmsgLine] | None = None) -> BpfData:
+    """Everything BPF recorded in one bundle.
+
+    ``streams``: name -> records (``Bundle.records``), ``status``: name ->
+    (status, reason) (``Bundle.status``), ``files``: name -> bytes
+    (``Bundle.data``) for the ``bpf/`` artifacts. With ``kmsg``, OOM kills
+    are completed from the kernel log (``merge_oom_kills``).
+    """
+    clock = manifest.get("clock")
+    data = BpfData(available=_availability(status, manifest))
+    formats = _json(files.get(FORMATS), FORMATS) or {}
+    gfp: list[tuple[int, str]] = []
+    for tp in GFP_TRACEPOINTS:
+        if formats.get(tp):
+            gfp = flag_table(formats[tp])
+            if gfp:
+                break
+    status_names = symbolic_table(formats[COMPACTION_END], "status") if formats.get(COMPACTION_END) else {}
+
+    data.oom_kills = sorted((oom_kill_from_record(r, clock) for r in streams.get("bpf/oom_kill", [])),
+                            key=lambda k: k.t)
+    data.reclaim = sorted((reclaim_from_record(r, gfp, clock) for r in streams.get("bpf/reclaim", [])),
+                          key=lambda s: s.t)
+    data.kswapd_wakes = sorted((_t(r, clock), int(_req(r, "nid", "bpf/kswapd_wake")),
+                                int(_req(r, "order", "bpf/kswapd_wake")))
+                               for r in streams.get("bpf/kswapd_wake", []))
+    data.compaction = sorted((compaction_from_record(r, status_names, clock)
+                              for r in streams.get("bpf/compaction", [])), key=lambda s: s.t)
+
+    folded = files.get("bpf/fault_stacks.folded")
+    if folded is not None:
+        data.fault_stacks = parse_folded(folded.decode("utf-8", "replace"))
+    meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}
+    data.fault_sample_period = int(meta.get("sample_period") or 1)
+    data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
+
+    maj = _json(files.get("bpf/majfault_by_proc"), "bpf/majfault_by_proc") or {}
+    for row in maj.get("processes", []):
+        key = (int(row["pid"]), str(row["comm"]))
+        data.majfaults_by_proc[key] = data.majfaults_by_proc.get(key, 0) + int(row["majfaults"])
+
+    heap = _json(files.get("bpf/heap_growth"), "bpf/heap_growth") or {}
+    data.heap_growth = list(heap.get("entries", []))
+
+    if kmsg:
+        data.oom_kills = merge_oom_kills(data.oom_kills, kmsg)
+    return data
+
+
+def fault_meta(files: dict[str, bytes]) -> dict:
+    """The side data of the fault stacks (per-process samples, errors, notes)."""
+    return _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}

@@ -1,0 +1,320 @@
+"""Report sections of the BPF events: OOM kills, reclaim and compaction
+stalls, kswapd wake-ups, page-fault flame graph, major faults, brk/mmap
+growth. Laid out like the bcc tools print them (oomkill, drsnoop,
+stackcount -f); when BPF did not run, one paragraph says why and how to
+fix it, and OOM kills still come from the kernel log.
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis import bpf as A
+from snapcollect.analysis.dataset import Dataset
+from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
+                                      Section, Table)
+
+TIME = Column("t", "TIME", "time", "left")
+WORST_ROWS = 20
+
+
+def _not_collected(ds: Dataset, *names: str) -> Paragraph | None:
+    st = A.bpf_status(ds)
+    for n in names:
+        s, reason = st.get(n, ("missing", None))
+        if s != "ok":
+            return Paragraph(f"Not collected (`{n}` {s}): {reason or 'no reason recorded'}.")
+    return None
+
+
+def _mib(b: int | None) -> float | None:
+    return None if b is None else b / (1024 * 1024)
+
+
+# -- OOM ----------------------------------------------------------------------
+
+
+def _kind(k) -> str:
+    if k.memcg is True or k.constraint == "CONSTRAINT_MEMCG":
+        return "memcg " + (k.oom_memcg or k.task_memcg or "")
+    if k.memcg is False:
+        return "global" + (f" ({k.constraint})" if k.constraint and k.constraint != "CONSTRAINT_NONE" else "")
+    return k.constraint or "?"
+
+
+def oom_section(ds: Dataset) -> Section:
+    s = A.oom_summary(ds)
+    sec = Section("oom", "OOM kills")
+    bpf_state = A.bpf_status(ds).get("bpf/oom_kill", ("missing", None))
+    src = "BPF `oom:mark_victim`" if bpf_state[0] == "ok" else "the kernel log"
+    if s.kills:
+        rows = []
+        for k in s.kills:
+            trig = None
+            if k.trigger_comm or k.trigger_pid:
+                trig = f"{k.trigger_comm or '?'}" + (f" ({k.trigger_pid})" if k.trigger_pid else "")
+            rows.append({"t": k.t, "pid": k.victim_pid, "comm": k.victim_comm, "trigger": trig,
+                         "kind": _kind(k).strip(), "anon": k.anon_rss_kb, "file": k.file_rss_kb,
+                         "shmem": k.shmem_rss_kb, "total_vm": k.total_vm_kb, "adj": k.oom_score_adj,
+                         "source": "+".join("bpf" if x.startswith("bpf") else x for x in k.sources)})
+        sec.blocks.append(Table(
+            "oom-kills",
+            [TIME, Column("pid", "PID"), Column("comm", "COMM", align="left"),
+             Column("trigger", "TRIGGERED BY", align="left"), Column("kind", "OOM", align="left"),
+             Column("anon", "anon-rss", "kb", unit="kB"), Column("file", "file-rss", "kb", unit="kB"),
+             Column("shmem", "shmem-rss", "kb", unit="kB"), Column("total_vm", "total-vm", "kb", unit="kB"),
+             Column("adj", "oom_score_adj"), Column("source", "SOURCE", align="left")],
+            rows, caption=f"OOM kills in the window, from {src}",
+            source=sorted({x for k in s.kills for x in k.sources})))
+        lines = []
+        for k in s.kills:
+            lines += [ln.text for ln in A.kmsg_lines_for(ds.kmsg, k)]
+        if lines:
+            sec.blocks.append(Preformatted("\n".join(lines), caption="Kernel log", source=["kmsg"]))
+    else:
+        sec.blocks.append(Paragraph(f"No OOM kill during the window (looked at {src}"
+                                    + (", the kernel log" if src != "the kernel log" and ds.kmsg else "")
+                                    + ")."))
+    if s.counted is not None:
+        note = f"The kernel counted {s.counted} OOM kill(s) in the window (/proc/vmstat `oom_kill`)"
+        if s.unattributed:
+            note += f"; {s.unattributed} of them were seen by neither BPF nor the kernel log"
+        sec.blocks.append(Paragraph(note + "."))
+    if s.earlier:
+        sec.blocks.append(Table(
+            "oom-kills-earlier",
+            [TIME, Column("pid", "PID"), Column("comm", "COMM", align="left"),
+             Column("kind", "OOM", align="left"), Column("anon", "anon-rss", "kb", unit="kB")],
+            [{"t": k.t, "pid": k.victim_pid, "comm": k.victim_comm, "kind": _kind(k).strip(),
+              "anon": k.anon_rss_kb} for k in s.earlier],
+            caption="OOM kills in the kernel log before the window", source=["kmsg"]))
+    if bpf_state[0] != "ok" and A.any_ok(ds):
+        sec.blocks.append(Paragraph(f"BPF OOM events not collected: {bpf_state[1] or bpf_state[0]}."))
+    return sec
+
+
+# -- reclaim ------------------------------------------------------------------
+
+
+def _hist_blocks(prefix: str, title: str, values_us: list[float], source: str) -> list:
+    buckets = A.log2_hist(values_us)
+    if not buckets:
+        return []
+    peak = max(b.count for b in buckets)
+    table = Table(f"{prefix}-hist", [Column("usecs", "usecs", align="right"), Column("count", "count"),
+                                     Column("dist", "distribution", align="left")],
+                  [{"usecs": b.label, "count": b.count, "dist": A.stars(b.count, peak)}
+                   for b in buckets], caption=title, source=[source])
+    chart = Chart(f"{prefix}-hist-chart", title, x=list(range(len(buckets))),
+                  series={"count": [float(b.count) for b in buckets]}, y_label="count", kind="bar",
+                  categories=[b.label + " us" for b in buckets], source=[source])
+    return [table, chart]
+
+
+def reclaim_section(ds: Dataset) -> Section:
+    sec = Section("reclaim", "Reclaim stalls (direct and memcg)")
+    missing = _not_collected(ds, "bpf/reclaim")
+    if missing:
+        sec.blocks.append(missing)
+        return sec
+    stalls = ds.bpf.reclaim
+    dropped = (ds.manifest.get("bpf") or {}).get("dropped", {}).get("bpf/reclaim")
+    if not stalls:
+        sec.blocks.append(Paragraph("No direct or memcg reclaim stall during the window "
+                                    "(BPF `vmscan:mm_vmscan_{direct,memcg}_reclaim_begin/end`)."))
+        return sec
+    lat = [s.latency_us for s in stalls]
+    kinds = {}
+    for s in stalls:
+        kinds[s.kind] = kinds.get(s.kind, 0) + 1
+    text = (f"{len(stalls)} reclaim stall(s) ("
+            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            + f") by {len({(s.pid, s.comm) for s in stalls})} task(s); total "
+            f"{sum(lat) / 1000:.1f} ms, p50 {A.percentile(lat, 0.5) / 1000:.2f} ms, "
+            f"p99 {A.percentile(lat, 0.99) / 1000:.2f} ms, max {max(lat) / 1000:.2f} ms.")
+    if dropped:
+        text += f" A further {dropped} stall(s) were counted but not stored (bundle size cap)."
+    sec.blocks.append(Paragraph(text))
+    sec.blocks.append(Table(
+        "reclaim-worst",
+        [TIME, Column("comm", "COMM", align="left"), Column("pid", "PID"),
+         Column("lat_ms", "LAT(ms)", ".2f", unit="ms"), Column("pages", "PAGES"),
+         Column("kind", "KIND", align="left"), Column("order", "ORDER"), Column("gfp", "GFP", align="left")],
+        [{"t": s.t, "comm": s.comm, "pid": s.pid, "lat_ms": s.latency_us / 1000, "pages": s.nr_reclaimed,
+          "kind": s.kind, "order": s.order, "gfp": s.gfp_flags} for s in A.worst(stalls, WORST_ROWS)],
+        caption=f"Worst reclaim stalls (drsnoop; {min(WORST_ROWS, len(stalls))} of {len(stalls)})",
+        source=["bpf/reclaim"]))
+    hist = Section("reclaim-hist", "Reclaim stall latency", level=3)
+    for kind in sorted(kinds):
+        hist.blocks += _hist_blocks(f"reclaim-{kind}", f"{kind} reclaim latency (usecs)",
+                                    [s.latency_us for s in stalls if s.kind == kind], "bpf/reclaim")
+    per = Section("reclaim-by-process", "Reclaim stalls per process", level=3)
+    per.blocks.append(Table(
+        "reclaim-by-process",
+        [Column("pid", "PID"), Column("comm", "COMM", align="left"), Column("kinds", "KIND", align="left"),
+         Column("count", "STALLS"), Column("total_ms", "TOTAL(ms)", ".2f", unit="ms"),
+         Column("avg_ms", "AVG(ms)", ".3f", unit="ms"), Column("max_ms", "MAX(ms)", ".2f", unit="ms"),
+         Column("pages", "PAGES")],
+        [{"pid": a["pid"], "comm": a["comm"], "kinds": a["kinds"], "count": a["count"],
+          "total_ms": a["total_us"] / 1000, "avg_ms": a["avg_us"] / 1000, "max_ms": a["max_us"] / 1000,
+          "pages": a["pages"]} for a in A.stalls_by_process(stalls)[:WORST_ROWS]],
+        caption="Time each process spent in reclaim, most first", source=["bpf/reclaim"]))
+    sec.subsections += [hist, per]
+    return sec
+
+
+def kswapd_section(ds: Dataset) -> Section:
+    sec = Section("kswapd", "kswapd wake-ups")
+    missing = _not_collected(ds, "bpf/kswapd_wake")
+    if missing:
+        sec.blocks.append(missing)
+        return sec
+    wakes = ds.bpf.kswapd_wakes
+    if not wakes:
+        sec.blocks.append(Paragraph("kswapd was not woken during the window "
+                                    "(BPF `vmscan:mm_vmscan_wakeup_kswapd`)."))
+        return sec
+    sec.blocks.append(Table(
+        "kswapd-wakes",
+        [Column("nid", "NODE"), Column("order", "ORDER"), Column("count", "WAKE-UPS"),
+         Column("first_t", "FIRST", "time", "left"), Column("last_t", "LAST", "time", "left")],
+        A.kswapd_by_node_order(wakes), caption="kswapd wake-ups by node and allocation order",
+        source=["bpf/kswapd_wake"]))
+    x, counts = A.per_second([w[0] for w in wakes], ds.window)
+    sec.blocks.append(Chart("kswapd-wakes-chart", "kswapd wake-ups per second", x=x,
+                            series={"wake-ups/s": counts}, y_label="wake-ups/s",
+                            source=["bpf/kswapd_wake"]))
+    return sec
+
+
+def compaction_section(ds: Dataset) -> Section:
+    sec = Section("compaction", "Compaction stalls")
+    missing = _not_collected(ds, "bpf/compaction")
+    if missing:
+        sec.blocks.append(missing)
+        return sec
+    stalls = ds.bpf.compaction
+    if not stalls:
+        sec.blocks.append(Paragraph("No memory compaction during the window "
+                                    "(BPF `compaction:mm_compaction_begin/end`)."))
+        return sec
+    lat = [s.latency_us for s in stalls]
+    sec.blocks.append(Paragraph(f"{len(stalls)} compaction run(s); total {sum(lat) / 1000:.1f} ms, "
+                                f"max {max(lat) / 1000:.2f} ms."))
+    sec.blocks.append(Table(
+        "compaction-status",
+        [Column("status", "STATUS", align="left"), Column("count", "RUNS"),
+         Column("total_ms", "TOTAL(ms)", ".2f", unit="ms"), Column("max_ms", "MAX(ms)", ".2f", unit="ms")],
+        [{"status": a["status"], "count": a["count"], "total_ms": a["total_us"] / 1000,
+          "max_ms": a["max_us"] / 1000} for a in A.by_status(stalls)],
+        caption="Compaction runs by result", source=["bpf/compaction"]))
+    sec.blocks.append(Table(
+        "compaction-worst",
+        [TIME, Column("comm", "COMM", align="left"), Column("pid", "PID"),
+         Column("lat_ms", "LAT(ms)", ".2f", unit="ms"), Column("status", "STATUS", align="left")],
+        [{"t": s.t, "comm": s.comm, "pid": s.pid, "lat_ms": s.latency_us / 1000, "status": s.status}
+         for s in A.worst(stalls, 10)], caption="Longest compaction runs", source=["bpf/compaction"]))
+    sec.blocks += _hist_blocks("compaction", "compaction latency (usecs)", lat, "bpf/compaction")
+    return sec
+
+
+# -- faults and growth ---------------------------------------------------------
+
+
+def faults_section(ds: Dataset) -> Section:
+    sec = Section("page-faults", "Page faults by stack")
+    missing = _not_collected(ds, "bpf/fault_stacks.folded")
+    bpf = ds.bpf
+    period = bpf.fault_sample_period
+    if missing:
+        sec.blocks.append(missing)
+    elif not bpf.fault_stacks:
+        sec.blocks.append(Paragraph("No user page fault was sampled during the window "
+                                    f"(1 in {period} recorded)."))
+    else:
+        total = sum(c for _, c in bpf.fault_stacks)
+        note = (f"User page faults (`exceptions:page_fault_user`): 1 fault in {period} per CPU was "
+                f"recorded with its user stack; counts are scaled back (samples x {period}), so "
+                f"each is exact within about {period} per CPU. About {total:,} faults in all.")
+        if bpf.stack_errors:
+            note += (f" {bpf.stack_errors} sample(s) lost their stack (stack map full or colliding); "
+                     "they are counted under a `[stack lost]` or `[no user stack]` frame.")
+        note += (" Programs built without frame pointers show short stacks ending in the "
+                 "library or `[unknown]`.")
+        sec.blocks.append(FlameGraph("page-fault-flamegraph", "Page faults (user stacks)",
+                                     bpf.fault_stacks, count_name="faults", note=note,
+                                     source=["bpf/fault_stacks.folded"]))
+        sec.blocks.append(Table(
+            "faults-by-command",
+            [Column("comm", "COMM", align="left"), Column("faults", "FAULTS (est.)", ",d"),
+             Column("share", "%", ".1f", unit="%")],
+            [{"comm": c, "faults": n, "share": 100.0 * n / total} for c, n in A.faults_by_command(bpf.fault_stacks)[:15]],
+            caption="Page faults per command, estimated from the samples",
+            source=["bpf/fault_stacks.folded"]))
+        sec.blocks.append(Preformatted(
+            "\n".join(f"{s} {c}" for s, c in A.top_stacks(bpf.fault_stacks, 10)),
+            caption="Hottest stacks (folded: command;outermost;...;innermost count)",
+            source=["bpf/fault_stacks.folded"]))
+    maj = Section("major-faults", "Major faults per process", level=3)
+    missing = _not_collected(ds, "bpf/majfault_by_proc")
+    if missing:
+        maj.blocks.append(missing)
+    elif not bpf.majfaults_by_proc:
+        maj.blocks.append(Paragraph("No major fault during the window (perf software event "
+                                    "`major-faults`, every fault counted)."))
+    else:
+        items = sorted(bpf.majfaults_by_proc.items(), key=lambda kv: (-kv[1], kv[0][0]))[:WORST_ROWS]
+        maj.blocks.append(Table(
+            "major-faults",
+            [Column("pid", "PID"), Column("comm", "COMM", align="left"), Column("majflt", "MAJFLT", ",d")],
+            [{"pid": pid, "comm": comm, "majflt": n} for (pid, comm), n in items],
+            caption="Major faults (pages read from disk or swap) per process, every fault counted",
+            source=["bpf/majfault_by_proc"]))
+    sec.subsections.append(maj)
+    return sec
+
+
+def heap_section(ds: Dataset) -> Section:
+    sec = Section("heap-growth", "Heap and mapping growth (brk, mmap)")
+    missing = _not_collected(ds, "bpf/heap_growth")
+    if missing:
+        sec.blocks.append(missing)
+        return sec
+    rows = A.heap_rows(ds.bpf.heap_growth, WORST_ROWS)
+    if not rows:
+        sec.blocks.append(Paragraph("No brk or mmap call during the window."))
+        return sec
+    sec.blocks.append(Table(
+        "heap-growth",
+        [Column("pid", "PID"), Column("comm", "COMM", align="left"), Column("syscall", "SYSCALL", align="left"),
+         Column("kind", "KIND", align="left"), Column("calls", "CALLS", ",d"),
+         Column("mib", "GROWTH(MiB)", ".1f", unit="MiB"), Column("top_stack", "TOP STACK", align="left")],
+        [{**r, "mib": _mib(r["bytes"])} for r in rows],
+        caption="Bytes added by brk (heap) and mmap (anonymous or file) per process, biggest first",
+        source=["bpf/heap_growth"],
+        note="brk growth counts from the first brk call seen for a process; mmap counts the "
+             "length of every successful call (unmaps are not subtracted)."))
+    return sec
+
+
+def bpf_sections(ds: Dataset) -> list[Section]:
+    sections = [oom_section(ds)]
+    reason = A.why_unavailable(ds)
+    if reason is not None:
+        sections.append(Section("bpf", "BPF events", [Paragraph(
+            f"BPF not available: {reason}. Reclaim and compaction stalls, kswapd wake-ups, page-fault "
+            "stacks, major faults per process and brk/mmap growth were not collected; the "
+            "counters in the sar sections still show the totals.")]))
+        return sections
+    sections += [reclaim_section(ds), kswapd_section(ds), compaction_section(ds), faults_section(ds),
+                 heap_section(ds)]
+    info = ds.manifest.get("bpf") or {}
+    if info.get("compile_s") is not None:
+        sections.append(Section("bpf-cost", "BPF collection cost", [KeyValues([
+            ("compile time", f"{info['compile_s']:.2f} s (all programs, one object, before the window)"),
+            ("collector RSS before compile", f"{info.get('compile_rss_before_kb', 0):,} kB"),
+            ("collector RSS peak during compile", f"{info.get('compile_peak_rss_kb', 0):,} kB"),
+            ("page-fault sampling", f"1 in {info.get('fault_sample_period', '?')} per CPU"),
+            ("kernel headers", f"{info.get('headers_release') or '?'} (kernel {info.get('kernel', '?')})"),
+            ("events lost (perf buffer)", str(info.get("events_lost", 0))),
+        ], caption="From the manifest's bpf field")]))
+    return sections
+

@@ -1,0 +1,293 @@
+"""BPF events on this machine, for real: an OOM kill in a memory cgroup,
+page faults and brk/mmap growth of programs with known function names,
+and collections without root and with --no-bpf.
+
+Runs as root with bcc, kernel headers and tracefs; a test is skipped only
+when one of those is genuinely absent, and says which.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from bpf_harness import (FAULT_C, GROW_C, MEMCG_V1, OOM_C, DirectSession, MemcgV1, compile_c,
+                         kernel_log, proc_stat_faults)
+from snapcollect.bundle.reader import open_bundle
+from snapcollect.collect.bpf import capabilities
+from snapcollect.parsers.bpf_events import ARTIFACTS, load_bpf_data
+
+pytestmark = [pytest.mark.live]
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SNAPCOLLECT = [sys.executable, "-m", "snapcollect"]
+
+
+def _bpf_missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    for check in (capabilities.bcc_problem, capabilities.tracefs_problem):
+        _val, problem = check()
+        if problem:
+            return problem.reason
+    problem = capabilities.headers_problem()
+    return problem.reason if problem else None
+
+
+needs_bpf = pytest.mark.skipif(_bpf_missing() is not None, reason=f"BPF: {_bpf_missing()}")
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+needs_memcg_v1 = pytest.mark.skipif(not os.path.exists(os.path.join(MEMCG_V1, "memory.limit_in_bytes")),
+                                    reason="no cgroup v1 memory controller at /sys/fs/cgroup/memory")
+
+
+def _data(bundle, kmsg=None):
+    names = [a["name"] for a in bundle.artifacts() if a["name"].startswith("bpf/")]
+    return load_bpf_data({n: bundle.records(n) for n in names}, {n: bundle.status(n) for n in names},
+                         bundle.manifest, {n: bundle.data(n) for n in names if bundle.data(n)}, kmsg=kmsg)
+
+
+def _killed_line(pid: int) -> str:
+    for _ in range(20):
+        for line in kernel_log():
+            if f"Killed process {pid} " in line:
+                return line
+        time.sleep(0.1)
+    raise AssertionError(f"no 'Killed process {pid}' line in the kernel log")
+
+
+# -- (a) OOM kill in a 64 MiB memory cgroup -----------------------------------
+
+
+@needs_bpf
+@needs_gcc
+@needs_memcg_v1
+@pytest.mark.bpf
+def test_memcg_oom_kill_is_recorded_with_pid_comm_rss_and_reclaim(tmp_path):
+    exe = compile_c(OOM_C, str(tmp_path / "sc-bpf-oom"))
+    s = DirectSession(str(tmp_path))
+    assert s.writer.manifest["bpf"]["enabled"], s.writer.manifest["bpf"]
+    with MemcgV1("snapcollect-test-bpf-oom") as cg:
+        victim = cg.spawn([exe])
+        s.poll_while(victim)
+    bundle = s.close()
+    assert victim.returncode == -9, f"the victim was not OOM-killed (exit {victim.returncode})"
+
+    data = _data(bundle)
+    kills = [k for k in data.oom_kills if k.victim_pid == victim.pid]
+    assert len(kills) == 1, data.oom_kills
+    kill = kills[0]
+    assert kill.victim_comm == "sc-bpf-oom"
+    assert kill.trigger_pid == victim.pid and kill.trigger_comm == "sc-bpf-oom"
+    assert kill.memcg is True, "kernel stack should show mem_cgroup_out_of_memory"
+    line = _killed_line(victim.pid)
+    logged = int(re.search(r"anon-rss:(\d+)kB", line).group(1))
+    assert abs(kill.anon_rss_kb - logged) <= 0.03 * logged, (kill.anon_rss_kb, line)
+    # the memcg is 64 MiB: the victim held about that much
+    assert 40 * 1024 <= kill.anon_rss_kb <= 70 * 1024, kill.anon_rss_kb
+
+    mine = [r for r in data.reclaim if r.pid == victim.pid and r.kind == "memcg"]
+    assert mine, "no memcg reclaim event for the victim"
+    assert all(r.latency_us >= 0 and r.comm == "sc-bpf-oom" for r in mine)
+    assert all(r.gfp_flags and r.gfp_flags != "none" for r in mine)
+    assert victim.pid in {r["pid"] for r in bundle.records("bpf/reclaim")}
+
+
+@needs_bpf
+@needs_gcc
+@needs_memcg_v1
+@pytest.mark.bpf
+def test_cli_collection_holds_the_oom_kill_and_the_report_shows_it(tmp_path):
+    exe = compile_c(OOM_C, str(tmp_path / "sc-bpf-oom"))
+    out = tmp_path / "out"
+    out.mkdir()
+    collector = subprocess.Popen(SNAPCOLLECT + ["collect", "-d", "6", "-q", "-o", str(out)], cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_sampling(out, collector)
+        with MemcgV1("snapcollect-test-bpf-oom-cli") as cg:
+            victim = cg.spawn([exe])
+            victim.wait(60)
+        stdout, stderr = collector.communicate(timeout=60)
+    finally:
+        if collector.poll() is None:
+            collector.kill()
+    assert collector.returncode == 0, stderr
+    assert victim.returncode == -9
+    path = stdout.strip().splitlines()[-1]
+    bundle = open_bundle(path)
+    recs = [r for r in bundle.records("bpf/oom_kill") if r["pid"] == victim.pid]
+    assert len(recs) == 1 and recs[0]["comm"] == "sc-bpf-oom", bundle.records("bpf/oom_kill")
+
+    md = subprocess.run(SNAPCOLLECT + ["report", path], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    section = md.split('<a id="oom"></a>', 1)[1].split("<a id=", 1)[0]
+    assert re.search(rf"\|\s*{victim.pid}\s*\|\s*sc-bpf-oom\s*\|", section), section
+    assert "memcg /snapcollect-test-bpf-oom-cli" in section, section
+    assert f"Killed process {victim.pid} (sc-bpf-oom)" in section, section
+
+
+def _wait_for_sampling(out, collector, limit_s: float = 30) -> None:
+    """Until the partial bundle holds a tick: BPF is attached before the first one."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        assert collector.poll() is None, collector.communicate()[1]
+        for name in os.listdir(out):
+            if name.endswith(".partial"):
+                try:
+                    if open_bundle(os.path.join(out, name)).ticks:
+                        return
+                except Exception:  # noqa: BLE001 - caught mid-member
+                    pass
+        time.sleep(0.1)
+    raise AssertionError("the collector did not start sampling")
+
+
+# -- (b) page-fault stacks of a program with known function names --------------
+
+
+@needs_bpf
+@needs_gcc
+@pytest.mark.bpf
+def test_fault_stacks_name_the_functions_and_match_minflt(tmp_path):
+    exe = compile_c(FAULT_C, str(tmp_path / "sc-faulter"))
+    s = DirectSession(str(tmp_path))
+    period = s.session.plan.fault_period
+    # 16 x 64 MiB = 262144 fresh pages: enough that sampling error is small
+    proc = subprocess.Popen([exe, "16"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    s.poll_until_line(proc, "done")
+    s.session.poll(1.2)     # one more symbol pass while it lives
+    minflt, _majflt = proc_stat_faults(proc.pid)
+    proc.stdin.write("x\n")
+    proc.stdin.flush()
+    s.poll_while(proc)
+    bundle = s.close()
+    assert proc.returncode == 0
+
+    folded = bundle.text("bpf/fault_stacks.folded").splitlines()
+    mine = [ln for ln in folded if ln.startswith("sc-faulter;")]
+    assert any(";main;sc_fault_outer;sc_fault_touch " in ln for ln in mine), mine[:5]
+    meta = json.loads(bundle.text("bpf/fault_stacks.json"))
+    assert meta["sample_period"] == period
+    est = next(p["faults_estimated"] for p in meta["processes"] if p["pid"] == proc.pid)
+    # 1-in-N sampling of F faults: the error is at most about N per CPU
+    # when the process runs alone, and behaves like sqrt(F * N) when other
+    # processes interleave their faults on the same CPUs.
+    tolerance = 4 * math.sqrt(minflt * period) + period * os.cpu_count()
+    assert abs(est - minflt) <= tolerance, (est, minflt, tolerance)
+    touched = sum(int(ln.rsplit(" ", 1)[1]) for ln in mine if "sc_fault_touch" in ln)
+    assert abs(touched - 16 * 16384) <= tolerance, (touched, tolerance)
+
+
+@needs_bpf
+@pytest.mark.bpf
+def test_major_faults_per_process_match_majflt(tmp_path):
+    """A cold file read through mmap: its major faults, per process."""
+    data = tmp_path / "cold.bin"
+    with open(data, "wb") as fh:
+        fh.write(os.urandom(1 << 20) * 16)
+    script = (
+        "import mmap, os, sys\n"
+        f"fd = os.open({str(data)!r}, os.O_RDONLY)\n"
+        "os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n"
+        "m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)\n"
+        "m.madvise(mmap.MADV_RANDOM)\n"
+        "s = sum(m[i] for i in range(0, len(m), 4096))\n"
+        "print('done', flush=True); sys.stdin.readline()\n")
+    os.sync()
+    s = DirectSession(str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    s.poll_until_line(proc, "done")
+    _minflt, majflt = proc_stat_faults(proc.pid)
+    proc.stdin.write("x\n")
+    proc.stdin.flush()
+    s.poll_while(proc)
+    bundle = s.close()
+    doc = json.loads(bundle.text("bpf/majfault_by_proc"))
+    counted = sum(r["majfaults"] for r in doc["processes"] if r["pid"] == proc.pid)
+    assert majflt > 100, f"the file was not cold: only {majflt} major faults"
+    # every major fault is counted (no sampling); python's own start-up
+    # may add a few before we read /proc
+    assert majflt <= counted <= majflt + 20, (counted, majflt)
+
+
+# -- (c) brk / mmap growth of a known program ---------------------------------
+
+
+@needs_bpf
+@needs_gcc
+@pytest.mark.bpf
+def test_brk_and_mmap_growth_is_attributed_to_the_program(tmp_path):
+    exe = compile_c(GROW_C, str(tmp_path / "sc-grower"))
+    s = DirectSession(str(tmp_path))
+    proc = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    s.poll_until_line(proc, "done")
+    s.session.poll(1.2)     # a symbol pass runs while it lives
+    proc.stdin.write("x\n")
+    proc.stdin.flush()
+    s.poll_while(proc)
+    bundle = s.close()
+    assert proc.returncode == 0
+    entries = [e for e in json.loads(bundle.text("bpf/heap_growth"))["entries"] if e["pid"] == proc.pid]
+    assert entries and all(e["comm"] == "sc-grower" for e in entries)
+    brk = next(e for e in entries if e["syscall"] == "brk")
+    # 32 x sbrk(1 MiB); libc's own start-up may add a few pages
+    assert 32 << 20 <= brk["bytes"] <= (32 << 20) + (1 << 20), brk["bytes"]
+    assert brk["calls"] >= 32
+    # glibc's sbrk() keeps no frame pointer: the stack stops in libc, but
+    # it is symbolized (the process was alive when it was read)
+    grower = max(brk["stacks"], key=lambda st: st["bytes"])
+    assert grower["bytes"] >= 32 << 20 and grower["frames"][-1] in ("brk", "__brk", "sbrk"), brk["stacks"]
+    anon = next(e for e in entries if e["syscall"] == "mmap" and e["kind"] == "anon")
+    assert anon["bytes"] >= 4 * (16 << 20)
+    top = max(anon["stacks"], key=lambda st: st["bytes"])
+    assert top["bytes"] == 4 * (16 << 20) and top["calls"] == 4, top
+    assert "sc_map_phase" in top["frames"], top
+
+
+# -- (d) without root, and with --no-bpf ----------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to switch to an ordinary user")
+def test_collection_without_root_says_why_bpf_is_absent():
+    # pytest's tmp_path lives under a 0700 directory of root's: use our own
+    out = tempfile.mkdtemp(prefix="snapcollect-nonroot-")
+    try:
+        os.chmod(out, 0o777)
+        env = dict(os.environ, PYTHONPATH=REPO, HOME=out)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + SNAPCOLLECT
+                           + ["collect", "-d", "2", "-q", "-o", out], cwd=out, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        bundle = open_bundle(r.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    assert bundle.manifest["bpf"]["enabled"] is False
+    for name in ARTIFACTS:
+        entry = bundle.entry(name)
+        assert entry is not None, f"{name} not in the manifest"
+        assert entry["status"] == "unavailable", entry
+        assert "root" in entry["reason"], entry
+        assert entry["remedy"].startswith("run as root"), entry
+    data = _data(bundle)
+    assert all(st == "unavailable" and "to fix: run as root" in why for st, why in data.available.values())
+
+
+def test_cli_no_bpf_collects_and_says_why(tmp_path):
+    r = subprocess.run(SNAPCOLLECT + ["collect", "-d", "2", "-q", "--no-bpf", "-o", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    bundle = open_bundle(r.stdout.strip().splitlines()[-1])
+    data = _data(bundle)
+    for name in ARTIFACTS:
+        status, why = data.available[name]
+        assert status != "ok" and "no-bpf" in (why or ""), (name, status, why)

@@ -1,0 +1,96 @@
+"""The BPF program is built from the tracepoint fields the kernel has."""
+
+from __future__ import annotations
+
+import pytest
+
+from bpf_fixtures import load
+from snapcollect.collect.bpf import program, tracefs
+
+FORMATS = load("tracepoint_formats.json")   # 6.18
+
+# oom:mark_victim before 6.8 (e.g. 5.15): pid only
+OLD_MARK_VICTIM = """name: mark_victim
+ID: 442
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;
+
+print fmt: "pid=%d", REC->pid
+"""
+
+
+def _all(**override):
+    formats = {tp: FORMATS.get(tp) for tp in program.TRACEPOINTS}
+    formats.update(override)
+    return formats
+
+
+def test_parse_fields_of_mark_victim():
+    fields = tracefs.parse_fields(FORMATS["oom:mark_victim"])
+    assert list(fields) == ["pid", "comm", "total_vm", "anon_rss", "file_rss", "shmem_rss", "uid",
+                            "pgtables", "oom_score_adj"]
+    assert fields["comm"].type == "__data_loc char[]" and fields["comm"].size == 4
+    assert fields["oom_score_adj"].signed and fields["oom_score_adj"].size == 2
+    assert fields["total_vm"].type == "unsigned long" and fields["total_vm"].offset == 16
+
+
+def test_full_kernel_compiles_every_probe_with_its_fields():
+    plan = program.build_plan(_all())
+    assert plan.missing == {}
+    assert set(plan.probes) == set(program.TRACEPOINTS)
+    assert "#define SC_F_oom__mark_victim__anon_rss 1" in plan.text
+    assert "#define SC_FAULT_PERIOD 64" in plan.text and "#define SC_KERNEL_STACKS 0" in plan.text
+    assert "TRACEPOINT_PROBE(oom, mark_victim)" in plan.text     # the .bpf.c follows the defines
+
+
+def test_mark_victim_with_pid_only_gets_no_field_defines():
+    plan = program.build_plan(_all(**{"oom:mark_victim": OLD_MARK_VICTIM}))
+    assert "#define SC_TP_oom__mark_victim 1" in plan.text
+    assert "#define SC_F_oom__mark_victim__pid 1" in plan.text
+    assert "#define SC_F_oom__mark_victim__comm" not in plan.text
+    assert "#define SC_F_oom__mark_victim__anon_rss" not in plan.text
+
+
+def test_missing_tracepoints_make_their_artifacts_unavailable_with_a_remedy():
+    plan = program.build_plan(_all(**{"exceptions:page_fault_user": None, "oom:mark_victim": None}),
+                              reasons={"oom:mark_victim": "tracepoint oom:mark_victim does not exist"})
+    assert set(plan.missing) == {"bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/oom_kill"}
+    why, remedy = plan.missing["bpf/fault_stacks.folded"]
+    assert "exceptions:page_fault_user" in why and "x86" in remedy
+    assert plan.missing["bpf/oom_kill"][0] == "tracepoint oom:mark_victim does not exist"
+    assert "#define SC_TP_exceptions__page_fault_user" not in plan.text
+
+
+def test_reclaim_needs_one_whole_begin_end_pair():
+    plan = program.build_plan(_all(**{"vmscan:mm_vmscan_direct_reclaim_end": None}))
+    assert "bpf/reclaim" not in plan.missing            # memcg pair is enough
+    assert "vmscan:mm_vmscan_direct_reclaim_begin" not in plan.probes
+    plan = program.build_plan(_all(**{"vmscan:mm_vmscan_direct_reclaim_end": None,
+                                      "vmscan:mm_vmscan_memcg_reclaim_begin": None}))
+    assert "bpf/reclaim" in plan.missing
+
+
+def test_permission_problems_carry_their_own_remedy():
+    denied = {tp: None for tp in program.TRACEPOINTS}
+    plan = program.build_plan(denied, reasons={tp: "permission denied" for tp in denied},
+                              remedies={tp: "run as root" for tp in denied})
+    assert set(plan.missing) == set(program.ARTIFACTS) - {program.MAJFAULT_ARTIFACT}
+    assert all(m == ("permission denied", "run as root") for m in plan.missing.values())
+
+
+def test_options_reach_the_program():
+    plan = program.build_plan(_all(), fault_period=1, kernel_stacks=True)
+    assert "#define SC_FAULT_PERIOD 1\n" in plan.text and "#define SC_KERNEL_STACKS 1" in plan.text
+    with pytest.raises(ValueError):
+        program.build_plan(_all(), fault_period=0)
+
+
+def test_tracefs_mounts():
+    text = ("tracefs /sys/kernel/tracing tracefs rw,nosuid 0 0\n"
+            "debugfs /sys/kernel/debug debugfs rw 0 0\nproc /proc proc rw 0 0\n")
+    assert tracefs.tracefs_mounts(text) == ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
