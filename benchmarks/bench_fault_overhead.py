@@ -9,10 +9,13 @@ page fault per page, ~3 us each. It runs, in random order in every round:
 
 - alone;
 - under snapcollect's default BPF programs (BpfSession as a collection
-  starts it: all probes, 1-in-64 page-fault stack sampling, events
-  drained by a polling thread);
-- the same with every fault's stack recorded (--fault-sample 1), to show
-  what the sampling buys;
+  starts it: all probes, page-fault stacks sampled 1 in N by the perf
+  software event page-faults, events drained by a polling thread);
+- the same without the brk/mmap syscall tracepoints, to show what they
+  cost on this workload (``--no-syscall-split`` skips it);
+- the same with other sample periods (``--fault-samples 64,256``);
+- the same with every fault's stack recorded (--fault-sample 1, the
+  tracepoint sampler), to show what the sampling buys;
 - under ``perf record -e page-faults -g -a`` (every fault, with stacks);
 - under ``stackcount-bpfcc -U t:exceptions:page_fault_user``.
 
@@ -107,10 +110,13 @@ class Alone:
 class Snapcollect:
     """BpfSession as the collector runs it, with a thread draining events."""
 
-    def __init__(self, fault_sample=None):
+    def __init__(self, fault_sample=None, syscalls=True):
         self.fault_sample = fault_sample
+        self.syscalls = syscalls
         self.name = ("snapcollect default" if fault_sample is None
                      else f"snapcollect --fault-sample {fault_sample}")
+        if not syscalls:
+            self.name += ", no brk/mmap"
 
     def __enter__(self):
         from snapcollect.bundle.writer import BundleWriter
@@ -119,8 +125,16 @@ class Snapcollect:
         self.dir = tempfile.mkdtemp(prefix="sc-bench-")
         self.writer = BundleWriter(os.path.join(self.dir, "b.tar.zst"),
                                    {"clock": {"wall": time.time(), "monotonic": time.monotonic()}})
+        from snapcollect.collect.bpf import program
+
         args = types.SimpleNamespace(no_bpf=False, fault_sample=self.fault_sample, kernel_stacks=False)
-        self.session = BpfSession.start(args, self.writer, time.monotonic() + 30)
+        groups = program.TRACEPOINT_GROUPS
+        if not self.syscalls:   # what the syscall tracepoints cost: leave them out of the plan
+            program.TRACEPOINT_GROUPS = {a: g for a, g in groups.items() if a != "bpf/heap_growth"}
+        try:
+            self.session = BpfSession.start(args, self.writer, time.monotonic() + 30)
+        finally:
+            program.TRACEPOINT_GROUPS = groups
         if not self.writer.manifest["bpf"].get("enabled"):
             raise RuntimeError(f"BPF did not start: {self.writer.manifest['bpf'].get('unavailable')}")
         self.stop = threading.Event()
@@ -188,8 +202,11 @@ def glob_perf() -> list[str]:
     return [n for n in os.listdir("/usr/bin") if n.startswith("perf_")] if os.path.isdir("/usr/bin") else []
 
 
-def configs(with_sample_1: bool) -> list:
+def configs(with_sample_1: bool, periods: list[int] = (), syscall_split: bool = True) -> list:
     out = [Alone(), Snapcollect()]
+    if syscall_split:
+        out.append(Snapcollect(syscalls=False))
+    out += [Snapcollect(fault_sample=n) for n in periods]
     if with_sample_1:
         out.append(Snapcollect(fault_sample=1))
     perf = perf_binary()
@@ -243,6 +260,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--pages", type=int, default=262144, help="pages touched per run (default 262144 = 1 GiB)")
     ap.add_argument("--no-sample-1", action="store_true", help="skip the every-fault snapcollect run")
+    ap.add_argument("--fault-samples", default="", metavar="N,N",
+                    help="also run snapcollect with these --fault-sample periods")
+    ap.add_argument("--no-syscall-split", action="store_true",
+                    help="skip the run without the brk/mmap syscall tracepoints")
     ap.add_argument("--syscalls", type=int, default=3_000_000, metavar="N",
                     help="also time N getppid() calls alone and under snapcollect (0 to skip)")
     args = ap.parse_args()
@@ -255,7 +276,8 @@ def main() -> int:
         rounds_arg = str(max(1, args.pages // 16384))
         print(f"fault workload: {int(rounds_arg) * 16384} page faults per run, {args.rounds} rounds",
               file=sys.stderr)
-        results = measure([faults, rounds_arg], configs(not args.no_sample_1), args.rounds)
+        results = measure([faults, rounds_arg], configs(not args.no_sample_1, [int(n) for n in args.fault_samples.split(",") if n],
+                                                          not args.no_syscall_split), args.rounds)
         report(f"Fault-heavy workload ({int(rounds_arg) * 16384} user page faults per run), "
                f"median of {args.rounds}:", results)
         if args.syscalls:

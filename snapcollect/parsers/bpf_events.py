@@ -396,6 +396,9 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
         data.fault_stacks = parse_folded(folded.decode("utf-8", "replace"))
     meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}
     data.fault_sample_period = int(meta.get("sample_period") or 1)
+    # Bundles written before the perf-event sampler name no source.
+    data.fault_source = str(meta.get("source") or "")
+    data.fault_sampling_error = str(meta.get("sampling_error") or "")
     data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
 
     maj = _json(files.get("bpf/majfault_by_proc"), "bpf/majfault_by_proc") or {}

@@ -202,6 +202,8 @@ class BpfData:
     compaction: list[CompactionStall] = field(default_factory=list)
     fault_stacks: list[tuple[str, int]] = field(default_factory=list)        # folded lines, scaled counts
     fault_sample_period: int = 1
+    fault_source: str = ""            # which kernel event sampled the faults, in words
+    fault_sampling_error: str = ""    # what a scaled count is worth, in words
     stack_errors: int = 0
     majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
     heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks

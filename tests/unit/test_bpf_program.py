@@ -42,9 +42,15 @@ def test_parse_fields_of_mark_victim():
 def test_full_kernel_compiles_every_probe_with_its_fields():
     plan = program.build_plan(_all())
     assert plan.missing == {}
-    assert set(plan.probes) == set(program.TRACEPOINTS)
+    # the page-fault tracepoint is compiled as the fallback sampler but is
+    # not attached with the others: the perf event samples by default
+    assert set(plan.probes) == set(program.TRACEPOINTS) - {program.FAULT_TRACEPOINT}
+    assert plan.fault_tracepoint and plan.perf_sampler_problem is None
+    assert "#define SC_TP_exceptions__page_fault_user 1" in plan.text
     assert "#define SC_F_oom__mark_victim__anon_rss 1" in plan.text
-    assert "#define SC_FAULT_PERIOD 64" in plan.text and "#define SC_KERNEL_STACKS 0" in plan.text
+    assert f"#define SC_FAULT_PERIOD {program.DEFAULT_FAULT_PERIOD}\n" in plan.text
+    assert "#define SC_KERNEL_STACKS 0" in plan.text
+    assert "int on_fault_sample(" in plan.text
     assert "TRACEPOINT_PROBE(oom, mark_victim)" in plan.text     # the .bpf.c follows the defines
 
 
@@ -59,11 +65,32 @@ def test_mark_victim_with_pid_only_gets_no_field_defines():
 def test_missing_tracepoints_make_their_artifacts_unavailable_with_a_remedy():
     plan = program.build_plan(_all(**{"exceptions:page_fault_user": None, "oom:mark_victim": None}),
                               reasons={"oom:mark_victim": "tracepoint oom:mark_victim does not exist"})
-    assert set(plan.missing) == {"bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/oom_kill"}
-    why, remedy = plan.missing["bpf/fault_stacks.folded"]
-    assert "exceptions:page_fault_user" in why and "x86" in remedy
+    # page-fault stacks need no tracepoint (the perf event samples them,
+    # on any architecture); only without it they would be missing
+    assert set(plan.missing) == {"bpf/oom_kill"}
     assert plan.missing["bpf/oom_kill"][0] == "tracepoint oom:mark_victim does not exist"
     assert "#define SC_TP_exceptions__page_fault_user" not in plan.text
+    assert not plan.fault_tracepoint
+
+
+@pytest.mark.parametrize("kw, words", [({"kernel_stacks": True}, "kernel stacks"),
+                                       ({"fault_period": 1}, "throttled")])
+def test_what_only_the_tracepoint_sampler_can_do_needs_the_tracepoint(kw, words):
+    plan = program.build_plan(_all(), **kw)
+    assert plan.missing == {} and words in plan.perf_sampler_problem and plan.fault_tracepoint
+    plan = program.build_plan(_all(**{"exceptions:page_fault_user": None}), **kw)
+    why, remedy = plan.missing["bpf/fault_stacks.folded"]
+    assert words in why and "exceptions:page_fault_user" in why and remedy
+    assert set(plan.missing) == set(program.FAULT_ARTIFACTS)
+
+
+def test_perf_sampler_period_against_the_sample_rate_limit():
+    assert program.perf_sampler_usable(128, False, 100_000) is None
+    assert program.perf_sampler_usable(10, False, 100_000) is None
+    assert "perf_event_max_sample_rate=100000" in program.perf_sampler_usable(9, False, 100_000)
+    # a kernel that lowered its limit (slow perf interrupts) needs larger N
+    assert program.perf_sampler_usable(64, False, 10_000) is not None
+    assert program.perf_sampler_usable(128, False, None) is None     # unreadable: the default
 
 
 def test_reclaim_needs_one_whole_begin_end_pair():
@@ -79,7 +106,9 @@ def test_permission_problems_carry_their_own_remedy():
     denied = {tp: None for tp in program.TRACEPOINTS}
     plan = program.build_plan(denied, reasons={tp: "permission denied" for tp in denied},
                               remedies={tp: "run as root" for tp in denied})
-    assert set(plan.missing) == set(program.ARTIFACTS) - {program.MAJFAULT_ARTIFACT}
+    # perf events need no tracefs: the major-fault and page-fault samplers
+    assert set(plan.missing) == (set(program.ARTIFACTS) - {program.MAJFAULT_ARTIFACT}
+                                 - set(program.FAULT_ARTIFACTS))
     assert all(m == ("permission denied", "run as root") for m in plan.missing.values())
 
 

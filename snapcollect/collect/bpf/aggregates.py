@@ -4,7 +4,8 @@ Pure functions: the session reads the maps (fault_counts, majfaults,
 heap) into the rows below and passes a function that gives a stack's
 frames; what goes into ``bpf/fault_stacks.folded``, ``.json``,
 ``bpf/majfault_by_proc`` and ``bpf/heap_growth`` is decided here. Sample
-row of ``fault_counts`` (1 sample = SC_FAULT_PERIOD faults)::
+row of ``fault_counts`` (1 sample = SC_FAULT_PERIOD faults, through the
+perf event page-faults or the tracepoint exceptions:page_fault_user)::
 
     FaultRow(tgid=4242, ustack=17, kstack=-1, comm="alloc", samples=512)
 """
@@ -45,10 +46,33 @@ class HeapRow:
     calls_no_baseline: int
 
 
+SAMPLER_SOURCES = {
+    "perf": "perf software event page-faults (PERF_COUNT_SW_PAGE_FAULTS), sample_period {n} per CPU; "
+            "user stacks aggregated in the kernel",
+    "tracepoint": "tracepoint exceptions:page_fault_user, 1 fault in {n} per CPU counted in BPF; "
+                  "user stacks aggregated in the kernel",
+}
+SAMPLER_COUNTS = {
+    "perf": "user- and kernel-mode faults of a task (what /proc/PID/stat minflt + majflt count)",
+    "tracepoint": "user-mode faults only (faults taken inside system calls are not seen)",
+}
+
+
+def sampling_error(period: int) -> str:
+    """What a scaled count is worth, in words (one sigma)."""
+    if period <= 1:
+        return "exact: every fault is recorded"
+    return (f"a count of F faults (samples x {period}) is within about sqrt(F/{period})*{period} "
+            f"= sqrt({period}*F) (one standard deviation), e.g. +-{int((period * 100_000) ** 0.5):,} "
+            f"for 100,000 faults; a stack with few samples is a rough estimate")
+
+
 def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stack_entries: int,
                     errors: dict[str, int], frames: Frames,
-                    kernel_frames: Callable[[int], list[str]] | None = None) -> tuple[str, dict]:
-    """(folded text, side document) of the sampled page-fault stacks."""
+                    kernel_frames: Callable[[int], list[str]] | None = None,
+                    sampler: str = "perf") -> tuple[str, dict]:
+    """(folded text, side document) of the sampled page-fault stacks.
+    ``sampler``: "perf" (page-faults event) or "tracepoint"."""
     procs: dict[int, dict] = {}
     stacks: list[tuple[list[str], int]] = []
     samples = shallow = 0
@@ -66,9 +90,12 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
     for p in procs.values():
         p["faults_estimated"] = p["samples"] * period
     meta = {
-        "source": "tracepoint exceptions:page_fault_user, user stacks aggregated in the kernel",
+        "source": SAMPLER_SOURCES.get(sampler, sampler).format(n=period),
+        "sampler": sampler,
+        "faults_counted": SAMPLER_COUNTS.get(sampler, ""),
         "sample_period": period,
         "note": f"1 fault in {period} per CPU is recorded; counts are samples x {period}",
+        "sampling_error": sampling_error(period),
         "kernel_stacks": kernel_stacks,
         "stack_map_entries": stack_entries,
         "samples": samples,

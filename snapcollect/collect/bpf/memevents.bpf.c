@@ -8,7 +8,8 @@
  *
  *   SC_TP_<cat>__<event>             the tracepoint exists (probe compiled)
  *   SC_F_<cat>__<event>__<field>     the tracepoint has that field
- *   SC_FAULT_PERIOD                  record 1 user page fault in N, per CPU
+ *   SC_FAULT_PERIOD                  record 1 page fault in N (perf event
+ *                                    sample_period, or a per-CPU counter)
  *   SC_KERNEL_STACKS                 also record kernel stacks of faults
  *   SC_STACK_ENTRIES, SC_FAULT_KEYS  map sizes
  *
@@ -350,19 +351,10 @@ struct fault_key {
 BPF_HASH(fault_counts, struct fault_key, u64, SC_FAULT_KEYS);
 BPF_PERCPU_ARRAY(fault_tick, u64, 1);
 
-#ifdef SC_TP_exceptions__page_fault_user
-static __always_inline int on_user_fault(void *ctx)
+/* One sampled fault: its user stack (and kernel stack) counted per
+ * process in the kernel. Called once per SC_FAULT_PERIOD faults. */
+static __always_inline int record_fault(void *ctx)
 {
-    /* 1 fault in SC_FAULT_PERIOD per CPU: a stack walk per fault would
-     * slow a fault-heavy host by tens of percent. */
-    u32 zero = 0;
-    u64 *tick = fault_tick.lookup(&zero);
-    if (!tick)
-        return 0;
-    if (++(*tick) < SC_FAULT_PERIOD)
-        return 0;
-    *tick = 0;
-
     struct fault_key k = {};
     k.tgid = bpf_get_current_pid_tgid() >> 32;
     k.ustack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
@@ -389,11 +381,39 @@ static __always_inline int on_user_fault(void *ctx)
     return 0;
 }
 
-/* The raw tracepoint (4.17+) is what session.py attaches: it skips the
- * perf_trace record that a TRACEPOINT_PROBE fills on every fault, which
- * measured 7-9 % of a ~2 us fault here against 3-4 %. The fields are not
- * needed, only the moment and the stacks. The classic tracepoint is the
- * fallback on kernels without raw tracepoints. */
+/* The default sampler: the perf software event page-faults, opened per
+ * CPU with sample_period = SC_FAULT_PERIOD. The kernel counts faults in
+ * perf's own counter and runs this program only on its overflow, once
+ * per N faults (user- and kernel-mode faults of the task, as minflt
+ * counts them); ctx is a struct bpf_perf_event_data whose registers are
+ * those of the faulting context, so the user stack is the faulting one. */
+int on_fault_sample(void *ctx)
+{
+    return record_fault(ctx);
+}
+
+#ifdef SC_TP_exceptions__page_fault_user
+/* The fallback sampler (no perf event, --kernel-stacks, or a period so
+ * small that perf would throttle it): runs on every user fault, so it
+ * costs a few percent on a fault-heavy workload even when it returns at
+ * once; 1 fault in SC_FAULT_PERIOD per CPU goes on to record_fault. */
+static __always_inline int on_user_fault(void *ctx)
+{
+    u32 zero = 0;
+    u64 *tick = fault_tick.lookup(&zero);
+    if (!tick)
+        return 0;
+    if (++(*tick) < SC_FAULT_PERIOD)
+        return 0;
+    *tick = 0;
+    return record_fault(ctx);
+}
+
+/* The raw tracepoint (4.17+) is tried first: it skips the perf_trace
+ * record that a TRACEPOINT_PROBE fills on every fault, which measured
+ * 7-9 % of a ~2 us fault here against 3-4 %. The fields are not needed,
+ * only the moment and the stacks. The classic tracepoint is the fallback
+ * on kernels without raw tracepoints. */
 RAW_TRACEPOINT_PROBE(page_fault_user)
 {
     return on_user_fault(ctx);
@@ -405,8 +425,8 @@ TRACEPOINT_PROBE(exceptions, page_fault_user)
 }
 #endif
 
-/* Major faults per process: the page_fault_user tracepoint fires before
- * the fault is handled, so it cannot tell major from minor; the perf
+/* Major faults per process: the page-fault samplers fire before the
+ * fault is handled, so they cannot tell major from minor; the perf
  * software event major-faults counts exactly what /proc/PID/stat majflt
  * counts. Attached with sample_period 1: major faults are rare (I/O). */
 struct proc_key {

@@ -15,10 +15,23 @@ from snapcollect.collect.bpf.tracefs import parse_fields
 
 SOURCE_FILE = os.path.join(os.path.dirname(__file__), "memevents.bpf.c")
 
-# Default 1-in-N page-fault sampling. A user stack walk per fault costs
-# 20-45 % of a ~3 us fault; 1 in 64 keeps that under 1 %, and a process
-# with F faults is still estimated within about N per CPU.
-DEFAULT_FAULT_PERIOD = 64
+# Default 1-in-N page-fault sampling, through the perf software event
+# page-faults with sample_period N: the kernel only bumps perf's counter on
+# a fault and runs the BPF program (a user stack walk, 20-45 % of a ~3 us
+# fault) once per N faults. Any BPF program on a per-fault hook costs more
+# than the 2 % budget by itself (+3.4 % for an empty raw tracepoint here),
+# so sampling must happen before BPF runs. A process with F faults is
+# estimated within about sqrt(F/N)*N (one sigma).
+DEFAULT_FAULT_PERIOD = 128
+# The perf sampler is used when a CPU faulting flat out (~1M faults/s)
+# stays under perf's sample-rate limit: beyond it the kernel throttles the
+# event and samples are silently lost. Below that period (e.g.
+# --fault-sample 1, every fault) the tracepoint with a per-CPU counter is
+# used, as it is with --kernel-stacks: the perf event's registers are the
+# user registers of the faulting task, so it has no kernel stack.
+MAX_FAULT_RATE_PER_CPU = 1_000_000
+FAULT_TRACEPOINT = "exceptions:page_fault_user"
+FAULT_PERF_FUNCTION = "on_fault_sample"
 STACK_ENTRIES = 16384          # ~1 KB each, locked memory; collisions counted
 FAULT_KEYS = 40960
 
@@ -29,23 +42,22 @@ TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
                     ["vmscan:mm_vmscan_memcg_reclaim_begin", "vmscan:mm_vmscan_memcg_reclaim_end"]],
     "bpf/kswapd_wake": [["vmscan:mm_vmscan_wakeup_kswapd"]],
     "bpf/compaction": [["compaction:mm_compaction_begin", "compaction:mm_compaction_end"]],
-    "bpf/fault_stacks.folded": [["exceptions:page_fault_user"]],
-    "bpf/fault_stacks.json": [["exceptions:page_fault_user"]],
     "bpf/heap_growth": [["syscalls:sys_exit_brk"], ["syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap"]],
 }
 # Attached when present, needed by no artifact on its own: an exec resets
 # a process's brk baseline and symbols, an exit frees its map slots.
 HELPER_TRACEPOINTS = ["sched:sched_process_exec", "sched:sched_process_exit"]
-# The perf software event, not a tracepoint.
+# Perf software events, not tracepoints.
 MAJFAULT_ARTIFACT = "bpf/majfault_by_proc"
 MAJFAULT_FUNCTION = "on_major_fault"
+FAULT_ARTIFACTS = ("bpf/fault_stacks.folded", "bpf/fault_stacks.json")
 
 STREAMS = ("bpf/oom_kill", "bpf/reclaim", "bpf/kswapd_wake", "bpf/compaction")
 FILES = ("bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/majfault_by_proc", "bpf/heap_growth")
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}
-                     | set(HELPER_TRACEPOINTS))
+                     | set(HELPER_TRACEPOINTS) | {FAULT_TRACEPOINT})
 
 # Why a tracepoint may be missing, and what the user can do about it.
 TRACEPOINT_REMEDY = {
@@ -61,6 +73,18 @@ TRACEPOINT_REMEDY = {
 # Tracepoints also compiled as a raw tracepoint (4.17+), tried first: no
 # perf_trace record is filled per event, which matters on the fault path.
 RAW_FIRST = {"exceptions:page_fault_user": "page_fault_user"}
+
+
+def perf_sampler_usable(period: int, kernel_stacks: bool, max_sample_rate: int | None) -> str | None:
+    """None when the perf page-faults event can sample 1 in ``period``;
+    otherwise why the tracepoint sampler is used instead."""
+    if kernel_stacks:
+        return "kernel stacks asked for: the perf event samples user registers only"
+    rate = max_sample_rate or 100_000       # the kernel's default limit
+    if period * rate < MAX_FAULT_RATE_PER_CPU:
+        return (f"1 in {period} could exceed perf_event_max_sample_rate={rate} per CPU and be "
+                "throttled")
+    return None
 
 
 def ident(tracepoint: str) -> str:
@@ -81,6 +105,8 @@ class Plan:
     fields: dict[str, list[str]] = field(default_factory=dict)          # tracepoint -> field names
     fault_period: int = DEFAULT_FAULT_PERIOD
     kernel_stacks: bool = False
+    fault_tracepoint: bool = False                  # the fallback sampler can be attached
+    perf_sampler_problem: str | None = None         # why the perf sampler is not the choice
 
     def artifacts_of(self, tracepoint: str) -> list[str]:
         return [a for a, groups in TRACEPOINT_GROUPS.items() if any(tracepoint in g for g in groups)]
@@ -93,9 +119,15 @@ def _source() -> str:
 
 def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FAULT_PERIOD,
                kernel_stacks: bool = False, stack_entries: int = STACK_ENTRIES,
-               reasons: dict[str, str] | None = None, remedies: dict[str, str] | None = None) -> Plan:
+               reasons: dict[str, str] | None = None, remedies: dict[str, str] | None = None,
+               max_sample_rate: int | None = None) -> Plan:
     """``formats``: tracepoint -> format text, None when absent (``reasons``
-    and ``remedies`` may say why and what to do, e.g. permission denied)."""
+    and ``remedies`` may say why and what to do, e.g. permission denied).
+    ``max_sample_rate``: /proc/sys/kernel/perf_event_max_sample_rate.
+
+    ``probes`` holds the tracepoints attached as such; the page-fault
+    sampler (perf event, or ``exceptions:page_fault_user`` as the fallback
+    or when the perf event cannot sample as asked) is attached apart."""
     if fault_period < 1:
         raise ValueError("fault sample period must be >= 1")
     reasons = reasons or {}
@@ -121,10 +153,20 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
         remedy = remedies.get(absent[0]) or TRACEPOINT_REMEDY.get(absent[0].split(":")[0], "a newer kernel")
         missing[artifact] = (why, remedy)
     probes += [tp for tp in HELPER_TRACEPOINTS if tp in present]
-    for tp in sorted(probes):
+    fault_tp = FAULT_TRACEPOINT in present
+    perf_problem = perf_sampler_usable(fault_period, kernel_stacks, max_sample_rate)
+    if perf_problem and not fault_tp:
+        absent_why = reasons.get(FAULT_TRACEPOINT) or f"tracepoint {FAULT_TRACEPOINT} is not available"
+        remedy = (remedies.get(FAULT_TRACEPOINT)
+                  or ("drop --kernel-stacks" if kernel_stacks else "give a larger --fault-sample"))
+        for artifact in FAULT_ARTIFACTS:
+            missing[artifact] = (f"{perf_problem}, and {absent_why}", remedy)
+    compiled = sorted(probes + ([FAULT_TRACEPOINT] if fault_tp else []))
+    for tp in compiled:
         lines.append(f"#define SC_TP_{ident(tp)} 1")
         for name in fields[tp]:
             lines.append(f"#define SC_F_{ident(tp)}__{name} 1")
     text = "\n".join(lines) + "\n\n" + _source()
     return Plan(text=text, probes=sorted(probes), missing=missing, fields=fields,
-                fault_period=int(fault_period), kernel_stacks=kernel_stacks)
+                fault_period=int(fault_period), kernel_stacks=kernel_stacks, fault_tracepoint=fault_tp,
+                perf_sampler_problem=perf_problem)

@@ -15,11 +15,20 @@ compile go to ``writer.manifest["bpf"]``.
 
 Kernel interfaces: the tracepoints listed in program.TRACEPOINT_GROUPS
 (through bcc: perf_event_open + BPF_PROG_TYPE_TRACEPOINT), the perf
-software event major-faults, tracefs format files, /proc/self/statm.
+software events page-faults (sampled 1 in N, BPF_PROG_TYPE_PERF_EVENT)
+and major-faults, tracefs format files,
+/proc/sys/kernel/perf_event_max_sample_rate, /proc/self/statm.
+
+Teardown is idempotent and quiet: every attachment is detached on its
+own, bcc's bookkeeping of it is dropped even when the detach fails, and
+bcc's own ``atexit`` clean-up is replaced by one that takes the same lock
+as attach and detach, so that an exit while a worker thread still
+attaches or detaches cannot close a perf event twice.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes as ct
 import json
 import os
@@ -69,6 +78,14 @@ def _int(value) -> int:
     return int(getattr(value, "value", value))
 
 
+def max_sample_rate() -> int | None:
+    try:
+        with open("/proc/sys/kernel/perf_event_max_sample_rate") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _opt(args, name, default=None):
     return getattr(args, name, default) if args is not None else default
 
@@ -92,7 +109,7 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
     period = _opt(args, "fault_sample") or program.DEFAULT_FAULT_PERIOD
     return program.build_plan(formats, fault_period=int(period),
                               kernel_stacks=bool(_opt(args, "kernel_stacks", False)), reasons=reasons,
-                              remedies=remedies)
+                              remedies=remedies, max_sample_rate=max_sample_rate())
 
 
 def print_programs(args) -> int:
@@ -114,6 +131,14 @@ def print_programs(args) -> int:
         out.append(" */")
     out.append("/* attach points:")
     out += [f" *   tracepoint {tp} -> {program.function_name(tp)}" for tp in plan.probes]
+    if plan.perf_sampler_problem is None:
+        out.append(f" *   perf software event page-faults, sample_period {plan.fault_period}, "
+                   f"per CPU -> {program.FAULT_PERF_FUNCTION}")
+        if plan.fault_tracepoint:
+            out.append(f" *     (fallback: raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]})")
+    elif plan.fault_tracepoint:
+        out.append(f" *   raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]}, 1 in "
+                   f"{plan.fault_period} per CPU ({plan.perf_sampler_problem})")
     out.append(f" *   perf software event major-faults -> {program.MAJFAULT_FUNCTION}")
     out.append(" */")
     print("\n".join(out))
@@ -136,6 +161,12 @@ class BpfSession:
         self.attached: list[str] = []
         self.attached_raw: list[str] = []
         self.majfault_attached = False
+        self.perf_events: list[tuple[int, int]] = []     # (type, config) attached through bcc
+        self.fault_sampler: dict = {}
+        # attach, detach and the exit hook take it: one of them at a time
+        self._teardown_lock = threading.RLock()
+        self._exiting = False
+        self._exit_hook_registered = False
         self._pending: dict[str, list[dict]] = {s: [] for s in program.STREAMS}
         self._written = {s: 0 for s in program.STREAMS}
         self._dropped = {s: 0 for s in program.STREAMS}
@@ -225,6 +256,9 @@ class BpfSession:
         if self.bpf is None:
             return
         self._attach()
+        if self.fault_sampler:
+            self.info["fault_sampler"] = dict(self.fault_sampler,
+                                              sampling_error=aggregates.sampling_error(plan.fault_period))
         if all(a in self.unavailable for a in program.ARTIFACTS):
             self._close_bpf()
         else:
@@ -282,6 +316,8 @@ class BpfSession:
             self._give_up(Problem(f"compiling the BPF programs did not finish within {compile_s:.1f} s, "
                                   "before the deadline", "give a longer --duration, or --no-bpf"))
             return None
+        if "bpf" in result:
+            self._own_exit_hook(result["bpf"])
         if "error" in result:
             message = diagnostics.strip() or str(result["error"])
             errors = [line for line in message.splitlines() if "error" in line.lower()]
@@ -291,25 +327,21 @@ class BpfSession:
         return result["bpf"]
 
     def _attach(self) -> None:
+        with self._teardown_lock:
+            if self._exiting:
+                return
+            self._attach_locked()
+
+    def _attach_locked(self) -> None:
         plan = self.plan
         attach: dict[str, str] = {}
         failed: set[str] = set()
         for tp in plan.probes:
-            raw = program.RAW_FIRST.get(tp)
-            if raw:
-                try:
-                    self.bpf.attach_raw_tracepoint(tp=raw.encode(), fn_name=f"raw_tracepoint__{raw}".encode())
-                    attach[tp] = "ok (raw tracepoint)"
-                    self.attached_raw.append(raw)
-                    continue
-                except Exception:  # noqa: BLE001 - before 4.17: the classic tracepoint
-                    pass
-            try:
-                self.bpf.attach_tracepoint(tp=tp.encode(), fn_name=program.function_name(tp).encode())
-                attach[tp] = "ok"
-                self.attached.append(tp)
-            except Exception as exc:  # noqa: BLE001
-                attach[tp] = f"failed: {exc}"
+            if self._exiting:
+                return
+            result = self._attach_tracepoint(tp)
+            attach[tp] = result
+            if not result.startswith("ok"):
                 failed.add(tp)
         for artifact, groups in program.TRACEPOINT_GROUPS.items():
             if artifact in self.unavailable:
@@ -320,10 +352,10 @@ class BpfSession:
                 self.unavailable[artifact] = Problem(
                     "could not attach to tracepoint " + ", ".join(bad),
                     "check `snapcollect doctor`; the kernel may not allow BPF on these tracepoints")
+        if not any(a in self.unavailable for a in program.FAULT_ARTIFACTS):
+            self._attach_fault_sampler(attach)
         try:
-            self.bpf.attach_perf_event(ev_type=self.bcc.PerfType.SOFTWARE,
-                                       ev_config=self.bcc.PerfSWConfig.PAGE_FAULTS_MAJ,
-                                       fn_name=program.MAJFAULT_FUNCTION.encode(), sample_period=1)
+            self._attach_perf(self.bcc.PerfSWConfig.PAGE_FAULTS_MAJ, program.MAJFAULT_FUNCTION, 1)
             attach["perf:major-faults"] = "ok"
             self.majfault_attached = True
         except Exception as exc:  # noqa: BLE001
@@ -334,6 +366,65 @@ class BpfSession:
                 f"perf_event_paranoid={paranoid})",
                 "run as root, or lower /proc/sys/kernel/perf_event_paranoid")
         self.info["attach"] = attach
+
+    def _attach_tracepoint(self, tp: str) -> str:
+        raw = program.RAW_FIRST.get(tp)
+        if raw:
+            try:
+                self.bpf.attach_raw_tracepoint(tp=raw.encode(), fn_name=f"raw_tracepoint__{raw}".encode())
+                self.attached_raw.append(raw)
+                return "ok (raw tracepoint)"
+            except Exception:  # noqa: BLE001 - before 4.17: the classic tracepoint
+                pass
+        try:
+            self.bpf.attach_tracepoint(tp=tp.encode(), fn_name=program.function_name(tp).encode())
+            self.attached.append(tp)
+            return "ok"
+        except Exception as exc:  # noqa: BLE001
+            return f"failed: {exc}"
+
+    def _attach_perf(self, config: int, fn_name: str, period: int) -> None:
+        """A perf software event on every online CPU, through bcc."""
+        key = (int(self.bcc.PerfType.SOFTWARE), int(config))
+        # On a failure bcc keeps no record of the CPUs it had opened
+        # already; those fds close with the process.
+        self.bpf.attach_perf_event(ev_type=key[0], ev_config=key[1], fn_name=fn_name.encode(),
+                                   sample_period=period)
+        self.perf_events.append(key)
+
+    def _attach_fault_sampler(self, attach: dict[str, str]) -> None:
+        """The perf event page-faults 1 in N; the tracepoint when it cannot."""
+        plan = self.plan
+        why_not_perf = plan.perf_sampler_problem
+        if why_not_perf is None:
+            try:
+                self._attach_perf(self.bcc.PerfSWConfig.PAGE_FAULTS, program.FAULT_PERF_FUNCTION,
+                                  plan.fault_period)
+                attach["perf:page-faults"] = f"ok (sample_period {plan.fault_period})"
+                self.fault_sampler = {"kind": "perf", "event": "page-faults (PERF_COUNT_SW_PAGE_FAULTS)",
+                                      "sample_period": plan.fault_period}
+                return
+            except Exception as exc:  # noqa: BLE001
+                attach["perf:page-faults"] = f"failed: {exc}"
+                why_not_perf = (f"could not open the perf software event page-faults ({exc}; "
+                                f"perf_event_paranoid={capabilities.perf_paranoid()})")
+        tp = program.FAULT_TRACEPOINT
+        if not plan.fault_tracepoint:
+            problem = Problem(f"{why_not_perf}; tracepoint {tp} is not available either",
+                              "run as root, or lower /proc/sys/kernel/perf_event_paranoid")
+            for artifact in program.FAULT_ARTIFACTS:
+                self.unavailable[artifact] = problem
+            return
+        result = self._attach_tracepoint(tp)
+        attach[tp] = result
+        if not result.startswith("ok"):
+            problem = Problem(f"{why_not_perf}; could not attach to tracepoint {tp}",
+                              "check `snapcollect doctor`")
+            for artifact in program.FAULT_ARTIFACTS:
+                self.unavailable[artifact] = problem
+            return
+        self.fault_sampler = {"kind": "tracepoint", "event": tp + (" (raw)" if "raw" in result else ""),
+                              "sample_period": plan.fault_period, "why_not_perf": why_not_perf}
 
     def _publish_info(self) -> None:
         info = dict(self.info)
@@ -499,33 +590,88 @@ class BpfSession:
         self._publish_info()
 
     def _detach(self) -> None:
+        """Detach every probe, each on its own; never raises, never twice."""
+        with self._teardown_lock:
+            self._detach_locked()
+        self.info["detached_mono"] = time.monotonic()
+
+    def _detach_locked(self) -> None:
+        bpf = self.bpf
+        if bpf is None:
+            return
+        failures = []
         for tp in self.attached:
             try:
-                self.bpf.detach_tracepoint(tp.encode())
-            except Exception:  # noqa: BLE001
-                pass
+                bpf.detach_tracepoint(tp.encode())
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{tp}: {exc}")
+            # bcc retries whatever it still lists at exit: forget it
+            bpf.tracepoint_fds.pop(tp.encode(), None)
+        self.attached = []
         for raw in self.attached_raw:
             try:
-                self.bpf.detach_raw_tracepoint(raw.encode())
-            except Exception:  # noqa: BLE001
-                pass
-        if self.majfault_attached:
+                bpf.detach_raw_tracepoint(raw.encode())
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"raw {raw}: {exc}")
+            bpf.raw_tracepoint_fds.pop(raw.encode(), None)
+        self.attached_raw = []
+        for key in self.perf_events:
             try:
-                self.bpf.detach_perf_event(ev_type=self.bcc.PerfType.SOFTWARE,
-                                           ev_config=self.bcc.PerfSWConfig.PAGE_FAULTS_MAJ)
-            except Exception:  # noqa: BLE001
-                pass
-        self.info["detached_mono"] = time.monotonic()
+                bpf.detach_perf_event(ev_type=key[0], ev_config=key[1])
+            except Exception as exc:  # noqa: BLE001
+                # bcc closed the other CPUs' fds before raising
+                failures.append(f"perf {key}: {exc}")
+            bpf.open_perf_events.pop(key, None)
+        self.perf_events = []
+        if failures:
+            self.info.setdefault("detach_errors", []).extend(failures)
+
+    def _own_exit_hook(self, bpf) -> None:
+        """Replace bcc's atexit clean-up of ``bpf`` by ours (see the module
+        docstring): bcc's raises on the first fd that is already closed,
+        and prints a traceback at exit."""
+        try:
+            atexit.unregister(bpf.cleanup)
+        except Exception:  # noqa: BLE001
+            pass
+        if not self._exit_hook_registered:
+            atexit.register(self._at_exit)
+            self._exit_hook_registered = True
+
+    def _at_exit(self) -> None:
+        """Interpreter exit: stop any attach still going on, detach quietly.
+        The fds close with the process anyway; this only keeps bcc from
+        seeing half-torn state. Waits a little for a detach in progress."""
+        self._exiting = True
+        if not self._teardown_lock.acquire(timeout=2.0):
+            return
+        try:
+            self._detach_locked()
+        except Exception:  # noqa: BLE001 - never a traceback at exit
+            pass
+        finally:
+            self._teardown_lock.release()
 
     def _close_bpf(self) -> None:
         if self._symbols:
             self._symbols.close()
-        if self.bpf is not None:
+        with self._teardown_lock:
+            bpf = self.bpf
+            if bpf is None:
+                return
+            self._detach_locked()
+            self.bpf = None
             try:
-                self.bpf.cleanup()
+                bpf.cleanup()       # nothing attached is left: closes the program fds
+            except Exception:  # noqa: BLE001
+                try:
+                    bpf.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            try:
+                atexit.unregister(bpf.cleanup)
             except Exception:  # noqa: BLE001
                 pass
-        self.bpf = None
 
     def _read_errors(self) -> dict[str, int]:
         table = self.bpf[b"errors"]
@@ -557,7 +703,8 @@ class BpfSession:
         text, meta = aggregates.fault_documents(
             rows, self.plan.fault_period, self.plan.kernel_stacks, program.STACK_ENTRIES, errors,
             lambda tgid, sid: self._frames("stacks", tgid, sid, deadline),
-            lambda sid: self._symbols.kernel_stack(self.bpf[b"stacks"], sid))
+            lambda sid: self._symbols.kernel_stack(self.bpf[b"stacks"], sid),
+            sampler=self.fault_sampler.get("kind", "tracepoint"))
         meta["stacks_unresolved"] = self._unresolved
         self.writer.add_file("bpf/fault_stacks.folded", text, sample_period=self.plan.fault_period)
         self.writer.add_file("bpf/fault_stacks.json", json.dumps(meta, indent=1))

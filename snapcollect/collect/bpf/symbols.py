@@ -6,16 +6,76 @@ cache as soon as the BPF program reports a new process (or an exec: the
 comm changed), and resolves the stacks it has so far every second or so,
 so short-lived processes keep their names. Reads /proc/PID/exe (to notice
 an exec) and, through libbcc, /proc/PID/maps and the mapped ELF files.
+
+libbcc prints "WARNING: Couldn't find .text section in /memfd:..." on
+fd 2 for mappings without one (JIT code, memfds): fd 2 goes into a
+temporary file around the libbcc calls only, and whatever else was
+written there meanwhile is passed on to stderr.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import tempfile
+import threading
 
 from snapcollect.collect.bpf.folded import UNKNOWN
 
 MAX_PROCESSES = 4096
 MAX_REFRESHES = 3     # per process: bounds the cost of a process mapping code all the time
+
+
+NOISE = (b"Couldn't find .text section",)
+_capture: dict = {}        # the one capture in force: {"saved": fd, "file": tmp}
+_capture_lock = threading.RLock()
+
+
+def _release_capture() -> None:
+    """Put fd 2 back and write what others wrote meanwhile, less libbcc's noise."""
+    cap = _capture.pop("active", None)
+    if cap is None:
+        return
+    os.dup2(cap["saved"], 2)
+    os.close(cap["saved"])
+    f = cap["file"]
+    try:
+        f.seek(0)
+        kept = [ln for ln in f.read().splitlines(keepends=True) if not any(n in ln for n in NOISE)]
+        if kept:
+            os.write(2, b"".join(kept))
+    except OSError:
+        pass
+    finally:
+        f.close()
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """fd 2 into a temporary file for the duration (libbcc writes there
+    from C); lines that are not libbcc's noise, e.g. a message another
+    thread printed meanwhile, are written to the real stderr afterwards,
+    or at exit if the process ends first."""
+    with _capture_lock:
+        if "active" in _capture:        # nested: the outer one filters
+            yield
+            return
+        try:
+            saved = os.dup(2)
+            f = tempfile.TemporaryFile()
+            os.dup2(f.fileno(), 2)
+        except OSError:
+            yield
+            return
+        _capture["active"] = {"saved": saved, "file": f}
+        try:
+            yield
+        finally:
+            _release_capture()
+
+
+atexit.register(_release_capture)
 
 
 def walk(table, stack_id: int) -> list[int]:
@@ -60,10 +120,11 @@ class Symbolizer:
             return
         if old is not None:       # exec'd: the old maps are wrong now
             self._free(tgid, old[0])
-        cache = self._bcc.SymbolCache(tgid)
-        # Creating the cache reads /proc/PID/maps; one lookup makes libbcc
-        # load the module list now rather than at first use.
-        cache.resolve(0, True)
+        with quiet_stderr():
+            cache = self._bcc.SymbolCache(tgid)
+            # Creating the cache reads /proc/PID/maps; one lookup makes
+            # libbcc load the module list now rather than at first use.
+            cache.resolve(0, True)
         self._caches[tgid] = (cache, exe)
         self.warmed += 1
 
@@ -110,9 +171,10 @@ class Symbolizer:
         got = self._resolved.get(key)
         if got is None:
             addrs = walk(table, stack_id)
-            found = [self._lookup(tgid, a) for a in addrs]
-            if not all(ok for _, ok in found) and self._refresh(tgid):
+            with quiet_stderr():
                 found = [self._lookup(tgid, a) for a in addrs]
+                if not all(ok for _, ok in found) and self._refresh(tgid):
+                    found = [self._lookup(tgid, a) for a in addrs]
             got = [name for name, _ in found]
             self._resolved[key] = got
         return got

@@ -231,9 +231,11 @@ def faults_section(ds: Dataset) -> Section:
                                     f"(1 in {period} recorded)."))
     else:
         total = sum(c for _, c in bpf.fault_stacks)
-        note = (f"User page faults (`exceptions:page_fault_user`): 1 fault in {period} per CPU was "
-                f"recorded with its user stack; counts are scaled back (samples x {period}), so "
-                f"each is exact within about {period} per CPU. About {total:,} faults in all.")
+        source = bpf.fault_source or "`exceptions:page_fault_user`"
+        error = bpf.fault_sampling_error or f"each is exact within about {period} per CPU"
+        note = (f"User page faults ({source}): 1 fault in {period} per CPU was "
+                f"recorded with its user stack; counts are scaled back (samples x {period}); "
+                f"{error}. About {total:,} faults in all.")
         if bpf.stack_errors:
             note += (f" {bpf.stack_errors} sample(s) lost their stack (stack map full or colliding); "
                      "they are counted under a `[stack lost]` or `[no user stack]` frame.")
