@@ -33,6 +33,7 @@ PSI_LEVELS = (("some", 10.0, "INFO"), ("full", 5.0, "WARN"), ("full", 60.0, "CRI
 STALL_BURST_GAP_S = 5.0      # stalls of one task closer than this are one episode
 SWAP_BURST_PAGES_S = 256     # heuristic: 1 MiB/s with 4 KiB pages
 MAJFLT_BURST_S = 500         # MAJOR_FAULTS' WARN level
+EARLIER_OOM_SHOWN = 3        # OOM kills from before the window listed one by one
 
 
 def _pressure(ds: Dataset) -> list[TimelineEvent]:
@@ -117,7 +118,17 @@ def _ooms(ds: Dataset) -> list[TimelineEvent]:
                  " (system-wide)" if k.memcg is False or k.constraint else "")
         out.append(TimelineEvent(k.t, "oom", f"OOM kill: {kill_label(k)}{where}", "CRIT",
                                  (k.sources or ("bpf/oom_kill",))[0], "oom"))
-    for k in oom_kills_from_kmsg([ln for ln in ds.kmsg if ln.before_window]):
+    earlier = oom_kills_from_kmsg([ln for ln in ds.kmsg if ln.before_window])
+    # The kernel log kept from before the window can hold many old kills;
+    # the most recent ones matter, the rest is one line pointing to the log.
+    if len(earlier) > EARLIER_OOM_SHOWN:
+        older = earlier[:-EARLIER_OOM_SHOWN]
+        out.append(TimelineEvent(older[-1].t, "oom",
+                                 f"{len(older)} older OOM kill(s) before the window, the first at "
+                                 f"{hms(older[0].t)} (listed in the kernel log section)",
+                                 "INFO", "kmsg", "kmsg"))
+        earlier = earlier[-EARLIER_OOM_SHOWN:]
+    for k in earlier:
         out.append(TimelineEvent(k.t, "oom", f"OOM kill before the window: {kill_label(k)}",
                                  "INFO", "kmsg", "kmsg"))
     return out

@@ -73,3 +73,17 @@ def test_quiet_host_has_an_empty_timeline():
 
 def test_timeline_without_inputs():
     assert build_timeline(build(drop=("vmstat", "meminfo", "psi", "procs", "kmsg"))) == []
+
+
+def test_many_oom_kills_before_the_window_collapse_to_one_line():
+    from snapcollect.analysis.timeline import EARLIER_OOM_SHOWN
+
+    lines = [kmsg(-100.0 + i, f"Memory cgroup out of memory: Killed process {100 + i} (victim{i}) "
+                  "total-vm:70000kB, anon-rss:65000kB, file-rss:0kB, shmem-rss:0kB, "
+                  "UID:0 pgtables:200kB oom_score_adj:0", before_window=True, seq=i)
+             for i in range(10)]
+    ooms = [e for e in build_timeline(build(kmsg_lines=lines)) if e.kind == "oom"]
+    assert len(ooms) == EARLIER_OOM_SHOWN + 1
+    assert ooms[0].text.startswith(f"{10 - EARLIER_OOM_SHOWN} older OOM kill(s) before the window")
+    assert all(e.severity == "INFO" for e in ooms)
+    assert [e.text.split(": ", 1)[1].split(" (pid")[0] for e in ooms[1:]] == ["victim7", "victim8", "victim9"]
