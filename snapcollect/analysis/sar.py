@@ -69,21 +69,29 @@ def _cols(spec: str, unit: str, fmt: str) -> list[SarColumn]:
 
 # -- rates: sar -B, sar -W ------------------------------------------------
 
-def _rate_table(ds: Dataset, tid: str, command: str, title: str, columns: list[SarColumn],
-                compute: Callable[[Mapping[str, int], Mapping[str, int], float], dict],
-                note: str = "") -> SarTable | None:
-    pts = ds.vmstat
+def _interval_rows(pts: Sequence[Point], uptime, compute: Callable) -> tuple[list[dict], dict | None] | None:
+    """One row per interval between consecutive samples, and sar's Average:
+    the same computation over the whole window (first to last sample)."""
     if len(pts) < 2:
         return None
     rows = []
-    for iv in intervals(pts, ds.uptime):
+    for iv in intervals(pts, uptime):
         row = {"t": iv.t}
         row.update(compute(pts[iv.i_prev].value, pts[iv.i_cur].value, iv.seconds))
         rows.append(row)
     if not rows:
         return None
-    span = window_seconds(pts, ds.uptime)
-    average = compute(pts[0].value, pts[-1].value, span) if span > 0 else None
+    span = window_seconds(pts, uptime)
+    return rows, (compute(pts[0].value, pts[-1].value, span) if span > 0 else None)
+
+
+def _rate_table(ds: Dataset, tid: str, command: str, title: str, columns: list[SarColumn],
+                compute: Callable[[Mapping[str, int], Mapping[str, int], float], dict],
+                note: str = "") -> SarTable | None:
+    found = _interval_rows(ds.vmstat, ds.uptime, compute)
+    if found is None:
+        return None
+    rows, average = found
     return SarTable(tid, command, title, columns, rows, average,
                     ["series/proc/vmstat", "series/proc/uptime"], note)
 
@@ -291,18 +299,10 @@ def _psi_row(prev, cur, sec: float) -> dict:
 
 
 def sar_q_mem(ds: Dataset) -> SarTable | None:
-    pts: Sequence[Point] = ds.psi
-    if len(pts) < 2:
+    found = _interval_rows(ds.psi, ds.uptime, _psi_row)
+    if found is None:
         return None
-    rows = []
-    for iv in intervals(pts, ds.uptime):
-        row = {"t": iv.t}
-        row.update(_psi_row(pts[iv.i_prev].value, pts[iv.i_cur].value, iv.seconds))
-        rows.append(row)
-    if not rows:
-        return None
-    span = window_seconds(pts, ds.uptime)
-    average = _psi_row(pts[0].value, pts[-1].value, span) if span > 0 else None
+    rows, average = found
     if average is not None:
         for key in ("%smem-10", "%smem-60", "%smem-300", "%fmem-10", "%fmem-60", "%fmem-300"):
             vals = [r[key] for r in rows if r[key] is not None]
