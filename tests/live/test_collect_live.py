@@ -110,13 +110,17 @@ def three_second_run():
     if os.geteuid() != 0:
         pytest.skip("needs root")
     hog = memory_hog(96)
+    # Enough small processes that the top 10 can be filled on a quiet host
+    # (a minimal CI machine runs only a handful of its own).
+    crowd = [subprocess.Popen(["sleep", "60"]) for _ in range(10)]
     tmp = tempfile.mkdtemp(prefix="snapcollect-live-")
     try:
         proc = run_cli("collect", "--duration", "3", "-o", tmp)
         yield proc, hog.pid
     finally:
-        hog.kill()
-        hog.wait()
+        for p in [hog, *crowd]:
+            p.kill()
+            p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
