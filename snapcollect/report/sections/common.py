@@ -11,28 +11,31 @@ from snapcollect.report.model import Column, Paragraph
 TIME = Column("t", "Time", "time", "left")
 
 
-def snapshot_meminfo(ds: Dataset, phase: str) -> tuple[dict[str, int] | None, str | None, float | None]:
-    """/proc/meminfo at ``start``/``end``: the snapshot, else the first/last sample.
+def _snapshot_or_series(ds: Dataset, phase: str, source: str):
+    """``source`` (``meminfo`` or ``vmstat``) at ``start``/``end``: the
+    snapshot, else the first/last sample of the series.
 
-    Returns (meminfo, artifact name, time).
+    Returns (parsed text, artifact name, time).
     """
     snap = ds.start if phase == "start" else ds.end
-    if snap.meminfo is not None:
-        return snap.meminfo, f"proc/meminfo@{phase}", snap.t
-    if ds.meminfo:
-        p = ds.meminfo[0] if phase == "start" else ds.meminfo[-1]
-        return p.value, "series/proc/meminfo", p.t
+    value = getattr(snap, source)
+    if value is not None:
+        return value, f"proc/{source}@{phase}", snap.t
+    series = getattr(ds, source)
+    if series:
+        p = series[0] if phase == "start" else series[-1]
+        return p.value, f"series/proc/{source}", p.t
     return None, None, None
+
+
+def snapshot_meminfo(ds: Dataset, phase: str) -> tuple[dict[str, int] | None, str | None, float | None]:
+    """/proc/meminfo at ``start``/``end`` (see ``_snapshot_or_series``)."""
+    return _snapshot_or_series(ds, phase, "meminfo")
 
 
 def snapshot_vmstat(ds: Dataset, phase: str) -> tuple[dict[str, int] | None, str | None, float | None]:
-    snap = ds.start if phase == "start" else ds.end
-    if snap.vmstat is not None:
-        return snap.vmstat, f"proc/vmstat@{phase}", snap.t
-    if ds.vmstat:
-        p = ds.vmstat[0] if phase == "start" else ds.vmstat[-1]
-        return p.value, "series/proc/vmstat", p.t
-    return None, None, None
+    """/proc/vmstat at ``start``/``end`` (see ``_snapshot_or_series``)."""
+    return _snapshot_or_series(ds, phase, "vmstat")
 
 
 def why_missing(ds: Dataset, *names: str) -> str:
