@@ -89,10 +89,11 @@ class _Aggregate:
         self.failed = 0
         self.reasons: dict[str, int] = {}
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes, count: int = 1) -> None:
+        """Account ``data`` holding ``count`` samples or records."""
         self.sha.update(data)
         self.entry["bytes"] += len(data)
-        self.count += 1
+        self.count += count
 
     def fail(self, status: str, reason: str) -> None:
         self.failed += 1
@@ -281,9 +282,7 @@ class BundleWriter:
         self._stream_seq[name] = seq + 1
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
         self._member(names.stream_path(name, seq), data)
-        agg.sha.update(data)
-        agg.entry["bytes"] += len(data)
-        agg.count += len(records)
+        agg.add(data, len(records))
 
     @_locked
     def declare_stream(self, name: str, *, status: str = "ok", reason: str | None = None, **extra) -> None:
