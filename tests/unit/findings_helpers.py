@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from snapcollect.analysis.dataset import Dataset, Snapshot
 from snapcollect.parsers.buddyinfo import parse_buddyinfo
@@ -51,7 +51,7 @@ BASE_CGROUPS_RAW = json.loads(fixture("cgroups-v1.json"))
 BASE_PROCS = parse_procs(fixture("procs-1"))
 MEMTOTAL = BASE_MEMINFO["MemTotal"]
 
-Value = int | float | Callable[[int], Any]
+Value = Union[int, float, Callable[[int], Any]]
 
 
 def ramp(per_tick: float, start: int = 0, ticks: range | None = None) -> Callable[[int], int]:

@@ -117,7 +117,10 @@ def run_commands(cmds: list[Command], deadline_mono: float, *, parallel: int = 6
                 try:
                     cmd.proc = subprocess.Popen([exe, *cmd.argv[1:]], stdin=subprocess.DEVNULL,
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                env=env, process_group=0, close_fds=True)
+                                                env=env, close_fds=True,
+                                                # Own process group so a timeout kills the whole
+                                                # command (process_group= needs Python 3.11).
+                                                start_new_session=True)
                 except OSError as exc:
                     cmd.outcome = Outcome("error", b"", f"cannot run {cmd.argv[0]}: {exc.strerror}")
                     continue
