@@ -59,6 +59,9 @@ RESOLVE_EVERY_S = 1.0
 RESOLVE_BUDGET_S = 0.05         # per second of the window, for symbols of live processes
 FINISH_SYMBOLS_S = 1.0          # at the end, for what is left (the runner's end phase is short)
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
+HEAP_TRACE_OFF = ("not traced by default: the brk/mmap syscall tracepoints slow every syscall on "
+                  "the host; growth is in the per-process VmData/VmRSS series and the fault stacks")
+HEAP_TRACE_REMEDY = "give --heap-trace to trace brk/mmap with stacks (costs every syscall on the host)"
 
 
 def _rss_kb() -> int:
@@ -107,14 +110,16 @@ def read_formats(tracefs_dir: str) -> tuple[dict[str, str | None], dict[str, str
 
 def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
     period = _opt(args, "fault_sample") or program.DEFAULT_FAULT_PERIOD
-    if _opt(args, "no_heap_trace", False):
-        # Any syscall tracepoint sends every task on the host through the
-        # slow syscall path (about 38 ns a call measured here): a user may
-        # not want that on a syscall-bound service.
+    if not _opt(args, "heap_trace", False):
+        # Opt-in: any syscall tracepoint sends every task on the host
+        # through the slow syscall path (a getppid() loop ran 18.6 % slower
+        # here, benchmarks/bench_fault_overhead.py --syscalls). By default
+        # growth comes from what costs nothing extra: the VmData/VmRSS
+        # series of every process and the sampled page-fault stacks.
         heap_tps = {tp for groups in program.TRACEPOINT_GROUPS["bpf/heap_growth"] for tp in groups}
         formats = {tp: (None if tp in heap_tps else text) for tp, text in formats.items()}
-        reasons = {**reasons, **{tp: "not traced: --no-heap-trace was given" for tp in heap_tps}}
-        remedies = {**(remedies or {}), **{tp: "run without --no-heap-trace" for tp in heap_tps}}
+        reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
+        remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
     return program.build_plan(formats, fault_period=int(period),
                               kernel_stacks=bool(_opt(args, "kernel_stacks", False)), reasons=reasons,
                               remedies=remedies, max_sample_rate=max_sample_rate())
