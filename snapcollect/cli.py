@@ -34,6 +34,15 @@ def _positive(kind):
     return conv
 
 
+def add_bpf_start_option(p: argparse.ArgumentParser) -> None:
+    from snapcollect.collect.bpf_start import DEFAULT_TIMEOUT_S
+
+    p.add_argument("--bpf-start-timeout", type=_positive(float), default=None, metavar="S",
+                   help="wait at most S seconds for the BPF compile and attach before the "
+                        f"window opens (default {DEFAULT_TIMEOUT_S:g}); the window opens when "
+                        "BPF is ready and the run ends that much later")
+
+
 def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--duration", type=_positive(float), default=60.0, metavar="S",
                    help="length of the sampling window in seconds (default 60)")
@@ -54,6 +63,7 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="also trace brk/mmap with user stacks (heap growth by call site); "
                         "syscall tracepoints slow every syscall on the host (+19%% on a "
                         "syscall-bound program), so this is off by default")
+    add_bpf_start_option(p)
     p.add_argument("--print-bpf", action="store_true", help="print the BPF programs and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
@@ -83,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check which collectors work on this host")
     p.add_argument("--json", action="store_true")
+    add_bpf_start_option(p)
+    p.add_argument("--heap-trace", action="store_true", help="check the brk/mmap tracing too")
 
     p = sub.add_parser("rules", help="print the catalogue of findings rules")
     p.add_argument("--markdown", action="store_true", help="print docs/findings.md")

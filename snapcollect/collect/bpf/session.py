@@ -10,8 +10,9 @@ The runner drives it::
 headers, no tracefs, a probe that will not attach, not enough time) every
 BPF artifact is recorded as ``unavailable`` with a reason and a remedy,
 and ``poll`` just waits. All programs are one BPF object, compiled once
-before the window opens; compile time and the collector's RSS during the
-compile go to ``writer.manifest["bpf"]``.
+before the window opens; compile time and the RSS during the compile go
+to ``writer.manifest["bpf"]``. The collector runs it in a process of its
+own (collect/bpf/child.py), ``writer`` then being a wire.PipeWriter.
 
 Kernel interfaces: the tracepoints listed in program.TRACEPOINT_GROUPS
 (through bcc: perf_event_open + BPF_PROG_TYPE_TRACEPOINT), the perf
@@ -32,7 +33,6 @@ import atexit
 import ctypes as ct
 import json
 import os
-import resource
 import tempfile
 import textwrap
 import threading
@@ -70,10 +70,6 @@ def _rss_kb() -> int:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _maxrss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _int(value) -> int:
@@ -262,8 +258,8 @@ class BpfSession:
 
         left = self.deadline - time.monotonic()
         if left < MIN_COMPILE_S:
-            self._give_up(Problem(f"only {max(left, 0):.1f} s left before the deadline; compiling the "
-                                  "BPF programs takes longer", "give a longer --duration"))
+            self._give_up(Problem(f"only {max(left, 0):.1f} s left of the BPF start's time; compiling "
+                                  "the BPF programs takes longer", "give a larger --bpf-start-timeout"))
             return
         self.bpf = self._compile(plan.text, self.deadline - 0.5)
         if self.bpf is None:
@@ -301,7 +297,7 @@ class BpfSession:
             except Exception as exc:  # noqa: BLE001
                 result["error"] = exc
 
-        rss_before, maxrss_before = _rss_kb(), _maxrss_kb()
+        rss_before = _rss_kb()
         peak = rss_before
         # clang writes its diagnostics to fd 2: keep them for the reason.
         err_file = tempfile.TemporaryFile()
@@ -322,12 +318,10 @@ class BpfSession:
         diagnostics = err_file.read().decode("utf-8", "replace")
         err_file.close()
         self.info.update(compile_s=round(compile_s, 3), compile_rss_before_kb=rss_before,
-                         compile_peak_rss_kb=max(peak, _rss_kb()), rss_after_compile_kb=_rss_kb(),
-                         collector_maxrss_before_compile_kb=maxrss_before,
-                         collector_maxrss_after_compile_kb=_maxrss_kb())
+                         compile_peak_rss_kb=max(peak, _rss_kb()), rss_after_compile_kb=_rss_kb())
         if worker.is_alive():
             self._give_up(Problem(f"compiling the BPF programs did not finish within {compile_s:.1f} s, "
-                                  "before the deadline", "give a longer --duration, or --no-bpf"))
+                                  "the BPF start's time", "give a larger --bpf-start-timeout, or --no-bpf"))
             return None
         if "bpf" in result:
             self._own_exit_hook(result["bpf"])
@@ -448,6 +442,10 @@ class BpfSession:
             merge("bpf", **info)
         else:
             self.writer.manifest["bpf"] = {**(self.writer.manifest.get("bpf") or {}), **info}
+
+    def pending_artifacts(self) -> list[str]:
+        """The artifacts finish() will write, lost if the process dies first."""
+        return [name for name in program.FILES if name not in self.unavailable]
 
     # -- events ------------------------------------------------------------
 
