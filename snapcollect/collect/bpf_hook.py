@@ -28,7 +28,7 @@ import time
 
 import snapcollect
 from snapcollect.bundle.writer import BundleWriter
-from snapcollect.collect import bpf_start, headroom
+from snapcollect.collect import bpf_start, headroom, own_processes
 from snapcollect.collect.bpf import wire
 from snapcollect.collect.signals import StopFlag
 
@@ -111,6 +111,8 @@ class BpfHook:
         finally:
             if self.proc is not None:
                 os.close(w_out)
+        # one of the collector's own: left out of the incident's processes
+        own_processes.register(self.proc.pid)
         self._to_child = self.proc.stdin
         config = {"op": "config", "options": {k: getattr(self.args, k, None) for k in wire.OPTIONS},
                   "clock": self.writer.manifest.get("clock"), "deadline_mono": deadline_mono}
