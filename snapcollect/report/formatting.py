@@ -242,6 +242,10 @@ def header_items(report) -> list[tuple[str, str]]:
         cost.append(f"{format_value(m['cpu_s'], '.2f')} s CPU")
     if m.get("peak_rss_kb") is not None:
         cost.append(f"peak RSS {iec_kb(m['peak_rss_kb'])}")
+    # the BPF compile runs in a process of its own: its peak is not the collector's
+    bpf_process = (m.get("collector") or {}).get("bpf_process")
+    if isinstance(bpf_process, dict) and isinstance(bpf_process.get("peak_rss_kb"), int):
+        cost.append(f"BPF process peak RSS {iec_kb(bpf_process['peak_rss_kb'])}")
     if cost:
         collector.append("cost " + ", ".join(cost))
     add("Collector", "; ".join(collector))
