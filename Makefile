@@ -33,13 +33,12 @@ run: deps
 test: deps
 	$(PY) -m pytest -q -rs
 
-# Benchmarks print figures; they are not part of the test suite. perf is
-# only needed for the comparison row of the fault-overhead benchmark.
+# Benchmarks write docs/performance.md; they are not part of the test
+# suite. perf is only needed for a comparison row of the overhead benchmark.
 bench: deps
 	@if [ "$$(id -u)" = 0 ] && ! command -v perf >/dev/null; then \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; fi
-	$(PY) benchmarks/bench_report.py
-	$(PY) benchmarks/bench_fault_overhead.py
+	$(PY) benchmarks/write_performance.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
