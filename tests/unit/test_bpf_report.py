@@ -116,6 +116,6 @@ def test_header_gives_the_bpf_process_peak_beside_the_collector_s():
     meta = {"cpu_s": 0.67, "peak_rss_kb": 26128, "tool_version": "0.1.0",
             "collector": {"bpf_process": {"pid": 7, "peak_rss_kb": 153644, "cpu_s": 0.48, "exit": "x"}}}
     line = dict(header_items(Report(meta=meta, missing=[], sections=[])))["Collector"]
-    assert "peak RSS 26Mi" in line and "BPF process peak RSS 150Mi" in line
+    assert "cost 0.67 s CPU, peak RSS 25Mi, BPF process peak RSS 150Mi" in line
     meta["collector"] = {}
     assert "BPF process" not in dict(header_items(Report(meta=meta, missing=[], sections=[])))["Collector"]
