@@ -2,7 +2,10 @@
 
 Checks, per capability, what the collector will need: root, /proc memory
 files, bcc (python3-bpfcc), kernel headers, tracefs and each tracepoint
-(its format file), a real compile and attach of the BPF programs, perf
+(its format file), the memory left for a BPF compile, a real start of
+the BPF process (compile and attach, timed, then detached) judged by the
+same functions as collect's (collect/bpf_start.py), so that "BPF start"
+says what collect will do with --bpf-start-timeout, perf
 events (/proc/sys/kernel/perf_event_paranoid), PSI (/proc/pressure/memory,
 4.20+), the cgroup memory controller (v1 or v2, from /proc/self/mounts),
 /dev/kmsg, the classic commands, and free disk space in the current
