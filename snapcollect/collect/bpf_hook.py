@@ -247,6 +247,8 @@ class BpfHook:
         go = bpf_start.may_start(self.args, self.room())
         if not go.start:
             self._disable(go.reason)
+            if not getattr(self.args, "no_bpf", False):
+                self.writer.merge_manifest("degraded", bpf=go.reason)
             return
         limit = bpf_start.timeout_s(self.args)
         t0 = time.monotonic()

@@ -36,7 +36,7 @@ import traceback
 from snapcollect import __version__
 from snapcollect.bundle import names
 from snapcollect.bundle.writer import BundleWriter, DiskFull
-from snapcollect.collect import output, own_processes, priority
+from snapcollect.collect import degrade, headroom, output, own_processes, priority
 from snapcollect.collect.bpf_hook import BpfHook
 from snapcollect.collect.clock import Deadline, TickSchedule, now
 from snapcollect.collect.detail import collect_detail
@@ -109,6 +109,7 @@ class Run:
         self.writer: BundleWriter | None = None
         self.bpf: BpfHook | None = None
         self.deadline_moved_s = 0.0
+        self.detail_top = args.top
         self.page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
 
     # -- helpers -----------------------------------------------------------
@@ -240,7 +241,7 @@ class Run:
         if self.stop.hurry:
             w.add_missing("procs/top", "missing", "skipped: the run was stopped by a second signal")
             self.incomplete.append("process detail")
-        elif not collect_detail(w, self.jobs, last, self.sampler.last_pass_k, self.args.top, self.page_kb,
+        elif not collect_detail(w, self.jobs, last, self.sampler.last_pass_k, self.detail_top, self.page_kb,
                                 Deadline(end.at - 0.1), self.stop):
             self.incomplete.append("process detail")
         self._timed("detail_s", t)
@@ -282,7 +283,12 @@ class Run:
         self._timed("start_snapshot_s", t)
 
         t = now()
-        self.bpf = BpfHook(self.args, self.writer, self.stop)
+        # what memory is left decides what is left out: BPF, then detail
+        room = headroom.measure()
+        self.detail_top, why = degrade.detail_top(self.args.top, room)
+        if why:
+            self.writer.merge_manifest("degraded", detail=why)
+        self.bpf = BpfHook(self.args, self.writer, self.stop, room=lambda: room)
         if not self.stop.stopped:
             self.phase = "BPF setup"
             self._show(force=True)

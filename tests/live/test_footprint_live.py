@@ -16,6 +16,7 @@ collide.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -110,6 +111,10 @@ def test_collection_in_a_64mib_memory_cgroup_completes_without_bpf(tmp_path, mem
     name = os.path.basename(memcg_64m)
     assert f"left under cgroup v1 /{name} limit" in m["bpf"]["reason"], m["bpf"]["reason"]
     assert "bpf_process" not in m
+    # what was left out, and on what figure
+    assert m["degraded"]["bpf"] == m["bpf"]["reason"]
+    assert f"left under cgroup v1 /{name} limit" in m["degraded"]["detail"]
+    assert len(json.loads(b.data("procs/top"))) <= 3 < m["top_n"]
     assert_peak(m["peak_rss_kb"], NO_BPF_PEAK_KB, max(n, _processes()))
     assert _oom_kills(memcg_64m) == 0
     assert b.status("series/procs")[0] == "ok" and b.status("proc/meminfo@end")[0] == "ok"

@@ -95,3 +95,13 @@ def test_lower_own_never_raises_a_lower_priority():
     got = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                     check=True).stdout)
     assert got["nice"] == 15
+
+
+def test_detail_covers_fewer_processes_when_memory_is_short():
+    from snapcollect.collect import degrade
+
+    assert degrade.detail_top(10, Headroom(1 << 20, "MemAvailable")) == (10, None)
+    assert degrade.detail_top(10, Headroom(None, "nothing")) == (10, None)
+    n, why = degrade.detail_top(10, Headroom(38 * 1024, "cgroup v1 /x limit"))
+    assert n == degrade.DETAIL_TOP_WHEN_SHORT and "instead of 10: 38 MiB left under cgroup v1 /x limit" in why
+    assert degrade.detail_top(2, Headroom(38 * 1024, "cgroup v1 /x limit")) == (2, None)
