@@ -103,7 +103,10 @@ class BpfHook:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
             self.proc = subprocess.Popen(self.command(w_out), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=self._stderr, pass_fds=(w_out,), env=env, close_fds=True)
+                                         stderr=self._stderr, pass_fds=(w_out,), env=env, close_fds=True,
+                                         # a session of its own: the terminal's Ctrl-C or hang-up
+                                         # reaches the collector only, which then asks it to finish
+                                         start_new_session=True)
         except OSError as exc:
             os.close(r_out)
             os.close(w_out)

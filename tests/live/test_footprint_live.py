@@ -190,3 +190,25 @@ def test_peak_rss_with_bpf_and_a_killed_bpf_process_keeps_the_bundle(tmp_path):
     assert b.status("bpf/fault_stacks.json")[0] == "missing"
     assert b.status("series/procs")[0] == "ok" and b.status("proc/meminfo@end")[0] == "ok"
     assert kid in m["collector_pids"]
+
+
+@needs_bpf
+@pytest.mark.bpf
+def test_ctrl_c_at_the_terminal_keeps_the_bpf_artifacts(tmp_path):
+    # a terminal's Ctrl-C goes to the whole foreground process group
+    proc = subprocess.Popen(CLI + ["-o", str(tmp_path), "-d", "30", "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _bpf_child(proc.pid)
+        time.sleep(3.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    b = open_bundle(out.strip().splitlines()[-1])
+    m = b.manifest
+    assert m["stopped_by"] == "signal" and m["ticks"] >= 1
+    assert m["bpf_process"]["exit"] == "exited with status 0", m["bpf"]
+    assert "error" not in m["bpf"] and b.status("bpf/fault_stacks.json")[0] == "ok"
