@@ -508,6 +508,7 @@ class BpfSession:
         """Symbolize stacks not seen yet, while their processes still live."""
         end = time.monotonic() + budget_s
         left = 0
+        waiting: set[int] = set()          # processes with stacks still to resolve
         for map_name, stack_table in (("fault_counts", "stacks"), ("heap", "sys_stacks")):
             if map_name == "fault_counts" and "bpf/fault_stacks.folded" in self.unavailable:
                 continue
@@ -523,11 +524,14 @@ class BpfSession:
                     continue
                 if time.monotonic() > end:
                     left += 1
+                    waiting.add(key.tgid)
                     continue
                 try:
                     self._symbols.user_stack(table, stack_table, key.tgid, key.ustack)
                 except Exception:  # noqa: BLE001 - stack vanished or process gone
                     pass
+        # the symbols of exited processes whose stacks are all resolved can go
+        self._symbols.forget_dead(keep=waiting)
         return left
 
     def poll(self, timeout_s: float) -> None:
@@ -596,7 +600,8 @@ class BpfSession:
                          finish_s=round(time.monotonic() - t0, 3))
         if self._symbols:
             self.info["symbols"] = {"processes_warmed": self._symbols.warmed,
-                                    "processes_not_warmed": self._symbols.not_warmed}
+                                    "processes_not_warmed": self._symbols.not_warmed,
+                                    "processes_freed": self._symbols.freed}
         self._close_bpf()
         self._publish_info()
 
