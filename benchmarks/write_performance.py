@@ -192,6 +192,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="short runs, to try the script")
     ap.add_argument("--from", dest="from_dir", metavar="DIR", help="write from an earlier run's JSON files")
     ap.add_argument("--keep", metavar="DIR", help="keep the JSON files here")
+    ap.add_argument("--only", metavar="NAME,NAME",
+                    help="run only these benchmarks (e.g. bench_collector), keeping the other figures "
+                         "already in --keep DIR")
     args = ap.parse_args()
     if args.from_dir:
         write(args.from_dir, args.out)
@@ -202,11 +205,21 @@ def main() -> int:
     out_dir = args.keep or tempfile.mkdtemp(prefix="snapcollect-bench-json-")
     os.makedirs(out_dir, exist_ok=True)
     runs: dict = {}
+    if args.only:
+        with open(os.path.join(out_dir, "runs.json")) as fh:
+            runs = json.load(fh)
+    only = set(args.only.split(",")) if args.only else None
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     q = args.quick
-    run("bench_collector", ["--duration", "5" if q else "60"], out_dir, runs)
-    run("bench_fault_overhead", ["--rounds", "1" if q else "5"] + (["--pages", "32768", "--syscalls", "300000"]
-                                                                     if q else []), out_dir, runs)
-    if os.path.exists(os.path.join(HERE, "bench_scale.py")):
+    if wanted("bench_collector"):
+        run("bench_collector", ["--duration", "5" if q else "60"], out_dir, runs)
+    if wanted("bench_fault_overhead"):
+        run("bench_fault_overhead", ["--rounds", "1" if q else "5"]
+            + (["--pages", "32768", "--syscalls", "300000"] if q else []), out_dir, runs)
+    if wanted("bench_scale") and os.path.exists(os.path.join(HERE, "bench_scale.py")):
         before = loadavg()
         shown = f"{PY} benchmarks/bench_scale.py"
         t = datetime.datetime.now(datetime.timezone.utc)
@@ -217,7 +230,8 @@ def main() -> int:
                                "minutes": round((datetime.datetime.now(datetime.timezone.utc) - t)
                                                 .total_seconds() / 60, 1),
                                "returncode": done.returncode, "stdout": done.stdout}
-    run("bench_report", ["--durations", "60" if q else "60,3600"], out_dir, runs)
+    if wanted("bench_report"):
+        run("bench_report", ["--durations", "60" if q else "60,3600"], out_dir, runs)
     write(out_dir, args.out)
     print(f"wrote {args.out} (figures in {out_dir})", file=sys.stderr)
     return 0
