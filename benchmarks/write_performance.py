@@ -134,7 +134,7 @@ def overhead_section(runs: dict, data) -> list[str]:
                        f"({_pct(r['cpu_pct_min'])}..{_pct(r['cpu_pct_max'])}) |")
         out.append("")
     out += ["Target: the default under 2% on both workloads. Heap and mapping growth come by "
-            "default from what costs nothing per syscall: the per-process VmData/VmRSS series of "
+            "default from what costs nothing per syscall: the per-process RSS and size series (/proc/PID/stat) of "
             "the /proc pass and the sampled page-fault stacks (a page fault is where anonymous "
             "memory really grows). The brk/mmap syscall tracepoints, which put every syscall of "
             "every task on the kernel's slow path, are opt-in (`--heap-trace`); the rows above "

@@ -60,7 +60,8 @@ RESOLVE_BUDGET_S = 0.05         # per second of the window, for symbols of live 
 FINISH_SYMBOLS_S = 1.0          # at the end, for what is left (the runner's end phase is short)
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
 HEAP_TRACE_OFF = ("not traced by default: the brk/mmap syscall tracepoints slow every syscall on "
-                  "the host; growth is in the per-process VmData/VmRSS series and the fault stacks")
+                  "the host; growth is in the per-process RSS and size series (/proc/PID/stat) and the "
+                  "sampled page-fault stacks")
 HEAP_TRACE_REMEDY = "give --heap-trace to trace brk/mmap with stacks (costs every syscall on the host)"
 
 
@@ -110,8 +111,8 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
         # Opt-in: any syscall tracepoint sends every task on the host
         # through the slow syscall path (a getppid() loop ran 18.6 % slower
         # here, benchmarks/bench_fault_overhead.py --syscalls). By default
-        # growth comes from what costs nothing extra: the VmData/VmRSS
-        # series of every process and the sampled page-fault stacks.
+        # growth comes from what costs nothing extra: the RSS and vsize
+        # series of every process (/proc/PID/stat) and the sampled page-fault stacks.
         heap_tps = {tp for groups in program.TRACEPOINT_GROUPS["bpf/heap_growth"] for tp in groups}
         formats = {tp: (None if tp in heap_tps else text) for tp, text in formats.items()}
         reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
