@@ -14,7 +14,7 @@ Two workloads, C programs pinned to the last CPU, fixed work per run:
 
 Each runs, in random order in every round:
 
-- alone;
+- alone, twice (the second run's "slowdown" is the noise of the machine);
 - under ``snapcollect collect`` as a user starts it (the default: BPF
   programs in their process, the page-fault stacks sampled 1 in 128 by the
   perf software event, the /proc pass every second), started before the
@@ -244,8 +244,14 @@ def glob_perf() -> list[str]:
 SADC = "/usr/lib/sysstat/sadc"
 
 
+class AloneAgain(Alone):
+    """A second run alone in every round: how far two identical runs differ here (the noise)."""
+
+    name = "alone, again (noise)"
+
+
 def configs(heap_trace: bool = True, no_bpf: bool = True) -> list:
-    out = [Alone(), Collector("snapcollect default", [])]
+    out = [Alone(), AloneAgain(), Collector("snapcollect default", [])]
     if heap_trace:
         out.append(Collector("snapcollect --heap-trace", ["--heap-trace"]))
     if no_bpf:
