@@ -293,7 +293,8 @@ class Run:
             self.phase = "BPF setup"
             self._show(force=True)
             self.bpf.start()
-            self._move_deadline(now() - t)
+            if self.bpf.proc is not None:      # the window waited for a BPF process
+                self._move_deadline(now() - t)
         elif not getattr(self.args, "no_bpf", False):
             self.writer.merge_manifest("bpf", enabled=False, reason="not started: the run was stopped early")
         else:

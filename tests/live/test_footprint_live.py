@@ -110,7 +110,7 @@ def test_collection_in_a_64mib_memory_cgroup_completes_without_bpf(tmp_path, mem
     assert m["bpf"]["enabled"] is False
     name = os.path.basename(memcg_64m)
     assert f"left under cgroup v1 /{name} limit" in m["bpf"]["reason"], m["bpf"]["reason"]
-    assert "bpf_process" not in m
+    assert "bpf_process" not in m and "opened_late_s" not in m["window"]
     # what was left out, and on what figure
     assert m["degraded"]["bpf"] == m["bpf"]["reason"]
     assert f"left under cgroup v1 /{name} limit" in m["degraded"]["detail"]
