@@ -29,7 +29,7 @@ import time
 import snapcollect
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import bpf_start, headroom, own_processes
-from snapcollect.collect.bpf import wire
+from snapcollect.collect.bpf import capabilities, wire
 from snapcollect.collect.signals import StopFlag
 
 STDERR_TAIL = 300           # characters of the process's stderr kept for a reason
@@ -247,6 +247,15 @@ class BpfHook:
 
     def start(self) -> None:
         """Decide, start the BPF process and wait for its attach, up to --bpf-start-timeout."""
+        if not getattr(self.args, "no_bpf", False) and capabilities.privilege_problem() is not None:
+            # Without the privilege there is nothing to start a process for
+            # (and an unprivileged user may not even be able to run this
+            # interpreter again): the session records, in this process, every
+            # BPF artifact as unavailable with the reason; it loads nothing.
+            from snapcollect.collect.bpf.session import BpfSession
+
+            BpfSession.start(self.args, self.writer, time.monotonic())
+            return
         go = bpf_start.may_start(self.args, self.room())
         if not go.start:
             self._disable(go.reason)
