@@ -21,6 +21,7 @@ from snapcollect import __version__
 from snapcollect.report import formatting as F
 from snapcollect.report.model import (Chart, FlameGraph, KeyValues, Paragraph, Preformatted, Report, Section,
                                       Table)
+from snapcollect.report.printable import printable_report
 
 def _template_dir() -> str:
     """Where report.html.j2 and report.css are, installed or in a checkout."""
@@ -275,6 +276,7 @@ def render_html(report: Report, *, for_print: bool = False) -> str:
     ``for_print`` is the page weasyprint turns into the PDF: the same,
     except that very long time-series tables are merged (see PRINT_MAX_ROWS).
     """
+    report = printable_report(report)
     b = _Builder(report, for_print)
     m = report.meta
     host = m.get("host") or "unknown host"

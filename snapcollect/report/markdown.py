@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from snapcollect.report import formatting as F
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Report, Section, Table)
+from snapcollect.report.printable import printable_report
 
 # Anchors the renderers use for their own parts of the page; section ids
 # from the report builder must not reuse them.
@@ -271,6 +272,7 @@ def render_markdown(report: Report, chart_dir: str | None = None, *,
     ``chart_dir`` is the directory, relative to the .md file, that will
     hold the SVG files; None means the pictures are not written (stdout).
     """
+    report = printable_report(report)
     w = _Writer(report, chart_dir, stdout_note)
     w.header()
     w.verdict()

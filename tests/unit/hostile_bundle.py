@@ -1,0 +1,88 @@
+"""The fixture bundle rewritten with hostile text where the host's users write it.
+
+``hostile_bundle(dst, comm=..., path=..., cgroup=..., kmsg=..., **manifest)``
+copies tests/fixtures/bundles/memcg-swap-6.18.tar.zst through the real
+BundleWriter, replacing
+
+- the process name ``sc (fix) x) 2`` (stat lines of every tick, procs/top,
+  status) by ``comm``,
+- the interpreter path ``/work/main/.venv/bin/python`` (that process's
+  cmdline) by ``path``,
+- the cgroup ``/snapfix`` by ``cgroup``,
+- the text of the last kernel log record by ``kmsg``,
+
+and setting the given manifest fields (``host``, ``kernel``, ``stop_reason``).
+Each value is bytes, stored as the collector stores what the kernel gives:
+raw in files, as surrogate escapes inside JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from snapcollect.bundle import BundleWriter, open_bundle
+
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "bundles",
+                       "memcg-swap-6.18.tar.zst")
+COMM = "sc (fix) x) 2"
+PATH = "/work/main/.venv/bin/python"
+CGROUP = "/snapfix"
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _swap_strings(value, old: str, new: str):
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {_swap_strings(k, old, new): _swap_strings(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap_strings(v, old, new) for v in value]
+    return value
+
+
+def hostile_bundle(dst: str, *, comm: bytes | None = None, path: bytes | None = None,
+                   cgroup: bytes | None = None, kmsg: bytes | None = None, **manifest: bytes) -> str:
+    src = open_bundle(FIXTURE)
+    swaps = []
+    if comm is not None:
+        # One process, one line: the collector does the same to a stat line.
+        swaps.append((COMM, _s(comm).replace("\n", " ").replace("\t", " ")))
+    if path is not None:
+        swaps.append((PATH, _s(path)))
+    if cgroup is not None:
+        swaps.append((CGROUP, _s(cgroup)))
+
+    def fix_text(text: str) -> str:
+        for old, new in swaps:
+            text = text.replace(old, new)
+        return text
+
+    head = {k: v for k, v in src.manifest.items()
+            if k not in ("artifacts", "complete", "stopped_by", "ended_at", "format", "format_version")}
+    head.update({k: _s(v) for k, v in manifest.items()})
+    w = BundleWriter(dst, head)
+    for name, data in src.files.items():
+        text = _s(data)
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            w.add_file(name, fix_text(text))
+            continue
+        for old, new in swaps:
+            doc = _swap_strings(doc, old, new)
+        w.add_file(name, json.dumps(doc, indent=1))
+    for tick in src.ticks:
+        extra = {k: v for k, v in tick.items() if k not in ("k", "t", "mono", "texts", "failures")}
+        w.add_tick(tick["k"], tick["t"], tick["mono"], {n: fix_text(t) for n, t in tick["texts"].items()},
+                   {n: tuple(v) for n, v in (tick.get("failures") or {}).items()}, **extra)
+    for name in src.streams:
+        records = src.records(name)
+        if name == "kmsg" and kmsg is not None and records:
+            records[-1] = dict(records[-1], text=_s(kmsg))
+        w.add_records(name, records)
+    return w.close(complete=src.manifest.get("complete"), stopped_by=src.manifest.get("stopped_by"),
+                   ended_at=src.manifest.get("ended_at"))
