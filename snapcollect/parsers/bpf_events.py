@@ -393,7 +393,7 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
 
     folded = files.get("bpf/fault_stacks.folded")
     if folded is not None:
-        data.fault_stacks = parse_folded(folded.decode("utf-8", "replace"))
+        data.fault_stacks = parse_folded(folded.decode("utf-8", "surrogateescape"))
     meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}
     data.fault_sample_period = int(meta.get("sample_period") or 1)
     # Bundles written before the perf-event sampler name no source.
