@@ -166,6 +166,11 @@ def render_command(args) -> int:
     force = bool(getattr(args, "force", False))
     if output not in (None, "-"):
         _check_writable(output, force)
+    if fmt == "pdf":
+        # Before the (slow) build: say at once when the PDF libraries are missing.
+        from snapcollect.report.pdf import load_weasyprint
+
+        load_weasyprint()
     bundle = open_bundle(args.bundle)
     from snapcollect.report.build import build_report
 
