@@ -5,7 +5,9 @@ another runs through a symlink whose file name holds Latin-1 bytes (so its
 comm and cmdline have them) and gets a Latin-1 argument. Both hold enough
 memory to be among the top processes, so their detail (cmdline, smaps)
 is read too. The bundle must keep the bytes exactly, and every report
-format must render, showing them as ``\\xNN``.
+format must render, showing them as ``\\xNN``. A second, BPF collection
+has a process named ``idle\\xff`` taking page faults during the window:
+its name must reach the fault stacks and the flame graph the same way.
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ HOLDER = (f"import ctypes, sys, time\n"
           f"    buf[i] = 1\n"
           f"print('ready', flush=True)\n"
           f"time.sleep(600)\n")
+
+
+# Takes page faults until killed (the BPF fault sampler sees 1 in 128).
+FAULTER = ("import ctypes, mmap\n"
+           "ctypes.CDLL(None).prctl(15, b'idle\\xff', 0, 0, 0)\n"
+           "print('ready', flush=True)\n"
+           "while True:\n"
+           "    m = mmap.mmap(-1, 32 << 20)\n"
+           "    for i in range(0, len(m), 4096):\n"
+           "        m[i] = 1\n"
+           "    m.close()\n")
 
 
 def _start(argv: list[bytes]) -> subprocess.Popen:
@@ -109,3 +122,40 @@ def test_every_format_shows_the_bytes_escaped(collected, fmt):
     assert f"caf\\xe9-{TAG}"[:18] in text
     if fmt != "pdf":         # the PDF's pmap sections may wrap the long command line
         assert "--label=gr\\xfc\\xdfe" in text
+
+
+def test_bpf_fault_stacks_keep_the_name(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (runs as root on the CI machine)")
+    faulter = _start([os.fsencode(sys.executable), b"-c", FAULTER.encode()])
+    try:
+        run = subprocess.run([*CLI, "collect", "-d", "2", "-q", "-o", str(tmp_path)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    finally:
+        faulter.kill()
+        faulter.wait()
+    assert run.returncode == 0, run.stderr
+    path = run.stdout.strip().splitlines()[-1]
+    b = open_bundle(path)
+    status, reason = b.status("bpf/fault_stacks.folded")
+    if status != "ok":
+        pytest.skip(f"BPF fault stacks not collected on this host: {reason}")
+    assert b"idle\xff;" in b.data("bpf/fault_stacks.folded")
+    md = tmp_path / f"report-{TAG}.md"
+    js = tmp_path / f"report-{TAG}.json"
+    for out in (md, js):
+        r = subprocess.run([*CLI, "report", path, "-o", str(out)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    svgs = [p.read_text(encoding="utf-8") for p in (tmp_path / f"report-{TAG}-charts").glob("*.svg")]
+    assert any("idle\\xff" in svg for svg in svgs)
+    doc = json.loads(js.read_text(encoding="utf-8"))
+    folded = [frame for sec in doc["sections"] for blk in _blocks(sec) if blk["type"] == "flamegraph"
+              for frame, _ in blk["folded"]]
+    assert any(f.startswith("idle\\xff;") for f in folded), folded[:5]
+
+
+def _blocks(section):
+    yield from section["blocks"]
+    for sub in section["subsections"]:
+        yield from _blocks(sub)
