@@ -115,11 +115,14 @@ def cmd_show(args) -> int:
     from snapcollect.bundle import open_bundle
     from snapcollect.bundle.show import format_show
 
+    from snapcollect.report.printable import printable
+
     bundle = open_bundle(args.bundle)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     else:
-        print(format_show(bundle))
+        # Names in the manifest may hold bytes that are not UTF-8: shown as \xNN.
+        print(printable(format_show(bundle)))
     return 0
 
 

@@ -106,3 +106,15 @@ def test_pdf(report):
     text = " ".join(p.extract_text() or "" for p in pypdf.PdfReader(io.BytesIO(data)).pages)
     for s in ("idle\\xff", "h\\xffst"):
         assert s in text, s
+
+
+def test_show_prints_the_bytes_escaped(bundle_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")     # strict: a surrogate would raise
+    p = subprocess.run([sys.executable, "-m", "snapcollect", "show", bundle_path], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert "h\\xffst" in p.stdout
