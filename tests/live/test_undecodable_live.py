@@ -129,7 +129,9 @@ def test_bpf_fault_stacks_keep_the_name(tmp_path):
         pytest.skip("needs root (runs as root on the CI machine)")
     faulter = _start([os.fsencode(sys.executable), b"-c", FAULTER.encode()])
     try:
-        run = subprocess.run([*CLI, "collect", "-d", "2", "-q", "-o", str(tmp_path)], cwd=ROOT,
+        # Long enough that compiling the BPF programs fits in the run on a
+        # busy two-core machine (the compile may take the first seconds).
+        run = subprocess.run([*CLI, "collect", "-d", "10", "-q", "-o", str(tmp_path)], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
     finally:
         faulter.kill()
@@ -138,8 +140,9 @@ def test_bpf_fault_stacks_keep_the_name(tmp_path):
     path = run.stdout.strip().splitlines()[-1]
     b = open_bundle(path)
     status, reason = b.status("bpf/fault_stacks.folded")
-    if status != "ok":
-        pytest.skip(f"BPF fault stacks not collected on this host: {reason}")
+    if status in ("unavailable", "denied") and "did not finish" not in (reason or ""):
+        pytest.skip(f"BPF fault stacks not available on this host: {reason}")
+    assert status == "ok", reason
     assert b"idle\xff;" in b.data("bpf/fault_stacks.folded")
     md = tmp_path / f"report-{TAG}.md"
     js = tmp_path / f"report-{TAG}.json"
