@@ -26,7 +26,7 @@ from snapcollect.analysis.findings.kmsg_events import kernel_events, oom_kills_f
 from snapcollect.analysis.findings.signals import (Interval, hms, human_kb, human_ms, interval_runs,
                                                    is_memcg_kill, kill_label, oom_kills, page_kb,
                                                    psi_points, psi_source, vm_intervals)
-from snapcollect.report.model import TimelineEvent
+from snapcollect.analysis.results import TimelineEvent
 
 # (PSI line, avg10 threshold %, severity when rising above it)
 PSI_LEVELS = (("some", 10.0, "INFO"), ("full", 5.0, "WARN"), ("full", 60.0, "CRIT"))

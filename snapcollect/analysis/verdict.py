@@ -15,7 +15,7 @@ from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.findings.signals import (hms, human_kb, human_ms, is_memcg_kill,
                                                    mem_available_kb, meminfo_points, oom_kills,
                                                    psi_window_share, vm_delta)
-from snapcollect.report.model import SEVERITY_ORDER, Finding, TimelineEvent
+from snapcollect.analysis.results import SEVERITY_ORDER, Finding, TimelineEvent
 
 MAX_SENTENCES = 3
 

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from snapcollect.analysis.dataset import Dataset
-from snapcollect.report.model import SEVERITY_ORDER, Evidence, Finding, SkippedRule
-
-SEVERITIES = ("CRIT", "HIGH", "WARN", "INFO")
+from snapcollect.analysis.results import SEVERITIES, SEVERITY_ORDER, Evidence, Finding, SkippedRule
 
 
 @dataclass
