@@ -1,7 +1,7 @@
 """Summaries of the BPF events: what drsnoop, oomkill, stackcount print.
 
-Inputs are the parsed ``BpfData`` of a dataset (and, for OOM kills, its
-kernel log and the vmstat ``oom_kill`` counter, 4.13+). Histograms use
+Inputs are the parsed ``BpfData`` of a dataset (OOM kills are merged
+with the kernel log's in ``analysis.oom``). Histograms use
 bcc's log2 buckets (``print_log2_hist``: 0 -> 1, 2 -> 3, 4 -> 7, ...) of
 microseconds, so they read like the output of the bcc tools.
 """
@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from snapcollect.analysis.dataset import Dataset
-from snapcollect.parsers.bpf_events import ARTIFACTS, merge_oom_kills
-from snapcollect.parsers.records import KmsgLine, OomKill
+from snapcollect.parsers.bpf_events import ARTIFACTS
 
 HIST_BAR = 40   # bcc's print_log2_hist star width
 
@@ -168,57 +167,6 @@ def heap_rows(entries: list[dict], n: int = 20) -> list[dict]:
                      "no_baseline": e.get("calls_without_baseline", 0), "top_stack": top})
     rows.sort(key=lambda r: (-(r["bytes"] or 0), -(r["calls"] or 0), r["pid"] or 0))
     return rows[:n]
-
-
-# -- OOM kills ---------------------------------------------------------------
-
-
-def oom_kill_counter(ds: Dataset) -> int | None:
-    """Kills the kernel counted in the window (vmstat oom_kill, 4.13+), None if unknown."""
-    first = last = None
-    if ds.vmstat:
-        first, last = ds.vmstat[0].value.get("oom_kill"), ds.vmstat[-1].value.get("oom_kill")
-    if first is None or last is None:
-        a = (ds.start.vmstat or {}).get("oom_kill")
-        b = (ds.end.vmstat or {}).get("oom_kill")
-        first, last = a, b
-    if first is None or last is None:
-        return None
-    return max(last - first, 0)
-
-
-@dataclass
-class OomSummary:
-    kills: list[OomKill]            # in the window: BPF completed from the kernel log, or the log alone
-    earlier: list[OomKill]          # kernel log lines from before the window
-    counted: int | None             # vmstat oom_kill delta over the window
-    unattributed: int               # counted by the kernel, seen by neither BPF nor the log
-
-    def lines_for(self, ds: Dataset, kill: OomKill) -> list[KmsgLine]:
-        return kmsg_lines_for(ds.kmsg, kill)
-
-
-def oom_summary(ds: Dataset) -> OomSummary:
-    kills = merge_oom_kills(ds.bpf.oom_kills, ds.kmsg)
-    everything = merge_oom_kills([], ds.kmsg, in_window_only=False)
-    in_window = {(k.victim_pid, round(k.t, 3)) for k in kills}
-    earlier = [k for k in everything if (k.victim_pid, round(k.t, 3)) not in in_window
-               and not any(k.victim_pid == w.victim_pid and abs(k.t - w.t) < 1 for w in kills)]
-    counted = oom_kill_counter(ds)
-    unattributed = max((counted or 0) - len(kills), 0)
-    return OomSummary(kills, earlier, counted, unattributed)
-
-
-def kmsg_lines_for(kmsg: list[KmsgLine], kill: OomKill) -> list[KmsgLine]:
-    """The kernel log's oom-kill and Killed process lines of one victim."""
-    out = []
-    for ln in kmsg:
-        text = ln.text
-        if ((f"Killed process {kill.victim_pid} " in text) or
-                (text.startswith("oom-kill:") and f",pid={kill.victim_pid}," in text + ",")):
-            if ln.t is None or abs(ln.t - kill.t) <= 30:
-                out.append(ln)
-    return out
 
 
 # -- availability --------------------------------------------------------------

@@ -246,7 +246,7 @@ def _status(text: str) -> dict[str, str]:
     return out
 
 
-def _bpf(ld: _Loader, kmsg: list[KmsgLine]) -> BpfData:
+def _bpf(ld: _Loader) -> BpfData:
     try:
         from snapcollect.parsers import bpf_events
     except ImportError:
@@ -258,8 +258,7 @@ def _bpf(ld: _Loader, kmsg: list[KmsgLine]) -> BpfData:
     streams = {n: ld.b.records(n) for n in names}
     status = {n: ld.b.status(n) for n in names}
     try:
-        return loader(streams, status, ld.b.manifest, {n: ld.b.data(n) for n in names if ld.b.data(n)},
-                      kmsg=kmsg)
+        return loader(streams, status, ld.b.manifest, {n: ld.b.data(n) for n in names if ld.b.data(n)})
     except ParseError as exc:
         ld.missing["bpf"] = ("error", f"could not parse: {exc}")
         return BpfData(available={n: ("error", str(exc)) for n in names})
@@ -322,7 +321,7 @@ def load_dataset(bundle) -> Dataset:
         except ParseError as exc:
             ld.missing["kmsg"] = ("error", f"could not parse: {exc}")
     ds.top = _top(ld)
-    ds.bpf = _bpf(ld, ds.kmsg)
+    ds.bpf = _bpf(ld)
     ds.collector_pids = _collector_pids(m)
     _without(ds.collector_pids, ds)
     ds.missing = ld.missing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bpf_fixtures import dataset, kmsg_lines
 from snapcollect.analysis import bpf as A
+from snapcollect.analysis.oom import kmsg_lines_for, oom_facts
 from snapcollect.parsers.records import BpfData, ReclaimStall
 from snapcollect.parsers.records import Point
 
@@ -46,20 +47,20 @@ def test_faults_by_command_and_short_stacks():
     assert A.short_stack(["a", "b", "c", "d", "e"]) == "...;b;c;d;e"
 
 
-def test_oom_summary_merges_bpf_kernel_log_and_counter():
+def test_oom_facts_merge_bpf_kernel_log_and_counter():
     ds = dataset()
     ds.vmstat = [Point(0, 0.0, {"oom_kill": 5}), Point(1, 1.0, {"oom_kill": 7})]
-    s = A.oom_summary(ds)
+    s = oom_facts(ds)
     assert len(s.kills) == 1 and s.kills[0].sources == ("bpf/oom_kill", "kmsg")
-    assert s.counted == 2 and s.unattributed == 1 and s.earlier == []
-    lines = A.kmsg_lines_for(ds.kmsg, s.kills[0])
+    assert s.counted == 2 and s.unattributed == 1 and s.earlier == ()
+    lines = kmsg_lines_for(ds.kmsg, s.kills[0])
     assert [ln.text.split(":", 1)[0] for ln in lines] == ["oom-kill", "Memory cgroup out of memory"]
 
 
-def test_oom_summary_without_bpf_and_with_earlier_kills():
+def test_oom_facts_without_bpf_and_with_earlier_kills():
     ds = dataset(kmsg=kmsg_lines(before_window=True), bpf=BpfData())
-    s = A.oom_summary(ds)
-    assert s.kills == [] and len(s.earlier) == 1 and s.counted is None and s.unattributed == 0
+    s = oom_facts(ds)
+    assert s.kills == () and len(s.earlier) == 1 and s.counted is None and s.unattributed == 0
 
 
 def test_why_unavailable_picks_the_common_reason():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from snapcollect.analysis import bpf as A
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
+from snapcollect.analysis.oom import is_memcg_kill, kmsg_lines_for, memcg_of
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
 
@@ -33,15 +35,16 @@ def _mib(b: int | None) -> float | None:
 
 
 def _kind(k) -> str:
-    if k.memcg is True or k.constraint == "CONSTRAINT_MEMCG":
-        return "memcg " + (k.oom_memcg or k.task_memcg or "")
+    if is_memcg_kill(k):
+        return "memcg " + (memcg_of(k) or "")
     if k.memcg is False:
         return "global" + (f" ({k.constraint})" if k.constraint and k.constraint != "CONSTRAINT_NONE" else "")
     return k.constraint or "?"
 
 
-def oom_section(ds: Dataset) -> Section:
-    s = A.oom_summary(ds)
+def oom_section(m: Model) -> Section:
+    ds = m.ds
+    s = m.oom
     sec = Section("oom", "OOM kills")
     bpf_state = A.bpf_status(ds).get("bpf/oom_kill", ("missing", None))
     src = "BPF `oom:mark_victim`" if bpf_state[0] == "ok" else "the kernel log"
@@ -66,7 +69,7 @@ def oom_section(ds: Dataset) -> Section:
             source=sorted({x for k in s.kills for x in k.sources})))
         lines = []
         for k in s.kills:
-            lines += [ln.text for ln in A.kmsg_lines_for(ds.kmsg, k)]
+            lines += [ln.text for ln in kmsg_lines_for(ds.kmsg, k)]
         if lines:
             sec.blocks.append(Preformatted("\n".join(lines), caption="Kernel log", source=["kmsg"]))
     else:
@@ -297,8 +300,9 @@ def heap_section(ds: Dataset) -> Section:
     return sec
 
 
-def bpf_sections(ds: Dataset) -> list[Section]:
-    sections = [oom_section(ds)]
+def bpf_sections(m: Model) -> list[Section]:
+    ds = m.ds
+    sections = [oom_section(m)]
     reason = A.why_unavailable(ds)
     if reason is not None:
         sections.append(Section("bpf", "BPF events", [Paragraph(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
-from snapcollect.analysis.findings.signals import cgroup_pressure
+from snapcollect.analysis.model import Model
 from snapcollect.parsers.records import MemCgroup
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
@@ -38,14 +37,15 @@ def _events(g: MemCgroup, before: MemCgroup | None) -> str:
     return ", ".join(parts) or "none"
 
 
-def cgroup_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def cgroup_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("cgroups", "Memory cgroups")
     end = ds.end.memcgs
     if not end:
         s.blocks.append(absent(ds, "memory cgroup data", "cgroups/memory@end"))
         return [s], {}
     start = ds.start.memcgs or {}
-    pressure = cgroup_pressure(ds)
+    pressure = m.cgroup_pressure
     rows = []
     for path, g in sorted(end.items(), key=lambda kv: -(kv[1].usage_bytes or 0)):
         b = start.get(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.parsers.kmsg import PRIORITIES
 from snapcollect.parsers.records import KmsgLine
 from snapcollect.report.formatting import hms
@@ -19,7 +19,8 @@ def _line(k: KmsgLine) -> str:
     return f"[{when}] {prio:<7} {k.text}"
 
 
-def kmsg_sections(ds: Dataset) -> list[Section]:
+def kmsg_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("kmsg", "Kernel log")
     if not ds.kmsg:
         if "kmsg" in ds.missing:

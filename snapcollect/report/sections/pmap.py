@@ -7,7 +7,7 @@ the verbatim ``pmap -x`` output too, its total line is compared.
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.analysis.processes import largest_mappings, mapping_split, top_by_pss
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.pmap_cmd import parse_pmap_x
@@ -82,7 +82,8 @@ def pmap_section(d: ProcDetail, why: str = "") -> Section:
     return s
 
 
-def pmap_sections(ds: Dataset) -> list[Section]:
+def pmap_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("pmap", "Mappings of the top processes: pmap -x")
     if not ds.top:
         s.blocks.append(absent(ds, "per-process mappings", "procs/top"))

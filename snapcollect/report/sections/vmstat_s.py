@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.classic import vmstat_s
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.vmstat_s_cmd import parse_vmstat_s
 from snapcollect.report.model import Column, Section, Table
@@ -75,7 +76,8 @@ def vmstat_s_table(ds: Dataset) -> Table | None:
                  source=uniq(sources), note=note)
 
 
-def vmstat_s_sections(ds: Dataset) -> list[Section]:
+def vmstat_s_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("vmstat-s", "Counters: vmstat -s")
     t = vmstat_s_table(ds)
     s.blocks.append(t if t is not None else absent(ds, "counters", "proc/vmstat@end", "series/proc/vmstat"))
