@@ -109,6 +109,7 @@ class ProcDetail:
     swap_kb: int | None
     mappings: tuple[Mapping_, ...]
     pmap_text: str | None        # verbatim `pmap -x` output, when collected
+    pmap_total: tuple[int, int, int] | None = None   # its total line (Kbytes, RSS, Dirty), when it parses
 
 
 @dataclass(frozen=True)

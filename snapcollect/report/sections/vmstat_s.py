@@ -11,22 +11,14 @@ from __future__ import annotations
 from snapcollect.analysis.classic import vmstat_s
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.model import Model
-from snapcollect.parsers.base import ParseError
-from snapcollect.parsers.vmstat_s_cmd import parse_vmstat_s
 from snapcollect.report.model import Column, Section, Table
 from snapcollect.report.sections.common import absent, snapshot_meminfo, snapshot_vmstat, uniq
 
 
 def _command(ds: Dataset, phase: str) -> dict[str, tuple[int, str]]:
     snap = ds.start if phase == "start" else ds.end
-    text = snap.commands.get("vmstat-s")
-    if not text:
-        return {}
-    try:
-        # procps 3.3 says "pages paged in/out" for what 4.0 calls "K paged in/out"
-        return {label.replace("pages paged", "paged"): (v, unit) for label, v, unit in parse_vmstat_s(text)}
-    except ParseError:
-        return {}
+    # procps 3.3 says "pages paged in/out" for what 4.0 calls "K paged in/out"
+    return {label.replace("pages paged", "paged"): (v, unit) for label, v, unit in snap.vmstat_s or ()}
 
 
 def vmstat_s_table(ds: Dataset) -> Table | None:
