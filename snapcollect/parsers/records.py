@@ -121,6 +121,15 @@ class KmsgLine:
     text: str
     before_window: bool
 
+    @property
+    def level(self) -> str:
+        """The priority's name (include/linux/kern_levels.h), or its number when out of range."""
+        return KMSG_LEVELS[self.prio] if 0 <= self.prio < len(KMSG_LEVELS) else str(self.prio)
+
+
+# Syslog levels as the kernel names them, by priority 0..7.
+KMSG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
 
 @dataclass(frozen=True)
 class MemCgroup:

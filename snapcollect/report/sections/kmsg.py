@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from snapcollect.analysis.model import Model
-from snapcollect.parsers.kmsg import PRIORITIES
 from snapcollect.parsers.records import KmsgLine
 from snapcollect.report.formatting import hms
 from snapcollect.report.model import Paragraph, Preformatted, Section
@@ -15,7 +14,7 @@ BEFORE = 20
 
 def _line(k: KmsgLine) -> str:
     when = hms(k.t) if k.t is not None else f"{k.ts_us / 1e6:12.6f}"
-    prio = PRIORITIES[k.prio] if 0 <= k.prio < len(PRIORITIES) else str(k.prio)
+    prio = k.level
     return f"[{when}] {prio:<7} {k.text}"
 
 
