@@ -99,10 +99,6 @@ class Dataset:
         times = [p.t for p in self.vmstat] or [p.t for p in self.meminfo]
         return (times[0], times[-1]) if times else None
 
-    def has(self, name: str) -> bool:
-        """True when artifact ``name`` was collected (status ok)."""
-        return name not in self.missing
-
 
 class _Loader:
     def __init__(self, bundle):

@@ -66,11 +66,6 @@ class SlabCache:
     active_slabs: int
     num_slabs: int
 
-    @property
-    def size_kb(self) -> float:
-        """What slabtop prints as CACHE SIZE: num_slabs * pagesperslab * page size."""
-        return self.num_slabs * self.pagesperslab * 4  # page size set by analysis when not 4 KiB
-
 
 @dataclass(frozen=True)
 class SwapDevice:
