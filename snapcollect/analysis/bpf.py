@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.parsers.bpf_events import ARTIFACTS
 
-HIST_BAR = 40   # bcc's print_log2_hist star width
-
-
 @dataclass(frozen=True)
 class Bucket:
     low: int
@@ -47,14 +44,6 @@ def log2_hist(values: list[float]) -> list[Bucket]:
             low -= 1
         out.append(Bucket(low, high, slots.get(i, 0)))
     return out
-
-
-def stars(count: int, peak: int, width: int = HIST_BAR) -> str:
-    """The bar bcc prints beside a bucket (``|*****     |``)."""
-    n = int(width * count / peak) if peak else 0
-    if count and n == 0:
-        n = 1
-    return "*" * n
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -136,37 +125,6 @@ def faults_by_command(folded: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 def top_stacks(folded: list[tuple[str, int]], n: int = 10) -> list[tuple[str, int]]:
     return sorted(folded, key=lambda kv: (-kv[1], kv[0]))[:n]
-
-
-def short_stack(frames: list[str], keep: int = 4, width: int = 70) -> str:
-    """The innermost ``keep`` frames (root first), repeats folded as ``name x3``."""
-    folded: list[str] = []
-    runs: list[int] = []
-    for f in frames:
-        if folded and folded[-1] == f:
-            runs[-1] += 1
-        else:
-            folded.append(f)
-            runs.append(1)
-    parts = [f if n == 1 else f"{f} x{n}" for f, n in zip(folded, runs)]
-    text = ";".join(parts[-keep:])
-    if len(parts) > keep:
-        text = "...;" + text
-    return text if len(text) <= width else "..." + text[-(width - 3):]
-
-
-def heap_rows(entries: list[dict], n: int = 20) -> list[dict]:
-    """Biggest growth first; each with its top stack (root first) as text."""
-    rows = []
-    for e in entries:
-        stacks = e.get("stacks") or []
-        top = short_stack(stacks[0].get("frames", [])) if stacks else ""
-        rows.append({"pid": e.get("pid"), "comm": e.get("comm"), "syscall": e.get("syscall"),
-                     "kind": e.get("kind"), "calls": e.get("calls", 0), "bytes": e.get("bytes", 0),
-                     "shrink_bytes": e.get("shrink_bytes", 0),
-                     "no_baseline": e.get("calls_without_baseline", 0), "top_stack": top})
-    rows.sort(key=lambda r: (-(r["bytes"] or 0), -(r["calls"] or 0), r["pid"] or 0))
-    return rows[:n]
 
 
 # -- availability --------------------------------------------------------------

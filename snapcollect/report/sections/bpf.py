@@ -16,6 +16,46 @@ from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Para
 
 TIME = Column("t", "TIME", "time", "left")
 WORST_ROWS = 20
+HIST_BAR = 40   # bcc's print_log2_hist star width
+
+
+def stars(count: int, peak: int, width: int = HIST_BAR) -> str:
+    """The bar bcc prints beside a bucket (``|*****     |``)."""
+    n = int(width * count / peak) if peak else 0
+    if count and n == 0:
+        n = 1
+    return "*" * n
+
+
+def short_stack(frames: list[str], keep: int = 4, width: int = 70) -> str:
+    """The innermost ``keep`` frames (root first), repeats folded as ``name x3``."""
+    folded: list[str] = []
+    runs: list[int] = []
+    for f in frames:
+        if folded and folded[-1] == f:
+            runs[-1] += 1
+        else:
+            folded.append(f)
+            runs.append(1)
+    parts = [f if n == 1 else f"{f} x{n}" for f, n in zip(folded, runs)]
+    text = ";".join(parts[-keep:])
+    if len(parts) > keep:
+        text = "...;" + text
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def heap_rows(entries: list[dict], n: int = 20) -> list[dict]:
+    """Biggest growth first; each with its top stack (root first) as text."""
+    rows = []
+    for e in entries:
+        stacks = e.get("stacks") or []
+        top = short_stack(stacks[0].get("frames", [])) if stacks else ""
+        rows.append({"pid": e.get("pid"), "comm": e.get("comm"), "syscall": e.get("syscall"),
+                     "kind": e.get("kind"), "calls": e.get("calls", 0), "bytes": e.get("bytes", 0),
+                     "shrink_bytes": e.get("shrink_bytes", 0),
+                     "no_baseline": e.get("calls_without_baseline", 0), "top_stack": top})
+    rows.sort(key=lambda r: (-(r["bytes"] or 0), -(r["calls"] or 0), r["pid"] or 0))
+    return rows[:n]
 
 
 def _not_collected(ds: Dataset, *names: str) -> Paragraph | None:
@@ -104,7 +144,7 @@ def _hist_blocks(prefix: str, title: str, values_us: list[float], source: str) -
     peak = max(b.count for b in buckets)
     table = Table(f"{prefix}-hist", [Column("usecs", "usecs", align="right"), Column("count", "count"),
                                      Column("dist", "distribution", align="left")],
-                  [{"usecs": b.label, "count": b.count, "dist": A.stars(b.count, peak)}
+                  [{"usecs": b.label, "count": b.count, "dist": stars(b.count, peak)}
                    for b in buckets], caption=title, source=[source])
     chart = Chart(f"{prefix}-hist-chart", title, x=list(range(len(buckets))),
                   series={"count": [float(b.count) for b in buckets]}, y_label="count", kind="bar",
@@ -283,7 +323,7 @@ def heap_section(ds: Dataset) -> Section:
     if missing:
         sec.blocks.append(missing)
         return sec
-    rows = A.heap_rows(ds.bpf.heap_growth, WORST_ROWS)
+    rows = heap_rows(ds.bpf.heap_growth, WORST_ROWS)
     if not rows:
         sec.blocks.append(Paragraph("No brk or mmap call during the window."))
         return sec
