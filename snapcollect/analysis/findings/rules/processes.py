@@ -9,7 +9,6 @@ process being told apart from a reused pid by its start time:
 
 from __future__ import annotations
 
-from snapcollect.analysis import series
 from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.wording import hms, human_kb
 
@@ -66,8 +65,8 @@ def _growth_facts(g) -> dict:
     section="top-processes")
 def huge_process(m):
     ds = m.ds
-    pts = series.samples(ds, "meminfo")
-    total = pts[-1][1].get("MemTotal") if pts else None
+    # The MemTotal the ps/top table's %MEM divides by.
+    total = m.mem_total_kb
     if not total:
         return None
     best = None
