@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.rates import intervals, vm_counter, window_seconds
 from snapcollect.parsers.records import Point
 
@@ -186,8 +187,8 @@ def _level_table(ds: Dataset, tid: str, command: str, title: str, columns: list[
 
 
 def _mi(m: Mapping[str, int], key: str) -> int:
-    if key == "MemAvailable" and key not in m:
-        return m.get("MemFree", 0)       # before 3.14: sysstat falls back to MemFree too
+    if key == "MemAvailable":
+        return mem_available_kb(m) or 0  # before 3.14: sysstat falls back to MemFree too
     return m.get(key, 0)
 
 

@@ -12,7 +12,7 @@ with the key figures, so a reader sees what "quiet" was measured on.
 from __future__ import annotations
 
 from snapcollect.analysis import series
-from snapcollect.analysis.findings.signals import mem_available_kb
+from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.oom import is_memcg_kill, memcg_of
 from snapcollect.analysis.results import SEVERITY_ORDER, Finding, TimelineEvent

@@ -10,7 +10,7 @@ sustained in a window of a given length.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.series import Interval, window
@@ -20,6 +20,7 @@ from snapcollect.analysis.series import Interval, window
 # window is shorter than a minute.
 SUSTAIN_S = 30.0
 
+
 def min_hold_s(ds: Dataset, want: float = SUSTAIN_S) -> float:
     w = window(ds)
     if not w:
@@ -27,14 +28,7 @@ def min_hold_s(ds: Dataset, want: float = SUSTAIN_S) -> float:
     return min(want, (w[1] - w[0]) / 2)
 
 
-# -- levels ---------------------------------------------------------------
-
-
-def mem_available_kb(m: Mapping[str, int]) -> int | None:
-    """MemAvailable (3.14+); older kernels: MemFree, as sar does."""
-    if "MemAvailable" in m:
-        return m["MemAvailable"]
-    return m.get("MemFree")
+# -- runs -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from snapcollect.analysis import series
 from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
-from snapcollect.analysis.findings.signals import mem_available_kb, min_hold_s, sustained
+from snapcollect.analysis.findings.signals import min_hold_s, sustained
+from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.wording import hms, human_kb
 
 LOW_AVAILABLE_PCT = 10.0          # node-exporter mixin: memory used > 90%
