@@ -35,6 +35,21 @@ def cgroups(snap) -> dict[str, MemCgroup]:
     return {}
 
 
+# Keys of memory.oom_control (v1) that are states, not counters.
+NOT_COUNTERS = frozenset({"under_oom", "oom_kill_disable"})
+
+
+def counter_changes(g: MemCgroup, prev: MemCgroup | None, field: str = "events") -> dict[str, int | None]:
+    """Each counter of ``g.<field>`` (``events`` or ``stat``) -> its change since ``prev``.
+
+    None when there is no baseline: a group (or counter) missing at the
+    start may hold an old count, so its value is not a change of the window.
+    """
+    now, before = getattr(g, field), getattr(prev, field, None) if prev is not None else None
+    return {k: (v - before[k] if before is not None and k in before and k not in NOT_COUNTERS else None)
+            for k, v in now.items()}
+
+
 def cgroup_event_rises(ds: Dataset, event: str, field: str = "events") -> list[tuple[MemCgroup, int]]:
     """Non-root cgroups whose ``event`` counter (in ``events`` or ``stat``) rose between the snapshots."""
     a, b = cgroups(ds.start), cgroups(ds.end)
@@ -42,13 +57,8 @@ def cgroup_event_rises(ds: Dataset, event: str, field: str = "events") -> list[t
     for path, g in b.items():
         if path == ROOT:
             continue
-        prev = a.get(path)
-        now, before = getattr(g, field), getattr(prev, field, None)
-        # A group missing at the start has no baseline: its counter may be old.
-        if prev is None or event not in now or event not in before:
-            continue
-        rise = now[event] - before[event]
-        if rise > 0:
+        rise = counter_changes(g, a.get(path), field).get(event)
+        if rise is not None and rise > 0:
             out.append((g, rise))
     out.sort(key=lambda x: -x[1])
     return out

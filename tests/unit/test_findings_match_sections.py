@@ -15,7 +15,8 @@ of the table it points at:
 - pressure: PSI_PRESSURE, PSI_STALLS, SWAP_THRASHING and the quiet
   verdict cite the %smem/%fmem of the sar -q MEM table's Average: row;
 - swap: SWAP_THRASHING's interval counts and peak rates are those of the
-  sar -W rows; SWAP_FILLING's peak %swpused is that of the sar -S rows.
+  sar -W rows; SWAP_FILLING's peak %swpused is that of the sar -S rows;
+- cgroups: MEMCG_AT_LIMIT's hits are the rise the cgroups table shows.
 """
 
 from __future__ import annotations
@@ -181,6 +182,15 @@ def test_swap_cited_is_the_swap_shown(report):
         t0, t1 = v.time_range
         s = [r["%swpused"] for r in rows(report, "sar-S") if isinstance(r["t"], float) and t0 <= r["t"] <= t1]
         assert close(v.values["swpused_pct_max"], max(s))
+
+
+def test_cgroup_limit_hits_cited_are_the_rise_shown(report):
+    f = findings(report).get("MEMCG_AT_LIMIT")
+    if f is None:
+        return
+    row = {r["path"]: r for r in rows(report, "cgroups")}[f.evidence.values["group"]]
+    shown = [int(x) for x in re.findall(r"(?:max|failcnt) \d+ \(\+(\d+)\)", row["events"])]
+    assert f.evidence.values["hits"] in shown
 
 
 def test_the_built_incident_fires_what_it_is_built_for():

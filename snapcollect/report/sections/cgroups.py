@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from snapcollect.analysis.cgroups import counter_changes
 from snapcollect.analysis.model import Model
 from snapcollect.parsers.records import MemCgroup
 from snapcollect.report.model import Column, Paragraph, Section, Table
@@ -23,17 +24,14 @@ def _kb(v: int | None) -> float | None:
 
 def _events(g: MemCgroup, before: MemCgroup | None) -> str:
     keys = V2_EVENTS if g.version == 2 else V1_EVENTS
+    changes = counter_changes(g, before)
     parts = []
     for k in keys:
         if k not in g.events:
             continue
-        v = g.events[k]
-        if before is not None and k in before.events and k != "under_oom":
-            d = v - before.events[k]
-            if v or d:
-                parts.append(f"{k} {v}" + (f" (+{d})" if d else ""))
-        elif v:
-            parts.append(f"{k} {v}")
+        v, d = g.events[k], changes.get(k)
+        if v or d:
+            parts.append(f"{k} {v}" + (f" (+{d})" if d else ""))
     return ", ".join(parts) or "none"
 
 
