@@ -24,7 +24,18 @@ from snapcollect.analysis import series
 from snapcollect.analysis.cgroups import cgroups
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.rates import window_seconds
-from snapcollect.parsers.records import Psi
+from snapcollect.parsers.records import Psi, PsiLine
+
+
+def stall_pct(prev: PsiLine | None, cur: PsiLine | None, seconds: float) -> float | None:
+    """Percent of ``seconds`` stalled between two readings of one PSI line (sar's %smem/%fmem).
+
+    The totals never go back on a running kernel; a bundle that says
+    otherwise gives 0, not a negative share.
+    """
+    if prev is None or cur is None or seconds <= 0:
+        return None
+    return 100.0 * max(cur.total_us - prev.total_us, 0) / (seconds * 1e6)
 
 
 @dataclass(frozen=True)
@@ -61,10 +72,8 @@ def window_share(ds: Dataset, line: str) -> WindowShare | None:
             return None
         (t0, a), (t1, b) = pts
         seconds = snapshot_seconds(ds) or 0.0
-    la, lb = getattr(a, line), getattr(b, line)
-    if la is None or lb is None or seconds <= 0:
-        return None
-    return WindowShare(max(lb.total_us - la.total_us, 0) / (seconds * 1e6) * 100, t0, t1, seconds)
+    pct = stall_pct(getattr(a, line), getattr(b, line), seconds)
+    return None if pct is None else WindowShare(pct, t0, t1, seconds)
 
 
 def points(ds: Dataset) -> list[tuple[float, Psi]]:
@@ -103,7 +112,7 @@ def cgroup_pressure(ds: Dataset) -> dict[str, CgroupPressure]:
         full = None
         if g.pressure.full is not None and prev.pressure.full is not None:
             full = max(g.pressure.full.total_us - prev.pressure.full.total_us, 0)
-        out[path] = CgroupPressure(some_pct=100.0 * some / (window * 1e6),
-                                   full_pct=None if full is None else 100.0 * full / (window * 1e6),
+        out[path] = CgroupPressure(some_pct=stall_pct(prev.pressure.some, g.pressure.some, window),
+                                   full_pct=stall_pct(prev.pressure.full, g.pressure.full, window),
                                    some_us=some, full_us=full, window_s=window)
     return out
