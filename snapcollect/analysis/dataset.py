@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from snapcollect.parsers.base import ParseError
+from snapcollect.parsers.bpf_events import load_bpf_data
 from snapcollect.parsers.buddyinfo import parse_buddyinfo
 from snapcollect.parsers.cgroups import parse_cgroups
 from snapcollect.parsers.kmsg import parse_kmsg
@@ -231,18 +232,11 @@ def _json(text: str) -> Any:
 
 
 def _bpf(ld: _Loader) -> BpfData:
-    try:
-        from snapcollect.parsers import bpf_events
-    except ImportError:
-        return BpfData()
-    loader = getattr(bpf_events, "load_bpf_data", None)
-    if loader is None:
-        return BpfData()
     names = [a["name"] for a in ld.b.artifacts() if a["name"].startswith("bpf/")]
     streams = {n: ld.b.records(n) for n in names}
     status = {n: ld.b.status(n) for n in names}
     try:
-        return loader(streams, status, ld.b.manifest, {n: ld.b.data(n) for n in names if ld.b.data(n)})
+        return load_bpf_data(streams, status, ld.b.manifest, {n: ld.b.data(n) for n in names if ld.b.data(n)})
     except ParseError as exc:
         ld.missing["bpf"] = ("error", f"could not parse: {exc}")
         return BpfData(available={n: ("error", str(exc)) for n in names})
