@@ -27,7 +27,7 @@ HUGE_SHARE_PCT = 50.0     # oomd kill_by_memory_size_or_growth: size_threshold 5
     threshold="RSS grows >= 1.25x and >= 64 MiB, for a process among the largest 20%",
     source="oomd kill_by_memory_size_or_growth defaults (growth ratio 1.25, size percentile "
            "80); 64 MiB floor: heuristic",
-    needs=["series/procs"], section="pidstat-r")
+    needs=["series/procs"], section="top-processes")
 def top_grower(m):
     gs = m.suspects
     if not gs:
