@@ -104,6 +104,28 @@ def rows(report, table_id: str) -> list[dict]:
     return list(t.rows) if t is not None else []
 
 
+def section_of(report, table_id: str) -> str | None:
+    """Id of the section whose blocks hold table ``table_id``."""
+    from snapcollect.report.model import Table
+
+    def walk(sections):
+        for sec in sections:
+            if any(isinstance(b, Table) and b.id == table_id for b in sec.blocks):
+                return sec.id
+            found = walk(sec.subsections)
+            if found:
+                return found
+        return None
+    return walk(report.sections)
+
+
+# The finding -> the table holding the numbers it cites (when it has kills: MEMCG_OOM
+# of a counter alone points at the cgroups).
+CITED_TABLE = {"OOM_KILL": "oom-kills", "TOP_GROWER": "processes-growth", "PSI_PRESSURE": "sar-q-MEM",
+               "PSI_STALLS": "sar-q-MEM", "SWAP_THRASHING": "sar-W", "SWAP_FILLING": "sar-S",
+               "MEMCG_AT_LIMIT": "cgroups"}
+
+
 def close(a, b, tol=0.0006) -> bool:
     # evidence values are rounded to 3 decimals (engine._jsonable)
     return a is not None and b is not None and abs(a - b) <= tol
@@ -191,6 +213,15 @@ def test_cgroup_limit_hits_cited_are_the_rise_shown(report):
     row = {r["path"]: r for r in rows(report, "cgroups")}[f.evidence.values["group"]]
     shown = [int(x) for x in re.findall(r"(?:max|failcnt) \d+ \(\+(\d+)\)", row["events"])]
     assert f.evidence.values["hits"] in shown
+
+
+def test_each_finding_points_at_the_section_showing_its_numbers(report):
+    f = findings(report)
+    for key, table in CITED_TABLE.items():
+        if key in f:
+            assert f[key].evidence.section == section_of(report, table), key
+    if "MEMCG_OOM" in f and f["MEMCG_OOM"].evidence.values["kills"]:
+        assert f["MEMCG_OOM"].evidence.section == section_of(report, "oom-kills")
 
 
 def test_the_built_incident_fires_what_it_is_built_for():
