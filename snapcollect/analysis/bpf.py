@@ -8,6 +8,7 @@ microseconds, so they read like the output of the bcc tools.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from snapcollect.analysis.dataset import Dataset
@@ -47,29 +48,38 @@ def log2_hist(values: list[float]) -> list[Bucket]:
 
 
 def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with at least ``q`` of the values at or below it.
+
+    The reclaim section's p50/p99 and DIRECT_RECLAIM_STALLS's p99 are this one.
+    """
     if not values:
         return None
     s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
+    return s[max(math.ceil(q * len(s)) - 1, 0)]
 
 
 def stalls_by_process(stalls) -> list[dict]:
-    """Per (pid, comm): count, total and worst latency (us), pages reclaimed; worst total first."""
+    """Per (pid, comm): count, total, p99 and worst latency (us) and when, pages reclaimed; worst total first."""
     acc: dict[tuple[int, str], dict] = {}
+    lat: dict[tuple[int, str], list[float]] = {}
     for s in stalls:
-        a = acc.setdefault((s.pid, s.comm), {"pid": s.pid, "comm": s.comm, "count": 0, "total_us": 0.0,
-                                             "max_us": 0.0, "pages": 0, "kinds": set(), "first_t": s.t})
+        key = (s.pid, s.comm)
+        a = acc.setdefault(key, {"pid": s.pid, "comm": s.comm, "count": 0, "total_us": 0.0,
+                                 "max_us": 0.0, "max_t": s.t, "pages": 0, "kinds": set(), "first_t": s.t})
+        lat.setdefault(key, []).append(s.latency_us)
         a["count"] += 1
         a["total_us"] += s.latency_us
-        a["max_us"] = max(a["max_us"], s.latency_us)
+        if s.latency_us > a["max_us"]:
+            a["max_us"], a["max_t"] = s.latency_us, s.t
         a["pages"] += getattr(s, "nr_reclaimed", None) or 0
         if getattr(s, "kind", None):
             a["kinds"].add(s.kind)
         a["first_t"] = min(a["first_t"], s.t)
     out = []
-    for a in acc.values():
+    for key, a in acc.items():
         a["kinds"] = "/".join(sorted(a["kinds"]))
         a["avg_us"] = a["total_us"] / a["count"]
+        a["p99_us"] = percentile(lat[key], 0.99)
         out.append(a)
     out.sort(key=lambda a: (-a["total_us"], a["pid"]))
     return out

@@ -16,7 +16,9 @@ of the table it points at:
   verdict cite the %smem/%fmem of the sar -q MEM table's Average: row;
 - swap: SWAP_THRASHING's interval counts and peak rates are those of the
   sar -W rows; SWAP_FILLING's peak %swpused is that of the sar -S rows;
-- cgroups: MEMCG_AT_LIMIT's hits are the rise the cgroups table shows.
+- cgroups: MEMCG_AT_LIMIT's hits are the rise the cgroups table shows;
+- reclaim: DIRECT_RECLAIM_STALLS's count, p99 and worst stall are those
+  of the reclaim section, per process too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import re
 
 import pytest
 
-from findings_helpers import bpf, build, kmsg, oom_kill, proc, psi_ramp, ramp
+from findings_helpers import bpf, build, kmsg, oom_kill, proc, psi_ramp, ramp, stall
 from snapcollect.bundle import open_bundle
 from snapcollect.report.build import build_report, build_report_from_dataset
 
@@ -79,7 +81,11 @@ def _incident_dataset():
         psi_at=psi_ramp(some_pct=30.0, full_pct=12.0),
         kmsg_lines=KILL_LINES,
         bpf=bpf(oom_kills=[oom_kill(20.0, 5150, "batch", memcg=False, anon_rss_kb=70 * MIB,
-                                    constraint="CONSTRAINT_NONE")])))
+                                    constraint="CONSTRAINT_NONE")],
+                # 60 stalls: a count at which percentile definitions (nearest rank,
+                # rounded index) give different p99s
+                reclaim=[stall(3.0 + i / 4, 900 + i % 2, "leaker" if i % 2 == 0 else "spiky", 0.5 + i * 2.5)
+                         for i in range(60)])))
 
 
 SOURCES = [pytest.param(("bundle", p), id=os.path.basename(p)) for p in BUNDLES] + [
@@ -206,6 +212,35 @@ def test_swap_cited_is_the_swap_shown(report):
         assert close(v.values["swpused_pct_max"], max(s))
 
 
+def _paragraphs(report, section_id: str) -> str:
+    from snapcollect.report.model import Paragraph
+
+    def walk(sections):
+        for sec in sections:
+            if sec.id == section_id:
+                return " ".join(b.text for b in sec.blocks if isinstance(b, Paragraph))
+            found = walk(sec.subsections)
+            if found:
+                return found
+        return ""
+    return walk(report.sections)
+
+
+def test_reclaim_stalls_cited_are_the_stalls_shown(report):
+    f = findings(report).get("DIRECT_RECLAIM_STALLS")
+    if f is None or "stalls" not in f.evidence.values:
+        return
+    v = f.evidence.values
+    text = _paragraphs(report, "reclaim")
+    assert f"{v['stalls']} reclaim stall(s)" in text
+    assert f"p99 {v['p99_us'] / 1000:.2f} ms, max {v['max_us'] / 1000:.2f} ms" in text
+    per = {(r["pid"], r["comm"]): r for r in rows(report, "reclaim-by-process")}
+    for p in v["by_process"]:
+        row = per.get((p["pid"], p["comm"]))
+        if row is not None:            # the table lists the first 20
+            assert (row["count"], round(row["max_ms"], 3)) == (p["stalls"], round(p["max_us"] / 1000, 3))
+
+
 def test_cgroup_limit_hits_cited_are_the_rise_shown(report):
     f = findings(report).get("MEMCG_AT_LIMIT")
     if f is None:
@@ -228,6 +263,6 @@ def test_the_built_incident_fires_what_it_is_built_for():
     r = report_of(("dataset", _incident_dataset))
     fired = set(findings(r))
     assert {"OOM_KILL", "MEMCG_OOM", "OOM_BEFORE_WINDOW", "TOP_GROWER", "PSI_PRESSURE", "SWAP_THRASHING",
-            "SWAP_FILLING"} <= fired, fired
+            "SWAP_FILLING", "DIRECT_RECLAIM_STALLS"} <= fired, fired
     spiky = {row["pid"]: row for row in rows(r, "processes-growth")}[901]
     assert spiky["rss_peak_kb"] != spiky["rss_kb"]

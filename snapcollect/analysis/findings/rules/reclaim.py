@@ -13,8 +13,7 @@ tracepoints, as drsnoop):
 
 from __future__ import annotations
 
-import math
-
+from snapcollect.analysis.bpf import percentile, stalls_by_process
 from snapcollect.analysis.cgroups import cgroup_event_rises
 from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
 from snapcollect.analysis.findings.signals import page_kb
@@ -57,23 +56,12 @@ def page_scanning(m):
                ["series/proc/vmstat"], vm_window(ds))
 
 
-def _percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[max(math.ceil(q * len(s)) - 1, 0)]
-
-
 def reclaim_by_process(stalls) -> list[dict]:
-    """Stalls grouped per (pid, comm), worst first: count, total, p99, max (µs)."""
-    groups: dict[tuple[int, str], list] = {}
-    for s in stalls:
-        groups.setdefault((s.pid, s.comm), []).append(s)
-    out = []
-    for (pid, comm), ss in groups.items():
-        lat = [s.latency_us for s in ss]
-        worst = max(ss, key=lambda s: s.latency_us)
-        out.append({"pid": pid, "comm": comm, "stalls": len(ss), "total_us": sum(lat),
-                    "p99_us": _percentile(lat, 0.99), "max_us": max(lat), "max_t": worst.t,
-                    "kinds": sorted({s.kind for s in ss})})
+    """Stalls per (pid, comm) as the reclaim section counts them, worst single stall first."""
+    out = [{"pid": a["pid"], "comm": a["comm"], "stalls": a["count"], "total_us": a["total_us"],
+            "p99_us": a["p99_us"], "max_us": a["max_us"], "max_t": a["max_t"],
+            "kinds": a["kinds"].split("/") if a["kinds"] else []}
+           for a in sorted(stalls_by_process(stalls), key=lambda a: (a["first_t"], a["pid"]))]
     out.sort(key=lambda x: -x["max_us"])
     return out
 
@@ -119,9 +107,9 @@ def direct_reclaim_stalls(m):
                        f"{human_ms(w['max_us'])}",
             "_detail": f"BPF saw {len(bpf)} {'/'.join(kinds)} reclaim stall(s) between "
                       f"{hms(min(s.t for s in bpf))} and {hms(max(s.t for s in bpf))}: "
-                      f"p99 {human_ms(_percentile(lat, 0.99))}, max {human_ms(max(lat))} "
+                      f"p99 {human_ms(percentile(lat, 0.99))}, max {human_ms(max(lat))} "
                       f"({w['comm']}, pid {w['pid']}, at {hms(w['max_t'])}).",
-            "stalls": len(bpf), "max_us": max(lat), "p99_us": _percentile(lat, 0.99),
+            "stalls": len(bpf), "max_us": max(lat), "p99_us": percentile(lat, 0.99),
             "by_process": [{k: v for k, v in p.items()} for p in procs[:10]],
         })
         arts.append("bpf/reclaim")
