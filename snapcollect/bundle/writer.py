@@ -313,11 +313,6 @@ class BundleWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def update_manifest(self, **fields) -> None:
-        """Set manifest fields (thread-safe); they go out with the final manifest."""
-        with self._lock:
-            self.manifest.update(fields)
-
     def merge_manifest(self, key: str, **fields) -> None:
         """Merge fields into a dict-valued manifest field (thread-safe)."""
         with self._lock:
