@@ -80,9 +80,9 @@ def _size(n: int) -> str:
 class Run:
     """State of one collection."""
 
-    def __init__(self, args, path: str, t0_wall: float, t0_mono: float, progress: Progress, stop: StopFlag):
+    def __init__(self, args, dest: output.Destination, t0_wall: float, t0_mono: float, progress: Progress, stop: StopFlag):
         self.args = args
-        self.path = path
+        self.dest = dest
         self.t0_wall = t0_wall
         self.t0_mono = t0_mono
         self.duration = float(args.duration)
@@ -279,16 +279,7 @@ class Run:
         self._finish(layout)
 
     def execute(self) -> int:
-        manifest = self._manifest()
-        try:
-            self.writer = BundleWriter(self.path, manifest)
-        except DiskFull:
-            raise output.OutputError(f"{os.path.dirname(os.path.abspath(self.path))}: the file system is "
-                                     "full; no bundle written") from None
-        except FileExistsError:
-            raise output.OutputError(f"{self.path}: already exists; refusing to overwrite it") from None
-        except OSError as exc:
-            raise output.OutputError(f"{self.path}: cannot create: {exc.strerror}") from None
+        self.writer = self.dest.open_writer(self._manifest())
 
         stopped_by, stop_reason, code, message = "deadline", None, 0, None
         try:
@@ -370,10 +361,10 @@ def run_collection(args) -> int:
     if getattr(args, "print_bpf", False):
         return _print_bpf(args)
     t0_wall, t0_mono = _clock_pair()
-    path = output.resolve(args.output, host.hostname(), t0_wall)
+    dest = output.resolve(args.output, host.hostname(), t0_wall)
     progress = Progress.for_args(args.quiet)
     stop = StopFlag().install()
-    run = Run(args, path, t0_wall, t0_mono, progress, stop)
+    run = Run(args, dest, t0_wall, t0_mono, progress, stop)
     try:
         # Threads still blocked in a /proc read or in bcc when this returns
         # are daemon threads: they do not hold up the exit.
