@@ -54,6 +54,11 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="do not trace brk/mmap (heap growth); syscall tracepoints slow every "
                         "syscall on the host a little")
     p.add_argument("--print-bpf", action="store_true", help="print the BPF programs and exit")
+    p.add_argument("--keep-secrets", action="store_true",
+                   help="keep password-like arguments in command lines (default: masked as ***)")
+    p.add_argument("--redact", action="store_true",
+                   help="also replace host names, user names, IP addresses and home paths by "
+                        "tokens (the same value, the same token) in the bundle")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 

@@ -35,6 +35,7 @@ from snapcollect.collect.bpf_hook import BpfHook
 from snapcollect.collect.clock import Deadline, TickSchedule, now
 from snapcollect.collect.detail import collect_detail
 from snapcollect.collect.jobs import Jobs
+from snapcollect.collect.privacy import Privacy
 from snapcollect.collect.progress import Progress
 from snapcollect.collect.sampler import Sampler
 from snapcollect.collect.signals import StopFlag
@@ -80,9 +81,11 @@ def _size(n: int) -> str:
 class Run:
     """State of one collection."""
 
-    def __init__(self, args, dest: output.Destination, t0_wall: float, t0_mono: float, progress: Progress, stop: StopFlag):
+    def __init__(self, args, dest: output.Destination, t0_wall: float, t0_mono: float, progress: Progress,
+                 stop: StopFlag, privacy: Privacy):
         self.args = args
         self.dest = dest
+        self.privacy = privacy
         self.t0_wall = t0_wall
         self.t0_mono = t0_mono
         self.duration = float(args.duration)
@@ -164,6 +167,7 @@ class Run:
             "deadline_s": self.duration + SLACK_S,
             "uid": os.getuid(),
             "clock": {"wall": self.t0_wall, "monotonic": self.t0_mono},
+            "privacy": self.privacy.manifest(),
         }
 
     def _setup(self) -> HostLayout:
@@ -279,7 +283,7 @@ class Run:
         self._finish(layout)
 
     def execute(self) -> int:
-        self.writer = self.dest.open_writer(self._manifest())
+        self.writer = self.dest.open_writer(self._manifest(), scrub=self.privacy.scrub)
 
         stopped_by, stop_reason, code, message = "deadline", None, 0, None
         try:
@@ -361,10 +365,11 @@ def run_collection(args) -> int:
     if getattr(args, "print_bpf", False):
         return _print_bpf(args)
     t0_wall, t0_mono = _clock_pair()
-    dest = output.resolve(args.output, host.hostname(), t0_wall)
+    privacy = Privacy.for_args(args)
+    dest = output.resolve(args.output, privacy.host_label(host.hostname()), t0_wall)
     progress = Progress.for_args(args.quiet)
     stop = StopFlag().install()
-    run = Run(args, dest, t0_wall, t0_mono, progress, stop)
+    run = Run(args, dest, t0_wall, t0_mono, progress, stop, privacy)
     try:
         # Threads still blocked in a /proc read or in bcc when this returns
         # are daemon threads: they do not hold up the exit.
