@@ -7,6 +7,7 @@ import json
 import sys
 
 from snapcollect import __version__
+from snapcollect.collect.signals import StopFlag
 from snapcollect.errors import SnapcollectError
 
 SUBCOMMANDS = ("collect", "show", "report", "doctor", "rules")
@@ -115,12 +116,28 @@ def cmd_show(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First: SIGINT/SIGTERM/SIGHUP are recorded, not raised, so that one
+    # during start-up ends in one line, never a traceback (collect/signals.py).
+    stop = StopFlag().install()
+    try:
+        return _main(argv, stop)
+    finally:
+        stop.restore()
+
+
+def _main(argv: list[str] | None, stop: StopFlag) -> int:
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if args.command != "collect":
+        # Rendering and the rest keep Ctrl-C as KeyboardInterrupt (below).
+        stop.restore()
+    if stop.stopped:
+        print(f"snapcollect: stopped by {stop.name} while starting; nothing done", file=sys.stderr)
+        return stop.exit_code
     try:
         if args.command == "collect":
             from snapcollect.collect.runner import run_collection
-            return run_collection(args)
+            return run_collection(args, stop)
         if args.command == "show":
             return cmd_show(args)
         if args.command == "report":
