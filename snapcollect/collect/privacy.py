@@ -4,9 +4,12 @@ By default password-like arguments are masked (mask_secrets.py);
 ``--keep-secrets`` keeps them. ``--redact`` also turns host names, user
 names, IP addresses and home paths into tokens (redact.py). Both apply to
 every text the bundle writer stores, manifest included, through one
-function handed to the writer; in the kernel's own tables (proc/*, sys/*)
-only paths and addresses are replaced, since their words may equal a
-host name (a host called ``vm`` and zoneinfo's ``vm stats threshold``). The names to hide come from the host:
+function handed to the writer. Kernel tables and the per-tick process
+lines hold no command line and are not scanned for secrets. In the
+kernel's own tables (proc/*, sys/*) --redact replaces only paths and
+addresses, since their words may equal a host name (a host called ``vm``
+and zoneinfo's ``vm stats threshold``). The names to hide come from the
+host:
 
 - host names: gethostname(2), uname(2)'s node name, /etc/hostname and the
   names on /etc/hosts lines that list one of those (the FQDN is usually
@@ -80,6 +83,12 @@ def users_and_homes() -> tuple[list[str], list[str]]:
     return sorted(users), sorted(homes)
 
 
+# The per-tick process lines: stat and status fields, no command line (the
+# only text is comm, 15 bytes). With 10,000 processes they are 3 MB a tick:
+# not scanning them for arguments keeps masking off the per-tick cost.
+PROCESS_LINES = "series/procs"
+
+
 def is_kernel_table(artifact: str) -> bool:
     """A /proc or /sys table of the kernel (not procs/PID/..., which quote users' text)."""
     if artifact.startswith("series/"):
@@ -110,10 +119,11 @@ class Privacy:
         return self._scrub
 
     def _scrub(self, text: str, artifact: str = "") -> str:
-        if not self.keep_secrets:
+        kernel = is_kernel_table(artifact)
+        if not self.keep_secrets and not kernel and artifact != PROCESS_LINES:
             text = mask_secrets(text)
         if self.redactor is not None:
-            text = self.redactor(text, PATHS_AND_ADDRESSES if is_kernel_table(artifact) else None)
+            text = self.redactor(text, PATHS_AND_ADDRESSES if kernel else None)
         return text
 
     def host_label(self, host: str) -> str:

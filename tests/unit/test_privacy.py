@@ -200,3 +200,12 @@ def test_redact_leaves_no_original_in_the_archive(tmp_path, monkeypatch):
     # The kernel table kept its words; the tick's texts were filtered too.
     assert b.data("proc/zoneinfo@start") == b"  vm stats threshold: 4\n"
     assert privacy.redactor.token("user", "alice").encode() in raw
+
+
+def test_kernel_tables_and_process_lines_are_not_scanned_for_secrets():
+    scrub = Privacy.for_args(_Args()).scrub
+    line = "42 (-pS3cret) S 1 42 42 0 -1\t0\t0\n"
+    assert scrub(line, "series/procs") == line
+    assert scrub("x -pS3cret", "proc/meminfo@start") == "x -pS3cret"
+    assert scrub("x -pS3cret", "procs/42/cmdline") == "x -p***"
+    assert scrub("x -pS3cret", "kmsg") == "x -p***"
