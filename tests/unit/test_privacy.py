@@ -209,3 +209,17 @@ def test_kernel_tables_and_process_lines_are_not_scanned_for_secrets():
     assert scrub("x -pS3cret", "proc/meminfo@start") == "x -pS3cret"
     assert scrub("x -pS3cret", "procs/42/cmdline") == "x -p***"
     assert scrub("x -pS3cret", "kmsg") == "x -p***"
+
+
+def test_show_says_what_was_done(tmp_path, monkeypatch):
+    from snapcollect.bundle.show import format_show
+    import snapcollect.collect.privacy as privacy_mod
+
+    path = _write(str(tmp_path / "a.tar.zst"), Privacy.for_args(_Args()))
+    assert "privacy:   secrets masked; not redacted" in format_show(open_bundle(path))
+    monkeypatch.setattr(privacy_mod, "host_names", lambda: ["web1"])
+    monkeypatch.setattr(privacy_mod, "users_and_homes", lambda: ([], []))
+    args = _Args()
+    args.redact = True
+    path = _write(str(tmp_path / "b.tar.zst"), Privacy.for_args(args))
+    assert "secrets masked; host, user names, addresses and home paths redacted" in format_show(open_bundle(path))
