@@ -115,10 +115,15 @@ def cmd_show(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> int:
     # First: SIGINT/SIGTERM/SIGHUP are recorded, not raised, so that one
     # during start-up ends in one line, never a traceback (collect/signals.py).
-    stop = StopFlag().install()
+    # ``stop``: already installed by ``python -m snapcollect``.
+    try:
+        stop = (stop or StopFlag()).install()
+    except KeyboardInterrupt:
+        print("snapcollect: stopped by SIGINT while starting; nothing done", file=sys.stderr)
+        return 130
     try:
         return _main(argv, stop)
     finally:

@@ -8,7 +8,8 @@ second one also skips the remaining expensive phases (process detail).
 SIGHUP (the on-call's SSH session dropped) is handled like SIGTERM: the
 bundle is finished, not lost.
 
-The flag is installed on the first line of the command line's ``main``,
+The flag is installed first thing by ``python -m snapcollect`` (before
+the command line is even imported) and on the first line of ``main``,
 before the collector's heavy imports, so a signal during start-up is
 recorded too: before the bundle is created it ends the run with one line
 and no bundle, after that with an incomplete bundle; never a traceback.
@@ -76,10 +77,11 @@ class StopFlag:
     def install(self) -> "StopFlag":
         if self.installed:
             return self
+        # The handlers first: until they are in, a SIGINT is a KeyboardInterrupt.
+        for sig in EXIT_CODES:
+            self._old.setdefault(sig, signal.signal(sig, self._handler))
         self.wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._old_wakeup = signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
-        for sig in EXIT_CODES:
-            self._old[sig] = signal.signal(sig, self._handler)
         # Pending ones (blocked by a parent) arrive now, to the handler above.
         self._old_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, list(EXIT_CODES))
         return self
@@ -97,14 +99,14 @@ class StopFlag:
             pass
 
     def restore(self) -> None:
-        if not self.installed:
-            return
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
         if self._old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
             self._old_mask = None
+        if not self.installed:
+            return
         signal.set_wakeup_fd(self._old_wakeup)
         for fd in (self.wakeup_r, self._wakeup_w):
             if fd >= 0:

@@ -92,6 +92,35 @@ def test_a_signal_during_start_up_never_gives_a_traceback(tmp_path, sig, code):
 
 
 @needs_root
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_right_after_the_entry_point_is_imported(tmp_path, sig, code):
+    # No launcher: python -X importtime says on stderr when snapcollect.cli
+    # has been imported; the signal follows at once, while main() parses
+    # the arguments and imports the collector (before the collector's own
+    # set-up, which the test above reaches).
+    for i, delay_ms in enumerate([0, 0, 1, 2, 3, 5, 8, 12, 20, 30]):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "snapcollect", "collect", "-d", "1",
+                              "--no-bpf", "-q", "-o", str(d)], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        seen = []
+        for line in p.stderr:
+            seen.append(line)
+            if line.rstrip().endswith("| snapcollect.cli"):
+                break
+        time.sleep(delay_ms / 1000)
+        p.send_signal(sig)
+        out, rest = p.communicate(timeout=60)
+        err = "".join(ln for ln in seen + rest.splitlines(keepends=True) if not ln.startswith("import time:"))
+        where = f"{signal.Signals(sig).name} {delay_ms} ms after the import: rc={p.returncode} stderr={err!r}"
+        assert "Traceback" not in err, where
+        assert p.returncode == code, where
+        if not _bundles(d):
+            assert len(err.strip().splitlines()) == 1 and "stopped by" in err, where
+
+
+@needs_root
 def test_quiet_prints_nothing_on_stderr(tmp_path):
     # BPF on: bcc and clang are the usual sources of stray warnings.
     p = subprocess.run([*CLI, "collect", "-d", "1", "-q", "-o", str(tmp_path)], cwd=ROOT,
