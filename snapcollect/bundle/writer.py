@@ -139,7 +139,9 @@ class BundleWriter:
             raise ValueError(f"bundle name must end in {names.SUFFIX}: {path}")
         self.final_path = path
         self.partial_path = path + names.PARTIAL_SUFFIX
-        if os.path.exists(path):
+        # lexists: a dangling symlink planted at the final name counts too
+        # (the final link(2) would refuse it and leave the bundle .partial).
+        if os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, "refusing to overwrite", path)
         fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._fh = os.fdopen(fd, "wb", buffering=0)

@@ -443,3 +443,13 @@ def test_run_bounded_stops_starting_threads_when_too_many_are_stuck():
     never.set()
     time.sleep(0.1)
     assert run_bounded(jobs, [("y", lambda: 1)], time.monotonic() + 5) == {"y": 1}
+
+
+def test_a_dangling_symlink_at_a_generated_name_is_passed_over(tmp_path, monkeypatch):
+    drawn = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(output.secrets, "token_hex", lambda n: next(drawn))
+    link = tmp_path / output.bundle_name("h", 0.0, "aaaaaaaa")
+    os.symlink(str(tmp_path / "nowhere"), link)
+    path = output.resolve(str(tmp_path), "h", 0.0).open_writer({"host": "h"}).close(complete=True)
+    assert path == str(tmp_path / output.bundle_name("h", 0.0, "bbbbbbbb"))
+    assert os.path.islink(link) and not (tmp_path / "nowhere").exists()
