@@ -60,7 +60,9 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redact", action="store_true",
                    help="also replace host names, user names, IP addresses and home paths by "
                         "tokens (the same value, the same token) in the bundle")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr, no library or bcc warnings; only a one-line "
+                        "message on a stop or an error")
 
 
 def build_parser() -> argparse.ArgumentParser:
