@@ -19,8 +19,9 @@ in the reserve. File systems without fallocate fall back to a statvfs
 check. Every public method takes one lock: the collector's main loop and
 the BPF session may write from different threads.
 
-Every text stored passes through one filter, ``scrub`` ((text, artifact
-name) -> text), when the collector gives one: artifact names, blobs, tick texts, stream
+Every text stored passes through one filter, ``scrub`` (called with the
+text and the artifact's name; its ``applies(name)`` says whether a blob
+needs decoding at all), when the collector gives one: artifact names, blobs, tick texts, stream
 record values, reasons and the manifest. That is where secrets are masked
 and ``--redact`` replaces names, so that no source can forget to. Bytes
 that are not UTF-8 cross it losslessly (surrogateescape). Sizes and
@@ -38,7 +39,7 @@ import os
 import tarfile
 import threading
 import time
-from typing import Callable
+from typing import Protocol
 
 import zstandard
 
@@ -54,6 +55,14 @@ RESERVE_BYTES = 256 * 1024
 _ALLOC_STEP = 256 * 1024
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+class TextFilter(Protocol):
+    """What the collector hands the writer to mask or redact every text."""
+
+    def applies(self, artifact: str) -> bool: ...
+
+    def __call__(self, text: str, artifact: str) -> str: ...
 
 
 class DiskFull(OSError):
@@ -134,7 +143,7 @@ class BundleWriter:
     """Write one bundle. Use as a context manager or call ``close``."""
 
     def __init__(self, path: str, manifest: dict, *, level: int = 3, reserve_bytes: int = RESERVE_BYTES,
-                 scrub: Callable[[str, str], str] | None = None):
+                 scrub: TextFilter | None = None):
         if not path.endswith(names.SUFFIX):
             raise ValueError(f"bundle name must end in {names.SUFFIX}: {path}")
         self.final_path = path
@@ -173,9 +182,12 @@ class BundleWriter:
         return self._scrub(text, artifact) if self._scrub is not None and isinstance(text, str) else text
 
     def _bytes(self, data: bytes, artifact: str) -> bytes:
-        if self._scrub is None:
+        # A 32 MB smaps is not decoded (copied) for a filter with nothing to do there.
+        if self._scrub is None or not self._scrub.applies(artifact):
             return data
-        return self._scrub(data.decode("utf-8", "surrogateescape"), artifact).encode("utf-8", "surrogateescape")
+        text = data.decode("utf-8", "surrogateescape")
+        out = self._scrub(text, artifact)
+        return data if out == text else out.encode("utf-8", "surrogateescape")
 
     def _value(self, value, artifact: str = ""):
         """Strings inside a JSON-like value; dict keys are field names and stay."""

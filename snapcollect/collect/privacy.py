@@ -30,7 +30,6 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from typing import Callable
 
 from snapcollect.collect.mask_secrets import mask_secrets
 from snapcollect.collect.redact import MIN_NAME, PATHS_AND_ADDRESSES, Redactor
@@ -88,12 +87,36 @@ def users_and_homes() -> tuple[list[str], list[str]]:
 # not scanning them for arguments keeps masking off the per-tick cost.
 PROCESS_LINES = "series/procs"
 
+# Tables the kernel formats for one process: mapped file paths and comm are
+# their only text, never an argument; smaps can be 32 MB, not worth a scan.
+_PROCESS_TABLES = ("/smaps", "/smaps_rollup", "/status")
+
 
 def is_kernel_table(artifact: str) -> bool:
     """A /proc or /sys table of the kernel (not procs/PID/..., which quote users' text)."""
     if artifact.startswith("series/"):
         artifact = artifact[len("series/"):]
     return artifact.startswith(("proc/", "sys/"))
+
+
+def _is_process_table(artifact: str) -> bool:
+    return artifact.startswith("procs/") and artifact.endswith(_PROCESS_TABLES)
+
+
+def may_hold_arguments(artifact: str) -> bool:
+    """Whether command lines can appear in the artifact (or "" for the manifest)."""
+    return not (is_kernel_table(artifact) or _is_process_table(artifact) or artifact == PROCESS_LINES)
+
+
+def redaction_kinds(artifact: str) -> tuple[str, ...] | None:
+    """What --redact looks for in the artifact; None: everything."""
+    if is_kernel_table(artifact):
+        return PATHS_AND_ADDRESSES
+    if _is_process_table(artifact):
+        # Paths name users too (/var/lib/alice); smaps' two-letter flag
+        # words (rd wr mr) may equal a short host name.
+        return PATHS_AND_ADDRESSES + ("user",)
+    return None
 
 
 @dataclass
@@ -112,18 +135,21 @@ class Privacy:
         return cls(keep_secrets=bool(getattr(args, "keep_secrets", False)), redactor=redactor)
 
     @property
-    def scrub(self) -> Callable[[str, str], str] | None:
-        """(text, artifact name) -> text, or None when nothing is to change."""
+    def scrub(self) -> "Privacy | None":
+        """The writer's text filter (``applies``, then call), or None when nothing is to change."""
         if self.keep_secrets and self.redactor is None:
             return None
-        return self._scrub
+        return self
 
-    def _scrub(self, text: str, artifact: str = "") -> str:
-        kernel = is_kernel_table(artifact)
-        if not self.keep_secrets and not kernel and artifact != PROCESS_LINES:
+    def applies(self, artifact: str) -> bool:
+        """False when the filter would return every text of ``artifact`` as it is."""
+        return self.redactor is not None or may_hold_arguments(artifact)
+
+    def __call__(self, text: str, artifact: str = "") -> str:
+        if not self.keep_secrets and may_hold_arguments(artifact):
             text = mask_secrets(text)
         if self.redactor is not None:
-            text = self.redactor(text, PATHS_AND_ADDRESSES if kernel else None)
+            text = self.redactor(text, redaction_kinds(artifact))
         return text
 
     def host_label(self, host: str) -> str:

@@ -76,20 +76,23 @@ class Redactor:
         self._patterns: dict[tuple[str, ...], re.Pattern] = {}
         self._cache: dict[tuple[str, str], str] = {}
 
-    def _kinds(self, text: str) -> tuple[str, ...]:
+    def _kinds(self, text: str, only: tuple[str, ...] | None) -> tuple[str, ...]:
         """The kinds that may occur in ``text``: substring tests are cheap, the regex is not."""
+        def wanted(kind: str) -> bool:
+            return only is None or kind in only
+
         kinds = []
-        if "/home/" in text or any(h in text for h in self._homes):
+        if wanted("home") and ("/home/" in text or any(h in text for h in self._homes)):
             kinds.append("home")
-        if self._hosts:
+        if wanted("host") and self._hosts:
             low = text.lower()
             if any(h.lower() in low for h in self._hosts):
                 kinds.append("host")
-        if any(u in text for u in self._users):
+        if wanted("user") and any(u in text for u in self._users):
             kinds.append("user")
-        if _IPV4_HINT.search(text):
+        if wanted("ip4") and _IPV4_HINT.search(text):
             kinds.append("ip4")
-        if "::" in text or _IPV6_HINT.search(text):
+        if wanted("ip6") and ("::" in text or _IPV6_HINT.search(text)):
             kinds.append("ip6")
         return tuple(kinds)
 
@@ -155,9 +158,7 @@ class Redactor:
         """``text`` with tokens; ``only``: the kinds to look for (default: all)."""
         if not text:
             return text
-        kinds = self._kinds(text)
-        if only is not None:
-            kinds = tuple(k for k in kinds if k in only)
+        kinds = self._kinds(text, only)
         if not kinds:
             return text
         return self._pattern(kinds).sub(self._replace, text)

@@ -223,3 +223,22 @@ def test_show_says_what_was_done(tmp_path, monkeypatch):
     args.redact = True
     path = _write(str(tmp_path / "b.tar.zst"), Privacy.for_args(args))
     assert "secrets masked; host, user names, addresses and home paths redacted" in format_show(open_bundle(path))
+
+
+def test_process_tables_are_left_to_paths_and_users(monkeypatch):
+    import snapcollect.collect.privacy as privacy_mod
+
+    plain = Privacy.for_args(_Args())
+    # A smaps needs no decoding for masking alone: no command line in it.
+    assert not plain.applies("procs/42/smaps") and not plain.applies("series/procs")
+    assert plain.applies("procs/42/cmdline") and plain.applies("procs/42/pmap-x") and plain.applies("")
+    monkeypatch.setattr(privacy_mod, "host_names", lambda: ["rd"])
+    monkeypatch.setattr(privacy_mod, "users_and_homes", lambda: (["alice"], []))
+    args = _Args()
+    args.redact = True
+    red = Privacy.for_args(args)
+    assert red.applies("procs/42/smaps")
+    smaps = "7f00-7f01 r--p 00000000 08:01 9 /var/lib/alice/db\nVmFlags: rd wr mr mw me\n"
+    got = red(smaps, "procs/42/smaps")
+    assert "alice" not in got and got.endswith("VmFlags: rd wr mr mw me\n")
+    assert red("ssh rd", "procs/42/cmdline") == "ssh " + red.redactor.token("host", "rd")
