@@ -7,6 +7,7 @@ import json
 import sys
 
 from snapcollect import __version__
+from snapcollect.collect.signals import StopFlag
 from snapcollect.errors import SnapcollectError
 
 SUBCOMMANDS = ("collect", "show", "report", "doctor", "rules")
@@ -64,7 +65,14 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="do not trace brk/mmap (heap growth); syscall tracepoints slow every "
                         "syscall on the host a little")
     p.add_argument("--print-bpf", action="store_true", help="print the BPF programs and exit")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--keep-secrets", action="store_true",
+                   help="keep password-like arguments in command lines (default: masked as ***)")
+    p.add_argument("--redact", action="store_true",
+                   help="also replace host names, user names, IP addresses and home paths by "
+                        "tokens (the same value, the same token) in the bundle")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr, no library or bcc warnings; only a one-line "
+                        "message on a stop or an error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,13 +134,34 @@ def cmd_show(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> int:
+    # First: SIGINT/SIGTERM/SIGHUP are recorded, not raised, so that one
+    # during start-up ends in one line, never a traceback (collect/signals.py).
+    # ``stop``: already installed by ``python -m snapcollect``.
+    try:
+        stop = (stop or StopFlag()).install()
+    except KeyboardInterrupt:
+        print("snapcollect: stopped by SIGINT while starting; nothing done", file=sys.stderr)
+        return 130
+    try:
+        return _main(argv, stop)
+    finally:
+        stop.restore()
+
+
+def _main(argv: list[str] | None, stop: StopFlag) -> int:
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if args.command != "collect":
+        # Rendering and the rest keep Ctrl-C as KeyboardInterrupt (below).
+        stop.restore()
+    if stop.stopped:
+        print(f"snapcollect: stopped by {stop.name} while starting; nothing done", file=sys.stderr)
+        return stop.exit_code
     try:
         if args.command == "collect":
             from snapcollect.collect.runner import run_collection
-            return run_collection(args)
+            return run_collection(args, stop)
         if args.command == "show":
             return cmd_show(args)
         if args.command == "report":
