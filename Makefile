@@ -15,7 +15,7 @@ host:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[report,test]'
 	touch $@
 
 venv: $(VENV)/.installed

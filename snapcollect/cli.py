@@ -130,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     except SnapcollectError as exc:
         print(f"snapcollect: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        from snapcollect.dependencies import missing_module_line
+
+        line = missing_module_line(exc.name)
+        if line is None:
+            raise
+        print(f"snapcollect: {line}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("snapcollect: interrupted", file=sys.stderr)
         return 130

@@ -99,7 +99,7 @@ def write_markdown(report, output: str | None) -> None:
         sys.stdout.flush()
         return
     rel = chart_dir_for(output)
-    text, assets = render_markdown(report, quote(rel))
+    text, assets = render_markdown(report, quote(rel), charts_missing=charts_unavailable())
     if assets:
         folder = os.path.join(os.path.dirname(os.path.abspath(output)), rel)
         try:
@@ -110,6 +110,20 @@ def write_markdown(report, output: str | None) -> None:
             name = os.path.basename(asset.path)
             _write_atomic(os.path.join(folder, name), picture_svg(asset.block).encode("utf-8"))
     _write_atomic(output, text.encode("utf-8"))
+
+
+def charts_unavailable() -> str | None:
+    """Why charts cannot be drawn on this Python, or None when they can.
+
+    Markdown and JSON are in the core install; matplotlib is in the
+    ``report`` extra, so a host with the core only gets a report without
+    charts rather than no report.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed (pip install 'snapcollect[report]')"
+    return None
 
 
 def picture_svg(block) -> str:
