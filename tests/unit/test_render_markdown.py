@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from render_sample import sample_report
 
 from snapcollect.report.markdown import render_markdown
@@ -120,6 +121,7 @@ def test_quiet_report_without_findings():
     assert "**Complete:** yes" in text
 
 
+@pytest.mark.report_extra
 def test_written_to_file_with_svgs(tmp_path):
     out = tmp_path / "incident.md"
     render_to(sample_report(), "md", str(out))
@@ -134,6 +136,7 @@ def test_written_to_file_with_svgs(tmp_path):
     assert "14:02:10" in (charts / "psi.svg").read_text()   # time axis in UTC
 
 
+@pytest.mark.report_extra
 def test_gfm_parser_sees_the_tables_and_cells_as_text():
     from markdown_it import MarkdownIt
 
