@@ -84,6 +84,10 @@ class Dataset:
     clk_tck: int = 100
     # ticks the bundle holds (some series may have fewer samples)
     ticks: int = 0
+    # The collector and the commands it ran (manifest ``collector_pids``):
+    # left out of ``procs``, ``top`` and the per-process BPF tables, so no
+    # ranking or finding names them; their cost is the manifest's.
+    collector_pids: frozenset[int] = frozenset()
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -261,6 +265,25 @@ def _bpf(ld: _Loader, kmsg: list[KmsgLine]) -> BpfData:
         return BpfData(available={n: ("error", str(exc)) for n in names})
 
 
+def _collector_pids(manifest: dict) -> frozenset[int]:
+    raw = manifest.get("collector_pids")
+    if not isinstance(raw, list):
+        return frozenset()
+    return frozenset(p for p in raw if isinstance(p, int) and not isinstance(p, bool) and p > 0)
+
+
+def _without(pids: frozenset[int], ds: Dataset) -> None:
+    """Drop the collector's own processes from every per-process input."""
+    if not pids:
+        return
+    ds.procs = [Point(p.k, p.t, {pid: s for pid, s in p.value.items() if pid not in pids})
+                for p in ds.procs]
+    ds.top = [d for d in ds.top if d.pid not in pids]
+    ds.bpf.majfaults_by_proc = {k: v for k, v in ds.bpf.majfaults_by_proc.items() if k[0] not in pids}
+    ds.bpf.heap_growth = [e for e in ds.bpf.heap_growth
+                          if not (isinstance(e, dict) and e.get("pid") in pids)]
+
+
 def load_dataset(bundle) -> Dataset:
     """Parse every artifact of an opened bundle (``bundle.reader.Bundle``)."""
     ld = _Loader(bundle)
@@ -300,5 +323,7 @@ def load_dataset(bundle) -> Dataset:
             ld.missing["kmsg"] = ("error", f"could not parse: {exc}")
     ds.top = _top(ld)
     ds.bpf = _bpf(ld, ds.kmsg)
+    ds.collector_pids = _collector_pids(m)
+    _without(ds.collector_pids, ds)
     ds.missing = ld.missing
     return ds

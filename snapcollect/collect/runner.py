@@ -30,7 +30,7 @@ import traceback
 from snapcollect import __version__
 from snapcollect.bundle import names
 from snapcollect.bundle.writer import BundleWriter, DiskFull
-from snapcollect.collect import output
+from snapcollect.collect import output, own_processes
 from snapcollect.collect.bpf_hook import BpfHook
 from snapcollect.collect.clock import Deadline, TickSchedule, now
 from snapcollect.collect.detail import collect_detail
@@ -164,6 +164,8 @@ class Run:
             "deadline_s": self.duration + SLACK_S,
             "uid": os.getuid(),
             "clock": {"wall": self.t0_wall, "monotonic": self.t0_mono},
+            # Completed at the close with the commands it ran (own_processes).
+            "collector_pids": own_processes.pids(),
         }
 
     def _setup(self) -> HostLayout:
@@ -327,6 +329,7 @@ class Run:
             "window": self.window,
             "phases": self.phases,
             "wall_s": round(now() - self.t0_mono, 3),
+            "collector_pids": own_processes.pids(),
             **cost,
         }
         if self.kmsg is not None:

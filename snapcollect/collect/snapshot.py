@@ -2,12 +2,15 @@
 
 One phase reads, in priority order (a deadline cuts what matters least),
 every file in a worker thread with a timeout (jobs.run_bounded):
-/proc/meminfo, vmstat and swaps, then the classic commands run together
-(``free -w`` first, right after meminfo, so the two can be cross-checked),
-the remaining /proc files, /proc/sys/vm, transparent hugepage settings,
-per-node NUMA files and memory cgroups. Each artifact is written to the
-bundle as soon as it is read. What a deadline or a second Ctrl-C cuts off
-is recorded with its reason, never silently dropped.
+/proc/meminfo, vmstat and swaps, the remaining /proc files, /proc/sys/vm,
+transparent hugepage settings, per-node NUMA files, then the memory
+cgroups, and the classic commands last. The kernel files cost microseconds
+and are the baseline every finding compares with; a command costs an
+exec, and on a cold page cache loading free, vmstat or numastat from disk
+can take longer than the whole phase may: run first, they once ate the
+start snapshot's time and the cgroup baseline was lost. Each artifact is
+written to the bundle as soon as it is read. What a deadline or a second
+Ctrl-C cuts off is recorded with its reason, never silently dropped.
 """
 
 from __future__ import annotations
@@ -110,11 +113,6 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
         return cut_off(why)
     bounded([(src, partial(procfs.read_file, src)) for src in FIRST_FILES])
 
-    cmds = [Command(src, argv) for src, argv in COMMANDS.items()]
-    run_commands(cmds, deadline.sooner(3.0).at)
-    for c in cmds:
-        put(c.name, c.outcome)
-
     if (why := out_of_time()):
         return cut_off(why)
     items: list[tuple[str, Callable]] = [(src, partial(procfs.read_file, src))
@@ -147,5 +145,12 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
             if phase == names.START:
                 layout.cgroups_chosen = [c for c in chosen if c != "/"]
             put(name, got)
+
+    if (why := out_of_time()):
+        return cut_off(why)
+    cmds = [Command(src, argv) for src, argv in COMMANDS.items()]
+    run_commands(cmds, deadline.sooner(3.0).at)
+    for c in cmds:
+        put(c.name, c.outcome)
     return not any(a.get("status") == "timeout" for a in writer.artifacts()
                    if a["name"].endswith("@" + phase))

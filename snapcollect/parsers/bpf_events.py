@@ -52,7 +52,9 @@ MATCH_WINDOW_S = 30.0
 
 _CAST = re.compile(r"\(\s*(?:__force\s+)?(?:unsigned\s+long\s+long|unsigned\s+long|unsigned\s+int|"
                    r"unsigned|long\s+long|long|int|gfp_t|u32|u64|__u32|__u64)\s*\)")
-_SUFFIX = re.compile(r"\b(0[xX][0-9a-fA-F]+|\d+)(?:ULL|UL|LL|U|L)\b")
+# C integer suffixes in any case and order: 6.1's formats spell gfp
+# constants ``0x400u``, 6.18's ``(1UL) << n``.
+_SUFFIX = re.compile(r"\b(0[xX][0-9a-fA-F]+|\d+)(?:[uU](?:ll|LL|[lL])?|(?:ll|LL|[lL])[uU]?)\b")
 _MASK64 = (1 << 64) - 1
 
 
@@ -369,45 +371,78 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     (status, reason) (``Bundle.status``), ``files``: name -> bytes
     (``Bundle.data``) for the ``bpf/`` artifacts. With ``kmsg``, OOM kills
     are completed from the kernel log (``merge_oom_kills``).
+
+    Each artifact is parsed on its own: one that does not parse is marked
+    ``error`` in ``available`` with the reason, and the others still load
+    (a print fmt this parser cannot read costs the flag names, not the
+    events).
     """
     clock = manifest.get("clock")
     data = BpfData(available=_availability(status, manifest))
-    formats = _json(files.get(FORMATS), FORMATS) or {}
-    gfp: list[tuple[int, str]] = []
-    for tp in GFP_TRACEPOINTS:
-        if formats.get(tp):
-            gfp = flag_table(formats[tp])
-            if gfp:
-                break
-    status_names = symbolic_table(formats[COMPACTION_END], "status") if formats.get(COMPACTION_END) else {}
 
-    data.oom_kills = sorted((oom_kill_from_record(r, clock) for r in streams.get("bpf/oom_kill", [])),
-                            key=lambda k: k.t)
-    data.reclaim = sorted((reclaim_from_record(r, gfp, clock) for r in streams.get("bpf/reclaim", [])),
-                          key=lambda s: s.t)
-    data.kswapd_wakes = sorted((_t(r, clock), int(_req(r, "nid", "bpf/kswapd_wake")),
-                                int(_req(r, "order", "bpf/kswapd_wake")))
-                               for r in streams.get("bpf/kswapd_wake", []))
-    data.compaction = sorted((compaction_from_record(r, status_names, clock)
-                              for r in streams.get("bpf/compaction", [])), key=lambda s: s.t)
+    def part(name: str, parse, default):
+        try:
+            return parse()
+        except (ParseError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            why = str(exc) if isinstance(exc, ParseError) else f"unexpected content ({exc!r:.80})"
+            data.available[name] = ("error", f"could not parse: {why}")
+            return default
+
+    formats = part(FORMATS, lambda: _json(files.get(FORMATS), FORMATS) or {}, {})
+    if not isinstance(formats, dict):
+        data.available[FORMATS] = ("error", "could not parse: not a JSON object")
+        formats = {}
+
+    def gfp_table() -> list[tuple[int, str]]:
+        for tp in GFP_TRACEPOINTS:
+            if formats.get(tp):
+                table = flag_table(formats[tp])
+                if table:
+                    return table
+        return []
+
+    # Without the tables, flags print in hex and statuses as numbers.
+    gfp = part(FORMATS, gfp_table, [])
+    status_names = part(FORMATS, lambda: symbolic_table(formats[COMPACTION_END], "status")
+                        if formats.get(COMPACTION_END) else {}, {})
+
+    data.oom_kills = part("bpf/oom_kill", lambda: sorted(
+        (oom_kill_from_record(r, clock) for r in streams.get("bpf/oom_kill", [])), key=lambda k: k.t), [])
+    data.reclaim = part("bpf/reclaim", lambda: sorted(
+        (reclaim_from_record(r, gfp, clock) for r in streams.get("bpf/reclaim", [])), key=lambda s: s.t), [])
+    data.kswapd_wakes = part("bpf/kswapd_wake", lambda: sorted(
+        (_t(r, clock), int(_req(r, "nid", "bpf/kswapd_wake")), int(_req(r, "order", "bpf/kswapd_wake")))
+        for r in streams.get("bpf/kswapd_wake", [])), [])
+    data.compaction = part("bpf/compaction", lambda: sorted(
+        (compaction_from_record(r, status_names, clock) for r in streams.get("bpf/compaction", [])),
+        key=lambda s: s.t), [])
 
     folded = files.get("bpf/fault_stacks.folded")
     if folded is not None:
-        data.fault_stacks = parse_folded(folded.decode("utf-8", "replace"))
-    meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}
-    data.fault_sample_period = int(meta.get("sample_period") or 1)
-    # Bundles written before the perf-event sampler name no source.
-    data.fault_source = str(meta.get("source") or "")
-    data.fault_sampling_error = str(meta.get("sampling_error") or "")
-    data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
+        data.fault_stacks = part("bpf/fault_stacks.folded",
+                                 lambda: parse_folded(folded.decode("utf-8", "replace")), [])
 
-    maj = _json(files.get("bpf/majfault_by_proc"), "bpf/majfault_by_proc") or {}
-    for row in maj.get("processes", []):
-        key = (int(row["pid"]), str(row["comm"]))
-        data.majfaults_by_proc[key] = data.majfaults_by_proc.get(key, 0) + int(row["majfaults"])
+    def fault_side() -> None:
+        meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}
+        data.fault_sample_period = int(meta.get("sample_period") or 1)
+        # Bundles written before the perf-event sampler name no source.
+        data.fault_source = str(meta.get("source") or "")
+        data.fault_sampling_error = str(meta.get("sampling_error") or "")
+        data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
 
-    heap = _json(files.get("bpf/heap_growth"), "bpf/heap_growth") or {}
-    data.heap_growth = list(heap.get("entries", []))
+    part("bpf/fault_stacks.json", fault_side, None)
+
+    def majfaults() -> dict[tuple[int, str], int]:
+        out: dict[tuple[int, str], int] = {}
+        maj = _json(files.get("bpf/majfault_by_proc"), "bpf/majfault_by_proc") or {}
+        for row in maj.get("processes", []):
+            key = (int(row["pid"]), str(row["comm"]))
+            out[key] = out.get(key, 0) + int(row["majfaults"])
+        return out
+
+    data.majfaults_by_proc = part("bpf/majfault_by_proc", majfaults, {})
+    data.heap_growth = part("bpf/heap_growth", lambda: list(
+        (_json(files.get("bpf/heap_growth"), "bpf/heap_growth") or {}).get("entries", [])), [])
 
     if kmsg:
         data.oom_kills = merge_oom_kills(data.oom_kills, kmsg)

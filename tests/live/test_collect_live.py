@@ -191,6 +191,27 @@ def test_three_second_run_procs_series_format(three_second_run):
         assert set(r) == {"seq", "ts_us", "prio", "facility", "text", "before_window"}
 
 
+def test_collector_and_its_commands_are_not_processes_of_the_incident(three_second_run):
+    """The manifest names the collector's pids; analysis leaves them out of every ranking."""
+    from snapcollect.analysis.dataset import load_dataset
+    from snapcollect.analysis.processes import process_memory
+
+    proc, _hog = three_second_run
+    b = open_bundle(bundle_path(proc.stdout))
+    pids = b.manifest["collector_pids"]
+    # The collector itself, then free, vmstat, swapon, numastat (x2) at each
+    # snapshot and pmap for each top process.
+    assert len(pids) >= 1 + 2 * 5 + 1 and len(set(pids)) == len(pids)
+    me = pids[0]
+    raw = [ln for s in b.series("procs") for ln in s.text.splitlines() if ln.startswith(f"{me} (")]
+    assert raw, "the process pass saw the collector itself"
+    ds = load_dataset(b)
+    assert ds.collector_pids == frozenset(pids)
+    assert all(me not in p.value for p in ds.procs)
+    assert me not in [d.pid for d in ds.top]
+    assert me not in [p.pid for p in process_memory(ds.procs, None)]
+
+
 def _free_columns(free_text: str) -> dict[str, int]:
     lines = free_text.splitlines()
     head = lines[0].split()

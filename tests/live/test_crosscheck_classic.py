@@ -7,8 +7,9 @@ thing a command changes by running is its own memory: vmstat's pages sit
 on the inactive LRU while it runs, so "active/inactive memory" may
 differ by up to 1 MiB. numastat allocates as it runs, so its counters lie
 between the node file read before and the one read after.
-A real collection is checked too: its ``free -w`` runs right after its
-/proc/meminfo read, so those agree within 64 MiB (and MemTotal exactly).
+A real collection is checked too: its ``free -w`` runs at the end of the
+same snapshot as its /proc/meminfo read (the kernel files first, the
+commands last), so those agree within 64 MiB (and MemTotal exactly).
 """
 
 from __future__ import annotations

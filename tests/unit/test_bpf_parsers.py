@@ -148,13 +148,46 @@ def test_unavailable_artifacts_carry_the_remedy():
     assert data.available["bpf/reclaim"] == ("missing", "not running as root")
 
 
-def test_broken_json_artifacts_are_parse_errors():
+def test_a_broken_artifact_costs_only_itself():
+    """One artifact that does not parse is marked error; the other BPF artifacts still load."""
     streams, status, m, files = inputs()
-    files = dict(files, **{"bpf/heap_growth": b"{not json"})
-    with pytest.raises(ParseError, match="bpf/heap_growth"):
-        load_bpf_data(streams, status, m, files)
-    with pytest.raises(ParseError, match="latency_ns"):
-        load_bpf_data({"bpf/reclaim": [{"t": 1.0, "pid": 1}]}, status, m, {})
+    whole = load_bpf_data(streams, status, m, files)
+    broken = load_bpf_data(streams, status, m, dict(files, **{"bpf/heap_growth": b"{not json"}))
+    assert broken.available["bpf/heap_growth"][0] == "error"
+    assert "bpf/heap_growth" in broken.available["bpf/heap_growth"][1]
+    assert broken.heap_growth == [] and whole.heap_growth
+    assert broken.reclaim == whole.reclaim and broken.oom_kills == whole.oom_kills
+    bad = load_bpf_data(dict(streams, **{"bpf/reclaim": [{"t": 1.0, "pid": 1}]}), status, m, files)
+    assert bad.available["bpf/reclaim"][0] == "error" and "latency_ns" in bad.available["bpf/reclaim"][1]
+    assert bad.reclaim == [] and bad.oom_kills == whole.oom_kills
+
+
+# The gfp part of 6.1's print fmt (Debian 6.1.0 vmscan:mm_vmscan_memcg_reclaim_begin):
+# constants carry a lowercase 'u' suffix.
+FMT_61 = ('print fmt: "order=%d gfp_flags=%s", REC->order, (REC->gfp_flags) ? '
+          '__print_flags(REC->gfp_flags, "|", '
+          '{(unsigned long)(((gfp_t)(0x400u|0x800u)) | ((gfp_t)0x40u) | ((gfp_t)0x80u)), "GFP_KERNEL"}, '
+          '{(unsigned long)((gfp_t)0x100000u), "__GFP_HARDWALL"}, '
+          '{(unsigned long)((gfp_t)0x40000ull), "__GFP_COMP"}) : "none"')
+
+
+def test_lowercase_integer_suffixes_of_6_1_formats():
+    table = flag_table(FMT_61)
+    assert table == [(0xcc0, "GFP_KERNEL"), (0x100000, "__GFP_HARDWALL"), (0x40000, "__GFP_COMP")]
+    assert decode_flags(0x140cc0, table) == "GFP_KERNEL|__GFP_HARDWALL|__GFP_COMP"
+
+
+def test_an_unreadable_print_fmt_keeps_the_events():
+    """A flag table this parser cannot read leaves flags in hex; the stalls are all there."""
+    streams, status, m, files = inputs()
+    fmts = json.loads(files["bpf/tracepoint_formats"])
+    fmts = {k: v.replace("__print_flags(REC->gfp_flags, \"|\", {", "__print_flags(REC->gfp_flags, \"|\", {sizeof(x) ")
+            for k, v in fmts.items()}
+    data = load_bpf_data(streams, status, m, dict(files, **{"bpf/tracepoint_formats": json.dumps(fmts).encode()}))
+    whole = load_bpf_data(streams, status, m, files)
+    assert data.available["bpf/tracepoint_formats"][0] == "error"
+    assert len(data.reclaim) == len(whole.reclaim) > 0
+    assert all(s.gfp_flags.startswith("0x") or s.gfp_flags == "none" for s in data.reclaim)
 
 
 def test_records_without_wall_time_use_the_clock():

@@ -405,3 +405,43 @@ def test_run_bounded_stops_starting_threads_when_too_many_are_stuck():
     never.set()
     time.sleep(0.1)
     assert run_bounded(jobs, [("y", lambda: 1)], time.monotonic() + 5) == {"y": 1}
+
+
+def test_slow_commands_cost_only_themselves_not_the_cgroup_baseline(tmp_path, monkeypatch):
+    """On a cold page cache the commands load slowly: the kernel files and cgroups come first."""
+    from snapcollect.collect import snapshot
+    from snapcollect.collect.signals import StopFlag
+    from snapcollect.collect.sources import Outcome
+
+    cg = tmp_path / "cg"
+    (cg / "app").mkdir(parents=True)
+    for d in (cg, cg / "app"):
+        (d / "memory.current").write_text("4096\n")
+        (d / "memory.max").write_text("max\n")
+    order = []
+
+    def slow_commands(cmds, deadline_mono):
+        order.append("commands")
+        time.sleep(max(0.0, deadline_mono - time.monotonic()))   # every command outlives the phase
+        for c in cmds:
+            c.outcome = Outcome("timeout", b"", "did not finish before the deadline")
+
+    real_collect = snapshot.cgroups.collect
+
+    def collect(*a, **kw):
+        order.append("cgroups")
+        return real_collect(*a, **kw)
+
+    monkeypatch.setattr(snapshot, "run_commands", slow_commands)
+    monkeypatch.setattr(snapshot.cgroups, "collect", collect)
+    path = str(tmp_path / f"b{names.SUFFIX}")
+    w = BundleWriter(path, {})
+    layout = snapshot.HostLayout(nodes=[], cgroup=(2, str(cg)))
+    snapshot.take_snapshot("start", w, layout, Jobs(), Deadline.after(1.5), StopFlag())
+    w.close(ended_at="t")
+    b = open_bundle(path)
+    assert order == ["cgroups", "commands"]
+    for name in ("proc/meminfo@start", "proc/zoneinfo@start", "proc/sys/vm@start", "cgroups/memory@start"):
+        assert b.status(name)[0] == "ok", name
+    assert b.status("cmd/free@start")[0] == "timeout"
+    assert layout.cgroups_chosen == ["/app"]

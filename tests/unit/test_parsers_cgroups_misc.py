@@ -70,3 +70,16 @@ def test_settings_dumps():
     assert selected_choice("60") == "60"
     with pytest.raises(ParseError):
         parse_name_values("swappiness 60\n")
+
+
+def test_kmsg_record_with_escaped_newlines_becomes_lines():
+    """6.1 sends the OOM "Memory cgroup stats" block as one record joined with \\x0a."""
+    rec = {"seq": 900, "ts_us": 5_000_000, "prio": 6,
+           "text": "Memory cgroup stats for /sc-oom:\\x0aanon 66060288\\x0afile 0\\x0akernel 1028096\\x0a"}
+    after = {"seq": 901, "ts_us": 5_000_100, "prio": 3, "text": "Memory cgroup out of memory: Killed process 42"}
+    lines = parse_kmsg([after, rec], None)
+    assert [l.text for l in lines] == ["Memory cgroup stats for /sc-oom:", "anon 66060288", "file 0",
+                                       "kernel 1028096", "Memory cgroup out of memory: Killed process 42"]
+    assert {l.seq for l in lines[:4]} == {900} and lines[4].seq == 901
+    # Other escapes stay escaped: they are shown as the kernel wrote them.
+    assert parse_kmsg([{"seq": 1, "ts_us": 1, "text": "tab\\x09here"}])[0].text == "tab\\x09here"

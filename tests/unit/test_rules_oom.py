@@ -1,5 +1,7 @@
 """OOM_KILL, MEMCG_OOM, MEMCG_AT_LIMIT on small hand-built Datasets."""
 
+import pytest
+
 from findings_helpers import T0, bpf, build, kmsg, memcg, oom_kill, ramp, run
 
 # The kernel's own lines for a memcg OOM kill (6.18, cgroup v1, limit 64 MiB).
@@ -120,3 +122,37 @@ def test_memcg_at_limit_group_new_at_end_has_no_baseline():
 def test_memcg_at_limit_missing_input():
     ds = build(drop=("cgroups",), missing={"cgroups/memory@start": ("denied", "not root")})
     assert run("MEMCG_AT_LIMIT", ds) == (None, "needs cgroups/memory@start (denied: not root)")
+
+
+def test_cgroup_v2_root_is_never_the_limited_or_reclaiming_group():
+    """v2's root memory.stat totals its children: its counters rise whenever any child's do."""
+    from snapcollect.parsers.records import MemCgroup
+    root = lambda scan, mx: MemCgroup("/", 2, None, None, stat={"pgscan_direct": scan},  # noqa: E731
+                                      events={"max": mx})
+    child = lambda scan, mx: MemCgroup("/sc", 2, 60 << 20, 64 << 20,  # noqa: E731
+                                       stat={"pgscan_direct": scan}, events={"max": mx})
+    ds = build(start={"memcgs": {"/": root(0, 0), "/sc": child(0, 0)}},
+               end={"memcgs": {"/": root(900, 40), "/sc": child(900, 40)}})
+    f, _ = run("MEMCG_AT_LIMIT", ds)
+    assert f.evidence.values["group"] == "/sc"
+    assert [g["path"] for g in f.evidence.values["groups"]] == ["/sc"]
+    f, _ = run("DIRECT_RECLAIM_STALLS", ds)
+    assert f.evidence.values["cgroup_pgscan_direct_rise"] == {"/sc": 900}
+    only_root = build(start={"memcgs": {"/": root(0, 0)}}, end={"memcgs": {"/": root(900, 40)}})
+    assert run("MEMCG_AT_LIMIT", only_root)[0] is None
+
+
+def test_cgroup_pressure_from_totals_not_frozen_averages():
+    """An OOM-killed group's avg10 reads 0.00 at the end; its total still moved."""
+    from snapcollect.analysis.findings.signals import cgroup_pressure
+    from snapcollect.parsers.psi import parse_psi
+    from snapcollect.parsers.records import MemCgroup
+    g = lambda some, full: MemCgroup("/sc", 2, 1, 64 << 20, pressure=parse_psi(  # noqa: E731
+        f"some avg10=0.00 avg60=0.00 avg300=0.00 total={some}\n"
+        f"full avg10=0.00 avg60=0.00 avg300=0.00 total={full}\n"))
+    ds = build(start={"memcgs": {"/sc": g(0, 0)}}, end={"memcgs": {"/sc": g(22_600, 20_000)}})
+    p = cgroup_pressure(ds)["/sc"]
+    window = ds.end.t - ds.start.t
+    assert p.some_us == 22_600 and p.full_us == 20_000
+    assert p.some_pct == pytest.approx(100 * 0.0226 / window)
+    assert p.full_pct == pytest.approx(100 * 0.020 / window)

@@ -57,13 +57,20 @@ def test_unusable_index_matches_kernel_definition():
 
 
 def _numa(miss_per_tick: int, hit_per_tick: int = 1000):
-    return lambda k: {0: {"numa_hit": 10**6 + hit_per_tick * k, "numa_miss": miss_per_tick * k},
-                      1: {"numa_hit": 10**6 + hit_per_tick * k, "numa_miss": 0}}
+    # Node 0 takes allocations meant for node 1: node 0's numa_miss and
+    # node 1's numa_foreign rise together (mm/vmstat.c zone_statistics).
+    return lambda k: {0: {"numa_hit": 10**6 + hit_per_tick * k, "numa_miss": miss_per_tick * k,
+                          "numa_foreign": 0},
+                      1: {"numa_hit": 10**6 + hit_per_tick * k, "numa_miss": 0,
+                          "numa_foreign": miss_per_tick * k}}
 
 
 def test_numa_misses():
     f, _ = run("NUMA_MISSES", build(numa=_numa(500)))
     assert f.severity == "WARN" and f.evidence.values["node"] == 0 and round(f.evidence.values["pct"]) == 33
+    # The direction: node 0 received memory that was meant for node 1.
+    assert f.title == "NUMA misses: 33% of node 0's allocations were meant for node 1"
+    assert "node 1 saw 15000 of its allocations go elsewhere (numa_foreign)" in f.explanation
     assert run("NUMA_MISSES", build(numa=_numa(150)))[0].severity == "INFO"
 
 

@@ -401,11 +401,19 @@ def cgroups(snap) -> dict:
     return {}
 
 
+# The root of a hierarchy is not a group that can be "at its limit" or
+# "the cgroup that reclaimed": it has no limit, and its memory.stat (v2)
+# or counters (v1 with use_hierarchy) are the totals of its children.
+ROOT = "/"
+
+
 def cgroup_event_rises(ds: Dataset, event: str, field: str = "events") -> list[tuple]:
-    """Cgroups whose ``event`` counter (in ``events`` or ``stat``) rose between the snapshots."""
+    """Non-root cgroups whose ``event`` counter (in ``events`` or ``stat``) rose between the snapshots."""
     a, b = cgroups(ds.start), cgroups(ds.end)
     out = []
     for path, g in b.items():
+        if path == ROOT:
+            continue
         prev = a.get(path)
         now, before = getattr(g, field), getattr(prev, field, None)
         # A group missing at the start has no baseline: its counter may be old.
@@ -415,4 +423,41 @@ def cgroup_event_rises(ds: Dataset, event: str, field: str = "events") -> list[t
         if rise > 0:
             out.append((g, rise))
     out.sort(key=lambda x: -x[1])
+    return out
+
+
+@dataclass(frozen=True)
+class CgroupPressure:
+    """A cgroup's memory.pressure over the window, from its ``total`` counters.
+
+    The avg10/60/300 of a group whose tasks were killed or went idle stop
+    moving, while ``total`` (microseconds stalled) still counts: the share
+    of the window comes from the totals, like host PSI (``psi_window_share``).
+    """
+
+    some_pct: float
+    full_pct: float | None
+    some_us: int
+    full_us: int | None
+    window_s: float
+
+
+def cgroup_pressure(ds: Dataset) -> dict[str, CgroupPressure]:
+    """Per cgroup path with memory.pressure at both snapshots: stall share of the window."""
+    a, b = cgroups(ds.start), cgroups(ds.end)
+    if ds.start.t is None or ds.end.t is None or ds.end.t <= ds.start.t:
+        return {}
+    window = ds.end.t - ds.start.t
+    out = {}
+    for path, g in b.items():
+        prev = a.get(path)
+        if g.pressure is None or prev is None or prev.pressure is None:
+            continue
+        some = max(g.pressure.some.total_us - prev.pressure.some.total_us, 0)
+        full = None
+        if g.pressure.full is not None and prev.pressure.full is not None:
+            full = max(g.pressure.full.total_us - prev.pressure.full.total_us, 0)
+        out[path] = CgroupPressure(some_pct=100.0 * some / (window * 1e6),
+                                   full_pct=None if full is None else 100.0 * full / (window * 1e6),
+                                   some_us=some, full_us=full, window_s=window)
     return out

@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from snapcollect.collect import own_processes
 from snapcollect.collect.sources import Outcome
 
 # Debian package that provides each command: named in "missing" reasons.
@@ -124,6 +125,7 @@ def run_commands(cmds: list[Command], deadline_mono: float, *, parallel: int = 6
                 except OSError as exc:
                     cmd.outcome = Outcome("error", b"", f"cannot run {cmd.argv[0]}: {exc.strerror}")
                     continue
+                own_processes.register(cmd.proc.pid)
                 running[cmd.proc.pid] = cmd
                 for stream in (cmd.proc.stdout, cmd.proc.stderr):
                     os.set_blocking(stream.fileno(), False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.findings.signals import cgroup_pressure
 from snapcollect.parsers.records import MemCgroup
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
@@ -11,7 +12,7 @@ COLUMNS = [Column("path", "cgroup", "", "left"), Column("usage_kb", "usage", "ie
            Column("limit_kb", "limit", "iec_kb", unit="kB"), Column("pct", "% of limit", ".1f", unit="%"),
            Column("change_kb", "usage change", "+.0f", unit="kB"), Column("peak_kb", "peak", "iec_kb", unit="kB"),
            Column("swap_kb", "swap", "iec_kb", unit="kB"), Column("events", "events (change)", "", "left"),
-           Column("psi", "PSI some/full avg10", "", "left")]
+           Column("psi", "stalled some / full (PSI)", "", "left")]
 
 V2_EVENTS = ("max", "oom", "oom_kill", "oom_group_kill", "high", "low")
 V1_EVENTS = ("failcnt", "oom_kill", "under_oom")
@@ -44,13 +45,17 @@ def cgroup_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
         s.blocks.append(absent(ds, "memory cgroup data", "cgroups/memory@end"))
         return [s], {}
     start = ds.start.memcgs or {}
+    pressure = cgroup_pressure(ds)
     rows = []
     for path, g in sorted(end.items(), key=lambda kv: -(kv[1].usage_bytes or 0)):
         b = start.get(path)
         pct = 100.0 * g.usage_bytes / g.limit_bytes if g.limit_bytes and g.usage_bytes is not None else None
         psi = "-"
-        if g.pressure is not None:
-            psi = f"{g.pressure.some.avg10:.2f} / " + (f"{g.pressure.full.avg10:.2f}" if g.pressure.full else "-")
+        p = pressure.get(path)
+        if p is not None:
+            psi = f"{p.some_pct:.2f}% / " + (f"{p.full_pct:.2f}%" if p.full_pct is not None else "-")
+            if p.some_us:
+                psi += f" ({p.some_us / 1000:,.1f} ms some)"
         rows.append({"path": path, "usage_kb": _kb(g.usage_bytes), "limit_kb": _kb(g.limit_bytes), "pct": pct,
                      "change_kb": _kb(g.usage_bytes - b.usage_bytes)
                      if b is not None and b.usage_bytes is not None and g.usage_bytes is not None else None,
@@ -61,7 +66,9 @@ def cgroup_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
         "v2 events (memory.events): max = usage hit memory.max, high = throttled above memory.high, "
         "oom_kill = tasks killed by the cgroup OOM killer." if version == 2 else
         "v1: failcnt counts allocations that hit the limit and had to reclaim; oom_kill (4.13+) counts "
-        "tasks killed by the cgroup OOM killer; swap is memsw usage - usage."))
+        "tasks killed by the cgroup OOM killer; swap is memsw usage - usage.") + (
+        " Stalled: share of the window some / all tasks of the group waited for memory, from the "
+        "memory.pressure totals at the start and the end (like sar's %smem/%fmem)." if version == 2 else ""))
     t = Table("cgroups", COLUMNS, rows, caption=f"Memory cgroups (cgroup v{version}) holding the most memory, at "
               "the end", source=["cgroups/memory@start", "cgroups/memory@end"], note=note)
     s.blocks.append(t)

@@ -41,11 +41,11 @@ def numa_deltas(ds) -> tuple[dict[int, dict[str, int]], list[str], tuple[float, 
     key="NUMA_MISSES", area="numa", severities=("WARN", "INFO"),
     detects="Memory meant for one NUMA node allocated on another because the preferred node "
             "was full: remote memory is slower.",
-    title="NUMA misses on node {node}: {pct:.0f}% of its allocations went elsewhere",
-    explanation="Over the window node {node} had {miss} misses against {hit} hits (numa_miss: "
-                "allocated here although another node was preferred). The preferred nodes are "
-                "short of memory or a process is bound badly; check numastat -m per node and "
-                "the placement (numactl, cpusets) of the biggest processes.",
+    title="NUMA misses: {pct:.0f}% of node {node}'s allocations were meant for {_preferred}",
+    explanation="Over the window node {node} took {miss} allocations meant for another node "
+                "(numa_miss) against {hit} meant for itself (numa_hit); {_foreign_text} The "
+                "preferred node is short of memory or a process is bound badly; check numastat -m "
+                "per node and the placement (numactl, cpusets) of the biggest processes.",
     threshold="d(numa_miss) / (d(numa_hit) + d(numa_miss)) > 10% (INFO), > 30% (WARN), with >= "
               "1024 misses",
     source="heuristic, on kernel Documentation/admin-guide/numastat.rst",
@@ -66,7 +66,18 @@ def numa_misses(ds):
     if worst is None:
         return None
     pct, node, miss, hit = worst
+    # numa_foreign counts, on the preferred node, what went elsewhere: the
+    # other side of the same misses.
+    foreign = {n: d.get("numa_foreign", 0) for n, d in deltas.items()
+               if n != node and d.get("numa_foreign", 0) > 0}
+    preferred = sorted(foreign, key=lambda n: -foreign[n])
     return Hit("WARN" if pct > MISS_WARN_PCT else "INFO",
                {"node": node, "pct": pct, "miss": miss, "hit": hit,
+                "_preferred": (" and ".join(f"node {n}" for n in preferred[:3]) if preferred
+                               else "another node"),
+                "_foreign_text": ("; ".join(f"node {n} saw {foreign[n]} of its allocations go elsewhere "
+                                            "(numa_foreign)" for n in preferred[:3]) + "."
+                                  if preferred else "no other node counted them as numa_foreign."),
+                "foreign": {str(n): v for n, v in foreign.items()},
                 "per_node": {str(n): {"numa_miss": d.get("numa_miss", 0), "numa_hit": d.get("numa_hit", 0)}
                              for n, d in deltas.items()}}, arts, tr)
