@@ -158,7 +158,7 @@ def one(n: int, duration: float, workdir: str, sleepers: str) -> dict:
     return {"procs_started": started, "pids_listed": listed, "steady_core_pct": round(100 * steady, 2),
             "run_cpu_s": m.get("cpu_s"), "run_wall_s": round(wall, 1),
             "run_core_pct": round(100 * m["cpu_s"] / wall, 2) if m.get("cpu_s") is not None else None,
-            "samples": m.get("samples"), "procs_pass": m.get("procs_pass")}
+            "samples": m.get("ticks"), "procs_pass": m.get("procs_pass")}
 
 
 def main() -> int:
