@@ -2,7 +2,8 @@
 # Run the unit tests on the core install (standard library + zstandard, no
 # report extra) of each Python 3.9-3.13 found: pyenv's under ~/.pyenv/versions,
 # else the system python3. Each gets a virtualenv .venv-core-<version> with
-# zstandard and pytest only; the source tree is used in place.
+# zstandard and pytest only (scripts/core-venv.sh); the source tree is used
+# in place.
 # Usage: test-pythons.sh [PYTHON...]
 set -eu
 cd "$(dirname "$0")/.."
@@ -20,14 +21,9 @@ fi
 failed=""
 for py in "${pythons[@]}"; do
     ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    venv=".venv-core-$ver"
-    if [ ! -x "$venv/bin/python" ] || [ ! -e "$venv/.installed" ]; then
-        "$py" -m venv "$venv"
-        "$venv/bin/python" -m pip install -q zstandard pytest
-        touch "$venv/.installed"
-    fi
+    core=$(./scripts/core-venv.sh "$py")
     echo "== Python $ver ($py): unit tests on the core install"
-    if ! PYTHONPATH="$PWD" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit; then
+    if ! PYTHONPATH="$PWD" "$core" -m pytest -q -p no:cacheprovider tests/unit; then
         failed="$failed $ver"
     fi
 done
