@@ -7,7 +7,8 @@ times a second, kept under 80 columns. Example::
 
 When stderr is not a terminal (``ssh -T``, ``| tee``, cron, a log file) a
 redrawn line would be a run of carriage returns, so a plain line is
-written every ``PLAIN_EVERY_S`` seconds instead, and at the first update::
+written every ``PLAIN_EVERY_S`` seconds instead, and when the phase
+changes::
 
     snapcollect: sampling 10/60 s elapsed, 11 samples, 50 s left
 
@@ -33,6 +34,7 @@ class Progress:
         self._clock = clock
         self._last: float | None = None
         self._shown = False
+        self._plain_phase: str | None = None
 
     @classmethod
     def for_args(cls, quiet: bool, stream=None) -> "Progress":
@@ -71,9 +73,11 @@ class Progress:
         """``elapsed`` of ``total`` seconds of the window; ``left`` until the run ends
         (``bound``: at most that long)."""
         if self.mode == PLAIN:
-            # Forced redraws (phase changes) do not count: a log gets a line
-            # per PLAIN_EVERY_S, however often the phase changes.
-            if self._due(PLAIN_EVERY_S, False):
+            # A line per PLAIN_EVERY_S, and one when the phase changes (a BPF
+            # compile can take 20 s: the log says what is going on); forced
+            # redraws within a phase add nothing.
+            if self._due(PLAIN_EVERY_S, phase != self._plain_phase):
+                self._plain_phase = phase
                 self._write(f"snapcollect: {phase} {elapsed:.0f}/{total:.0f} s elapsed, {samples} samples, "
                             f"{'<=' if bound else ''}{max(0.0, left):.0f} s left\n")
             return

@@ -461,7 +461,7 @@ def test_progress_on_a_terminal_and_in_a_pipe(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr
     plain = [ln for ln in proc.stderr.splitlines() if re.fullmatch(
-        r"snapcollect: \S+ \d+/12 s elapsed, \d+ samples, <?=?\d+ s left", ln)]
+        r"snapcollect: [A-Za-z ]+ \d+/12 s elapsed, \d+ samples, <?=?\d+ s left", ln)]
     assert len(plain) >= 2, proc.stderr
     assert any(ln.startswith("snapcollect: sampling ") for ln in plain), proc.stderr
     proc = run_cli("collect", "-d", "1", "--no-bpf", "-q", "-o", str(tmp_path))

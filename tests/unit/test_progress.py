@@ -39,7 +39,7 @@ def test_not_a_terminal_gets_a_plain_line_every_10_s():
     clock, out = Clock(), io.StringIO()
     p = Progress(True, out, mode=PLAIN, clock=clock)
     p.say("snapcollect: 60 s window; Ctrl-C to stop early")
-    _feed(p, clock, 35, force_every=7)      # forced redraws (phase changes) add no lines
+    _feed(p, clock, 35, force_every=7)      # forced redraws within a phase add no lines
     text = out.getvalue()
     assert "\r" not in text
     lines = text.splitlines()
@@ -52,6 +52,9 @@ def test_not_a_terminal_gets_a_plain_line_every_10_s():
         assert "elapsed" in line and "samples" in line and len(line) <= WIDTH
     p.clear()
     assert out.getvalue() == text           # nothing to erase in a log
+    clock.t += 1
+    p.update("finishing", 35, 60, 5, 35, bound=True, force=True)    # a new phase: at once
+    assert out.getvalue()[len(text):] == "snapcollect: finishing 35/60 s elapsed, 35 samples, <=5 s left\n"
 
 
 def test_terminal_line_is_redrawn_in_place():
