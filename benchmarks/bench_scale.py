@@ -14,8 +14,8 @@ a 1 s interval, and prints:
 - the whole run's cost, ``cpu_s`` from the bundle's manifest (getrusage of
   the collector and the commands it ran: start and end snapshots, top-N
   detail, compression) over the run's wall time;
-- the process pass's interval as the manifest records it (it adapts on a
-  host with many processes).
+- the collector's peak RSS and the process pass's spacing as the manifest
+  records them (passes are spaced out on a host with many processes).
 
 Targets (issue 12): under 5% of one core with 10,000 processes, under 2%
 with 1,000. The sleepers run in their own memory and pids cgroups (v1 or
@@ -158,7 +158,7 @@ def one(n: int, duration: float, workdir: str, sleepers: str) -> dict:
     return {"procs_started": started, "pids_listed": listed, "steady_core_pct": round(100 * steady, 2),
             "run_cpu_s": m.get("cpu_s"), "run_wall_s": round(wall, 1),
             "run_core_pct": round(100 * m["cpu_s"] / wall, 2) if m.get("cpu_s") is not None else None,
-            "samples": m.get("ticks"), "procs_pass": m.get("procs_pass")}
+            "samples": m.get("ticks"), "peak_rss_kb": m.get("peak_rss_kb"), "procs_pass": m.get("procs_pass")}
 
 
 def main() -> int:
@@ -181,7 +181,7 @@ def main() -> int:
         subprocess.run(["gcc", "-O2", "-o", sleepers, sleepers + ".c"], check=True)
         if not args.json:
             print(f"{'processes':>9}  {'steady % core':>13}  {'run CPU s':>9}  {'run wall s':>10}  "
-                  f"{'run % core':>10}  samples  process pass")
+                  f"{'run % core':>10}  samples  peak RSS kB  process pass")
         for n in (int(x) for x in args.procs.split(",")):
             r = one(n, args.duration, tmp, sleepers)
             if args.json:
@@ -189,7 +189,7 @@ def main() -> int:
             else:
                 pp = r["procs_pass"] or {}
                 print(f"{r['pids_listed']:>9}  {r['steady_core_pct']:>13}  {str(r['run_cpu_s']):>9}  "
-                      f"{r['run_wall_s']:>10}  {str(r['run_core_pct']):>10}  {str(r['samples']):>7}  "
+                      f"{r['run_wall_s']:>10}  {str(r['run_core_pct']):>10}  {str(r['samples']):>7}  {str(r['peak_rss_kb']):>11}  "
                       f"{json.dumps(pp) if pp else '-'}")
             sys.stdout.flush()
     return 0
