@@ -82,7 +82,7 @@ class ProcInfo:
 @dataclass
 class PassResult:
     text: str
-    rows: list[tuple[int, int, int | None, bytes]]   # (pid, rss pages, uid, raw stat line) per process
+    rows: list[tuple[int, int, int | None, bytes]]   # (pid, rss pages, uid, raw comm) per process
     seen: int                   # pids listed
     written: int                # lines written
     cut_reason: str | None = None
@@ -93,8 +93,7 @@ class PassResult:
     @property
     def procs(self) -> list[ProcInfo]:
         """The processes of the pass; built on demand (most passes never need comm)."""
-        return [ProcInfo(pid, stat[stat.find(b"(") + 1:stat.rfind(b")")].decode("utf-8", "surrogateescape"),
-                         rss, uid) for pid, rss, uid, stat in self.rows]
+        return [ProcInfo(pid, comm.decode("utf-8", "surrogateescape"), rss, uid) for pid, rss, uid, comm in self.rows]
 
 
 # status for every pass's largest processes (by RSS, by swap), and for
@@ -103,13 +102,15 @@ STATUS_TOP = 64
 STATUS_EVERY = 10
 
 
-@dataclass
 class Known:
     """A process's last status read: whose it was (starttime) and what it said."""
 
-    starttime: bytes
-    uid: int | None
-    swap_kb: int
+    __slots__ = ("starttime", "uid", "swap_kb")     # one per process: 10,000 on a big host
+
+    def __init__(self, starttime: bytes, uid: int | None, swap_kb: int):
+        self.starttime = starttime
+        self.uid = uid
+        self.swap_kb = swap_kb
 
 
 @dataclass
@@ -247,7 +248,8 @@ def procs_pass(job: Job | None, state: PassState, budget_s: float, skip_pids: fr
         lines.append(stat)
         lines.append(tail)
         try:
-            rows.append((pid, int(rest[21]), uid, stat))
+            # comm only, not the whole line: the last pass is kept until the end.
+            rows.append((pid, int(rest[21]), uid, stat[stat.find(b"(") + 1:rp]))
         except ValueError:
             pass
     if job is not None:
@@ -258,8 +260,12 @@ def procs_pass(job: Job | None, state: PassState, budget_s: float, skip_pids: fr
         state.known = {**known_before, **known}
     state.watch = _watch(rows, state.known)
     state.passes += 1
-    text = b"".join(lines).decode("utf-8", "surrogateescape")
-    return PassResult(text, rows, len(pids), len(lines) // 2, cut, vanished, status_read,
+    written = len(lines) // 2
+    data = b"".join(lines)
+    del lines               # 10,000 processes: 3 MB each for the lines, their join and the text
+    text = data.decode("utf-8", "surrogateescape")
+    del data
+    return PassResult(text, rows, len(pids), written, cut, vanished, status_read,
                       round(time.thread_time() - cpu0, 4))
 
 
