@@ -71,6 +71,7 @@ def _collect_show_doctor_report(python: str, pyz: str, work: str, *collect_args:
     assert c.returncode == 0, c.stderr
     assert "Traceback" not in c.stderr, c.stderr
     path = c.stdout.strip().splitlines()[-1]
+    assert f"see: {python} {pyz} show {path}" in c.stderr or f"see: python3 {pyz} show {path}" in c.stderr, c.stderr
     b = open_bundle(path)
     assert b.complete and b.manifest["ticks"] >= 2
     assert b.series("procs") and b.text("proc/meminfo@start").startswith("MemTotal:")

@@ -10,6 +10,7 @@ blocks (it must not stall the clock).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -527,3 +528,14 @@ def test_slow_commands_cost_only_themselves_not_the_cgroup_baseline(tmp_path, mo
         assert b.status(name)[0] == "ok", name
     assert b.status("cmd/free@start")[0] == "timeout"
     assert layout.cgroups_chosen == ["/app"]
+
+
+def test_hint_repeats_how_the_program_was_started():
+    from snapcollect.invocation import command
+
+    assert command("/usr/local/bin/snapcollect", sys.executable) == "snapcollect"
+    assert command("/x/snapcollect/__main__.py", sys.executable) == "snapcollect"
+    assert command("/tmp/snapcollect.pyz", "/opt/py3.9/bin/python3.9") == "/opt/py3.9/bin/python3.9 /tmp/snapcollect.pyz"
+    python3 = shutil.which("python3")
+    if python3:
+        assert command("/tmp/snapcollect.pyz", os.path.realpath(python3)) == "python3 /tmp/snapcollect.pyz"
