@@ -113,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("show", "report"):
+            from snapcollect.dependencies import reading_problem
+
+            problem = reading_problem()
+            if problem:
+                print(f"snapcollect: {problem}", file=sys.stderr)
+                return 1
         if args.command == "collect":
             from snapcollect.collect.runner import run_collection
             return run_collection(args)

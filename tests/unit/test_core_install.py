@@ -66,3 +66,18 @@ def test_markdown_and_json_reports_need_no_extra(tmp_path, fmt):
         assert "not drawn: matplotlib is not installed" in text
         charts = os.listdir(tmp_path / "r-charts")
         assert charts == ["page-fault-flamegraph.svg"]
+
+
+def test_zstandard_too_old_to_read_is_one_line():
+    from snapcollect.dependencies import reading_problem
+
+    assert "0.15.2 can collect but not read" in reading_problem("0.15.2")
+    assert reading_problem("0.17.0.dev1") is not None
+    assert reading_problem("0.18.0") is None and reading_problem("0.23.0") is None
+    code = ("import zstandard; zstandard.__version__ = '0.15.2'\n"
+            "from snapcollect.cli import main\n"
+            f"raise SystemExit(main(['show', {SAMPLE!r}]))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs 0.18 or newer" in lines[0], p.stderr
