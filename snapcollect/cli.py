@@ -17,6 +17,7 @@ examples:
   snapcollect collect -d 30 -o /var/tmp --top 5
   snapcollect show BUNDLE              what is inside, what is missing and why
   snapcollect report BUNDLE -o r.pdf   render offline (.md, .html, .pdf or .json)
+  snapcollect report BUNDLE -o r.html --mode 644 --force   readable by all, replacing r.html
   snapcollect doctor                   which collectors work on this host, and how to fix the rest
   snapcollect rules                    the catalogue of findings
 """
@@ -32,6 +33,15 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
         return value
     return conv
+
+
+def _file_mode(text: str) -> int:
+    from snapcollect.report.output_files import parse_mode
+
+    try:
+        return parse_mode(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_collect_options(p: argparse.ArgumentParser) -> None:
@@ -79,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file; its extension picks the format (default: Markdown on stdout)")
     p.add_argument("-f", "--format", choices=("md", "html", "pdf", "json"),
                    help="output format (overrides the extension)")
+    p.add_argument("--mode", type=_file_mode, default=None, metavar="OCTAL",
+                   help="permissions of the report and its charts (default 600, like the bundle: "
+                        "it holds the same command lines and names)")
+    p.add_argument("--force", action="store_true", help="replace an existing report (and its charts)")
 
     p = sub.add_parser("doctor", help="check which collectors work on this host")
     p.add_argument("--json", action="store_true")
@@ -101,11 +115,14 @@ def cmd_show(args) -> int:
     from snapcollect.bundle import open_bundle
     from snapcollect.bundle.show import format_show
 
+    from snapcollect.report.printable import printable
+
     bundle = open_bundle(args.bundle)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     else:
-        print(format_show(bundle))
+        # Names in the manifest may hold bytes that are not UTF-8: shown as \xNN.
+        print(printable(format_show(bundle)))
     return 0
 
 

@@ -23,7 +23,6 @@ the BPF session may write from different threads.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import hashlib
 import json
@@ -58,7 +57,10 @@ class WriterClosed(RuntimeError):
 
 def _load_fallocate():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # dlopen(NULL): the symbols already loaded, libc's among them. Not
+        # ctypes.util.find_library, which runs ldconfig (or gcc) to find
+        # libc, at every import of the bundle package (``report`` too).
+        libc = ctypes.CDLL(None, use_errno=True)
         fn = getattr(libc, "fallocate64", None) or libc.fallocate
     except (OSError, AttributeError):
         return None

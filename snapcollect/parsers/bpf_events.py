@@ -420,7 +420,7 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     folded = files.get("bpf/fault_stacks.folded")
     if folded is not None:
         data.fault_stacks = part("bpf/fault_stacks.folded",
-                                 lambda: parse_folded(folded.decode("utf-8", "replace")), [])
+                                 lambda: parse_folded(folded.decode("utf-8", "surrogateescape")), [])
 
     def fault_side() -> None:
         meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}

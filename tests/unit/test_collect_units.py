@@ -89,6 +89,9 @@ def test_kmsg_record():
     # facility in the high bits: <30> is daemon.info
     assert parse_record(b"30,7,12,-;systemd[1]: x\n", False)["facility"] == 3
     assert parse_record(b"garbage without separator", False) is None
+    # A byte that is not UTF-8 is kept (as a surrogate escape), not replaced.
+    r = parse_record(b"4,9,12,-;name caf\xe9\n", False)
+    assert r["text"].encode("utf-8", "surrogateescape") == b"name caf\xe9"
 
 
 def test_dmesg_raw_fallback():
