@@ -1,11 +1,13 @@
 # make run   installs what is needed, collects for 10 s on this host, renders the report
 # make test  installs what is needed and runs the whole test suite
+# make dist  builds dist/snapcollect.pyz, the collector as one file for a host's python3
+# make test-pythons  unit tests on the core install of each Python 3.9-3.13 found
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    := out
 
-.PHONY: run test deps host venv bench clean
+.PHONY: run test test-pythons dist deps host venv bench clean
 
 deps: host venv
 
@@ -15,7 +17,7 @@ host:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[report,test]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -33,6 +35,13 @@ run: deps
 test: deps
 	$(PY) -m pytest -q -rs
 
+test-pythons:
+	./scripts/test-pythons.sh
+
+# One file that runs on the host's own python3 (3.9+) with python3-zstandard.
+dist:
+	$(PYTHON) scripts/build-pyz.py dist/snapcollect.pyz
+
 # Benchmarks print figures; they are not part of the test suite. perf is
 # only needed for the comparison row of the fault-overhead benchmark.
 bench: deps
@@ -42,4 +51,4 @@ bench: deps
 	$(PY) benchmarks/bench_fault_overhead.py
 
 clean:
-	rm -rf $(OUT) .pytest_cache
+	rm -rf $(OUT) .pytest_cache dist

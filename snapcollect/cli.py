@@ -159,6 +159,13 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
         print(f"snapcollect: stopped by {stop.name} while starting; nothing done", file=sys.stderr)
         return stop.exit_code
     try:
+        if args.command in ("show", "report"):
+            from snapcollect.dependencies import reading_problem
+
+            problem = reading_problem()
+            if problem:
+                print(f"snapcollect: {problem}", file=sys.stderr)
+                return 1
         if args.command == "collect":
             from snapcollect.collect.runner import run_collection
             return run_collection(args, stop)
@@ -176,6 +183,14 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
     except SnapcollectError as exc:
         print(f"snapcollect: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        from snapcollect.dependencies import missing_module_line
+
+        line = missing_module_line(exc.name)
+        if line is None:
+            raise
+        print(f"snapcollect: {line}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("snapcollect: interrupted", file=sys.stderr)
         return 130

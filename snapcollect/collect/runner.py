@@ -27,7 +27,7 @@ import sys
 import time
 import traceback
 
-from snapcollect import __version__
+from snapcollect import __version__, invocation
 from snapcollect.bundle import names
 from snapcollect.bundle.writer import BundleWriter, DiskFull
 from snapcollect.collect import output, own_processes
@@ -344,7 +344,7 @@ class Run:
             bad = sum(1 for a in self.writer.artifacts() if a.get("status") != "ok")
             size = os.path.getsize(out_path) if os.path.exists(out_path) else 0
             _say(f"snapcollect: wrote {_size(size)}, {final['ticks']} samples; {bad} artifacts not "
-                 f"collected\n  see: snapcollect show {out_path}")
+                 f"collected\n  see: {invocation.command()} show {out_path}")
         _say(out_path, sys.stdout)
         return code
 
