@@ -1,11 +1,13 @@
 # make run   installs what is needed, collects for 10 s on this host, renders the report
 # make test  installs what is needed and runs the whole test suite
+# make dist  builds dist/snapcollect.pyz, the collector as one file for a host's python3
+# make test-pythons  unit tests on the core install of each Python 3.9-3.13 found
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    := out
 
-.PHONY: run test deps host venv bench clean
+.PHONY: run test test-pythons dist deps host venv bench clean
 
 deps: host venv
 
@@ -15,7 +17,7 @@ host:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[report,test]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -24,14 +26,21 @@ run: deps
 	mkdir -p $(OUT)
 	$(VENV)/bin/snapcollect collect --duration 10 -o $(OUT) > $(OUT)/.last
 	$(VENV)/bin/snapcollect show "$$(tail -n1 $(OUT)/.last)"
-	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.md
-	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.html
-	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.pdf
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.md --force
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.html --force
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.pdf --force
 	@echo "bundle: $$(tail -n1 $(OUT)/.last)"
 	@echo "report: $(OUT)/report.md $(OUT)/report.html $(OUT)/report.pdf"
 
 test: deps
 	$(PY) -m pytest -q -rs
+
+test-pythons:
+	./scripts/test-pythons.sh
+
+# One file that runs on the host's own python3 (3.9+) with python3-zstandard.
+dist:
+	$(PYTHON) scripts/build-pyz.py dist/snapcollect.pyz
 
 # Benchmarks write docs/performance.md; they are not part of the test
 # suite. perf is only needed for a comparison row of the overhead benchmark.
@@ -41,4 +50,4 @@ bench: deps
 	$(PY) benchmarks/write_performance.py
 
 clean:
-	rm -rf $(OUT) .pytest_cache
+	rm -rf $(OUT) .pytest_cache dist

@@ -156,6 +156,7 @@ def _bpf_child(collector_pid: int, timeout_s: float = 60) -> int:
 def test_peak_rss_with_bpf_and_a_killed_bpf_process_keeps_the_bundle(tmp_path):
     # an undisturbed run: the collector's own peak, and the BPF process's beside it
     n = _processes()
+    os.makedirs(tmp_path / "a")
     b, _ = _collect(tmp_path / "a", "-d", "2", "-q")
     m = b.manifest
     assert m["bpf"]["enabled"] is True and m["bpf"]["start_s"] > 0

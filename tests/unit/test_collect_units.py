@@ -10,6 +10,8 @@ blocks (it must not stall the clock).
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ import pytest
 from snapcollect.bundle import names, open_bundle
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import output, sampler as sampler_mod
+from snapcollect.collect.sources import processes as processes_mod
 from snapcollect.collect.clock import Deadline, TickSchedule
 from snapcollect.collect.jobs import Jobs
 from snapcollect.collect.sources import dump_dir, read_capped
@@ -87,6 +90,9 @@ def test_kmsg_record():
     # facility in the high bits: <30> is daemon.info
     assert parse_record(b"30,7,12,-;systemd[1]: x\n", False)["facility"] == 3
     assert parse_record(b"garbage without separator", False) is None
+    # A byte that is not UTF-8 is kept (as a surrogate escape), not replaced.
+    r = parse_record(b"4,9,12,-;name caf\xe9\n", False)
+    assert r["text"].encode("utf-8", "surrogateescape") == b"name caf\xe9"
 
 
 def test_dmesg_raw_fallback():
@@ -183,6 +189,87 @@ def test_top_by_rss_excludes_kernel_threads_and_self():
     assert [p.rss_pages for p in top] == sorted((p.rss_pages for p in top), reverse=True)
 
 
+def _by_pid(res) -> dict[int, tuple[str, str]]:
+    out = {}
+    for ln in res.text.splitlines():
+        stat, uid, swap = ln.rsplit("\t", 2)
+        out[int(stat.split(" ", 1)[0])] = (uid, swap)
+    return out
+
+
+def test_procs_pass_reads_status_in_turn_and_keeps_the_uid(monkeypatch):
+    """After the first pass, status is read for the largest processes and
+    one in STATUS_EVERY in turn; the other lines keep the uid, VmSwap empty."""
+    monkeypatch.setattr(processes_mod, "STATUS_TOP", 1)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        state = PassState()
+        first = procs_pass(None, state, budget_s=5.0)
+        assert first.status_read == first.written        # first sight: all of them
+        seen_swap = 0
+        for _ in range(processes_mod.STATUS_EVERY):
+            res = procs_pass(None, state, budget_s=5.0)
+            lines = _by_pid(res)
+            assert res.status_read < res.written
+            assert sum(1 for _u, sw in lines.values() if sw) <= res.status_read
+            uid, swap = lines[child.pid]
+            assert int(uid) == os.getuid()                # kept from the last status read
+            seen_swap += bool(swap)
+        assert seen_swap >= 1                             # its turn came within STATUS_EVERY passes
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_procs_pass_rereads_status_of_a_reused_pid(monkeypatch):
+    monkeypatch.setattr(processes_mod, "STATUS_TOP", 0)
+    monkeypatch.setattr(processes_mod, "STATUS_EVERY", 1000000)
+    state = PassState()
+    procs_pass(None, state, budget_s=5.0)
+    procs_pass(None, state, budget_s=5.0)
+    me = os.getpid()
+    if me % 1000000 == state.passes % 1000000:
+        pytest.skip("this pid's turn falls on the next pass")
+    assert _by_pid(procs_pass(None, state, budget_s=5.0))[me][1] == ""
+    # Another process with the same pid: its starttime differs.
+    state.known[me].starttime = b"1"
+    assert _by_pid(procs_pass(None, state, budget_s=5.0))[me][1].isdigit()
+
+
+def test_pass_spacing_above_the_threshold_only():
+    assert sampler_mod.pass_every(0.5, sampler_mod.ADAPT_ABOVE_PIDS, 1.0) == 1
+    assert sampler_mod.pass_every(0.01, 10000, 1.0) == 1
+    assert sampler_mod.pass_every(0.1, 10000, 1.0) == 4      # 0.1 s / (2.5% of 1 s)
+    assert sampler_mod.pass_every(0.1, 10000, 2.0) == 2
+    assert sampler_mod.pass_every(9.0, 10000, 1.0) == sampler_mod.MAX_PASS_EVERY
+
+
+def test_sampler_spaces_passes_and_records_it(tmp_path, monkeypatch):
+    calls = []
+
+    def costly_pass(job, state, budget, skip_pids=frozenset(), cap=0):
+        res = procs_pass(job, state, budget)
+        calls.append(state.passes)
+        res.seen, res.cpu_s = 10000, 0.1      # as on a host with 10,000 processes
+        return res
+
+    monkeypatch.setattr(sampler_mod, "procs_pass", costly_pass)
+    path = str(tmp_path / f"b{names.SUFFIX}")
+    w = BundleWriter(path, {})
+    s = sampler_mod.Sampler(w, Jobs(), [], 1.0)
+    for k in range(12):
+        s.take(k, time.monotonic() + 2.0)
+    w.close(ended_at="t")
+    b = open_bundle(path)
+    with_procs = [t["k"] for t in b.ticks if "procs" in t["texts"]]
+    # Passes 0 and 1 every tick (the first is not a typical cost), then every 4th.
+    assert with_procs == [0, 1, 5, 9]
+    assert all("proc/vmstat" in t["texts"] and "procs" not in t["failures"] for t in b.ticks)
+    pp = b.manifest["procs_pass"]
+    assert pp["every_ticks"] == 4 and pp["max_every_ticks"] == 4
+    assert pp["changes"] == [{"k": 1, "every_ticks": 4, "pids": 10000, "pass_cpu_s": 0.1}]
+
+
 # -- files and commands ----------------------------------------------------------
 
 
@@ -235,16 +322,20 @@ def test_commands_run_with_c_locale():
 
 
 def test_bundle_name():
-    assert output.bundle_name("web-1.example", 0.0) == "snapcollect-web-1.example-19700101T000000Z.tar.zst"
-    assert output.bundle_name("a b/c", 1795314388.9) == "snapcollect-a_b_c-20261122T022628Z.tar.zst"
+    assert output.bundle_name("web-1.example", 0.0, "0a1b2c3d") == \
+        "snapcollect-web-1.example-19700101T000000.000Z-0a1b2c3d.tar.zst"
+    assert output.bundle_name("a b/c", 1795314388.9, "ff") == "snapcollect-a_b_c-20261122T022628.900Z-ff.tar.zst"
+    # Two names drawn in the same millisecond differ: the random part.
+    drawn = {output.bundle_name("h", 1795314388.9) for _ in range(50)}
+    assert len(drawn) == 50
+    assert all(re.fullmatch(r"snapcollect-h-20261122T022628\.900Z-[0-9a-f]{8}\.tar\.zst", n) for n in drawn)
 
 
 def test_resolve_output(tmp_path):
-    p = output.resolve(str(tmp_path), "h", 0.0)
-    assert p == str(tmp_path / "snapcollect-h-19700101T000000Z.tar.zst")
-    assert output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0) == str(tmp_path / "x.tar.zst")
-    new = tmp_path / "new" / "dir"
-    assert output.resolve(str(new), "h", 0.0).startswith(str(new)) and new.is_dir()
+    d = output.resolve(str(tmp_path), "h", 0.0)
+    assert d.fixed is None and os.path.dirname(d.path) == str(tmp_path)
+    assert os.path.basename(d.path).startswith("snapcollect-h-19700101T000000.000Z-")
+    assert output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0).path == str(tmp_path / "x.tar.zst")
     (tmp_path / "x.tar.zst").write_text("")
     with pytest.raises(output.OutputError, match="refusing to overwrite"):
         output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0)
@@ -255,6 +346,39 @@ def test_resolve_output(tmp_path):
         output.resolve(str(tmp_path / "nodir" / "x.tar.zst"), "h", 0.0)
     with pytest.raises(output.OutputError, match="KiB free"):
         output.check_free_space(str(tmp_path), need=1 << 62)
+
+
+def test_missing_output_directory_is_an_error_naming_it(tmp_path):
+    missing = tmp_path / "does" / "not" / "exist"
+    with pytest.raises(output.OutputError) as err:
+        output.resolve(str(missing) + "/", "h", 0.0)
+    assert str(missing) in str(err.value) and "no such directory" in str(err.value)
+    assert not (tmp_path / "does").exists()
+
+
+def test_existing_generated_names_are_drawn_again(tmp_path, monkeypatch):
+    # The first names drawn are taken (planted by someone else); the writer
+    # still gets a fresh one and never touches the planted files.
+    drawn = iter(["aaaaaaaa", "bbbbbbbb", "cccccccc"])
+    monkeypatch.setattr(output.secrets, "token_hex", lambda n: next(drawn))
+    planted = [tmp_path / output.bundle_name("h", 0.0, "aaaaaaaa"),
+               tmp_path / (output.bundle_name("h", 0.0, "bbbbbbbb") + ".partial")]
+    for p in planted:
+        p.write_text("planted")
+    dest = output.resolve(str(tmp_path), "h", 0.0)
+    w = dest.open_writer({"host": "h"})
+    path = w.close(complete=True)
+    assert path == str(tmp_path / output.bundle_name("h", 0.0, "cccccccc"))
+    assert all(p.read_text() == "planted" for p in planted)
+
+
+def test_a_given_name_that_appears_is_not_replaced(tmp_path):
+    target = tmp_path / "x.tar.zst"
+    dest = output.resolve(str(target), "h", 0.0)
+    target.write_text("planted")
+    with pytest.raises(output.OutputError, match="refusing to overwrite"):
+        dest.open_writer({"host": "h"})
+    assert target.read_text() == "planted"
 
 
 # -- a tick whose process read blocks -----------------------------------------------
@@ -445,3 +569,24 @@ def test_slow_commands_cost_only_themselves_not_the_cgroup_baseline(tmp_path, mo
         assert b.status(name)[0] == "ok", name
     assert b.status("cmd/free@start")[0] == "timeout"
     assert layout.cgroups_chosen == ["/app"]
+
+
+def test_a_dangling_symlink_at_a_generated_name_is_passed_over(tmp_path, monkeypatch):
+    drawn = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(output.secrets, "token_hex", lambda n: next(drawn))
+    link = tmp_path / output.bundle_name("h", 0.0, "aaaaaaaa")
+    os.symlink(str(tmp_path / "nowhere"), link)
+    path = output.resolve(str(tmp_path), "h", 0.0).open_writer({"host": "h"}).close(complete=True)
+    assert path == str(tmp_path / output.bundle_name("h", 0.0, "bbbbbbbb"))
+    assert os.path.islink(link) and not (tmp_path / "nowhere").exists()
+
+
+def test_hint_repeats_how_the_program_was_started():
+    from snapcollect.invocation import command
+
+    assert command("/usr/local/bin/snapcollect", sys.executable) == "snapcollect"
+    assert command("/x/snapcollect/__main__.py", sys.executable) == "snapcollect"
+    assert command("/tmp/snapcollect.pyz", "/opt/py3.9/bin/python3.9") == "/opt/py3.9/bin/python3.9 /tmp/snapcollect.pyz"
+    python3 = shutil.which("python3")
+    if python3:
+        assert command("/tmp/snapcollect.pyz", os.path.realpath(python3)) == "python3 /tmp/snapcollect.pyz"
