@@ -263,6 +263,8 @@ def main() -> int:
                                "minutes": round((datetime.datetime.now(datetime.timezone.utc) - t)
                                                 .total_seconds() / 60, 1),
                                "returncode": done.returncode, "stdout": done.stdout}
+        with open(os.path.join(out_dir, "runs.json"), "w") as fh:
+            json.dump(runs, fh, indent=1)
     if wanted("bench_report"):
         run("bench_report", ["--durations", "60" if q else "60,3600"], out_dir, runs)
     write(out_dir, args.out)
