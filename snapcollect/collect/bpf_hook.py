@@ -75,6 +75,7 @@ class BpfHook:
         self._reader: threading.Thread | None = None
         self._started = threading.Event()
         self._finished = threading.Event()
+        self._detached = threading.Event()
         self._ended = threading.Event()
         self._pending: list[str] = []
         self._written: set[str] = set()
@@ -118,7 +119,8 @@ class BpfHook:
         own_processes.register(self.proc.pid)
         self._to_child = self.proc.stdin
         config = {"op": "config", "options": {k: getattr(self.args, k, None) for k in wire.OPTIONS},
-                  "clock": self.writer.manifest.get("clock"), "deadline_mono": deadline_mono}
+                  "clock": self.writer.manifest.get("clock"), "deadline_mono": deadline_mono,
+                  "collector_pid": os.getpid()}
         self._reader = threading.Thread(target=self._read, args=(r_out,), name="bpf-reader", daemon=True)
         self._reader.start()
         self._send(config)
@@ -171,6 +173,8 @@ class BpfHook:
             pending = msg.get("pending")
             self._pending = [p for p in pending if isinstance(p, str)] if isinstance(pending, list) else []
             self._started.set()
+        elif op == "detached":
+            self._detached.set()
         elif op == "finished":
             self._finished.set()
         else:
@@ -310,8 +314,23 @@ class BpfHook:
         if self.stop.hurry:
             self._kill("a second signal")
             return
-        if not self._ended.is_set() and not self._send({"op": "finish", "deadline_mono": deadline_mono - 0.2}):
+        if not self._ended.is_set() and not self._send({"op": "finish", "deadline_mono": deadline_mono - 0.2,
+                                                    # free, vmstat, pmap...: their faults are ours
+                                                    "own_pids": own_processes.pids()}):
             self._kill("its pipe broke")
+
+    def wait_detached(self, timeout_s: float) -> bool:
+        """Wait, at most ``timeout_s``, until the BPF process has detached its
+        probes (or is gone); True when they are off."""
+        if self.proc is None:
+            return True
+        end = time.monotonic() + max(timeout_s, 0.0)
+        while not self._detached.is_set() and not self._ended.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self._detached.wait(min(0.05, left))
+        return True
 
     def wait_finish(self, deadline_mono: float) -> bool:
         """Wait for the BPF process to finish; True unless time ran out for it."""

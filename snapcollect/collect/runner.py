@@ -240,6 +240,9 @@ class Run:
         # BPF process: asked for after the end snapshot so that the
         # snapshot's reads and commands stay close together in time.
         self.bpf.finish_async(end.at)
+        # pmap's own page faults must not reach the fault stacks: detail
+        # starts once the probes are off (a few ms), or after 1 s regardless.
+        self.bpf.wait_detached(min(1.0, max(end.remaining() - 2.0, 0.0)))
 
         t = now()
         last = self.sampler.last_pass

@@ -126,6 +126,12 @@ def test_cli_collection_holds_the_oom_kill_and_the_report_shows_it(tmp_path):
     bundle = open_bundle(path)
     recs = [r for r in bundle.records("bpf/oom_kill") if r["pid"] == victim.pid]
     assert len(recs) == 1 and recs[0]["comm"] == "sc-bpf-oom", bundle.records("bpf/oom_kill")
+    # The collector and its BPF process fault too (symbol tables at the end):
+    # those are its own cost, never stacks of the incident.
+    own = set(bundle.manifest["collector_pids"])
+    assert len(own) >= 2, own      # the collector and its BPF process at least
+    sampled = {p["pid"] for p in json.loads(bundle.text("bpf/fault_stacks.json"))["processes"]}
+    assert sampled and not (sampled & own), (sampled, own)
 
     md = subprocess.run(SNAPCOLLECT + ["report", path], cwd=REPO, capture_output=True, text=True, check=True).stdout
     section = md.split('<a id="oom"></a>', 1)[1].split("<a id=", 1)[0]

@@ -59,6 +59,7 @@ def main() -> int:
     for line in stdin:
         msg = wire.decode(line)
         if msg and msg["op"] == "finish":
+            w.send({"op": "detached"})
             w.add_file("bpf/fault_stacks.json", '{"samples": 0}')
             w.add_file("bpf/majfault_by_proc", b'{"processes": []}')
             w.send({"op": "finished"})

@@ -62,7 +62,9 @@ def run(stdin_fd: int, out) -> int:
     writer = wire.PipeWriter(out, config.get("clock") or {"wall": time.time(),
                                                           "monotonic": time.monotonic()})
     opts = types.SimpleNamespace(**{k: (config.get("options") or {}).get(k) for k in wire.OPTIONS})
-    session = BpfSession.start(opts, writer, float(config["deadline_mono"]))
+    own = config.get("collector_pid")
+    session = BpfSession.start(opts, writer, float(config["deadline_mono"]),
+                               own_tgids=frozenset([own]) if isinstance(own, int) else frozenset())
     enabled = session.bpf is not None
     pending = session.pending_artifacts() if enabled else []
     writer.send({"op": "started", "enabled": enabled, "pending": pending})
@@ -76,8 +78,12 @@ def run(stdin_fd: int, out) -> int:
             break
         if msg.get("op") == "finish":
             finish_deadline = msg.get("deadline_mono")
+            own_pids = msg.get("own_pids")
+            if isinstance(own_pids, list):
+                session.own_tgids |= {p for p in own_pids if isinstance(p, int)}
             break
-    session.finish(deadline_mono=float(finish_deadline) if finish_deadline else None)
+    session.finish(deadline_mono=float(finish_deadline) if finish_deadline else None,
+                   on_detached=lambda: writer.send({"op": "detached"}))
     writer.send({"op": "finished"})
     return 0
 

@@ -158,8 +158,11 @@ def print_programs(args) -> int:
 class BpfSession:
     """One collection's BPF programs; see the module docstring."""
 
-    def __init__(self, args, writer, deadline_mono: float):
+    def __init__(self, args, writer, deadline_mono: float, own_tgids: frozenset[int] = frozenset()):
         self.args = args
+        # The collector and this process: their faults (the compile, the
+        # symbol tables) are snapcollect's cost, not the incident's stacks.
+        self.own_tgids = frozenset(own_tgids) | {os.getpid()}
         self.writer = writer
         self.deadline = deadline_mono
         self.bpf = None
@@ -193,9 +196,9 @@ class BpfSession:
     # -- start -----------------------------------------------------------
 
     @classmethod
-    def start(cls, args, writer, deadline_mono: float) -> "BpfSession":
+    def start(cls, args, writer, deadline_mono: float, own_tgids: frozenset[int] = frozenset()) -> "BpfSession":
         """Compile and attach everything, bounded by ``deadline_mono``; never raises."""
-        session = cls(args, writer, deadline_mono)
+        session = cls(args, writer, deadline_mono, own_tgids)
         try:
             session._start()
         except OSError:
@@ -560,8 +563,13 @@ class BpfSession:
 
     # -- finish ------------------------------------------------------------
 
-    def finish(self, deadline_mono: float | None = None) -> None:
-        """Detach, drain, aggregate the maps and write the artifacts."""
+    def finish(self, deadline_mono: float | None = None, on_detached=None) -> None:
+        """Detach, drain, aggregate the maps and write the artifacts.
+
+        ``on_detached`` is called once the probes are off: the collector
+        waits for it before running its own detail commands (pmap), whose
+        page faults are not the incident's.
+        """
         if self._finished:
             return
         self._finished = True
@@ -571,6 +579,8 @@ class BpfSession:
         t0 = time.monotonic()
         try:
             self._detach()
+            if on_detached is not None:
+                on_detached()
             for _ in range(8):   # whatever is still in the perf buffers
                 self.bpf.perf_buffer_poll(timeout=0)
             self._warm_new_tasks(budget_s=0.2)
@@ -715,7 +725,7 @@ class BpfSession:
         if "bpf/fault_stacks.folded" in self.unavailable:
             return
         rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), _int(v))
-                for k, v in self._map_items("fault_counts")]
+                for k, v in self._map_items("fault_counts") if k.tgid not in self.own_tgids]
         self._unresolved = 0
         text, meta = aggregates.fault_documents(
             rows, self.plan.fault_period, self.plan.kernel_stacks, program.STACK_ENTRIES, errors,
