@@ -34,6 +34,40 @@ def _positive(kind):
     return conv
 
 
+def _cap_value(cap):
+    from snapcollect.bundle.limits import parse_count, parse_size
+
+    def conv(text: str) -> int:
+        try:
+            return parse_size(text) if cap.is_size else parse_count(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return conv
+
+
+def add_limit_options(p: argparse.ArgumentParser) -> None:
+    """The reader's caps (bundle.limits), each also set by an environment variable."""
+    from snapcollect.bundle.limits import CAPS, human
+
+    g = p.add_argument_group("limits on what is read from the bundle")
+    for cap in CAPS:
+        g.add_argument(cap.option, dest=cap.attr, type=_cap_value(cap), default=None,
+                       metavar="SIZE" if cap.is_size else "N",
+                       help=f"cap on the {cap.what} (default {human(cap, cap.default)}; "
+                            f"env {cap.env})".replace("%", "%%"))
+
+
+def limits_from_args(args):
+    """The caps for opening a bundle: options, else environment, else defaults."""
+    from snapcollect.bundle.limits import CAPS, Limits
+    from snapcollect.errors import BundleError
+
+    try:
+        return Limits.from_env(**{c.attr: getattr(args, c.attr, None) for c in CAPS})
+    except ValueError as exc:
+        raise BundleError(str(exc)) from None
+
+
 def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--duration", type=_positive(float), default=60.0, metavar="S",
                    help="length of the sampling window in seconds (default 60)")
@@ -72,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="list what a bundle holds")
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_limit_options(p)
 
     p = sub.add_parser("report", help="render a bundle to Markdown, HTML, PDF or JSON")
     p.add_argument("bundle")
@@ -79,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file; its extension picks the format (default: Markdown on stdout)")
     p.add_argument("-f", "--format", choices=("md", "html", "pdf", "json"),
                    help="output format (overrides the extension)")
+    add_limit_options(p)
 
     p = sub.add_parser("doctor", help="check which collectors work on this host")
     p.add_argument("--json", action="store_true")
@@ -101,7 +137,7 @@ def cmd_show(args) -> int:
     from snapcollect.bundle import open_bundle
     from snapcollect.bundle.show import format_show
 
-    bundle = open_bundle(args.bundle)
+    bundle = open_bundle(args.bundle, limits_from_args(args))
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     else:
@@ -120,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_show(args)
         if args.command == "report":
             from snapcollect.report.render import render_command
+            args.limits = limits_from_args(args)
             return render_command(args)
         if args.command == "doctor":
             from snapcollect.collect.doctor import run_doctor

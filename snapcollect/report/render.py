@@ -167,7 +167,7 @@ def render_command(args) -> int:
     fmt = choose_format(output, getattr(args, "format", None))
     if output not in (None, "-"):
         _check_writable(output)
-    bundle = open_bundle(args.bundle)
+    bundle = open_bundle(args.bundle, getattr(args, "limits", None))
     from snapcollect.report.build import build_report
 
     report = build_report(bundle)
