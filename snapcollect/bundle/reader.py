@@ -75,10 +75,11 @@ class Bundle:
         if self.complete:
             return None
         parts = []
-        if self.manifest.get("stop_reason"):
-            parts.append(self.manifest["stop_reason"])
-        elif self.stopped_by:
-            parts.append(f"stopped by {self.stopped_by}")
+        if not self.manifest.get("complete"):
+            if self.manifest.get("stop_reason"):
+                parts.append(self.manifest["stop_reason"])
+            elif self.stopped_by:
+                parts.append(f"stopped by {self.stopped_by}")
         if self.read_problem:
             parts.append(self.read_problem)
         if self.warnings:

@@ -57,6 +57,7 @@ NUM = Type("a number", _finite)
 STR = Type("a string", lambda v: type(v) is str)
 BOOL = Type("true or false", lambda v: type(v) is bool)
 OBJ = Type("an object", lambda v: type(v) is dict)
+LIST = Type("a list", lambda v: type(v) is list)
 
 
 def nullable(t: Type) -> Type:
@@ -99,7 +100,7 @@ class Shape:
                 try:
                     out[key] = self._field(t, rec[key], f"{where}: {key!r}", warnings, required=False)
                 except Invalid as exc:
-                    del out[key]
+                    out.pop(key, None)
                     if warnings is not None:
                         warnings.append(f"{exc}; ignored")
         return out
@@ -180,7 +181,7 @@ _BPF = Shape("manifest bpf", {}, {
 })
 
 MANIFEST = Shape("manifest.json", {"format": STR, "format_version": INT}, {
-    "artifacts": list_of(OBJ), "complete": BOOL, "stopped_by": nullable(STR),
+    "artifacts": LIST, "complete": BOOL, "stopped_by": nullable(STR),
     "stop_reason": nullable(STR), "host": nullable(STR), "kernel": nullable(STR),
     "tool_version": nullable(STR), "started_at": nullable(STR), "ended_at": nullable(STR),
     "duration_requested_s": NUM, "interval_s": NUM, "top_n": COUNT, "deadline_s": NUM,
