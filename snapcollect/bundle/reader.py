@@ -296,7 +296,7 @@ class _Members:
         self.chunks.setdefault(name, []).append((seq, data, records))
 
 
-def _declared(a: dict, got: bytes | None, size: int, digest: str) -> str | None:
+def _declared(a: dict, size: int, digest: str) -> str | None:
     """Why ``a``'s declared size or checksum does not match what the archive holds, or None."""
     if "bytes" in a and a["bytes"] != size:
         return f"declared {a['bytes']:,} bytes, the archive holds {size:,}"
@@ -328,27 +328,35 @@ def _verify(manifest: dict, files: dict, ticks: list[dict], raw: dict[str, list[
         seen.add(name)
         kind = a.get("kind") or ("series" if name.startswith("series/") else
                                  "stream" if name in raw else "file")
+        # Hashed piece by piece: a series can be 200 MiB of text.
+        h, size = hashlib.sha256(), 0
         if kind == "file":
             data = files.get(name)
             present = data is not None
-            chunks = [data] if present else []
+            if present:
+                h.update(data)
+                size = len(data)
         elif kind == "series":
             src = name[len("series/"):]
-            chunks = [_utf8(t["texts"][src]) for t in ticks if src in t["texts"]]
-            present = bool(chunks)
+            present = False
+            for t in ticks:
+                if src in t["texts"]:
+                    piece = _utf8(t["texts"][src])
+                    h.update(piece)
+                    size += len(piece)
+                    present = True
         else:
-            chunks = raw.get(name, [])
-            present = bool(chunks)
+            present = bool(raw.get(name))
+            for piece in raw.get(name, []):
+                h.update(piece)
+                size += len(piece)
         declared_empty = a.get("bytes", 0) == 0 and a.get("samples", 0) == 0 and a.get("records", 0) == 0
         if not present:
             if a.get("status", "ok") == "ok" and not (kind != "file" and declared_empty):
                 a["status"], a["reason"] = "missing", "listed in the manifest as collected, absent from the archive"
                 warn(f"{name[:80]}: listed in the manifest but absent from the archive")
             continue
-        h = hashlib.sha256()
-        for c in chunks:
-            h.update(c)
-        why = _declared(a, None, sum(map(len, chunks)), h.hexdigest())
+        why = _declared(a, size, h.hexdigest())
         if why is None:
             continue
         a["status"], a["reason"] = "corrupt", f"{why}; not used"

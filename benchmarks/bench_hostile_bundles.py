@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Benchmark: RSS and time of ``show`` and ``report`` on the worst bundles the reader meets.
+
+    .venv/bin/python benchmarks/bench_hostile_bundles.py [--only NAME] [--keep]
+
+Each case is built in a private temporary directory (small files: the
+big members are zstd RLE blocks), then ``snapcollect show`` and
+``snapcollect report -f md`` / ``-f json`` run on it in a child process;
+the table gives the child's peak RSS (wait4's ru_maxrss) and wall time,
+and the exit status (2: refused with a one-line error). Target (issue
+10): under 512 MB and 30 s for any input. Cases:
+
+- bomb-1g: a 1 GiB member in a ~40 KB bundle (refused at the member cap);
+- manifest-10g: a tar header declaring a 10 GiB manifest;
+- members-1m: 1,000,000 empty members (refused at the member cap);
+- members-300k: 299,000 empty data members, under the cap, plus a real bundle;
+- member-64m: a 64 MiB /proc/meminfo snapshot (the largest member the caps let in), resealed;
+- ticks-256m: a real bundle whose ticks carry 250 MiB of plausible procs text, resealed;
+- records-210k: 210,000 BPF reclaim records (the collector's own cap), resealed;
+- json-4m: a manifest holding just under 4,000,000 JSON values in a field of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+import zstandard
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
+import hostile_bundles as hb  # noqa: E402
+
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "bundles", "memcg-swap-6.18.tar.zst")
+MIB = 1024 * 1024
+
+
+class Writer:
+    """A bundle written member by member through one zstd stream."""
+
+    def __init__(self, path: str):
+        self._fh = open(path, "wb")
+        self._z = zstandard.ZstdCompressor(level=1).stream_writer(self._fh)
+
+    def member(self, name: str, data: bytes) -> None:
+        self._z.write(hb.tar_member(name, data))
+
+    def close(self) -> None:
+        self._z.write(hb.tar_end())
+        self._z.close()
+
+
+def _real():
+    return hb.members_of(FIXTURE)
+
+
+def _final(members, edit):
+    """The real bundle's final manifest with ``edit`` applied."""
+    m = json.loads([d for n, d in members if n == "manifest.json"][-1])
+    edit(m)
+    return json.dumps(m).encode()
+
+
+def _entry(name: str, kind: str, data: bytes, **extra) -> dict:
+    return {"name": name, "kind": kind, "status": "ok", "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), **extra}
+
+
+def case_bomb_1g(path):
+    with open(path, "wb") as fh:
+        fh.write(hb.rle_frame(hb.tar_header("data/proc/meminfo@start", 1 << 30), 1 << 30))
+
+
+def case_manifest_10g(path):
+    with open(path, "wb") as fh:
+        fh.write(hb.compress(hb.tar_header("manifest.json", 10 << 30)))
+
+
+def case_members_1m(path):
+    w = Writer(path)
+    w.member("manifest.json", json.dumps(hb.manifest()).encode())
+    for i in range(1_000_000):
+        w.member(f"data/m{i}", b"")
+    w.close()
+
+
+def case_members_300k(path):
+    real = _real()
+    w = Writer(path)
+    for n, d in real[:-1]:
+        w.member(n, d)
+    for i in range(299_000):
+        w.member(f"data/m{i}", b"")
+    w.member("manifest.json", real[-1][1])
+    w.close()
+
+
+def case_member_64m(path):
+    real = _real()
+    meminfo = [d for n, d in real if n == "data/proc/meminfo@start"][0]
+    big = (meminfo * (64 * MIB // len(meminfo) + 1))[:64 * MIB - 1024]
+
+    def edit(m):
+        for a in m["artifacts"]:
+            if a["name"] == "proc/meminfo@start":
+                a.update(bytes=len(big), sha256=hashlib.sha256(big).hexdigest())
+
+    w = Writer(path)
+    for n, d in real[:-1]:
+        w.member(n, big if n == "data/proc/meminfo@start" else d)
+    w.member("manifest.json", _final(real, edit))
+    w.close()
+
+
+def case_ticks_256m(path):
+    real = _real()
+    ticks = [json.loads(d) for n, d in real if n.startswith("ticks/")]
+    procs = ticks[0]["texts"]["procs"]
+    per_tick = 250 * MIB // len(ticks)
+    big = (procs * (per_tick // len(procs) + 1))[:per_tick]
+    sha, total = hashlib.sha256(), 0
+    w = Writer(path)
+    for n, d in real[:-1]:
+        if n.startswith("ticks/"):
+            t = json.loads(d)
+            t["texts"]["procs"] = big
+            d = json.dumps(t).encode()
+            sha.update(big.encode())
+            total += len(big.encode())
+        w.member(n, d)
+
+    def edit(m):
+        for a in m["artifacts"]:
+            if a["name"] == "series/procs":
+                a.update(bytes=total, sha256=sha.hexdigest())
+
+    w.member("manifest.json", _final(real, edit))
+    w.close()
+
+
+def case_records_210k(path):
+    real = _real()
+    rec = {"t": 1763778110.5, "ts_ns": 1, "cpu": 0, "tid": 4242, "comm": "stress-ng-vm", "pid": 4242,
+           "kind": "direct", "order": 0, "gfp_flags": 3264, "nr_reclaimed": 32, "latency_ns": 1500000}
+    sha, total, chunks = hashlib.sha256(), 0, []
+    for seq in range(210):
+        data = b"".join(json.dumps(dict(rec, ts_ns=seq * 1000 + i, t=1763778110.5 + i / 1e3)).encode() + b"\n"
+                        for i in range(1000))
+        sha.update(data)
+        total += len(data)
+        chunks.append(data)
+    w = Writer(path)
+    for n, d in real[:-1]:
+        w.member(n, d)
+    for seq, data in enumerate(chunks):
+        w.member(f"streams/bpf/reclaim/{seq:06d}.jsonl", data)
+
+    def edit(m):
+        m["artifacts"].append({"name": "bpf/reclaim", "kind": "stream", "status": "ok", "bytes": total,
+                               "sha256": sha.hexdigest(), "records": 210_000})
+
+    w.member("manifest.json", _final(real, edit))
+    w.close()
+
+
+def case_json_4m(path):
+    real = _real()
+    w = Writer(path)
+    for n, d in real[:-1]:
+        w.member(n, d)
+    tail = b'"x": [' + b"0," * 3_900_000 + b"0]}"
+    head = _final(real, lambda m: None).rstrip()
+    assert head.endswith(b"}")
+    w.member("manifest.json", head[:-1] + b", " + tail)
+    w.close()
+
+
+CASES = {name[len("case_"):].replace("_", "-"): fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def _measure(argv: list[str]) -> tuple[int, float, float, str]:
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, ru = os.wait4(p.pid, 0)
+    elapsed = time.monotonic() - t0
+    err = p.stderr.read().decode("utf-8", "replace").strip().splitlines()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, ru.ru_maxrss / 1024, elapsed, (err[-1] if err else "")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", action="append", choices=sorted(CASES))
+    ap.add_argument("--keep", action="store_true", help="keep the generated bundles")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix=f"snapcollect-bench-hostile-{os.getpid()}-")
+    exe = [sys.executable, "-m", "snapcollect"]
+    print(f"{'case':<14} {'file':>9} {'command':<10} {'exit':>4} {'RSS MB':>7} {'s':>6}  message")
+    try:
+        for name in args.only or CASES:
+            path = os.path.join(tmp, f"{name}.tar.zst")
+            CASES[name](path)
+            size = os.path.getsize(path)
+            for cmd in (["show"], ["report", "-f", "md"], ["report", "-f", "json"]):
+                rc, rss, s, msg = _measure(exe + cmd + [path])
+                print(f"{name:<14} {size / 1024:>7.0f}KB {' '.join(cmd[:1] + cmd[2:]):<10} {rc:>4} {rss:>7.0f} "
+                      f"{s:>6.1f}  {msg[-90:]}", flush=True)
+    finally:
+        if args.keep:
+            print(f"bundles kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
