@@ -170,6 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("snapcollect: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        if args.command not in ("show", "report"):
+            raise
+        # The caps keep a bundle well under this; a machine smaller still
+        # needs them lowered.
+        print("snapcollect: out of memory while reading the bundle; lower the caps "
+              "(--max-total-size, --max-json-values)", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 141
     return 2

@@ -87,31 +87,38 @@ class Shape:
 
     def check(self, rec: Any, warnings: list[str] | None = None, where: str = "") -> dict:
         """The record with bad optional fields removed; ``Invalid`` if it cannot be used."""
-        where = where or self.what
+        # Messages are built only on failure: this runs for every record.
         if type(rec) is not dict:
-            raise Invalid(f"{where}: not a JSON object")
+            raise Invalid(f"{where or self.what}: not a JSON object")
         out = dict(rec) if self.keep_other else {}
         for key, t in self.required.items():
             if key not in rec:
-                raise Invalid(f"{where}: no {key!r} field")
-            out[key] = self._field(t, rec[key], f"{where}: {key!r}", warnings, required=True)
+                raise Invalid(f"{where or self.what}: no {key!r} field")
+            value = rec[key]
+            if type(t) is Shape:
+                value = t.check(value, warnings, f"{where or self.what}: {key!r}")
+            elif not t.test(value):
+                raise Invalid(f"{where or self.what}: {key!r} is not {t.name}")
+            out[key] = value
         for key, t in self.optional.items():
-            if key in rec:
+            if key not in rec:
+                continue
+            value = rec[key]
+            if type(t) is Shape:
                 try:
-                    out[key] = self._field(t, rec[key], f"{where}: {key!r}", warnings, required=False)
+                    out[key] = t.check(value, warnings, f"{where or self.what}: {key!r}")
+                    continue
                 except Invalid as exc:
-                    out.pop(key, None)
-                    if warnings is not None:
-                        warnings.append(f"{exc}; ignored")
+                    why = str(exc)
+            elif t.test(value):
+                out[key] = value
+                continue
+            else:
+                why = f"{where or self.what}: {key!r} is not {t.name}"
+            out.pop(key, None)
+            if warnings is not None:
+                warnings.append(f"{why}; ignored")
         return out
-
-    @staticmethod
-    def _field(t, value, where, warnings, required):
-        if isinstance(t, Shape):
-            return t.check(value, warnings, where)
-        if not t(value):
-            raise Invalid(f"{where} is not {t.name}")
-        return value
 
 
 # -- JSON decoding -------------------------------------------------------------
@@ -129,6 +136,10 @@ def _float(text: str) -> float:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_float)
+# Without the per-float hook, for ticks and stream records: a number that
+# overflows to inf decodes, but only listed fields are kept and NUM
+# refuses what is not finite.
+_FAST = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def json_values(data: bytes) -> int:
@@ -141,11 +152,15 @@ def json_values(data: bytes) -> int:
     return 4 * data.count(b"{") + 2 * data.count(b"[") + data.count(b",") + 1
 
 
-def loads(data: bytes | str, what: str) -> Any:
-    """Decode one JSON document strictly; ``Invalid`` with a one-line reason."""
+def loads(data: bytes | str, what: str, *, fast: bool = False) -> Any:
+    """Decode one JSON document strictly; ``Invalid`` with a one-line reason.
+
+    ``fast``: let overflowing floats through as inf, for documents whose
+    kept fields are all checked by a Shape.
+    """
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-        return _DECODER.decode(text)
+        return (_FAST if fast else _DECODER).decode(text)
     except UnicodeDecodeError as exc:
         raise Invalid(f"{what}: not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
