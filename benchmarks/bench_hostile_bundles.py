@@ -6,7 +6,9 @@
 Each case is built in a private temporary directory (small files: the
 big members are zstd RLE blocks), then ``snapcollect show`` and
 ``snapcollect report -f md`` / ``-f json`` run on it in a child process;
-the table gives the child's peak RSS (wait4's ru_maxrss) and wall time,
+the table gives the child's peak RSS (wait4's ru_maxrss; the bundles are
+built in other children, since a child's peak starts from its parent's
+at fork) and wall time,
 and the exit status (2: refused with a one-line error). Target (issue
 10): under 512 MB and 30 s for any input. Cases:
 
@@ -14,10 +16,12 @@ and the exit status (2: refused with a one-line error). Target (issue
 - manifest-10g: a tar header declaring a 10 GiB manifest;
 - members-1m: 1,000,000 empty members (refused at the member cap);
 - members-300k: 299,000 empty data members, under the cap, plus a real bundle;
-- member-64m: a 64 MiB /proc/meminfo snapshot (the largest member the caps let in), resealed;
-- ticks-256m: a real bundle whose ticks carry 250 MiB of plausible procs text, resealed;
+- member-32m: a 32 MiB /proc/meminfo snapshot (the largest member the caps let in), resealed;
+- files-120m: four 30 MiB snapshots the report parses (meminfo, vmstat at start and end), resealed;
+- ticks-128m: a real bundle whose ticks carry 125 MiB of plausible procs text, resealed;
 - records-210k: 210,000 BPF reclaim records (the collector's own cap), resealed;
-- json-4m: a manifest holding just under 4,000,000 JSON values in a field of its own.
+- json-4m: 3,900,000 JSON values in ticks (dropped: not a tick field);
+- manifest-200k: a manifest holding just under its 200,000 JSON values in a field of its own.
 """
 
 from __future__ import annotations
@@ -104,10 +108,10 @@ def case_members_300k(path):
     w.close()
 
 
-def case_member_64m(path):
+def case_member_32m(path):
     real = _real()
     meminfo = [d for n, d in real if n == "data/proc/meminfo@start"][0]
-    big = (meminfo * (64 * MIB // len(meminfo) + 1))[:64 * MIB - 1024]
+    big = (meminfo * (32 * MIB // len(meminfo) + 1))[:32 * MIB - 1024]
 
     def edit(m):
         for a in m["artifacts"]:
@@ -121,11 +125,31 @@ def case_member_64m(path):
     w.close()
 
 
-def case_ticks_256m(path):
+def case_files_120m(path):
+    real = _real()
+    big = {}
+    for n, d in real:
+        if n in ("data/proc/meminfo@start", "data/proc/meminfo@end", "data/proc/vmstat@start",
+                 "data/proc/vmstat@end"):
+            big[n[5:]] = (d * (30 * MIB // len(d) + 1))[:30 * MIB]
+
+    def edit(m):
+        for a in m["artifacts"]:
+            if a["name"] in big:
+                a.update(bytes=len(big[a["name"]]), sha256=hashlib.sha256(big[a["name"]]).hexdigest())
+
+    w = Writer(path)
+    for n, d in real[:-1]:
+        w.member(n, big.get(n[5:], d))
+    w.member("manifest.json", _final(real, edit))
+    w.close()
+
+
+def case_ticks_128m(path):
     real = _real()
     ticks = [json.loads(d) for n, d in real if n.startswith("ticks/")]
     procs = ticks[0]["texts"]["procs"]
-    per_tick = 250 * MIB // len(ticks)
+    per_tick = 125 * MIB // len(ticks)
     big = (procs * (per_tick // len(procs) + 1))[:per_tick]
     sha, total = hashlib.sha256(), 0
     w = Writer(path)
@@ -175,12 +199,22 @@ def case_records_210k(path):
 def case_json_4m(path):
     real = _real()
     w = Writer(path)
+    per = 3_900_000 // 11
+    for n, d in real[:-1]:
+        if n.startswith("ticks/"):
+            d = d.rstrip()[:-1] + b', "x": [' + b"0," * per + b"0]}"
+        w.member(n, d)
+    w.member("manifest.json", real[-1][1])
+    w.close()
+
+
+def case_manifest_200k(path):
+    real = _real()
+    w = Writer(path)
     for n, d in real[:-1]:
         w.member(n, d)
-    tail = b'"x": [' + b"0," * 3_900_000 + b"0]}"
     head = _final(real, lambda m: None).rstrip()
-    assert head.endswith(b"}")
-    w.member("manifest.json", head[:-1] + b", " + tail)
+    w.member("manifest.json", head[:-1] + b', "x": [' + b"0," * 190_000 + b"0]}")
     w.close()
 
 
@@ -202,14 +236,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", action="append", choices=sorted(CASES))
     ap.add_argument("--keep", action="store_true", help="keep the generated bundles")
+    ap.add_argument("--build", nargs=2, metavar=("CASE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.build:
+        CASES[args.build[0]](args.build[1])
+        return 0
     tmp = tempfile.mkdtemp(prefix=f"snapcollect-bench-hostile-{os.getpid()}-")
     exe = [sys.executable, "-m", "snapcollect"]
     print(f"{'case':<14} {'file':>9} {'command':<10} {'exit':>4} {'RSS MB':>7} {'s':>6}  message")
     try:
         for name in args.only or CASES:
             path = os.path.join(tmp, f"{name}.tar.zst")
-            CASES[name](path)
+            # Built in a child: a child's peak RSS starts from its parent's
+            # at fork, so this process stays small.
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--build", name, path], check=True)
             size = os.path.getsize(path)
             for cmd in (["show"], ["report", "-f", "md"], ["report", "-f", "json"]):
                 rc, rss, s, msg = _measure(exe + cmd + [path])

@@ -37,9 +37,12 @@ class Cap:
 
 
 CAPS = (
-    Cap("max_member_bytes", "--max-member-size", "SNAPCOLLECT_MAX_MEMBER_SIZE", 64 * MIB,
+    # The collector's largest source is one process's smaps, capped at
+    # 32 MiB. Parsing a snapshot costs about twice its size again, so
+    # 128 MiB of parsed files is what fits in 512 MB.
+    Cap("max_member_bytes", "--max-member-size", "SNAPCOLLECT_MAX_MEMBER_SIZE", 32 * MIB,
         "size of one archive member", True),
-    Cap("max_total_bytes", "--max-total-size", "SNAPCOLLECT_MAX_TOTAL_SIZE", 256 * MIB,
+    Cap("max_total_bytes", "--max-total-size", "SNAPCOLLECT_MAX_TOTAL_SIZE", 128 * MIB,
         "decompressed size of the archive", True),
     Cap("max_members", "--max-members", "SNAPCOLLECT_MAX_MEMBERS", 300_000,
         "number of archive members", False),
@@ -52,6 +55,11 @@ CAPS = (
     Cap("max_json_values", "--max-json-values", "SNAPCOLLECT_MAX_JSON_VALUES", 4_000_000,
         "number of values in the bundle's JSON documents", False),
 )
+
+# The manifest keeps fields the schema does not list, and the report
+# shows them, so it gets this share of max_json_values (200,000 by
+# default; a collector's manifest counts a few thousand).
+MANIFEST_SHARE = 20
 
 _UNITS = {"": 1, "k": KIB, "m": MIB, "g": GIB, "t": 1024 * GIB}
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -125,4 +133,4 @@ class LimitExceeded(Exception):
     """A cap was reached; the message is the one line to show."""
 
 
-__all__ = ["CAPS", "Cap", "LimitExceeded", "Limits", "parse_count", "parse_size"]
+__all__ = ["CAPS", "MANIFEST_SHARE", "Cap", "LimitExceeded", "Limits", "parse_count", "parse_size"]

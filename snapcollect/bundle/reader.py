@@ -30,7 +30,7 @@ import stat
 from dataclasses import dataclass, field
 
 from snapcollect.bundle import names, schema
-from snapcollect.bundle.limits import LimitExceeded, Limits
+from snapcollect.bundle.limits import MANIFEST_SHARE, LimitExceeded, Limits
 from snapcollect.bundle.tarstream import TarFormatError, TarStream, TarTruncated
 from snapcollect.bundle.zstdblocks import MAGIC, ZstdBlocks, ZstdFormatError
 from snapcollect.errors import BundleError
@@ -244,6 +244,12 @@ class _Members:
         elif kind == "manifest":
             try:
                 found: list[str] = []
+                values = schema.json_values(data)
+                share = self.limits.max_json_values // MANIFEST_SHARE
+                if values > share:
+                    raise LimitExceeded(self.limits.exceeded(
+                        "max_json_values", f"manifest.json holds up to {values:,} JSON values, more than "
+                                           f"the manifest's 1/{MANIFEST_SHARE} share ({share:,})"))
                 m = schema.MANIFEST.check(self._json(data, member), found)
                 arts = []
                 for i, a in enumerate(m.get("artifacts", [])):

@@ -13,6 +13,8 @@ test, a minute or so on a small machine); for a campaign:
     SNAPCOLLECT_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -q tests/unit/test_fuzz_bundles.py
 
 Outcome counts go to SNAPCOLLECT_FUZZ_STATS (a file) when it is set.
+SNAPCOLLECT_FUZZ_SEED=N draws other inputs (seeded by N instead of
+derandomized), to split a campaign over several processes.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ import signal
 
 import bundle_mutations as bm
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 EXAMPLES = int(os.environ.get("SNAPCOLLECT_FUZZ_EXAMPLES", "150"))
 HANG_S = 60
 STATS: collections.Counter = collections.Counter()
 
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+SEED = os.environ.get("SNAPCOLLECT_FUZZ_SEED")
+FUZZ = settings(max_examples=EXAMPLES, derandomize=SEED is None, deadline=None, database=None,
                 phases=(Phase.explicit, Phase.generate, Phase.shrink), print_blob=True,
                 suppress_health_check=list(HealthCheck))
 
@@ -152,6 +155,11 @@ def mutant(draw, seeds):
     return data, html, "+".join(sorted(set(kinds)))
 
 
+def _seeded(test):
+    return seed(int(SEED))(test) if SEED is not None else test
+
+
+@_seeded
 @FUZZ
 @given(data=st.data())
 def test_mutated_bundles_give_a_report_or_one_line_error(data, seeds, tmp_path_factory):
@@ -159,6 +167,7 @@ def test_mutated_bundles_give_a_report_or_one_line_error(data, seeds, tmp_path_f
     _run(tmp_path_factory, blob, html, label)
 
 
+@_seeded
 @settings(FUZZ, max_examples=max(20, EXAMPLES // 5))
 @given(data=st.data())
 def test_real_bundles_cut_anywhere(data, seed_files, tmp_path_factory):
