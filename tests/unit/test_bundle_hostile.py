@@ -325,3 +325,52 @@ def test_warnings_are_bounded(tmp_path, real):
     extra = [(f"junk/{i}", b"") for i in range(500)]
     b = open_bundle(_write(tmp_path, hb.pack(extra + real)))
     assert len(b.warnings) == 21 and b.warnings[-1] == "480 more problem(s) of the same kinds"
+
+
+# -- zstd, block by block -------------------------------------------------------------
+
+
+def _drain(z) -> bytes:
+    out = []
+    while True:
+        piece = z.read(7000)
+        if not piece:
+            return b"".join(out)
+        assert len(piece) <= 128 * 1024
+        out.append(piece)
+
+
+def test_zstd_blocks_match_zstandard_and_skip_skippable_frames():
+    import io
+
+    import zstandard
+
+    from snapcollect.bundle.zstdblocks import ZstdBlocks
+
+    text = b"".join(b"line %d of a meminfo-like text\n" % i for i in range(20_000))
+    frames = (zstandard.ZstdCompressor(level=3, write_checksum=True).compress(text[:300_000])
+              + b"\x50\x2a\x4d\x18" + (5).to_bytes(4, "little") + b"hello"
+              + zstandard.ZstdCompressor(level=1, write_content_size=False).compress(text[300_000:]))
+    z = ZstdBlocks(io.BytesIO(frames))
+    assert _drain(z) == text and not z.cut
+    # cut anywhere: a prefix of the text, and the cut is noticed
+    for cut in range(0, len(frames), max(1, len(frames) // 50)):
+        z = ZstdBlocks(io.BytesIO(frames[:cut]))
+        got = _drain(z)
+        assert text.startswith(got) and z.cut == (cut > 0)
+
+
+def test_zstd_bomb_comes_out_in_bounded_pieces():
+    import io
+
+    from snapcollect.bundle.zstdblocks import ZstdBlocks
+
+    z = ZstdBlocks(io.BytesIO(hb.rle_frame(b"", 16 * 1024 * 1024, suffix=b"")))
+    total = 0
+    while True:
+        piece = z.read(1 << 30)  # asking for everything still gives one block at most
+        if not piece:
+            break
+        assert len(piece) <= 128 * 1024
+        total += len(piece)
+    assert total == 16 * 1024 * 1024
