@@ -144,7 +144,7 @@ def _upgrade(manifest: dict) -> dict:
     """Bring a manifest of any readable version to the current shape."""
     version = manifest.get("format_version")
     if version not in names.READABLE_VERSIONS:
-        raise BundleError(f"bundle format version {version!r} is not supported by this snapcollect "
+        raise BundleError(f"bundle format version {str(version)[:20]} is not supported by this snapcollect "
                           f"(reads {', '.join(map(str, names.READABLE_VERSIONS))}); upgrade snapcollect")
     manifest.setdefault("artifacts", [])
     return manifest
