@@ -15,12 +15,13 @@ and the exit status (2: refused with a one-line error). Target (issue
 - bomb-1g: a 1 GiB member in a ~40 KB bundle (refused at the member cap);
 - manifest-10g: a tar header declaring a 10 GiB manifest;
 - members-1m: 1,000,000 empty members (refused at the member cap);
-- members-300k: 299,000 empty data members, under the cap, plus a real bundle;
+- members-200k: 200,000 empty data members plus a real bundle (each member costs a 512-byte
+  header, so the 128 MiB total cap stops a bundle before 262,144 members);
 - member-32m: a 32 MiB /proc/meminfo snapshot (the largest member the caps let in), resealed;
 - files-120m: four 30 MiB snapshots the report parses (meminfo, vmstat at start and end), resealed;
 - ticks-128m: a real bundle whose ticks carry 125 MiB of plausible procs text, resealed;
 - records-210k: 210,000 BPF reclaim records (the collector's own cap), resealed;
-- json-4m: 3,900,000 JSON values in ticks (dropped: not a tick field);
+- json-4m: OOM-kill records whose kernel stacks hold 3,900,000 short strings in all, resealed;
 - manifest-200k: a manifest holding just under its 200,000 JSON values in a field of its own.
 """
 
@@ -97,12 +98,12 @@ def case_members_1m(path):
     w.close()
 
 
-def case_members_300k(path):
+def case_members_200k(path):
     real = _real()
     w = Writer(path)
     for n, d in real[:-1]:
         w.member(n, d)
-    for i in range(299_000):
+    for i in range(200_000):
         w.member(f"data/m{i}", b"")
     w.member("manifest.json", real[-1][1])
     w.close()
@@ -198,13 +199,20 @@ def case_records_210k(path):
 
 def case_json_4m(path):
     real = _real()
+    rec = {"t": 1763778110.5, "ts_ns": 1, "cpu": 0, "tid": 1, "comm": "x", "pid": 1,
+           "kstack": [f"f{i}" for i in range(38_000)]}
+    line = json.dumps(rec).encode() + b"\n"
+    data = line * 100
     w = Writer(path)
-    per = 3_900_000 // 11
     for n, d in real[:-1]:
-        if n.startswith("ticks/"):
-            d = d.rstrip()[:-1] + b', "x": [' + b"0," * per + b"0]}"
         w.member(n, d)
-    w.member("manifest.json", real[-1][1])
+    w.member("streams/bpf/oom_kill/000000.jsonl", data)
+
+    def edit(m):
+        m["artifacts"].append({"name": "bpf/oom_kill", "kind": "stream", "status": "ok", "bytes": len(data),
+                               "sha256": hashlib.sha256(data).hexdigest(), "records": 100})
+
+    w.member("manifest.json", _final(real, edit))
     w.close()
 
 

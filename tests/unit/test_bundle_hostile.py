@@ -188,6 +188,8 @@ def test_member_names_that_are_not_numbers_are_ignored_with_a_warning(tmp_path, 
     assert not b.incomplete_reason.startswith("stopped by"), "a normal stop is no reason"
     md = _markdown(b)
     assert "**Complete:** NO" in md and "weird/member" in md
+    shown = format_show(b)
+    assert "set aside on reading:" in shown and "'ticks/abc.json' ignored" in shown
 
 
 @pytest.mark.parametrize("bad,expect", [
