@@ -206,7 +206,8 @@ def case_json_4m(path):
     w = Writer(path)
     for n, d in real[:-1]:
         w.member(n, d)
-    w.member("streams/bpf/oom_kill/000000.jsonl", data)
+    for seq in range(4):  # four members of 25 records, under the member cap
+        w.member(f"streams/bpf/oom_kill/{seq:06d}.jsonl", line * 25)
 
     def edit(m):
         m["artifacts"].append({"name": "bpf/oom_kill", "kind": "stream", "status": "ok", "bytes": len(data),
