@@ -12,7 +12,8 @@ test, a minute or so on a small machine); for a campaign:
 
     SNAPCOLLECT_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -q tests/unit/test_fuzz_bundles.py
 
-Outcome counts go to SNAPCOLLECT_FUZZ_STATS (a file) when it is set.
+Outcome counts go to SNAPCOLLECT_FUZZ_STATS (a file, rewritten every
+100 inputs) when it is set.
 SNAPCOLLECT_FUZZ_SEED=N draws other inputs (seeded by N instead of
 derandomized), to split a campaign over several processes.
 """
@@ -55,13 +56,17 @@ def seed_files():
     return [open(p, "rb").read() for p in bm.SEEDS]
 
 
+def _write_stats() -> None:
+    out = os.environ.get("SNAPCOLLECT_FUZZ_STATS")
+    if out:
+        with open(out, "w") as fh:
+            fh.write(json.dumps(dict(STATS), sort_keys=True) + "\n")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _stats():
     yield
-    out = os.environ.get("SNAPCOLLECT_FUZZ_STATS")
-    if out:
-        with open(out, "a") as fh:
-            fh.write(json.dumps(dict(STATS), sort_keys=True) + "\n")
+    _write_stats()
 
 
 def _alarm(signum, frame):
@@ -82,6 +87,8 @@ def _run(tmp_path_factory, data: bytes, html: bool, label: str) -> None:
     STATS["inputs"] += 1
     STATS[f"{label}:{outcome.kind}"] += 1
     STATS[outcome.kind if outcome.kind == "refused" else f"opened-{outcome.detail}"] += 1
+    if STATS["inputs"] % 100 == 0:  # a long campaign stopped early still has its counts
+        _write_stats()
 
 
 MUTATIONS = ("zstd_flip", "tar_flip", "json", "text", "name", "size", "truncate", "drop", "dup")
