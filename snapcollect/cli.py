@@ -54,6 +54,40 @@ def _file_mode(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _cap_value(cap):
+    from snapcollect.bundle.limits import parse_count, parse_size
+
+    def conv(text: str) -> int:
+        try:
+            return parse_size(text) if cap.is_size else parse_count(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return conv
+
+
+def add_limit_options(p: argparse.ArgumentParser) -> None:
+    """The reader's caps (bundle.limits), each also set by an environment variable."""
+    from snapcollect.bundle.limits import CAPS, human
+
+    g = p.add_argument_group("limits on what is read from the bundle")
+    for cap in CAPS:
+        g.add_argument(cap.option, dest=cap.attr, type=_cap_value(cap), default=None,
+                       metavar="SIZE" if cap.is_size else "N",
+                       help=f"cap on the {cap.what} (default {human(cap, cap.default)}; "
+                            f"env {cap.env})".replace("%", "%%"))
+
+
+def limits_from_args(args):
+    """The caps for opening a bundle: options, else environment, else defaults."""
+    from snapcollect.bundle.limits import CAPS, Limits
+    from snapcollect.errors import BundleError
+
+    try:
+        return Limits.from_env(**{c.attr: getattr(args, c.attr, None) for c in CAPS})
+    except ValueError as exc:
+        raise BundleError(str(exc)) from None
+
+
 def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--duration", type=_positive(float), default=60.0, metavar="S",
                    help="length of the sampling window in seconds (default 60)")
@@ -101,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="list what a bundle holds")
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_limit_options(p)
 
     p = sub.add_parser("report", help="render a bundle to Markdown, HTML, PDF or JSON")
     p.add_argument("bundle")
@@ -112,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="permissions of the report and its charts (default 600, like the bundle: "
                         "it holds the same command lines and names)")
     p.add_argument("--force", action="store_true", help="replace an existing report (and its charts)")
+    add_limit_options(p)
 
     p = sub.add_parser("doctor", help="check which collectors work on this host")
     p.add_argument("--json", action="store_true")
@@ -138,7 +174,7 @@ def cmd_show(args) -> int:
 
     from snapcollect.report.printable import printable
 
-    bundle = open_bundle(args.bundle)
+    bundle = open_bundle(args.bundle, limits_from_args(args))
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     else:
@@ -186,6 +222,7 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
             return cmd_show(args)
         if args.command == "report":
             from snapcollect.report.render import render_command
+            args.limits = limits_from_args(args)
             return render_command(args)
         if args.command == "doctor":
             from snapcollect.collect.doctor import run_doctor
@@ -207,6 +244,14 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
     except KeyboardInterrupt:
         print("snapcollect: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        if args.command not in ("show", "report"):
+            raise
+        # The caps keep a bundle well under this; a machine smaller still
+        # needs them lowered.
+        print("snapcollect: out of memory while reading the bundle; lower the caps "
+              "(--max-total-size, --max-json-values)", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 141
     return 2

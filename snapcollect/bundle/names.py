@@ -27,7 +27,8 @@ SUFFIX = ".tar.zst"
 PARTIAL_SUFFIX = ".partial"
 
 KINDS = ("file", "series", "stream")
-STATUSES = ("ok", "missing", "denied", "timeout", "truncated", "error", "unavailable")
+STATUSES = ("ok", "missing", "denied", "timeout", "truncated", "error", "unavailable",
+            "corrupt")  # corrupt: set by the reader when data fails its declared checksum
 
 START = "start"
 END = "end"
@@ -55,18 +56,30 @@ def stream_path(name: str, seq: int) -> str:
     return f"streams/{name}/{seq:06d}.jsonl"
 
 
+def _index(text: str) -> int | None:
+    # ASCII digits only: int() also takes " 7", "+7", "1_000" and "٣".
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
+
+
 def classify(member: str) -> tuple[str, str | None, int | None]:
     """Map an archive member path back to (kind, name, index).
 
-    kind is one of "manifest", "file", "tick", "stream" or "unknown".
+    kind is one of "manifest", "file", "tick", "stream" or "unknown";
+    "unknown" also for a path under ``data/``, ``ticks/`` or ``streams/``
+    that does not fit the format (a tick number that is not a number, an
+    empty name).
     """
     if member == MANIFEST:
         return "manifest", None, None
-    if member.startswith("data/"):
+    if member.startswith("data/") and len(member) > len("data/"):
         return "file", member[len("data/"):], None
     if member.startswith("ticks/") and member.endswith(".json"):
-        return "tick", None, int(member[len("ticks/"):-len(".json")])
+        k = _index(member[len("ticks/"):-len(".json")])
+        if k is not None:
+            return "tick", None, k
     if member.startswith("streams/") and member.endswith(".jsonl"):
         head, _, seq = member[len("streams/"):-len(".jsonl")].rpartition("/")
-        return "stream", head, int(seq)
+        n = _index(seq)
+        if head and n is not None:
+            return "stream", head, n
     return "unknown", None, None

@@ -90,6 +90,11 @@ def format_show(b: Bundle) -> str:
         for a in sorted(bad, key=lambda a: a["name"]):
             lines += _wrap(f"  {a['name']}: {a.get('status')}: {a.get('reason') or 'no reason recorded'}",
                            "      ")
+    if b.warnings:
+        lines.append("")
+        lines.append("set aside on reading:")
+        for w in b.warnings:
+            lines += _wrap(f"  {w}", "      ")
     return "\n".join(lines)
 
 

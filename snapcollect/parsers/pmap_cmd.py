@@ -28,13 +28,19 @@ def parse_pmap_x(text: str) -> tuple[list[dict], dict[str, int]]:
             continue
         if line.startswith("total"):
             parts = line.split()
+            if len(parts) < 5:
+                raise ParseError(f"pmap -x: unexpected total line {line.strip()[:80]!r}")
             total = {"kbytes": to_int(parts[2], "pmap", line), "rss_kb": to_int(parts[3], "pmap", line),
                      "dirty_kb": to_int(parts[4], "pmap", line)}
             continue
         parts = line.split(None, 5)
         if len(parts) < 6:
             raise ParseError(f"pmap -x: unexpected line {line.strip()[:80]!r}")
-        rows.append({"address": int(parts[0], 16), "kbytes": to_int(parts[1], "pmap", line),
+        try:
+            address = int(parts[0], 16)
+        except ValueError:
+            raise ParseError(f"pmap -x: address {parts[0][:20]!r} is not hexadecimal") from None
+        rows.append({"address": address, "kbytes": to_int(parts[1], "pmap", line),
                      "rss_kb": to_int(parts[2], "pmap", line), "dirty_kb": to_int(parts[3], "pmap", line),
                      "mode": parts[4], "mapping": parts[5].strip()})
     if not seen_header or total is None:

@@ -185,7 +185,7 @@ def render_command(args) -> int:
         from snapcollect.report.pdf import load_weasyprint
 
         load_weasyprint()
-    bundle = open_bundle(args.bundle)
+    bundle = open_bundle(args.bundle, getattr(args, "limits", None))
     from snapcollect.report.build import build_report
 
     report = build_report(bundle)

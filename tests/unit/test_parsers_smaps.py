@@ -60,3 +60,12 @@ def test_bad_smaps():
         parse_smaps_rollup("Rss: 4 kB\n")
     with pytest.raises(ParseError):
         parse_pmap_x("1234: foo\n")
+
+
+def test_pmap_x_garbage_is_a_parse_error_not_a_crash():
+    # Found by tests/unit/test_fuzz_bundles.py: a flipped byte in an address.
+    head = "1067:   x\nAddress           Kbytes     RSS   Dirty Mode  Mapping\n"
+    with pytest.raises(ParseError, match="not hexadecimal"):
+        parse_pmap_x(head + "0000?f7e6f471000       4       4       0 r---- x\ntotal kB 4 4 0\n")
+    with pytest.raises(ParseError, match="total line"):
+        parse_pmap_x(head + "000055b10a42b000       4       4       0 r---- x\ntotal kB\n")
