@@ -1,11 +1,12 @@
 # make run   installs what is needed, collects for 10 s on this host, renders the report
-# make test  installs what is needed and runs the whole test suite
+# make test  installs what is needed and runs the whole test suite (the VM tier last)
+# make test-vm  boots Debian 11/12/13 guests under qemu and checks their reports (tests/vm)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    := out
 
-.PHONY: run test deps host venv bench clean
+.PHONY: run test test-host test-vm vm-host vm-images deps host venv bench clean
 
 deps: host venv
 
@@ -30,8 +31,21 @@ run: deps
 	@echo "bundle: $$(tail -n1 $(OUT)/.last)"
 	@echo "report: $(OUT)/report.md $(OUT)/report.html $(OUT)/report.pdf"
 
-test: deps
-	$(PY) -m pytest -q -rs
+test: test-host test-vm
+
+test-host: deps
+	$(PY) -m pytest -q -rs --ignore=tests/vm
+
+# The VM tier builds its guest images when the cache lacks them
+# ($$SNAPCOLLECT_VM_CACHE, default /var/cache/snapcollect-vm).
+test-vm: deps vm-host
+	$(PY) -m pytest -q -rs tests/vm
+
+vm-host:
+	./scripts/setup-host.sh --vm
+
+vm-images: deps vm-host
+	for r in bookworm trixie bullseye; do $(PY) tests/vm/driver.py build $$r || exit 1; done
 
 # Benchmarks print figures; they are not part of the test suite. perf is
 # only needed for the comparison row of the fault-overhead benchmark.

@@ -118,8 +118,9 @@ def _drop_stale_images(release: str, keep: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def read_versions(image: str) -> dict[str, str]:
-    with open(os.path.join(image, "versions.txt")) as fh:
+def read_versions(directory: str) -> dict[str, str]:
+    """versions.txt of an image (or of a run: a copy of its image's)."""
+    with open(os.path.join(directory, "versions.txt")) as fh:
         return dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line)
 
 
@@ -164,7 +165,7 @@ class Boot:
             return f"(no console log: {exc})"
 
 
-def qemu_argv(image: str, run_dir: str, accel: str) -> list[str]:
+def qemu_argv(image: str, run_dir: str, accel: str, guest_timeout: int = 600) -> list[str]:
     m0, m1 = NODE_MB
     if accel == "kvm":
         cpu = ["-accel", "kvm", "-cpu", "host"]
@@ -175,7 +176,7 @@ def qemu_argv(image: str, run_dir: str, accel: str) -> list[str]:
             "-object", f"memory-backend-ram,size={m1}M,id=m1",
             "-numa", "node,nodeid=0,cpus=0,memdev=m0", "-numa", "node,nodeid=1,cpus=1,memdev=m1",
             "-kernel", os.path.join(image, "vmlinuz"), "-initrd", os.path.join(image, "initrd.img"),
-            "-append", CMDLINE,
+            "-append", f"{CMDLINE} snapcollect.timeout={guest_timeout}",
             "-drive", f"file={os.path.join(run_dir, 'root.qcow2')},format=qcow2,if=virtio",
             "-drive", f"file={os.path.join(run_dir, 'results.img')},format=raw,if=virtio",
             "-drive", f"file={os.path.join(run_dir, 'source.tar')},format=raw,if=virtio,readonly=on",
@@ -193,6 +194,7 @@ def _prepare_run(image: str, run_dir: str) -> None:
     with open(os.path.join(run_dir, "results.img"), "wb") as fh:
         fh.truncate(RESULTS_DISK_MB << 20)
     write_source_tar(os.path.join(run_dir, "source.tar"))
+    shutil.copy(os.path.join(image, "versions.txt"), run_dir)    # what this run booted
 
 
 def _console_has(run_dir: str, text: str) -> bool:
@@ -242,7 +244,10 @@ def boot(release: str, image: str, run_dir: str, timeout_s: float = BOOT_TIMEOUT
     _prepare_run(image, run_dir)
     t = time.monotonic()
     with open(os.path.join(run_dir, "qemu.stderr"), "w") as err:
-        proc = subprocess.Popen(qemu_argv(image, run_dir, accel), stdout=err, stderr=err)
+        # The guest stops its scenarios 60 s before the host gives up on it,
+        # so that its results still reach the results disk.
+        argv = qemu_argv(image, run_dir, accel, guest_timeout=max(60, int(timeout_s) - 60))
+        proc = subprocess.Popen(argv, stdout=err, stderr=err)
         try:
             code, timed_out = proc.wait(timeout=timeout_s), False
         except subprocess.TimeoutExpired:

@@ -24,8 +24,18 @@ esac
 
 # Everything the collector runs or reads in the guest: the classic tools,
 # bcc with its Python bindings, and the collector's two Python modules.
-packages="python3-zstandard python3-psutil python3-bpfcc bpfcc-tools libbpfcc
+packages="python3-psutil python3-bpfcc bpfcc-tools libbpfcc
   procps sysstat numactl util-linux mount kmod zstd tar xz-utils"
+# Debian 11 has no python3-zstandard: there it comes from PyPI, with pip,
+# as a bullseye user would install it. The version is pinned so the image
+# is the same from one build to the next.
+if [ "$release" = bullseye ]; then
+    packages="$packages python3-pip"
+    pip_zstandard="zstandard==0.23.0"
+else
+    packages="$packages python3-zstandard"
+    pip_zstandard=""
+fi
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/snapcollect-vm-build-$release-XXXXXX")
 root=$work/root
@@ -83,14 +93,22 @@ kver=${kpkg#linux-image-}
 step "kernel $kver"
 in_root apt-get install -y -qq --no-install-recommends $packages "linux-headers-$kver" \
     >>"$work/apt.log" 2>&1 || { tail -n 30 "$work/apt.log" >&2; exit 1; }
+if [ -n "$pip_zstandard" ]; then
+    in_root pip3 install -q --no-cache-dir --only-binary=:all: "$pip_zstandard" >>"$work/apt.log" 2>&1 \
+        || { tail -n 20 "$work/apt.log" >&2; exit 1; }
+fi
 # The kernel package is unpacked rather than installed: its post-install
 # script would build an initramfs of its own that the guest never uses.
 (cd "$work" && in_root sh -c "cd /tmp && apt-get download -qq $kpkg" && mv "$root"/tmp/"$kpkg"_*.deb "$work/")
 # Unpacked beside the root, then copied in: extracting over the root would
 # replace merged-/usr's /lib symlink with a directory.
 dpkg-deb -x "$work/$kpkg"_*.deb "$work/kernel"
+# (trixie's package puts them under /usr/lib/modules, older ones /lib/modules.)
 mkdir -p "$root/lib/modules"
-cp -a "$work/kernel/lib/modules/$kver" "$root/lib/modules/"
+for d in "$work/kernel/usr/lib/modules/$kver" "$work/kernel/lib/modules/$kver"; do
+    if [ -d "$d" ]; then cp -a "$d" "$root/lib/modules/"; fi
+done
+[ -d "$root/lib/modules/$kver/kernel" ] || { echo "build-image: no modules in $kpkg" >&2; exit 1; }
 cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
 in_root depmod "$kver"
 in_root apt-get clean
@@ -108,7 +126,8 @@ mkdir -p "$root/src" "$root/results"
     echo "kernel=$kver"
     echo "python=$(in_root python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
     in_root dpkg-query -W -f='${Package}=${Version}\n' python3-bpfcc libbpfcc \
-        python3-zstandard python3-psutil sysstat numactl procps "linux-headers-$kver"
+        python3-psutil sysstat numactl procps "linux-headers-$kver"
+    echo "zstandard=$(in_root python3 -c 'import zstandard; print(zstandard.__version__)')"
     echo "linux-image=$(dpkg-deb -f "$work/$kpkg"_*.deb Version)"
 } >"$work/versions.txt"
 unmount_all
