@@ -167,14 +167,16 @@ def guest(request) -> Guest:
 def pytest_terminal_summary(terminalreporter):
     if not _GUESTS:
         return
-    keys = ["build_s", "qemu_s", "guest_init_s", "doctor_s", "bpf_compile_doctor_s", "incident_s", "swap_s",
-            "bpf_loaded_incident_after_s", "render_incident_s", "render_swap_s"]
+    keys = {"build_s": "build", "qemu_s": "qemu total", "guest_init_s": "to init", "doctor_s": "doctor",
+            "bpf_compile_doctor_s": "bcc compile", "incident_s": "incident", "swap_s": "swap",
+            "bpf_loaded_incident_after_s": "BPF loaded", "render_incident_s": "render inc.",
+            "render_swap_s": "render swap"}
     terminalreporter.section("VM tier figures (seconds)")
-    terminalreporter.write_line("release   " + " ".join(f"{k[:-2][-14:]:>14}" for k in keys))
+    terminalreporter.write_line("release   " + " ".join(f"{label:>11}" for label in keys.values()))
     for release, g in _GUESTS.items():
         cells = []
         for k in keys:
             v = g.timings.get(k)
-            cells.append(f"{'cached' if k == 'build_s' and v is None else ('-' if v is None else v):>14}")
+            cells.append(f"{'cached' if k == 'build_s' and v is None else ('-' if v is None else v):>11}")
         terminalreporter.write_line(f"{release:<9} " + " ".join(cells))
         terminalreporter.write_line(f"          {'; '.join(g.boot.notes)}; kept in {g.boot.run_dir}")

@@ -279,7 +279,8 @@ def test_collector_is_not_a_process_of_the_incident(guest):
                 named = [r for r in t["rows"] if r.get("pid") in own]
                 assert not named, f"{name}: table {t['id']} lists the collector: {named[:3]}"
         for f in doc["findings"]:
-            assert "snapcollect" not in f["title"], f["title"]
+            named = [pid for pid in own if f"(pid {pid}" in f["title"] or f"(pid {pid}" in f["explanation"]]
+            assert not named, f"{name}: {f['key']} names the collector: {f['title']}"
 
 
 @per_guest()

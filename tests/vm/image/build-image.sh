@@ -94,8 +94,16 @@ step "kernel $kver"
 in_root apt-get install -y -qq --no-install-recommends $packages "linux-headers-$kver" \
     >>"$work/apt.log" 2>&1 || { tail -n 30 "$work/apt.log" >&2; exit 1; }
 if [ -n "$pip_zstandard" ]; then
-    in_root pip3 install -q --no-cache-dir --only-binary=:all: "$pip_zstandard" >>"$work/apt.log" 2>&1 \
+    # Fetched by the host's pip (its index and certificates), installed
+    # in the guest from the file.
+    pyver=$(in_root python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    mkdir -p "$root/tmp/wheels"
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" \
+        --platform manylinux2014_x86_64 -d "$root/tmp/wheels" "$pip_zstandard" >>"$work/apt.log" 2>&1 \
         || { tail -n 20 "$work/apt.log" >&2; exit 1; }
+    in_root env PIP_FIND_LINKS= pip3 install -q --no-index --find-links /tmp/wheels "$pip_zstandard" \
+        >>"$work/apt.log" 2>&1 || { tail -n 20 "$work/apt.log" >&2; exit 1; }
+    rm -rf "$root/tmp/wheels"
 fi
 # The kernel package is unpacked rather than installed: its post-install
 # script would build an initramfs of its own that the guest never uses.
@@ -114,7 +122,7 @@ in_root depmod "$kver"
 in_root apt-get clean
 # The headers must be the running kernel's own, exactly: bcc compiles
 # against them. The headers package links them into /lib/modules.
-[ -e "$root/lib/modules/$kver/build/include/generated/autoconf.h" ] \
+in_root test -e "/lib/modules/$kver/build/include/generated/autoconf.h" \
     || { echo "build-image: headers for $kver missing" >&2; exit 1; }
 
 step "guest init"
