@@ -12,6 +12,7 @@ that is not in this tree yet; the reason names the defect.
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -26,17 +27,30 @@ BPF_BUDGET = ("issue 8: the BPF start has a fixed budget (3.5 s after the start)
 DOCTOR_PREDICTS = "issue 8: doctor says BPF works while collect drops it (fixed BPF start budget)"
 DOCTOR_TWICE = "issue 8: doctor lists 'perf events (major-faults)' twice"
 
+# bullseye is left out: its BPF compile fails for a reason of its own
+# (5.10's oom:mark_victim has no comm field), which these marks must not hide.
+PENDING_BPF = {"bookworm": BPF_BUDGET, "trixie": BPF_BUDGET}
+
 OOM_GROUP, LIMIT_GROUP, SWAP_GROUP = "/snapcollect-vm-oom", "/snapcollect-vm-limit", "/snapcollect-vm-swap"
 
 
 def per_guest(pending: dict[str, str] | None = None):
     """Parametrise over the guests; ``pending``: release (or "*") -> xfail reason."""
     params = []
-    for release in RELEASES:
+    for release in selected_releases():
         reason = (pending or {}).get(release) or (pending or {}).get("*")
         marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
         params.append(pytest.param(release, marks=marks, id=release))
     return pytest.mark.parametrize("guest", params, indirect=True)
+
+
+def selected_releases() -> list[str]:
+    """All guests, or those named in SNAPCOLLECT_VM_RELEASES (comma-separated)."""
+    wanted = [r.strip() for r in os.environ.get("SNAPCOLLECT_VM_RELEASES", "").split(",") if r.strip()]
+    unknown = sorted(set(wanted) - set(RELEASES))
+    if unknown:
+        raise pytest.UsageError(f"SNAPCOLLECT_VM_RELEASES: unknown release(s) {unknown}; known: {list(RELEASES)}")
+    return [r for r in RELEASES if not wanted or r in wanted]
 
 
 # -- reading the report --------------------------------------------------------
@@ -128,24 +142,28 @@ def test_doctor_finds_the_core_collection_and_bpf_working(guest):
     assert d["bpf_ok"] is True
 
 
-@per_guest({"*": DOCTOR_TWICE})
+@per_guest({"bookworm": DOCTOR_TWICE, "trixie": DOCTOR_TWICE})
 def test_doctor_lists_each_check_once(guest):
     names = [c["name"] for c in guest.doctor["checks"]]
     twice = sorted({n for n in names if names.count(n) > 1})
     assert not twice, f"listed more than once: {twice}"
 
 
-@per_guest({"*": DOCTOR_PREDICTS})
+@per_guest({"bookworm": DOCTOR_PREDICTS, "trixie": DOCTOR_PREDICTS})
 def test_doctor_predicts_what_collect_did(guest):
-    """Every probe doctor attached is attached in both collections; BPF is on in both."""
+    """BPF on in both collections exactly when doctor said it works, with every probe doctor attached."""
+    doctor_ok = guest.doctor["bpf_ok"] is True
     said_ok = {c["name"].split(" ", 1)[1] for c in guest.doctor["checks"]
                if c["name"].startswith("attach ") and c["ok"]}
-    assert said_ok
     for name in ("incident", "swap"):
         bpf = guest.manifests[name].get("bpf") or {}
-        assert bpf.get("enabled") is True, f"{name}: doctor said BPF works; collect: {bpf.get('reason')}"
-        attached = {tp for tp, result in (bpf.get("attach") or {}).items() if str(result).startswith("ok")}
-        assert said_ok <= attached, f"{name}: doctor attached {sorted(said_ok - attached)}, collect did not"
+        assert (bpf.get("enabled") is True) == doctor_ok, (
+            f"{name}: doctor said BPF {'works' if doctor_ok else 'does not work'}; collect: "
+            f"enabled={bpf.get('enabled')}, {bpf.get('reason')}")
+        if doctor_ok:
+            attached = {tp for tp, result in (bpf.get("attach") or {}).items() if str(result).startswith("ok")}
+            assert said_ok and said_ok <= attached, (
+                f"{name}: doctor attached {sorted(said_ok - attached)}, collect did not")
 
 
 # -- incident: memcg OOM kill, a group at its limit, a NUMA spill ---------------
@@ -177,7 +195,7 @@ def test_memcg_oom_names_the_victim_and_the_cgroup(guest):
     assert "MEMCG_OOM" in md and f"vm-oom-victim (pid {s['victim_pid']}" in md
 
 
-@per_guest({"*": BPF_BUDGET})
+@per_guest(PENDING_BPF)
 def test_memcg_oom_kill_seen_by_bpf(guest):
     s, doc = scenario(guest, "incident"), report(guest, "incident")
     f = findings(doc)["MEMCG_OOM"]
@@ -187,7 +205,7 @@ def test_memcg_oom_kill_seen_by_bpf(guest):
     assert rows[0]["comm"] == "vm-oom-victim" and OOM_GROUP in rows[0]["kind"]
 
 
-@per_guest({"*": BPF_BUDGET})
+@per_guest(PENDING_BPF)
 def test_bpf_sections_hold_events(guest):
     """Reclaim stalls (the limited group's memcg reclaim), fault stacks, no "not collected"."""
     doc = report(guest, "incident")
@@ -311,7 +329,7 @@ def test_swap_thrashing_in_a_v2_group(guest):
     assert "SWAP_THRASHING" in guest.markdown["swap"]
 
 
-@per_guest({"*": BPF_BUDGET})
+@per_guest(PENDING_BPF)
 def test_swap_thrashing_memcg_reclaim_seen_by_bpf(guest):
     doc = report(guest, "swap")
     worst = table(doc, "reclaim-worst")["rows"]
