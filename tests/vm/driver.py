@@ -205,7 +205,15 @@ def _console_has(run_dir: str, text: str) -> bool:
         return False
 
 
-_KVM_WORKS: dict[str, bool] = {}
+def _kvm_verdict_path() -> str:
+    # Whether KVM boots is a property of this host as booted: remembered
+    # until the host reboots (its boot_id changes).
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot_id = fh.read().strip()
+    except OSError:
+        boot_id = "unknown"
+    return os.path.join(cache_root(), f".kvm-{boot_id}")
 
 
 def choose_accel(image: str, run_dir: str) -> tuple[str, str]:
@@ -215,7 +223,8 @@ def choose_accel(image: str, run_dir: str) -> tuple[str, str]:
         return forced, f"SNAPCOLLECT_VM_ACCEL={forced}"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg", "no usable /dev/kvm"
-    if image not in _KVM_WORKS:
+    verdict = _kvm_verdict_path()
+    if not os.path.exists(verdict):
         # On some machines a KVM guest hangs at "Booting from ROM" for ever:
         # give it a short time to print the guest init's first line.
         probe = os.path.join(run_dir, "kvm-probe")
@@ -231,11 +240,14 @@ def choose_accel(image: str, run_dir: str) -> tuple[str, str]:
             time.sleep(0.5)
         proc.kill()
         proc.wait()
-        _KVM_WORKS[image] = ok
         shutil.rmtree(probe, ignore_errors=True)
-    if _KVM_WORKS[image]:
-        return "kvm", "a KVM guest reached its init"
-    return "tcg", f"a KVM guest did not reach its init within {KVM_PROBE_S} s"
+        with open(verdict, "w") as fh:
+            fh.write("works\n" if ok else "hangs\n")
+    with open(verdict) as fh:
+        works = fh.read().strip() == "works"
+    if works:
+        return "kvm", "a KVM guest reached its init on this host"
+    return "tcg", f"a KVM guest did not reach its init within {KVM_PROBE_S} s on this host (probed once per host boot)"
 
 
 def boot(release: str, image: str, run_dir: str, timeout_s: float = BOOT_TIMEOUT_S) -> Boot:
