@@ -25,9 +25,9 @@ run: deps
 	mkdir -p $(OUT)
 	$(VENV)/bin/snapcollect collect --duration 10 -o $(OUT) > $(OUT)/.last
 	$(VENV)/bin/snapcollect show "$$(tail -n1 $(OUT)/.last)"
-	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.md
-	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.html
-	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.pdf
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.md --force
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.html --force
+	$(VENV)/bin/snapcollect report "$$(tail -n1 $(OUT)/.last)" -o $(OUT)/report.pdf --force
 	@echo "bundle: $$(tail -n1 $(OUT)/.last)"
 	@echo "report: $(OUT)/report.md $(OUT)/report.html $(OUT)/report.pdf"
 

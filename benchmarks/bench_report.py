@@ -246,7 +246,8 @@ def measure_one(bundle: str, fmt: str, out_dir: str) -> dict:
         text, _ = render_markdown(report, None)
         assert text
     else:
-        render_to(report, fmt, os.path.join(out_dir, f"{os.path.basename(bundle)}.{fmt}"))
+        # force: a --keep directory holds the reports of the previous run.
+        render_to(report, fmt, os.path.join(out_dir, f"{os.path.basename(bundle)}.{fmt}"), force=True)
     t_render = time.perf_counter()
     return {"open": t_open - t, "build": t_build - t_open, "render": t_render - t_build, "total": t_render - t}
 

@@ -7,6 +7,7 @@ import json
 import sys
 
 from snapcollect import __version__
+from snapcollect.collect.signals import StopFlag
 from snapcollect.errors import SnapcollectError
 
 SUBCOMMANDS = ("collect", "show", "report", "doctor", "rules")
@@ -17,6 +18,7 @@ examples:
   snapcollect collect -d 30 -o /var/tmp --top 5
   snapcollect show BUNDLE              what is inside, what is missing and why
   snapcollect report BUNDLE -o r.pdf   render offline (.md, .html, .pdf or .json)
+  snapcollect report BUNDLE -o r.html --mode 644 --force   readable by all, replacing r.html
   snapcollect doctor                   which collectors work on this host, and how to fix the rest
   snapcollect rules                    the catalogue of findings
 """
@@ -32,6 +34,15 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
         return value
     return conv
+
+
+def _file_mode(text: str) -> int:
+    from snapcollect.report.output_files import parse_mode
+
+    try:
+        return parse_mode(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_collect_options(p: argparse.ArgumentParser) -> None:
@@ -54,7 +65,14 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="do not trace brk/mmap (heap growth); syscall tracepoints slow every "
                         "syscall on the host a little")
     p.add_argument("--print-bpf", action="store_true", help="print the BPF programs and exit")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--keep-secrets", action="store_true",
+                   help="keep password-like arguments in command lines (default: masked as ***)")
+    p.add_argument("--redact", action="store_true",
+                   help="also replace host names, user names, IP addresses and home paths by "
+                        "tokens (the same value, the same token) in the bundle")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr, no library or bcc warnings; only a one-line "
+                        "message on a stop or an error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file; its extension picks the format (default: Markdown on stdout)")
     p.add_argument("-f", "--format", choices=("md", "html", "pdf", "json"),
                    help="output format (overrides the extension)")
+    p.add_argument("--mode", type=_file_mode, default=None, metavar="OCTAL",
+                   help="permissions of the report and its charts (default 600, like the bundle: "
+                        "it holds the same command lines and names)")
+    p.add_argument("--force", action="store_true", help="replace an existing report (and its charts)")
 
     p = sub.add_parser("doctor", help="check which collectors work on this host")
     p.add_argument("--json", action="store_true")
@@ -101,21 +123,45 @@ def cmd_show(args) -> int:
     from snapcollect.bundle import open_bundle
     from snapcollect.bundle.show import format_show
 
+    from snapcollect.report.printable import printable
+
     bundle = open_bundle(args.bundle)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     else:
-        print(format_show(bundle))
+        # Names in the manifest may hold bytes that are not UTF-8: shown as \xNN.
+        print(printable(format_show(bundle)))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> int:
+    # First: SIGINT/SIGTERM/SIGHUP are recorded, not raised, so that one
+    # during start-up ends in one line, never a traceback (collect/signals.py).
+    # ``stop``: already installed by ``python -m snapcollect``.
+    try:
+        stop = (stop or StopFlag()).install()
+    except KeyboardInterrupt:
+        print("snapcollect: stopped by SIGINT while starting; nothing done", file=sys.stderr)
+        return 130
+    try:
+        return _main(argv, stop)
+    finally:
+        stop.restore()
+
+
+def _main(argv: list[str] | None, stop: StopFlag) -> int:
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if args.command != "collect":
+        # Rendering and the rest keep Ctrl-C as KeyboardInterrupt (below).
+        stop.restore()
+    if stop.stopped:
+        print(f"snapcollect: stopped by {stop.name} while starting; nothing done", file=sys.stderr)
+        return stop.exit_code
     try:
         if args.command == "collect":
             from snapcollect.collect.runner import run_collection
-            return run_collection(args)
+            return run_collection(args, stop)
         if args.command == "show":
             return cmd_show(args)
         if args.command == "report":

@@ -1,21 +1,18 @@
 """Summaries of the BPF events: what drsnoop, oomkill, stackcount print.
 
-Inputs are the parsed ``BpfData`` of a dataset (and, for OOM kills, its
-kernel log and the vmstat ``oom_kill`` counter, 4.13+). Histograms use
+Inputs are the parsed ``BpfData`` of a dataset (OOM kills are merged
+with the kernel log's in ``analysis.oom``). Histograms use
 bcc's log2 buckets (``print_log2_hist``: 0 -> 1, 2 -> 3, 4 -> 7, ...) of
 microseconds, so they read like the output of the bcc tools.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from snapcollect.analysis.dataset import Dataset
-from snapcollect.parsers.bpf_events import ARTIFACTS, merge_oom_kills
-from snapcollect.parsers.records import KmsgLine, OomKill
-
-HIST_BAR = 40   # bcc's print_log2_hist star width
-
+from snapcollect.parsers.bpf_events import ARTIFACTS
 
 @dataclass(frozen=True)
 class Bucket:
@@ -50,38 +47,39 @@ def log2_hist(values: list[float]) -> list[Bucket]:
     return out
 
 
-def stars(count: int, peak: int, width: int = HIST_BAR) -> str:
-    """The bar bcc prints beside a bucket (``|*****     |``)."""
-    n = int(width * count / peak) if peak else 0
-    if count and n == 0:
-        n = 1
-    return "*" * n
-
-
 def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with at least ``q`` of the values at or below it.
+
+    The reclaim section's p50/p99 and DIRECT_RECLAIM_STALLS's p99 are this one.
+    """
     if not values:
         return None
     s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
+    return s[max(math.ceil(q * len(s)) - 1, 0)]
 
 
 def stalls_by_process(stalls) -> list[dict]:
-    """Per (pid, comm): count, total and worst latency (us), pages reclaimed; worst total first."""
+    """Per (pid, comm): count, total, p99 and worst latency (us) and when, pages reclaimed; worst total first."""
     acc: dict[tuple[int, str], dict] = {}
+    lat: dict[tuple[int, str], list[float]] = {}
     for s in stalls:
-        a = acc.setdefault((s.pid, s.comm), {"pid": s.pid, "comm": s.comm, "count": 0, "total_us": 0.0,
-                                             "max_us": 0.0, "pages": 0, "kinds": set(), "first_t": s.t})
+        key = (s.pid, s.comm)
+        a = acc.setdefault(key, {"pid": s.pid, "comm": s.comm, "count": 0, "total_us": 0.0,
+                                 "max_us": 0.0, "max_t": s.t, "pages": 0, "kinds": set(), "first_t": s.t})
+        lat.setdefault(key, []).append(s.latency_us)
         a["count"] += 1
         a["total_us"] += s.latency_us
-        a["max_us"] = max(a["max_us"], s.latency_us)
+        if s.latency_us > a["max_us"]:
+            a["max_us"], a["max_t"] = s.latency_us, s.t
         a["pages"] += getattr(s, "nr_reclaimed", None) or 0
         if getattr(s, "kind", None):
             a["kinds"].add(s.kind)
         a["first_t"] = min(a["first_t"], s.t)
     out = []
-    for a in acc.values():
+    for key, a in acc.items():
         a["kinds"] = "/".join(sorted(a["kinds"]))
         a["avg_us"] = a["total_us"] / a["count"]
+        a["p99_us"] = percentile(lat[key], 0.99)
         out.append(a)
     out.sort(key=lambda a: (-a["total_us"], a["pid"]))
     return out
@@ -137,88 +135,6 @@ def faults_by_command(folded: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 def top_stacks(folded: list[tuple[str, int]], n: int = 10) -> list[tuple[str, int]]:
     return sorted(folded, key=lambda kv: (-kv[1], kv[0]))[:n]
-
-
-def short_stack(frames: list[str], keep: int = 4, width: int = 70) -> str:
-    """The innermost ``keep`` frames (root first), repeats folded as ``name x3``."""
-    folded: list[str] = []
-    runs: list[int] = []
-    for f in frames:
-        if folded and folded[-1] == f:
-            runs[-1] += 1
-        else:
-            folded.append(f)
-            runs.append(1)
-    parts = [f if n == 1 else f"{f} x{n}" for f, n in zip(folded, runs)]
-    text = ";".join(parts[-keep:])
-    if len(parts) > keep:
-        text = "...;" + text
-    return text if len(text) <= width else "..." + text[-(width - 3):]
-
-
-def heap_rows(entries: list[dict], n: int = 20) -> list[dict]:
-    """Biggest growth first; each with its top stack (root first) as text."""
-    rows = []
-    for e in entries:
-        stacks = e.get("stacks") or []
-        top = short_stack(stacks[0].get("frames", [])) if stacks else ""
-        rows.append({"pid": e.get("pid"), "comm": e.get("comm"), "syscall": e.get("syscall"),
-                     "kind": e.get("kind"), "calls": e.get("calls", 0), "bytes": e.get("bytes", 0),
-                     "shrink_bytes": e.get("shrink_bytes", 0),
-                     "no_baseline": e.get("calls_without_baseline", 0), "top_stack": top})
-    rows.sort(key=lambda r: (-(r["bytes"] or 0), -(r["calls"] or 0), r["pid"] or 0))
-    return rows[:n]
-
-
-# -- OOM kills ---------------------------------------------------------------
-
-
-def oom_kill_counter(ds: Dataset) -> int | None:
-    """Kills the kernel counted in the window (vmstat oom_kill, 4.13+), None if unknown."""
-    first = last = None
-    if ds.vmstat:
-        first, last = ds.vmstat[0].value.get("oom_kill"), ds.vmstat[-1].value.get("oom_kill")
-    if first is None or last is None:
-        a = (ds.start.vmstat or {}).get("oom_kill")
-        b = (ds.end.vmstat or {}).get("oom_kill")
-        first, last = a, b
-    if first is None or last is None:
-        return None
-    return max(last - first, 0)
-
-
-@dataclass
-class OomSummary:
-    kills: list[OomKill]            # in the window: BPF completed from the kernel log, or the log alone
-    earlier: list[OomKill]          # kernel log lines from before the window
-    counted: int | None             # vmstat oom_kill delta over the window
-    unattributed: int               # counted by the kernel, seen by neither BPF nor the log
-
-    def lines_for(self, ds: Dataset, kill: OomKill) -> list[KmsgLine]:
-        return kmsg_lines_for(ds.kmsg, kill)
-
-
-def oom_summary(ds: Dataset) -> OomSummary:
-    kills = merge_oom_kills(ds.bpf.oom_kills, ds.kmsg)
-    everything = merge_oom_kills([], ds.kmsg, in_window_only=False)
-    in_window = {(k.victim_pid, round(k.t, 3)) for k in kills}
-    earlier = [k for k in everything if (k.victim_pid, round(k.t, 3)) not in in_window
-               and not any(k.victim_pid == w.victim_pid and abs(k.t - w.t) < 1 for w in kills)]
-    counted = oom_kill_counter(ds)
-    unattributed = max((counted or 0) - len(kills), 0)
-    return OomSummary(kills, earlier, counted, unattributed)
-
-
-def kmsg_lines_for(kmsg: list[KmsgLine], kill: OomKill) -> list[KmsgLine]:
-    """The kernel log's oom-kill and Killed process lines of one victim."""
-    out = []
-    for ln in kmsg:
-        text = ln.text
-        if ((f"Killed process {kill.victim_pid} " in text) or
-                (text.startswith("oom-kill:") and f",pid={kill.victim_pid}," in text + ",")):
-            if ln.t is None or abs(ln.t - kill.t) <= 30:
-                out.append(ln)
-    return out
 
 
 # -- availability --------------------------------------------------------------

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from snapcollect.parsers.base import ParseError
+from snapcollect.parsers.bpf_events import load_bpf_data
 from snapcollect.parsers.buddyinfo import parse_buddyinfo
 from snapcollect.parsers.cgroups import parse_cgroups
 from snapcollect.parsers.kmsg import parse_kmsg
 from snapcollect.parsers.meminfo import parse_meminfo
 from snapcollect.parsers.numastat import parse_node_meminfo, parse_node_numastat
+from snapcollect.parsers.pmap_cmd import parse_pmap_x
+from snapcollect.parsers.proc_status import kb_field, parse_status
 from snapcollect.parsers.procs import parse_procs
 from snapcollect.parsers.psi import parse_psi
 from snapcollect.parsers.records import (BpfData, KmsgLine, MemCgroup, Point, ProcDetail, ProcSample,
@@ -28,7 +31,9 @@ from snapcollect.parsers.slabinfo import parse_slabinfo
 from snapcollect.parsers.smaps import parse_smaps, parse_smaps_rollup, rollup_from_smaps
 from snapcollect.parsers.swaps import parse_swaps
 from snapcollect.parsers.sysctl import parse_name_values
+from snapcollect.parsers.uptime import parse_uptime
 from snapcollect.parsers.vmstat import parse_vmstat
+from snapcollect.parsers.vmstat_s_cmd import parse_vmstat_s
 from snapcollect.parsers.zoneinfo import parse_zoneinfo
 
 T = TypeVar("T")
@@ -60,6 +65,7 @@ class Snapshot:
     # Parsed memory cgroups by path (parsers.cgroups), from ``cgroups``.
     memcgs: dict[str, MemCgroup] | None = None
     uptime_s: float | None = None                  # /proc/uptime first field
+    vmstat_s: list[tuple[str, int, str]] | None = None   # parsed ``vmstat -s``: (label, value, unit)
 
 
 @dataclass
@@ -93,10 +99,6 @@ class Dataset:
     def window(self) -> tuple[float, float] | None:
         times = [p.t for p in self.vmstat] or [p.t for p in self.meminfo]
         return (times[0], times[-1]) if times else None
-
-    def has(self, name: str) -> bool:
-        """True when artifact ``name`` was collected (status ok)."""
-        return name not in self.missing
 
 
 class _Loader:
@@ -138,13 +140,6 @@ class _Loader:
         return out
 
 
-def _uptime(text: str) -> float:
-    try:
-        return float(text.split()[0])
-    except (IndexError, ValueError):
-        raise ParseError(f"uptime: unexpected content {text.strip()[:40]!r}") from None
-
-
 def _nodes(bundle, kind: str, phase: str | None) -> list[tuple[int, str]]:
     """(node number, artifact name) of sys/node/node<N>/<kind>[@phase]."""
     out = []
@@ -175,7 +170,7 @@ def _snapshot(ld: _Loader, phase: str) -> Snapshot:
     s.psi = ld.parse(at("proc/pressure/memory"), parse_psi)
     s.sysvm = ld.parse(at("proc/sys/vm"), parse_name_values)
     s.thp = ld.parse(at("sys/kernel/mm/transparent_hugepage"), parse_name_values)
-    s.uptime_s = ld.parse(at("proc/uptime"), _uptime)
+    s.uptime_s = ld.parse(at("proc/uptime"), parse_uptime)
     raw_cg = ld.parse(at("cgroups/memory"), lambda t: (parse_cgroups(t), _json(t)))
     if raw_cg is not None:
         parsed, s.cgroups = raw_cg
@@ -190,6 +185,8 @@ def _snapshot(ld: _Loader, phase: str) -> Snapshot:
         text = b.text(at(src))
         if text is not None:
             s.commands[key] = text
+    if "vmstat-s" in s.commands:
+        s.vmstat_s = ld.parse(at(COMMANDS["vmstat-s"]), parse_vmstat_s)
     return s
 
 
@@ -210,15 +207,20 @@ def _top(ld: _Loader) -> list[ProcDetail]:
         if rollup is None and mappings:
             rollup = rollup_from_smaps(mappings)   # kernels before 4.14
         rollup = rollup or {}
-        status = ld.parse(f"procs/{pid}/status", _status) or {}
+        status = ld.parse(f"procs/{pid}/status", parse_status) or {}
         cmdline_raw = b.text(f"procs/{pid}/cmdline")
         cmdline = cmdline_raw.replace("\0", " ").strip() if cmdline_raw else ""
         comm = status.get("Name") or str(entry.get("comm") or "")
-        rss = rollup.get("Rss", _int_or_none(status.get("VmRSS")) or entry.get("rss_kb"))
-        swap = rollup.get("Swap", _int_or_none(status.get("VmSwap")))
+        rss = rollup.get("Rss", kb_field(status, "VmRSS") or entry.get("rss_kb"))
+        swap = rollup.get("Swap", kb_field(status, "VmSwap"))
+        pmap_name = f"procs/{pid}/pmap-x"
+        pmap_text = b.text(pmap_name)
+        pmap = ld.parse(pmap_name, parse_pmap_x) if pmap_text is not None else None
         out.append(ProcDetail(pid=pid, comm=comm, cmdline=cmdline, rss_kb=rss, pss_kb=rollup.get("Pss"),
                               swap_kb=swap, mappings=tuple(mappings),
-                              pmap_text=b.text(f"procs/{pid}/pmap-x")))
+                              pmap_text=pmap_text,
+                              pmap_total=None if pmap is None else (pmap[1]["kbytes"], pmap[1]["rss_kb"],
+                                                                    pmap[1]["dirty_kb"])))
     return out
 
 
@@ -229,37 +231,12 @@ def _json(text: str) -> Any:
         raise ParseError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def _int_or_none(v: str | None) -> int | None:
-    try:
-        return int(str(v).split()[0]) if v is not None else None
-    except (ValueError, IndexError):
-        return None
-
-
-def _status(text: str) -> dict[str, str]:
-    """/proc/PID/status as ``{"Name": "python3", "VmRSS": "64620 kB", ...}``."""
-    out = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition(":")
-        if sep:
-            out[k] = v.strip()
-    return out
-
-
-def _bpf(ld: _Loader, kmsg: list[KmsgLine]) -> BpfData:
-    try:
-        from snapcollect.parsers import bpf_events
-    except ImportError:
-        return BpfData()
-    loader = getattr(bpf_events, "load_bpf_data", None)
-    if loader is None:
-        return BpfData()
+def _bpf(ld: _Loader) -> BpfData:
     names = [a["name"] for a in ld.b.artifacts() if a["name"].startswith("bpf/")]
     streams = {n: ld.b.records(n) for n in names}
     status = {n: ld.b.status(n) for n in names}
     try:
-        return loader(streams, status, ld.b.manifest, {n: ld.b.data(n) for n in names if ld.b.data(n)},
-                      kmsg=kmsg)
+        return load_bpf_data(streams, status, ld.b.manifest, {n: ld.b.data(n) for n in names if ld.b.data(n)})
     except ParseError as exc:
         ld.missing["bpf"] = ("error", f"could not parse: {exc}")
         return BpfData(available={n: ("error", str(exc)) for n in names})
@@ -299,7 +276,7 @@ def load_dataset(bundle) -> Dataset:
                  start=start, end=end, clk_tck=clk_tck, ticks=len(bundle.ticks))
     ds.meminfo = ld.series("proc/meminfo", parse_meminfo)
     ds.vmstat = ld.series("proc/vmstat", parse_vmstat)
-    ds.uptime = ld.series("proc/uptime", _uptime)
+    ds.uptime = ld.series("proc/uptime", parse_uptime)
     ds.psi = ld.series("proc/pressure/memory", parse_psi)
     cache: dict = {}
     ds.procs = ld.series("procs", lambda text: parse_procs(text, page_size, cache))
@@ -322,7 +299,7 @@ def load_dataset(bundle) -> Dataset:
         except ParseError as exc:
             ld.missing["kmsg"] = ("error", f"could not parse: {exc}")
     ds.top = _top(ld)
-    ds.bpf = _bpf(ld, ds.kmsg)
+    ds.bpf = _bpf(ld)
     ds.collector_pids = _collector_pids(m)
     _without(ds.collector_pids, ds)
     ds.missing = ld.missing

@@ -33,7 +33,7 @@ from snapcollect.parsers.records import Point, ProcSample
 
 @dataclass(frozen=True)
 class Life:
-    """One process (pid, starttime) across the window: first and last sight."""
+    """One process (pid, starttime) across the window: first, last and largest sight."""
 
     pid: int
     starttime: int
@@ -44,25 +44,42 @@ class Life:
     k_first: int
     k_last: int
     samples: int
+    peak_rss_kb: int = 0
+    peak_t: float = 0.0
+    rss: tuple[tuple[float, int], ...] = ()     # (t, RSS kB) of every sight
+
+    @property
+    def comm(self) -> str:
+        return self.last.comm
 
 
 def lives(procs: Sequence[Point[dict[int, ProcSample]]]) -> list[Life]:
-    """Every process seen in the series, by (pid, starttime), in one pass."""
+    """Every process seen in the series, by (pid, starttime), in one pass.
+
+    This is the one definition of a process's life in the window: the
+    pidstat table, the ps/top and growth tables, the process findings and
+    the timeline all read it (``model.Model.lives``).
+    """
     first: dict[tuple[int, int], tuple[Point, ProcSample]] = {}
     last: dict[tuple[int, int], tuple[Point, ProcSample]] = {}
-    count: dict[tuple[int, int], int] = {}
+    rss: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    peak: dict[tuple[int, int], tuple[int, float]] = {}
     for point in procs:
         for pid, s in point.value.items():
             key = (pid, s.starttime)
             if key not in first:
                 first[key] = (point, s)
-                count[key] = 0
+                rss[key] = []
+                peak[key] = (s.rss_kb, point.t)
             last[key] = (point, s)
-            count[key] += 1
+            rss[key].append((point.t, s.rss_kb))
+            if s.rss_kb > peak[key][0]:
+                peak[key] = (s.rss_kb, point.t)
     out = []
     for key, (p0, s0) in first.items():
         p1, s1 = last[key]
-        out.append(Life(key[0], key[1], s0, s1, p0.t, p1.t, p0.k, p1.k, count[key]))
+        out.append(Life(key[0], key[1], s0, s1, p0.t, p1.t, p0.k, p1.k, len(rss[key]),
+                        peak[key][0], peak[key][1], tuple(rss[key])))
     return out
 
 
@@ -86,11 +103,13 @@ class PidstatRow:
 
 
 def pidstat_r(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: int | None,
-              uptime: Sequence[Point[float]] = (), clk_tck: int = 100) -> list[PidstatRow]:
+              uptime: Sequence[Point[float]] = (), clk_tck: int = 100,
+              all_lives: Sequence[Life] | None = None) -> list[PidstatRow]:
     """Per-process fault rates over the window, highest minflt/s first.
 
     ``uptime`` (the proc/uptime series) places a process's start on the
-    bundle's clock; without it a process first seen after the first tick
+    bundle's clock (``all_lives``: the ``lives`` of ``procs``, when already
+    computed); without it a process first seen after the first tick
     is counted from its first sight.
     """
     if not procs:
@@ -100,7 +119,7 @@ def pidstat_r(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: int |
     up = {p.k: p.value for p in uptime}
     up0 = up.get(k0)
     rows = []
-    for life in lives(procs):
+    for life in (lives(procs) if all_lives is None else all_lives):
         started = life.k_first != k0
         exited = life.k_last != k_end
         minflt = life.last.minflt - life.first.minflt

@@ -1,5 +1,10 @@
 """Processes by memory: the ps/top view, PSS of the top N, growth over the window.
 
+Growth has one definition here, read by the growth table, the TOP_GROWER
+finding and the timeline alike: a process's RSS from its first sight to
+its peak (``Growth``). A suspect (``suspects``) is a grower that also
+passes oomd's kill_by_memory_size_or_growth thresholds.
+
 Inputs are the per-tick ``procs`` series (RSS = field 24 of
 /proc/PID/stat in pages, VmSwap from status) and, for the top N chosen
 at the end, smaps_rollup (Pss, 4.14+) and smaps. RSS counts shared pages
@@ -19,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from snapcollect.analysis.pidstat import lives
+from snapcollect.analysis.pidstat import Life, lives
 from snapcollect.parsers.records import Mapping_, Point, ProcDetail, ProcSample
 
 
@@ -47,13 +52,14 @@ class ProcMemory:
         return self.rss_kb / self.rss_first_kb if self.rss_first_kb else None
 
 
-def process_memory(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: int | None) -> list[ProcMemory]:
+def process_memory(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: int | None,
+                   all_lives: Sequence[Life] | None = None) -> list[ProcMemory]:
     """Every process of the window with its first and last RSS, largest last RSS first."""
     if not procs:
         return []
     k_end = procs[-1].k
     out = []
-    for life in lives(procs):
+    for life in (lives(procs) if all_lives is None else all_lives):
         s = life.last
         out.append(ProcMemory(pid=life.pid, uid=s.uid, comm=s.comm, state=s.state, vsz_kb=s.vsize_kb,
                               rss_kb=s.rss_kb, swap_kb=s.swap_kb,
@@ -64,18 +70,69 @@ def process_memory(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: 
     return out
 
 
-def top_by_rss(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: int | None,
-               n: int = 15) -> list[ProcMemory]:
-    """The ps/top view at the end of the window: live processes by RSS."""
-    return [p for p in process_memory(procs, mem_total_kb) if p.present_at_end and p.rss_kb > 0][:n]
+def top_by_rss(memory: Sequence[ProcMemory], n: int = 15) -> list[ProcMemory]:
+    """The ps/top view at the end of the window: live processes by RSS (``process_memory``)."""
+    return [p for p in memory if p.present_at_end and p.rss_kb > 0][:n]
 
 
-def top_growers(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: int | None,
-                n: int = 10, min_kb: int = 1024) -> list[ProcMemory]:
-    """Processes whose RSS grew most from first to last sight (at least ``min_kb``)."""
-    grown = [p for p in process_memory(procs, mem_total_kb) if p.growth_kb >= min_kb]
-    grown.sort(key=lambda p: (-p.growth_kb, p.pid))
-    return grown[:n]
+# oomd kill_by_memory_size_or_growth: growth ratio 1.25 and the largest 20%
+# (growing_size_percentile 80); a 64 MiB floor (heuristic) so that a small
+# process doubling is not a suspect.
+GROWTH_RATIO = 1.25
+SIZE_PERCENTILE = 80
+MIN_SUSPECT_KB = 64 * 1024
+MIN_GROWTH_KB = 1024        # the growth table's floor: 1 MiB
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A process's RSS growth in the window: from its first sight to its peak."""
+
+    pid: int
+    comm: str
+    first_rss_kb: int
+    peak_rss_kb: int
+    last_rss_kb: int
+    first_t: float
+    peak_t: float
+    last_t: float
+    crossed_t: float        # first sample at GROWTH_RATIO and MIN_SUSPECT_KB above the first (else the peak)
+
+    @property
+    def growth_kb(self) -> int:
+        return self.peak_rss_kb - self.first_rss_kb
+
+    @property
+    def ratio(self) -> float:
+        return self.peak_rss_kb / max(self.first_rss_kb, 1)
+
+
+def growth(all_lives: Sequence[Life], min_kb: int = MIN_GROWTH_KB) -> list[Growth]:
+    """Processes seen at least twice whose RSS peak is ``min_kb`` or more above their first sight."""
+    out = []
+    for life in all_lives:
+        if life.samples < 2:
+            continue
+        base = life.first.rss_kb
+        if life.peak_rss_kb - base < min_kb:
+            continue
+        crossed = next((t for t, rss in life.rss
+                        if rss >= GROWTH_RATIO * max(base, 1) and rss - base >= MIN_SUSPECT_KB), life.peak_t)
+        out.append(Growth(life.pid, life.comm, base, life.peak_rss_kb, life.last.rss_kb, life.t_first,
+                          life.peak_t, life.t_last, crossed))
+    out.sort(key=lambda g: (-g.growth_kb, g.pid))
+    return out
+
+
+def suspects(all_lives: Sequence[Life], grown: Sequence[Growth]) -> list[Growth]:
+    """Growers among the largest 20% (by peak RSS) that grew >= 1.25x and >= 64 MiB, biggest first."""
+    tracked = [life for life in all_lives if life.samples >= 2]
+    if not tracked:
+        return []
+    sizes = sorted(life.peak_rss_kb for life in tracked)
+    cut = sizes[min(int(len(sizes) * SIZE_PERCENTILE / 100), len(sizes) - 1)]
+    return [g for g in grown if g.peak_rss_kb >= cut and g.growth_kb >= MIN_SUSPECT_KB
+            and g.peak_rss_kb >= GROWTH_RATIO * max(g.first_rss_kb, 1)]
 
 
 def top_by_pss(top: Sequence[ProcDetail]) -> list[ProcDetail]:

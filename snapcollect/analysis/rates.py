@@ -6,11 +6,16 @@ requested interval: a late sample gives a longer interval, not a spike.
 ``intervals`` does the same with the ``proc/uptime`` series and falls
 back to the tick's wall clock when uptime was not read.
 
-``vm_counter`` folds the /proc/vmstat names of old kernels into the
-current ones: before 4.8, when the LRU lists moved from zones to nodes,
-reclaim counters were kept per zone, e.g. ``pgscan_kswapd_normal`` and
-``pgsteal_direct_dma32``; kernels before 3.4 had ``pgsteal_<zone>``
-without the kswapd/direct split.
+``vm_counter`` is the one place that folds the /proc/vmstat names of
+every kernel into the current ones: before 4.8, when the LRU lists moved
+from zones to nodes, reclaim counters were kept per zone, e.g.
+``pgscan_kswapd_normal`` and ``pgsteal_direct_dma32``; kernels before
+3.4 had ``pgsteal_<zone>`` without the kswapd/direct split; 4.8 split
+allocstall per zone; 5.9 split workingset_* by anon/file::
+
+    pgscan_kswapd 0            (4.8+; before: pgscan_kswapd_dma, _normal, ...)
+    allocstall_normal 0        (4.8+; before: one allocstall)
+    workingset_refault_file 0  (5.9+; before: workingset_refault)
 """
 
 from __future__ import annotations
@@ -33,15 +38,23 @@ def _zone_sum(vm: Mapping[str, int], prefix: str) -> int | None:
     return total if found else None
 
 
-def vm_counter(vm: Mapping[str, int], name: str) -> int | None:
+def vm_counter(vm: Mapping[str, int] | None, name: str) -> int | None:
     """A /proc/vmstat counter by its current name, on any kernel.
 
     ``pgsteal`` is the virtual total of pages reclaimed, as upstream sysstat
     (12.7.9+) counts it: pgsteal_kswapd + pgsteal_direct, plus
     pgsteal_khugepaged and pgsteal_proactive where the kernel has them
-    (recent kernels split those out of the direct count). pgsteal_anon/pgsteal_file (5.8+) split the same pages by type and
-    are NOT added.
+    (recent kernels split those out of the direct count). pgsteal_anon and
+    pgsteal_file (5.8+) split the same pages by type and are NOT added.
+    ``pgscan`` is the same sum of scans (never pgscan_direct_throttle).
+
+    Older names folded in: per-zone reclaim counters before 4.8;
+    ``allocstall`` as the sum of allocstall_<zone> (per zone since 4.8);
+    workingset_refault_file/_activate_file as workingset_refault/_activate
+    before 5.9 split them by anon/file.
     """
+    if not vm:
+        return None
     if name == "pgsteal":
         parts = [vm_counter(vm, n) for n in ("pgsteal_kswapd", "pgsteal_direct")]
         if all(p is None for p in parts):
@@ -50,11 +63,19 @@ def vm_counter(vm: Mapping[str, int], name: str) -> int | None:
         for extra in ("pgsteal_khugepaged", "pgsteal_proactive"):
             total += vm.get(extra, 0)
         return total
+    if name == "pgscan":
+        parts = [vm_counter(vm, f"pgscan_{w}") for w in ("kswapd", "direct")]
+        parts += [vm.get(f"pgscan_{w}") for w in ("khugepaged", "proactive")]
+        found = [p for p in parts if p is not None]
+        return sum(found) if found else None
     v = vm.get(name)
     if v is not None:
         return v
-    if name in ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pgrefill"):
-        return _zone_sum(vm, name)                    # before 4.8
+    if name in ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pgrefill",
+                "allocstall"):
+        return _zone_sum(vm, name)                    # before 4.8 (allocstall: since 4.8)
+    if name in ("workingset_refault_file", "workingset_activate_file"):
+        return vm.get(name.rsplit("_", 1)[0])         # pre-5.9: no anon/file split
     return None
 
 

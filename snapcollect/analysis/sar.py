@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.meminfo import mem_available_kb
+from snapcollect.analysis.pressure import stall_pct
 from snapcollect.analysis.rates import intervals, vm_counter, window_seconds
 from snapcollect.parsers.records import Point
 
@@ -186,8 +188,8 @@ def _level_table(ds: Dataset, tid: str, command: str, title: str, columns: list[
 
 
 def _mi(m: Mapping[str, int], key: str) -> int:
-    if key == "MemAvailable" and key not in m:
-        return m.get("MemFree", 0)       # before 3.14: sysstat falls back to MemFree too
+    if key == "MemAvailable":
+        return mem_available_kb(m) or 0  # before 3.14: sysstat falls back to MemFree too
     return m.get(key, 0)
 
 
@@ -289,12 +291,11 @@ def _psi_row(prev, cur, sec: float) -> dict:
     full_cur, full_prev = cur.full, prev.full
     return {
         "%smem-10": cur.some.avg10, "%smem-60": cur.some.avg60, "%smem-300": cur.some.avg300,
-        "%smem": 100.0 * (cur.some.total_us - prev.some.total_us) / (sec * 1e6),
+        "%smem": stall_pct(prev.some, cur.some, sec),
         "%fmem-10": full_cur.avg10 if full_cur else None,
         "%fmem-60": full_cur.avg60 if full_cur else None,
         "%fmem-300": full_cur.avg300 if full_cur else None,
-        "%fmem": (100.0 * (full_cur.total_us - full_prev.total_us) / (sec * 1e6)
-                  if full_cur and full_prev else None),
+        "%fmem": stall_pct(full_prev, full_cur, sec),
     }
 
 

@@ -13,7 +13,8 @@ read; kernel log and BPF timestamps already converted by the loader):
 - faults: bursts of major faults (vmstat pgmajfault per interval);
 - kmsg: kernel log lines that matter (allocation failures, hung tasks,
   swap added);
-- growth: a large process growing past 1.25x (the per-tick process pass).
+- growth: a process the growth suspects name (``processes.suspects``),
+  when it crossed 1.25x and 64 MiB above its first sight.
 
 Each event names the artifact it comes from and the report section that
 shows it.
@@ -21,12 +22,15 @@ shows it.
 
 from __future__ import annotations
 
+from snapcollect.analysis import series
 from snapcollect.analysis.dataset import Dataset
-from snapcollect.analysis.findings.kmsg_events import kernel_events, oom_kills_from_kmsg
-from snapcollect.analysis.findings.signals import (Interval, hms, human_kb, human_ms, interval_runs,
-                                                   is_memcg_kill, kill_label, oom_kills, page_kb,
-                                                   psi_points, psi_source, vm_intervals)
-from snapcollect.report.model import TimelineEvent
+from snapcollect.analysis.findings.kmsg_events import kernel_events
+from snapcollect.analysis.findings.signals import interval_runs, page_kb
+from snapcollect.analysis.model import Model
+from snapcollect.analysis.oom import is_memcg_kill, memcg_of
+from snapcollect.analysis.results import TimelineEvent
+from snapcollect.analysis.series import Interval, vm_intervals
+from snapcollect.analysis.wording import hms, human_kb, human_ms, kill_label
 
 # (PSI line, avg10 threshold %, severity when rising above it)
 PSI_LEVELS = (("some", 10.0, "INFO"), ("full", 5.0, "WARN"), ("full", 60.0, "CRIT"))
@@ -37,8 +41,8 @@ EARLIER_OOM_SHOWN = 3        # OOM kills from before the window listed one by on
 
 
 def _pressure(ds: Dataset) -> list[TimelineEvent]:
-    pts = psi_points(ds)
-    src = psi_source(ds)[0]
+    pts = series.samples(ds, "psi")
+    src = series.sources(ds, "psi")[0]
     out = []
     for line, level, sev in PSI_LEVELS:
         above = False
@@ -110,15 +114,15 @@ def _reclaim(ds: Dataset) -> list[TimelineEvent]:
     return out
 
 
-def _ooms(ds: Dataset) -> list[TimelineEvent]:
+def _ooms(m: Model) -> list[TimelineEvent]:
     out = []
-    for k in oom_kills(ds):
-        where = (f" in memcg {k.oom_memcg or k.task_memcg}" if is_memcg_kill(k) and (k.oom_memcg or k.task_memcg)
+    for k in m.oom.kills:
+        where = (f" in memcg {memcg_of(k)}" if is_memcg_kill(k) and memcg_of(k)
                  else " (memcg limit)" if is_memcg_kill(k) else
                  " (system-wide)" if k.memcg is False or k.constraint else "")
         out.append(TimelineEvent(k.t, "oom", f"OOM kill: {kill_label(k)}{where}", "CRIT",
                                  (k.sources or ("bpf/oom_kill",))[0], "oom"))
-    earlier = oom_kills_from_kmsg([ln for ln in ds.kmsg if ln.before_window])
+    earlier = list(m.oom.earlier)
     # The kernel log kept from before the window can hold many old kills;
     # the most recent ones matter, the rest is one line pointing to the log.
     if len(earlier) > EARLIER_OOM_SHOWN:
@@ -167,30 +171,21 @@ def _kmsg(ds: Dataset) -> list[TimelineEvent]:
     return out
 
 
-def _growth(ds: Dataset) -> list[TimelineEvent]:
-    from snapcollect.analysis.findings.rules.processes import GROWTH_RATIO, MIN_GROWTH_KB, growers
-    from snapcollect.analysis.findings.signals import track_processes
-
-    tracks = {(p.pid, p.first_t): p for p in track_processes(ds)}
+def _growth(m: Model) -> list[TimelineEvent]:
     out = []
-    for g in growers(ds):
-        p = tracks.get((g["pid"], g["first_t"]))
-        if p is None:
-            continue
-        base = p.first_rss_kb
-        crossed = next((t for t, rss in p.rss
-                        if rss >= GROWTH_RATIO * max(base, 1) and rss - base >= MIN_GROWTH_KB), p.peak_t)
-        out.append(TimelineEvent(crossed, "growth", f"{g['comm']} (pid {g['pid']}) grew from "
-                                 f"{human_kb(base)} to {human_kb(g['peak_rss_kb'])} (peak at "
-                                 f"{hms(g['peak_t'])})", "INFO", "series/procs", "pidstat-r"))
+    for g in m.suspects:
+        out.append(TimelineEvent(g.crossed_t, "growth", f"{g.comm} (pid {g.pid}) grew from "
+                                 f"{human_kb(g.first_rss_kb)} to {human_kb(g.peak_rss_kb)} (peak at "
+                                 f"{hms(g.peak_t)})", "INFO", "series/procs", "top-processes"))
     return out
 
 
-def build_timeline(ds: Dataset) -> list[TimelineEvent]:
+def build_timeline(m: Model) -> list[TimelineEvent]:
     """Every event of every source, in time order."""
     events: list[TimelineEvent] = []
-    for part in (_pressure, _reclaim, _ooms, _swap, _faults, _kmsg, _growth):
-        events.extend(part(ds))
+    for part in (_pressure, _reclaim, _swap, _faults, _kmsg):
+        events.extend(part(m.ds))
+    events += _ooms(m) + _growth(m)
     order = {"oom": 0, "kmsg": 1, "reclaim": 2, "pressure": 3, "swap": 4, "faults": 5, "growth": 6}
     events.sort(key=lambda e: (e.t, order.get(e.kind, 9)))
     return events

@@ -11,11 +11,13 @@ with the key figures, so a reader sees what "quiet" was measured on.
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
-from snapcollect.analysis.findings.signals import (hms, human_kb, human_ms, is_memcg_kill,
-                                                   mem_available_kb, meminfo_points, oom_kills,
-                                                   psi_window_share, vm_delta)
-from snapcollect.report.model import SEVERITY_ORDER, Finding, TimelineEvent
+from snapcollect.analysis import series
+from snapcollect.analysis.meminfo import mem_available_kb
+from snapcollect.analysis.model import Model
+from snapcollect.analysis.oom import is_memcg_kill, memcg_of
+from snapcollect.analysis.results import SEVERITY_ORDER, Finding, TimelineEvent
+from snapcollect.analysis.series import vm_delta
+from snapcollect.analysis.wording import hms, human_kb, human_ms
 
 MAX_SENTENCES = 3
 
@@ -38,8 +40,9 @@ def _pressure_at(timeline: list[TimelineEvent], t: float) -> TimelineEvent | Non
     return up.get("full") or up.get("some")
 
 
-def _oom_chain(ds: Dataset, timeline: list[TimelineEvent], findings: list[Finding]) -> str | None:
-    kills = oom_kills(ds)
+def _oom_chain(m: Model, timeline: list[TimelineEvent], findings: list[Finding]) -> str | None:
+    ds = m.ds
+    kills = m.oom.kills
     if not kills:
         return None
     first = kills[0]
@@ -57,7 +60,7 @@ def _oom_chain(ds: Dataset, timeline: list[TimelineEvent], findings: list[Findin
         scanned = vm_delta(ds, "pgscan_direct")
         if scanned:
             parts.append(f"allocating tasks reclaimed memory directly ({scanned} pages scanned)")
-    memcg = first.oom_memcg or first.task_memcg
+    memcg = memcg_of(first)
     where = (f" in memcg {memcg}" if is_memcg_kill(first) and memcg else
              " at a memory cgroup limit" if is_memcg_kill(first) else
              " with the whole system out of memory" if first.memcg is False or first.constraint else "")
@@ -68,24 +71,23 @@ def _oom_chain(ds: Dataset, timeline: list[TimelineEvent], findings: list[Findin
     return _cap("; ".join(parts)) + "."
 
 
-def _quiet(ds: Dataset, findings: list[Finding]) -> str:
+def _quiet(m: Model, findings: list[Finding]) -> str:
+    ds = m.ds
     figures = []
-    pts = meminfo_points(ds)
+    pts = series.samples(ds, "meminfo")
     if pts:
-        m = min((m for _, m in pts), key=lambda m: mem_available_kb(m) or 0)
-        avail, total = mem_available_kb(m), m.get("MemTotal")
+        low = min((mi for _, mi in pts), key=lambda mi: mem_available_kb(mi) or 0)
+        avail, total = mem_available_kb(low), low.get("MemTotal")
         if avail is not None and total:
             figures.append(f"MemAvailable stayed at or above {human_kb(avail)} of {human_kb(total)} "
                            f"({100 * avail / total:.0f}%)")
-        if m.get("SwapTotal"):
-            figures.append(f"swap {100 * (m['SwapTotal'] - m.get('SwapFree', 0)) / m['SwapTotal']:.0f}% used")
+        if low.get("SwapTotal"):
+            figures.append(f"swap {100 * (low['SwapTotal'] - low.get('SwapFree', 0)) / low['SwapTotal']:.0f}% used")
         else:
             figures.append("no swap configured")
-    some = psi_window_share(ds, "some")
-    if some is not None:
-        figures.append(f"memory stalls {some[0]:.2f}% of the time")
-    kills = vm_delta(ds, "oom_kill")
-    if kills is not None or ds.kmsg:
+    if m.psi_some is not None:
+        figures.append(f"memory stalls {m.psi_some.pct:.2f}% of the time")
+    if m.oom.counted is not None or ds.kmsg:
         figures.append("no OOM kills")
     scand = vm_delta(ds, "pgscan_direct")
     if scand is not None:
@@ -98,13 +100,13 @@ def _quiet(ds: Dataset, findings: list[Finding]) -> str:
     return text
 
 
-def build_verdict(ds: Dataset, findings: list[Finding], timeline: list[TimelineEvent]) -> str:
+def build_verdict(m: Model, findings: list[Finding], timeline: list[TimelineEvent]) -> str:
     """At most three sentences; the worst things first."""
     serious = [f for f in findings if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER["WARN"]]
     if not serious:
-        return _quiet(ds, findings)
+        return _quiet(m, findings)
     sentences = []
-    chain = _oom_chain(ds, timeline, findings)
+    chain = _oom_chain(m, timeline, findings)
     skip = {"OOM_KILL", "MEMCG_OOM"} if chain else set()
     if chain:
         sentences.append(chain)

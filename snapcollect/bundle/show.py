@@ -62,6 +62,13 @@ def format_show(b: Bundle) -> str:
         if bpf.get("error"):
             state += f" (error: {bpf['error']})"
         lines += _wrap(f"bpf:       {state}", " " * 11)
+    privacy = m.get("privacy")
+    if isinstance(privacy, dict):
+        # Bundles before the privacy field said nothing: show nothing rather than guess.
+        said = f"secrets {privacy.get('secrets', '?')}"
+        said += "; host, user names, addresses and home paths redacted" if privacy.get("redacted") is True \
+            else "; not redacted"
+        lines += _wrap(f"privacy:   {said}", " " * 11)
     if "cpu_s" in m or "peak_rss_kb" in m:
         lines.append(f"cost:      {m.get('cpu_s', '?')} s CPU, peak RSS {m.get('peak_rss_kb', '?')} kB")
     arts = b.artifacts()

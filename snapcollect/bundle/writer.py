@@ -18,12 +18,19 @@ the next member then raises ``DiskFull`` and ``close`` finishes the bundle
 in the reserve. File systems without fallocate fall back to a statvfs
 check. Every public method takes one lock: the collector's main loop and
 the BPF session may write from different threads.
+
+Every text stored passes through one filter, ``scrub`` (called with the
+text and the artifact's name; its ``applies(name)`` says whether a blob
+needs decoding at all), when the collector gives one: artifact names, blobs, tick texts, stream
+record values, reasons and the manifest. That is where secrets are masked
+and ``--redact`` replaces names, so that no source can forget to. Bytes
+that are not UTF-8 cross it losslessly (surrogateescape). Sizes and
+checksums are those of what was written.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import hashlib
 import json
@@ -31,6 +38,7 @@ import os
 import tarfile
 import threading
 import time
+from typing import Protocol
 
 import zstandard
 
@@ -48,6 +56,14 @@ _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 
 
+class TextFilter(Protocol):
+    """What the collector hands the writer to mask or redact every text."""
+
+    def applies(self, artifact: str) -> bool: ...
+
+    def __call__(self, text: str, artifact: str) -> str: ...
+
+
 class DiskFull(OSError):
     """The output file system ran out of space while writing."""
 
@@ -58,7 +74,10 @@ class WriterClosed(RuntimeError):
 
 def _load_fallocate():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # dlopen(NULL): the symbols already loaded, libc's among them. Not
+        # ctypes.util.find_library, which runs ldconfig (or gcc) to find
+        # libc, at every import of the bundle package (``report`` too).
+        libc = ctypes.CDLL(None, use_errno=True)
         fn = getattr(libc, "fallocate64", None) or libc.fallocate
     except (OSError, AttributeError):
         return None
@@ -125,18 +144,22 @@ def _locked(method):
 class BundleWriter:
     """Write one bundle. Use as a context manager or call ``close``."""
 
-    def __init__(self, path: str, manifest: dict, *, level: int = 3, reserve_bytes: int = RESERVE_BYTES):
+    def __init__(self, path: str, manifest: dict, *, level: int = 3, reserve_bytes: int = RESERVE_BYTES,
+                 scrub: TextFilter | None = None):
         if not path.endswith(names.SUFFIX):
             raise ValueError(f"bundle name must end in {names.SUFFIX}: {path}")
         self.final_path = path
         self.partial_path = path + names.PARTIAL_SUFFIX
-        if os.path.exists(path):
+        # lexists: a dangling symlink planted at the final name counts too
+        # (the final link(2) would refuse it and leave the bundle .partial).
+        if os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, "refusing to overwrite", path)
         fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._fh = os.fdopen(fd, "wb", buffering=0)
         self._zw = zstandard.ZstdCompressor(level=level, write_checksum=True).stream_writer(
             self._fh, closefd=False, write_return_read=True)
         self._reserve = reserve_bytes
+        self._scrub = scrub
         self._since_check = 0
         self._fd = fd
         self._alloc_end = 0          # bytes allocated in the file (KEEP_SIZE), 0: none
@@ -154,6 +177,31 @@ class BundleWriter:
         # A provisional manifest first: a killed collector still leaves the
         # host, kernel and window start in the archive.
         self._member(names.MANIFEST, self._manifest_bytes())
+
+    # -- the text filter -----------------------------------------------
+
+    def _text(self, text: str | None, artifact: str = "") -> str | None:
+        return self._scrub(text, artifact) if self._scrub is not None and isinstance(text, str) else text
+
+    def _bytes(self, data: bytes, artifact: str) -> bytes:
+        # A 32 MB smaps is not decoded (copied) for a filter with nothing to do there.
+        if self._scrub is None or not self._scrub.applies(artifact):
+            return data
+        text = data.decode("utf-8", "surrogateescape")
+        out = self._scrub(text, artifact)
+        return data if out == text else out.encode("utf-8", "surrogateescape")
+
+    def _value(self, value, artifact: str = ""):
+        """Strings inside a JSON-like value; dict keys are field names and stay."""
+        if self._scrub is None:
+            return value
+        if isinstance(value, str):
+            return self._scrub(value, artifact)
+        if isinstance(value, dict):
+            return {k: self._value(v, artifact) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._value(v, artifact) for v in value]
+        return value
 
     # -- low level -----------------------------------------------------
 
@@ -223,7 +271,8 @@ class BundleWriter:
             return self._files + [a.finish() for a in self._aggs.values()]
 
     def _manifest_bytes(self) -> bytes:
-        m = dict(self.manifest)
+        # Artifact entries were filtered as they came in.
+        m = self._value(dict(self.manifest))
         m["artifacts"] = self.artifacts()
         return json.dumps(m, indent=1, sort_keys=False).encode()
 
@@ -235,6 +284,8 @@ class BundleWriter:
         """Store one blob artifact (a /proc snapshot, a command's output)."""
         if isinstance(data, str):
             data = data.encode("utf-8", "surrogateescape")
+        data = self._bytes(data, name)
+        name, reason, extra = self._text(name), self._text(reason), self._value(extra)
         path = names.file_path(name)
         self._member(path, data)
         entry = {"name": name, "kind": "file", "path": path, "status": status, "bytes": len(data),
@@ -251,6 +302,7 @@ class BundleWriter:
             raise WriterClosed(f"bundle already closed; {name} not recorded")
         if status not in names.STATUSES or status == "ok":
             raise ValueError(f"bad status for a missing artifact: {status}")
+        name, reason, extra = self._text(name), self._text(reason), self._value(extra)
         entry = {"name": name, "kind": extra.pop("kind", "file"), "path": None, "status": status,
                  "reason": reason, "bytes": 0}
         entry.update(extra)
@@ -263,7 +315,9 @@ class BundleWriter:
 
         ``failures`` maps a source that failed this tick to (status, reason).
         """
-        failures = failures or {}
+        failures = {self._text(n): (st, self._text(why)) for n, (st, why) in (failures or {}).items()}
+        texts = {self._text(src): self._text(text, names.series(src)) for src, text in texts.items()}
+        extra = self._value(extra)
         rec = {"k": k, "t": t_wall, "mono": t_mono, **extra,
                "texts": texts, "failures": {n: list(v) for n, v in failures.items()}}
         self._member(names.tick_path(k), json.dumps(rec, separators=(",", ":")).encode())
@@ -275,6 +329,8 @@ class BundleWriter:
     @_locked
     def add_records(self, name: str, records: list[dict]) -> None:
         """Append a chunk of records (events, log lines) to a stream artifact."""
+        records = self._value(records, name) if records else records
+        name = self._text(name)
         agg = self._agg(name, "stream", f"streams/{name}/*.jsonl")
         if not records:
             return
@@ -289,6 +345,7 @@ class BundleWriter:
         """Make a stream artifact exist (even with no records) and set its status."""
         if self._closed:
             raise WriterClosed(f"bundle already closed; {name} not recorded")
+        name, reason, extra = self._text(name), self._text(reason), self._value(extra)
         agg = self._agg(name, "stream", f"streams/{name}/*.jsonl")
         agg.entry["status"] = status
         if reason:
@@ -310,11 +367,6 @@ class BundleWriter:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def update_manifest(self, **fields) -> None:
-        """Set manifest fields (thread-safe); they go out with the final manifest."""
-        with self._lock:
-            self.manifest.update(fields)
 
     def merge_manifest(self, key: str, **fields) -> None:
         """Merge fields into a dict-valued manifest field (thread-safe)."""

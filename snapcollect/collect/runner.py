@@ -35,9 +35,11 @@ from snapcollect.collect.bpf_hook import BpfHook
 from snapcollect.collect.clock import Deadline, TickSchedule, now
 from snapcollect.collect.detail import collect_detail
 from snapcollect.collect.jobs import Jobs
+from snapcollect.collect.privacy import Privacy
 from snapcollect.collect.progress import Progress
 from snapcollect.collect.sampler import Sampler
-from snapcollect.collect.signals import StopFlag
+from snapcollect.collect.quiet import quiet_output
+from snapcollect.collect.signals import StopFlag, StoppedBeforeStart
 from snapcollect.collect.snapshot import HostLayout, take_snapshot
 from snapcollect.collect.sources import cgroups, host, numa
 from snapcollect.collect.sources.kmsg import KernelLog
@@ -80,9 +82,12 @@ def _size(n: int) -> str:
 class Run:
     """State of one collection."""
 
-    def __init__(self, args, path: str, t0_wall: float, t0_mono: float, progress: Progress, stop: StopFlag):
+    def __init__(self, args, dest: output.Destination, t0_wall: float, t0_mono: float, progress: Progress,
+                 stop: StopFlag, privacy: Privacy, messages=None):
         self.args = args
-        self.path = path
+        self.messages = messages          # our own lines; stderr may be silenced (--quiet)
+        self.dest = dest
+        self.privacy = privacy
         self.t0_wall = t0_wall
         self.t0_mono = t0_mono
         self.duration = float(args.duration)
@@ -166,6 +171,7 @@ class Run:
             "clock": {"wall": self.t0_wall, "monotonic": self.t0_mono},
             # Completed at the close with the commands it ran (own_processes).
             "collector_pids": own_processes.pids(),
+            "privacy": self.privacy.manifest(),
         }
 
     def _setup(self) -> HostLayout:
@@ -281,16 +287,7 @@ class Run:
         self._finish(layout)
 
     def execute(self) -> int:
-        manifest = self._manifest()
-        try:
-            self.writer = BundleWriter(self.path, manifest)
-        except DiskFull:
-            raise output.OutputError(f"{os.path.dirname(os.path.abspath(self.path))}: the file system is "
-                                     "full; no bundle written") from None
-        except FileExistsError:
-            raise output.OutputError(f"{self.path}: already exists; refusing to overwrite it") from None
-        except OSError as exc:
-            raise output.OutputError(f"{self.path}: cannot create: {exc.strerror}") from None
+        self.writer = self.dest.open_writer(self._manifest(), scrub=self.privacy.scrub)
 
         stopped_by, stop_reason, code, message = "deadline", None, 0, None
         try:
@@ -340,9 +337,9 @@ class Run:
             message = (message or "the bundle could not be finished") + \
                 "; it ends at the last whole sample (snapcollect show can read it)"
         if message:
-            _say(f"snapcollect: {message}: {out_path}")
+            _say(f"snapcollect: {message}: {out_path}", self.messages)
         elif stopped_by == "signal":
-            _say(f"snapcollect: {stop_reason}; the bundle is marked incomplete: {out_path}")
+            _say(f"snapcollect: {stop_reason}; the bundle is marked incomplete: {out_path}", self.messages)
         elif not self.args.quiet:
             bad = sum(1 for a in self.writer.artifacts() if a.get("status") != "ok")
             size = os.path.getsize(out_path) if os.path.exists(out_path) else 0
@@ -368,19 +365,31 @@ def _print_bpf(args) -> int:
     return print_programs(args)
 
 
-def run_collection(args) -> int:
-    """Entry point of ``snapcollect collect``; returns the exit code."""
+def run_collection(args, stop: StopFlag | None = None) -> int:
+    """Entry point of ``snapcollect collect``; returns the exit code.
+
+    ``stop``: the flag main() installed on its first line (signals during
+    start-up are in it); installed here if not given.
+    """
     if getattr(args, "print_bpf", False):
         return _print_bpf(args)
-    t0_wall, t0_mono = _clock_pair()
-    path = output.resolve(args.output, host.hostname(), t0_wall)
-    progress = Progress.for_args(args.quiet)
-    stop = StopFlag().install()
-    run = Run(args, path, t0_wall, t0_mono, progress, stop)
+    stop = (stop or StopFlag()).install()
+    progress = None
     try:
-        # Threads still blocked in a /proc read or in bcc when this returns
-        # are daemon threads: they do not hold up the exit.
-        return run.execute()
+        with quiet_output(args.quiet) as messages:
+            t0_wall, t0_mono = _clock_pair()
+            privacy = Privacy.for_args(args)
+            dest = output.resolve(args.output, privacy.host_label(host.hostname()), t0_wall)
+            progress = Progress.for_args(args.quiet)
+            stop.check_not_stopped()
+            run = Run(args, dest, t0_wall, t0_mono, progress, stop, privacy, messages)
+            # Threads still blocked in a /proc read or in bcc when this returns
+            # are daemon threads: they do not hold up the exit.
+            return run.execute()
+    except StoppedBeforeStart as exc:
+        _say(f"snapcollect: stopped by {exc} before the collection started; no bundle written")
+        return stop.exit_code
     finally:
-        progress.clear()
+        if progress is not None:
+            progress.clear()
         stop.restore()

@@ -2,8 +2,8 @@
 
 The collector stores what memevents.bpf.c reported, keeping the
 tracepoints' field names; this module turns it into ``OomKill``,
-``ReclaimStall``, ``CompactionStall`` and the rest of ``BpfData``, and
-completes OOM kills with the kernel log's lines. Flag words are decoded
+``ReclaimStall``, ``CompactionStall`` and the rest of ``BpfData``
+(the kernel log's OOM report is ``parsers.oom_report``). Flag words are decoded
 with the running kernel's own tables, taken from the ``print fmt`` of the
 tracepoint format files stored in ``bpf/tracepoint_formats`` (gfp bit
 values change between kernel versions). Sample records::
@@ -17,11 +17,6 @@ values change between kernel versions). Sample records::
     bpf/reclaim   {"t": ..., "pid": 4242, "tid": 4242, "comm": "alloc", "kind": "memcg",
                    "order": 0, "gfp_flags": 3264, "nr_reclaimed": 32, "latency_ns": 183000}
     bpf/fault_stacks.folded   alloc;__libc_start_call_main;main;touch_pages 32768
-
-and kernel log lines (mm/oom_kill.c; the ``oom-kill:`` line since 4.19)::
-
-    oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/t,task_memcg=/t,task=alloc,pid=4242,uid=0
-    Memory cgroup out of memory: Killed process 4242 (alloc) total-vm:207364kB, anon-rss:65536kB, file-rss:1280kB, shmem-rss:0kB, UID:0 pgtables:172kB oom_score_adj:0
 """
 
 from __future__ import annotations
@@ -29,10 +24,9 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import replace
 
 from snapcollect.parsers.base import ParseError
-from snapcollect.parsers.records import BpfData, CompactionStall, KmsgLine, OomKill, ReclaimStall
+from snapcollect.parsers.records import BpfData, CompactionStall, OomKill, ReclaimStall
 
 STREAMS = ("bpf/oom_kill", "bpf/reclaim", "bpf/kswapd_wake", "bpf/compaction")
 FILES = ("bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/majfault_by_proc", "bpf/heap_growth")
@@ -43,9 +37,6 @@ GFP_TRACEPOINTS = ("vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_me
                    "vmscan:mm_vmscan_wakeup_kswapd")
 COMPACTION_END = "compaction:mm_compaction_end"
 UNKNOWN_COMM = "[unknown]"
-# A kernel log OOM line matches a BPF kill of the same pid within this many
-# seconds (the two clocks are converted separately).
-MATCH_WINDOW_S = 30.0
 
 
 # -- print fmt tables ---------------------------------------------------------
@@ -230,108 +221,6 @@ def parse_folded(text: str) -> list[tuple[str, int]]:
     return out
 
 
-# -- kernel log ----------------------------------------------------------------
-
-_KILLED = re.compile(r"(?:(Memory cgroup out of memory|Out of memory)[^:]*: )?Killed process (\d+) \((.*?)\)")
-_SIZES = re.compile(r"(total-vm|anon-rss|file-rss|shmem-rss|pgtables):(\d+)kB|UID:(\d+)|oom_score_adj:(-?\d+)")
-_INVOKED = re.compile(r"^(.*?) invoked oom-killer:")
-_CPU_LINE = re.compile(r"^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
-
-
-def oom_kills_from_kmsg(lines: list[KmsgLine]) -> list[tuple[OomKill, list[KmsgLine]]]:
-    """OOM kills the kernel log tells of, each with the lines it came from."""
-    out = []
-    summary: dict[str, str] = {}
-    used: list[KmsgLine] = []
-    trigger_comm: str | None = None
-    trigger_pid: int | None = None
-    for ln in lines:
-        text = ln.text
-        m = _INVOKED.search(text)
-        if m:
-            trigger_comm, trigger_pid, summary, used = m.group(1), None, {}, [ln]
-            continue
-        m = _CPU_LINE.search(text)
-        if m and trigger_comm is not None and trigger_pid is None and m.group(2) == trigger_comm:
-            trigger_pid = int(m.group(1))
-            continue
-        if text.startswith("oom-kill:"):
-            summary = dict(p.partition("=")[::2] for p in text[len("oom-kill:"):].split(","))
-            used.append(ln)
-            continue
-        m = _KILLED.search(text)
-        if not m or ln.t is None:
-            continue
-        pid = int(m.group(2))
-        if summary.get("pid") not in (None, str(pid)):
-            summary = {}
-        sizes: dict[str, int] = {}
-        for sm in _SIZES.finditer(text[m.end():]):
-            if sm.group(1):
-                sizes[sm.group(1)] = int(sm.group(2))
-            elif sm.group(3):
-                sizes["uid"] = int(sm.group(3))
-            else:
-                sizes["oom_score_adj"] = int(sm.group(4))
-        constraint = summary.get("constraint")
-        memcg = (constraint == "CONSTRAINT_MEMCG" if constraint
-                 else m.group(1).startswith("Memory cgroup") if m.group(1) else None)
-        kill = OomKill(
-            t=ln.t, victim_pid=pid, victim_comm=m.group(3), trigger_pid=trigger_pid,
-            trigger_comm=trigger_comm, memcg=memcg, constraint=constraint,
-            oom_memcg=summary.get("oom_memcg"), task_memcg=summary.get("task_memcg"),
-            total_vm_kb=sizes.get("total-vm"), anon_rss_kb=sizes.get("anon-rss"),
-            file_rss_kb=sizes.get("file-rss"), shmem_rss_kb=sizes.get("shmem-rss"),
-            pgtables_kb=sizes.get("pgtables"), uid=sizes.get("uid"),
-            oom_score_adj=sizes.get("oom_score_adj"), sources=("kmsg",))
-        out.append((kill, used + [ln]))
-        summary, used, trigger_comm, trigger_pid = {}, [], None, None
-    return out
-
-
-def _fill(k: OomKill, log: OomKill) -> OomKill:
-    """BPF values first; the kernel log fills what BPF lacks (constraint, memcgs)."""
-    pick = lambda a, b: a if a is not None else b  # noqa: E731
-    return replace(
-        k, victim_comm=k.victim_comm if k.victim_comm != UNKNOWN_COMM else log.victim_comm,
-        trigger_pid=pick(k.trigger_pid, log.trigger_pid), trigger_comm=k.trigger_comm or log.trigger_comm,
-        memcg=pick(k.memcg, log.memcg), constraint=k.constraint or log.constraint,
-        oom_memcg=k.oom_memcg or log.oom_memcg, task_memcg=k.task_memcg or log.task_memcg,
-        total_vm_kb=pick(k.total_vm_kb, log.total_vm_kb), anon_rss_kb=pick(k.anon_rss_kb, log.anon_rss_kb),
-        file_rss_kb=pick(k.file_rss_kb, log.file_rss_kb), shmem_rss_kb=pick(k.shmem_rss_kb, log.shmem_rss_kb),
-        pgtables_kb=pick(k.pgtables_kb, log.pgtables_kb), uid=pick(k.uid, log.uid),
-        oom_score_adj=pick(k.oom_score_adj, log.oom_score_adj),
-        sources=tuple(dict.fromkeys(k.sources + log.sources)))
-
-
-def merge_oom_kills(kills: list[OomKill], kmsg: list[KmsgLine], *, in_window_only: bool = True) -> list[OomKill]:
-    """BPF kills completed from the kernel log, plus kills only the log saw.
-
-    Matched by victim pid and time. Idempotent: merging twice changes
-    nothing. Kernel log lines from before the window are left out unless
-    ``in_window_only`` is False.
-    """
-    lines = [ln for ln in kmsg if not (in_window_only and ln.before_window)]
-    logged = [k for k, _ in oom_kills_from_kmsg(lines)]
-    taken: set[int] = set()
-    out = []
-    for k in kills:
-        best = None
-        for i, log in enumerate(logged):
-            if i in taken or log.victim_pid != k.victim_pid or abs(log.t - k.t) > MATCH_WINDOW_S:
-                continue
-            if best is None or abs(log.t - k.t) < abs(logged[best].t - k.t):
-                best = i
-        if best is not None:
-            taken.add(best)
-            if "kmsg" not in k.sources:
-                k = _fill(k, logged[best])
-        out.append(k)
-    out += [log for i, log in enumerate(logged) if i not in taken]
-    out.sort(key=lambda k: k.t)
-    return out
-
-
 # -- the whole of it -----------------------------------------------------------
 
 
@@ -364,13 +253,13 @@ def _availability(status: dict, manifest: dict) -> dict[str, tuple[str, str | No
 
 
 def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, str | None]],
-                  manifest: dict, files: dict[str, bytes], kmsg: list[KmsgLine] | None = None) -> BpfData:
+                  manifest: dict, files: dict[str, bytes]) -> BpfData:
     """Everything BPF recorded in one bundle.
 
     ``streams``: name -> records (``Bundle.records``), ``status``: name ->
     (status, reason) (``Bundle.status``), ``files``: name -> bytes
-    (``Bundle.data``) for the ``bpf/`` artifacts. With ``kmsg``, OOM kills
-    are completed from the kernel log (``merge_oom_kills``).
+    (``Bundle.data``) for the ``bpf/`` artifacts. OOM kills are the BPF
+    events alone; ``analysis.oom`` completes them from the kernel log.
 
     Each artifact is parsed on its own: one that does not parse is marked
     ``error`` in ``available`` with the reason, and the others still load
@@ -420,7 +309,7 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     folded = files.get("bpf/fault_stacks.folded")
     if folded is not None:
         data.fault_stacks = part("bpf/fault_stacks.folded",
-                                 lambda: parse_folded(folded.decode("utf-8", "replace")), [])
+                                 lambda: parse_folded(folded.decode("utf-8", "surrogateescape")), [])
 
     def fault_side() -> None:
         meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}
@@ -444,11 +333,5 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     data.heap_growth = part("bpf/heap_growth", lambda: list(
         (_json(files.get("bpf/heap_growth"), "bpf/heap_growth") or {}).get("entries", [])), [])
 
-    if kmsg:
-        data.oom_kills = merge_oom_kills(data.oom_kills, kmsg)
     return data
 
-
-def fault_meta(files: dict[str, bytes]) -> dict:
-    """The side data of the fault stacks (per-process samples, errors, notes)."""
-    return _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}

@@ -23,7 +23,6 @@ from __future__ import annotations
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.records import KmsgLine
 
-PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 # A newline inside a record, as /dev/kmsg escapes it.
 _ESCAPED_NEWLINE = "\\x0a"
 

@@ -66,11 +66,6 @@ class SlabCache:
     active_slabs: int
     num_slabs: int
 
-    @property
-    def size_kb(self) -> float:
-        """What slabtop prints as CACHE SIZE: num_slabs * pagesperslab * page size."""
-        return self.num_slabs * self.pagesperslab * 4  # page size set by analysis when not 4 KiB
-
 
 @dataclass(frozen=True)
 class SwapDevice:
@@ -109,6 +104,7 @@ class ProcDetail:
     swap_kb: int | None
     mappings: tuple[Mapping_, ...]
     pmap_text: str | None        # verbatim `pmap -x` output, when collected
+    pmap_total: tuple[int, int, int] | None = None   # its total line (Kbytes, RSS, Dirty), when it parses
 
 
 @dataclass(frozen=True)
@@ -119,6 +115,15 @@ class KmsgLine:
     prio: int
     text: str
     before_window: bool
+
+    @property
+    def level(self) -> str:
+        """The priority's name (include/linux/kern_levels.h), or its number when out of range."""
+        return KMSG_LEVELS[self.prio] if 0 <= self.prio < len(KMSG_LEVELS) else str(self.prio)
+
+
+# Syslog levels as the kernel names them, by priority 0..7.
+KMSG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """Build the format-neutral ``Report`` of a bundle: header, sections, data tables.
 
-``build_report(bundle)`` parses the bundle (analysis.dataset), then lays
-out the document: the BPF sections (OOM kills, reclaim stalls, fault
-stacks) when that module is installed, then one section per classic
-view in this order: free, vmstat -s, swapon, PSI, sar -B/-r/-S/-W/-H,
-pidstat -r, top processes, pmap -x, slabtop, numastat, buddyinfo, memory
-cgroups, kernel log. Findings, timeline and verdict are filled last by
-the findings engine, which may point at any of these sections.
+``build_report(bundle)`` parses the bundle (analysis.dataset), has
+analysis build the incident once (``analysis.incident``: the model, its
+findings, timeline and verdict), then lays out the document from that
+model: the BPF sections (OOM kills, reclaim stalls, fault stacks), then
+one section per classic view in this order: free, vmstat -s, swapon,
+PSI, sar -B/-r/-S/-W/-H, pidstat -r, top processes, pmap -x, slabtop,
+numastat, buddyinfo, memory cgroups, kernel log. A finding may point at
+any of these sections; both read the same model.
 
 ``Report.meta`` keys are those listed in report.model; besides them:
 ``stopped_at`` (time of the last sample when the run stopped early),
@@ -20,9 +21,12 @@ from __future__ import annotations
 import os
 
 from snapcollect.analysis.dataset import Dataset, load_dataset
+from snapcollect.analysis.incident import build_incident
+from snapcollect.analysis.model import Model
 from snapcollect.analysis.sar import SYSSTAT_DEFINITIONS
 from snapcollect.report.formatting import hms
 from snapcollect.report.model import Report, Section, Table
+from snapcollect.report.sections.bpf import bpf_sections
 from snapcollect.report.sections.buddyinfo import buddyinfo_sections
 from snapcollect.report.sections.cgroups import cgroup_sections
 from snapcollect.report.sections.free import free_sections
@@ -99,17 +103,14 @@ def _missing(ds: Dataset) -> list[dict]:
             for name, (status, reason) in sorted(ds.missing.items())]
 
 
-def _bpf_sections(ds: Dataset) -> list[Section]:
-    try:
-        from snapcollect.report.sections.bpf import bpf_sections
-    except ImportError:
-        return []
-    return list(bpf_sections(ds) or [])
-
-
 def build_report_from_dataset(ds: Dataset, bundle=None) -> Report:
     """The report of an already loaded dataset (``bundle`` adds its file name and read problems)."""
-    report = Report(meta=_meta(ds, bundle), missing=_missing(ds), sections=[])
+    incident = build_incident(ds)
+    m: Model = incident.model
+    report = Report(meta=_meta(ds, bundle), missing=_missing(ds), sections=[],
+                    findings=incident.findings, skipped_rules=incident.skipped_rules,
+                    timeline=incident.timeline, verdict=incident.verdict,
+                    worst_severity=incident.worst_severity)
     data: dict[str, Table] = {}
 
     def add(result) -> None:
@@ -117,31 +118,15 @@ def build_report_from_dataset(ds: Dataset, bundle=None) -> Report:
         report.sections.extend(sections)
         data.update(tables)
 
-    add(_bpf_sections(ds))
-    add(free_sections(ds))
-    add(vmstat_s_sections(ds))
-    add(swapon_sections(ds))
-    add(psi_sections(ds))
-    add(sar_sections(ds))
-    add(pidstat_sections(ds))
-    add(process_sections(ds))
-    add(pmap_sections(ds))
-    add(slabtop_sections(ds))
-    add(numastat_sections(ds))
-    add(buddyinfo_sections(ds))
-    add(cgroup_sections(ds))
-    add(kmsg_sections(ds))
+    for sections in (bpf_sections, free_sections, vmstat_s_sections, swapon_sections, psi_sections,
+                     sar_sections, pidstat_sections, process_sections, pmap_sections, slabtop_sections,
+                     numastat_sections, buddyinfo_sections, cgroup_sections, kmsg_sections):
+        add(sections(m))
     # Every table of the document is machine data too; the full-resolution
     # versions (sar, pidstat, slabtop) replace the shortened ones.
     for t in report.all_tables():
         report.data_tables.setdefault(t.id, t)
     report.data_tables.update(data)
-    try:
-        from snapcollect.analysis.findings.engine import apply_findings
-    except ImportError:
-        apply_findings = None
-    if apply_findings is not None:
-        apply_findings(report, ds)
     return report
 
 

@@ -42,7 +42,12 @@ def _setup() -> None:
     global _ready
     if _ready:
         return
-    import matplotlib
+    from snapcollect.report.no_programs import no_programs
+
+    # The font list, built on first use, would run fc-list (no_programs).
+    with no_programs():
+        import matplotlib
+        import matplotlib.font_manager  # noqa: F401
 
     matplotlib.use("Agg", force=True)
     matplotlib.rcParams.update({

@@ -14,7 +14,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from snapcollect.report.model import SEVERITY_ORDER, Column, Finding
+from snapcollect.analysis.results import SEVERITY_ORDER, Finding
+from snapcollect.report.model import Column
 
 NOT_AVAILABLE = "-"
 

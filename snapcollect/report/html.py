@@ -19,8 +19,10 @@ from markupsafe import Markup
 
 from snapcollect import __version__
 from snapcollect.report import formatting as F
+from snapcollect.report import markdown_escape
 from snapcollect.report.model import (Chart, FlameGraph, KeyValues, Paragraph, Preformatted, Report, Section,
                                       Table)
+from snapcollect.report.printable import printable_report
 
 def _template_dir() -> str:
     """Where report.html.j2 and report.css are, installed or in a checkout."""
@@ -99,11 +101,14 @@ def _markdown():
 
 
 def md_block(text: str) -> Markup:
-    return Markup(_markdown().render(text or "", {}))
+    # The model's Markdown fields hold names from the bundle: neutralised as
+    # for the Markdown report, so that a newline in a cgroup name cannot
+    # open a heading or a list here either.
+    return Markup(_markdown().render(markdown_escape.inline(text or ""), {}))
 
 
 def md_inline(text: str) -> Markup:
-    return Markup(_markdown().renderInline(text or "", {}))
+    return Markup(_markdown().renderInline(markdown_escape.inline(text or ""), {}))
 
 
 class _Builder:
@@ -275,6 +280,7 @@ def render_html(report: Report, *, for_print: bool = False) -> str:
     ``for_print`` is the page weasyprint turns into the PDF: the same,
     except that very long time-series tables are merged (see PRINT_MAX_ROWS).
     """
+    report = printable_report(report)
     b = _Builder(report, for_print)
     m = report.meta
     host = m.get("host") or "unknown host"

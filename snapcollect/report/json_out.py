@@ -20,6 +20,7 @@ from snapcollect import __version__
 from snapcollect.report import formatting as F
 from snapcollect.report.model import (Chart, FlameGraph, KeyValues, Paragraph, Preformatted, Report, Section,
                                       Table)
+from snapcollect.report.printable import printable_report
 
 REPORT_JSON_VERSION = 1
 
@@ -105,6 +106,7 @@ def _block(b, table_ids: dict[int, str]) -> dict:
 
 def report_dict(report: Report) -> dict:
     """The report as plain JSON-ready data."""
+    report = printable_report(report)
     tables: dict[str, dict] = {}
     table_ids: dict[int, str] = {}
     used: set[str] = set()

@@ -8,6 +8,12 @@ folded in a ``<details>``, the timeline, the findings in detail, then one
 heading per section. Every heading is preceded by ``<a id="...">`` with
 the section's id, so ``#sar-B`` links keep working whatever the title.
 
+Nothing from the bundle reaches the document as raw HTML or as Markdown
+structure: every string goes through ``report.markdown_escape`` (plain
+text escaped, the model's Markdown fields neutralised, code spans fenced
+to fit, table cells with their pipes escaped), and the only HTML in the
+document is the renderer's own anchors and ``<details>``.
+
 Tables are padded so that columns line up in the raw text too; numbers
 go through ``Column.fmt``. Charts and flame graphs are referenced as SVG
 files under ``<stem>-charts/``; ``render_markdown`` returns what to
@@ -17,12 +23,13 @@ per chart that it was not written).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from snapcollect.report import formatting as F
+from snapcollect.report import markdown_escape as E
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Report, Section, Table)
+from snapcollect.report.printable import printable_report
 
 # Anchors the renderers use for their own parts of the page; section ids
 # from the report builder must not reuse them.
@@ -38,23 +45,19 @@ class Asset:
     block: Chart | FlameGraph
 
 
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-
-
-def _cell(text: str) -> str:
-    """A table cell: pipes and backslashes escaped, one line, no raw HTML.
-
-    A process named ``<defunct>`` would otherwise be taken for an HTML tag
-    and vanish on GitHub.
-    """
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-    return _TAG_START.sub("\\\\<", text)
-
-
 def md_table(headers: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
-    """A GFM table, padded so the columns line up in the raw text."""
-    headers = [_cell(h) for h in headers]
-    rows = [[_cell(c) for c in r] for r in rows]
+    """A GFM table of plain-text cells, padded so the columns line up in the raw text.
+
+    Cells are escaped here (``markdown_escape.text``): a process named
+    ``<defunct>`` would otherwise be taken for an HTML tag and vanish on
+    GitHub, and ``a|b`` would add a column. A cell that is already
+    Markdown (a link made by this renderer) comes wrapped in ``_Md``.
+    """
+    def esc(c) -> str:
+        return E.cell(c.md if isinstance(c, _Md) else E.text(c))
+
+    headers = [esc(h) for h in headers]
+    rows = [[esc(c) for c in r] for r in rows]
     widths = [max(3, len(h)) for h in headers]
     for r in rows:
         for i, c in enumerate(r):
@@ -75,8 +78,15 @@ def md_table(headers: list[str], rows: list[list[str]], align: list[str]) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class _Md:
+    """A table cell that is Markdown already (escaped by whoever made it)."""
+
+    md: str
+
+
 def _source(names: list[str]) -> str:
-    return "Source: " + ", ".join(f"`{n}`" for n in names) if names else ""
+    return "Source: " + ", ".join(E.code(n) for n in names) if names else ""
 
 
 def _fence(text: str) -> str:
@@ -104,27 +114,28 @@ class _Writer:
             self.lines.append("")
 
     def heading(self, level: int, anchor: str, title: str) -> None:
+        """A heading of plain text, preceded by its anchor."""
         self.blank()
-        self.add(f'<a id="{anchor}"></a>', "", "#" * max(1, min(level, 6)) + " " + title, "")
+        self.add(f'<a id="{E.anchor(anchor)}"></a>', "", "#" * max(1, min(level, 6)) + " " + E.heading(title), "")
 
     def section_link(self, sid: str | None) -> str:
         if not sid:
             return ""
-        return f"[{self.titles.get(sid, sid)}](#{sid})"
+        return f"[{E.text(self.titles.get(sid, sid))}](#{E.anchor(sid)})"
 
     # -- top of the report ------------------------------------------
 
     def header(self) -> None:
         r = self.report
         host = r.meta.get("host") or "unknown host"
-        self.add(f'<a id="top"></a>', "", f"# Memory report: {host}", "")
+        self.add(f'<a id="top"></a>', "", f"# Memory report: {E.heading(host)}", "")
         for label, text in F.header_items(r):
-            self.add(f"- **{label}:** {text}")
+            self.add(f"- **{E.text(label)}:** {E.text(text)}")
         notes = r.meta.get("notes") or []
         if notes:
             self.blank()
             for n in notes:
-                self.add(f"> {n}", ">")
+                self.add(f"> {E.text(n)}", ">")
             self.lines.pop()
         missing = F.missing_rows(r)
         if missing:
@@ -139,15 +150,15 @@ class _Writer:
         anchors = F.finding_anchors(findings)
         self.heading(2, "verdict", f"Verdict: {worst}" if worst else "Verdict: no findings")
         if worst:
-            self.add(f"**Worst severity: {worst}.** " + (r.verdict or ""))
+            self.add(f"**Worst severity: {E.text(worst)}.** " + E.inline(r.verdict or ""))
         else:
-            self.add(r.verdict or "No finding was raised on this bundle.")
+            self.add(E.inline(r.verdict or "No finding was raised on this bundle."))
         if findings:
             self.blank()
             rows = []
             for f in findings:
-                rows.append([f.severity, f"[{f.key}](#{anchors[id(f)]})", f.title,
-                             self.section_link(f.evidence.section) or "-"])
+                rows.append([f.severity, _Md(f"[{E.text(f.key)}](#{E.anchor(anchors[id(f)])})"), f.title,
+                             _Md(self.section_link(f.evidence.section) or "-")])
             self.add(*md_table(["Severity", "Key", "Finding", "Evidence"], rows,
                                ["left", "left", "left", "left"]))
         if r.skipped_rules:
@@ -156,7 +167,7 @@ class _Writer:
                      f"<details><summary>{len(r.skipped_rules)} rules skipped: their inputs are not in "
                      f"this bundle</summary>", "")
             for s in r.skipped_rules:
-                self.add(f"- `{s.key}`: {s.reason}")
+                self.add(f"- {E.code(s.key)}: {E.text(s.reason)}")
             self.add("", "</details>")
 
     def timeline(self) -> None:
@@ -169,10 +180,10 @@ class _Writer:
         t0 = F.window_start(r, events[0].t)
         rows = []
         for e in events:
-            text = e.text
+            text = E.inline(e.text)
             if e.section:
-                text += f" ([{self.titles.get(e.section, e.section)}](#{e.section}))"
-            rows.append([F.hms(e.t), F.offset(e.t, t0), e.kind, e.severity or "", text])
+                text += f" ({self.section_link(e.section)})"
+            rows.append([F.hms(e.t), F.offset(e.t, t0), e.kind, e.severity or "", _Md(text)])
         self.add(*md_table(["Time (UTC)", "Since start", "Kind", "Severity", "Event"], rows,
                            ["left", "right", "left", "left", "left"]))
 
@@ -184,15 +195,16 @@ class _Writer:
         self.heading(2, "finding-details", "Findings in detail")
         for f in findings:
             self.heading(3, anchors[id(f)], f"{f.severity} {f.key}: {f.title}")
-            self.add(f.explanation, "")
+            self.add(E.inline(f.explanation), "")
             ev = f.evidence
-            self.add(f"- **Threshold:** {f.threshold} (source: {f.threshold_source})")
+            self.add(f"- **Threshold:** {E.text(f.threshold)} (source: {E.text(f.threshold_source)})")
             if ev.time_range:
-                self.add(f"- **When:** {F.time_range(ev.time_range)}")
+                self.add(f"- **When:** {E.text(F.time_range(ev.time_range))}")
             if ev.values:
-                self.add("- **Values:** " + "; ".join(f"{k} = {F.value_text(v, k)}" for k, v in ev.values.items()))
+                self.add("- **Values:** " + "; ".join(E.text(f"{k} = {F.value_text(v, k)}")
+                                                    for k, v in ev.values.items()))
             if ev.artifacts:
-                self.add("- **Artifacts:** " + ", ".join(f"`{a}`" for a in ev.artifacts))
+                self.add("- **Artifacts:** " + ", ".join(E.code(a) for a in ev.artifacts))
             if ev.section:
                 self.add(f"- **Evidence:** {self.section_link(ev.section)}")
 
@@ -208,21 +220,21 @@ class _Writer:
     def block(self, b) -> None:
         self.blank()
         if isinstance(b, Paragraph):
-            self.add(b.text)
+            self.add(E.inline(b.text))
         elif isinstance(b, Table):
             self.table(b)
         elif isinstance(b, Preformatted):
             if b.caption:
-                self.add(f"**{b.caption}**", "")
+                self.add(f"**{E.text(b.caption)}**", "")
             fence = _fence(b.text)
             self.add(fence + "text", b.text.rstrip("\n"), fence)
             if b.source:
                 self.add("", _source(b.source))
         elif isinstance(b, KeyValues):
             if b.caption:
-                self.add(f"**{b.caption}**", "")
+                self.add(f"**{E.text(b.caption)}**", "")
             for k, v in b.items:
-                self.add(f"- **{k}:** {v}")
+                self.add(f"- **{E.text(k)}:** {E.text(v)}")
         elif isinstance(b, (Chart, FlameGraph)):
             self.picture(b)
         else:  # an unknown block type is a bug in the builder, not data
@@ -230,7 +242,7 @@ class _Writer:
 
     def table(self, t: Table) -> None:
         if t.caption:
-            self.add(f"**{t.caption}**", "")
+            self.add(f"**{E.text(t.caption)}**", "")
         cols: list[Column] = t.columns
         rows = [[F.format_cell(r, c) for c in cols] for r in t.rows]
         rows += [[F.format_cell(r, c) for c in cols] for r in t.footer]
@@ -238,30 +250,30 @@ class _Writer:
             self.add("No rows.")
         else:
             self.add(*md_table([c.title for c in cols], rows, [c.align for c in cols]))
-        extra = [x for x in (t.note, _source(t.source)) if x]
+        extra = [x for x in (E.text(t.note), _source(t.source)) if x]
         if extra:
-            self.add("", *(" ".join(extra),))
+            self.add("", E.block_start(" ".join(extra)))
 
     def picture(self, b: Chart | FlameGraph) -> None:
         kind = "Flame graph" if isinstance(b, FlameGraph) else "Chart"
         if self.chart_dir is None:
             if self.stdout_note:
-                self.add(f"_{kind} “{b.title}” not written: Markdown went to standard output; "
-                         f"use `-o FILE.md` to get `{b.id}.svg` beside it._")
+                self.add(f"_{kind} “{E.text(b.title)}” not written: Markdown went to standard output; "
+                         f"use `-o FILE.md` to get {E.code(F.slug_file(b.id) + '.svg')} beside it._")
             return
         path = f"{self.chart_dir}/{F.unique(self.used_names, F.slug_file(b.id))}.svg"
         self.assets.append(Asset(path, b))
-        self.add(f"![{b.title}]({path})")
+        self.add(f"![{E.text(b.title)}]({path})")
         extra = []
         if isinstance(b, Chart):
             from snapcollect.report.charts import downsample_note  # light: no matplotlib import
 
-            extra.append(downsample_note(b))
-        extra.append(b.note)
+            extra.append(E.text(downsample_note(b)))
+        extra.append(E.text(b.note))
         extra.append(_source(b.source))
         extra = [x for x in extra if x]
         if extra:
-            self.add("", " ".join(extra))
+            self.add("", E.block_start(" ".join(extra)))
 
 
 def render_markdown(report: Report, chart_dir: str | None = None, *,
@@ -271,6 +283,7 @@ def render_markdown(report: Report, chart_dir: str | None = None, *,
     ``chart_dir`` is the directory, relative to the .md file, that will
     hold the SVG files; None means the pictures are not written (stdout).
     """
+    report = printable_report(report)
     w = _Writer(report, chart_dir, stdout_note)
     w.header()
     w.verdict()

@@ -1,7 +1,9 @@
 """The format-neutral report document that every renderer consumes.
 
-Analysis builds a ``Report``; renderers (Markdown, HTML, PDF, JSON) only
-read it. Nothing here touches a bundle or raw text. Numbers are kept as
+``report.build`` lays the analysed incident out as a ``Report``; renderers
+(Markdown, HTML, PDF, JSON) only read it. The findings, skipped rules and
+timeline it carries are analysis's results (``analysis.results``), kept
+as they are. Nothing here touches a bundle or raw text. Numbers are kept as
 numbers in ``Table`` rows; each renderer formats them, using the column's
 ``fmt`` (a Python format spec such as ``".2f"``) so that Markdown, HTML
 and PDF print the same digits as the classic tool.
@@ -39,9 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-Severity = Literal["CRIT", "HIGH", "WARN", "INFO"]
-SEVERITY_ORDER = {"CRIT": 0, "HIGH": 1, "WARN": 2, "INFO": 3}
-
+from snapcollect.analysis.results import Finding, Severity, SkippedRule, TimelineEvent
 
 @dataclass
 class Column:
@@ -123,41 +123,6 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
     level: int = 2
     subsections: list["Section"] = field(default_factory=list)
-
-
-@dataclass
-class Evidence:
-    artifacts: list[str]
-    time_range: tuple[float, float] | None   # epoch seconds
-    values: dict[str, Any]
-    section: str | None = None               # anchor of the section showing it
-
-
-@dataclass
-class Finding:
-    key: str                # stable UPPER_SNAKE
-    severity: Severity
-    title: str
-    explanation: str        # plain words, with what to do next
-    threshold: str
-    threshold_source: str   # a published default, or "heuristic"
-    evidence: Evidence
-
-
-@dataclass
-class SkippedRule:
-    key: str
-    reason: str
-
-
-@dataclass
-class TimelineEvent:
-    t: float                # epoch seconds, the bundle's clock
-    kind: str               # "pressure", "reclaim", "oom", "swap", "kmsg", "growth", ...
-    text: str
-    severity: Severity | None = None
-    source: str = ""        # artifact name
-    section: str | None = None
 
 
 @dataclass

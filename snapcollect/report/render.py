@@ -4,19 +4,22 @@ The format comes from ``--format`` or else the output's extension
 (``.md``, ``.html``, ``.pdf``, ``.json``); without ``-o`` (or with
 ``-o -``) the report goes to stdout, as Markdown unless ``--format``
 says otherwise. Markdown written to a file gets its charts as SVG files
-in ``<stem>-charts/`` beside it. Files are written to a temporary name in
-the same directory and renamed, so a failed render never leaves half a
-report behind.
+in ``<stem>-charts/`` beside it. Files are written to a fresh name in
+the same directory and then put in place (report.output_files), so a
+failed render never leaves half a report behind; they get mode 0600 like
+the bundle unless ``--mode`` says otherwise, no symlink is followed, and
+an existing report is replaced only with ``--force``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from urllib.parse import quote
 
 from snapcollect.errors import SnapcollectError
+from snapcollect.report.output_files import (DEFAULT_MODE, ReportOutputError, exists_error, make_dir,
+                                             open_dir, write_new)
 
 EXTENSIONS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf",
               ".json": "json"}
@@ -27,12 +30,6 @@ class ReportUsageError(SnapcollectError):
     """The command line asks for something the renderer cannot do."""
 
     exit_code = 2
-
-
-class ReportOutputError(SnapcollectError):
-    """The report could not be written where asked."""
-
-    exit_code = 1
 
 
 def choose_format(output: str | None, fmt: str | None) -> str:
@@ -51,7 +48,7 @@ def choose_format(output: str | None, fmt: str | None) -> str:
     return EXTENSIONS[ext]
 
 
-def _check_writable(path: str) -> None:
+def _check_writable(path: str, force: bool = False) -> None:
     """Fail before the (slow) rendering when the output cannot be written."""
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -60,27 +57,16 @@ def _check_writable(path: str) -> None:
         raise ReportOutputError(f"{path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ReportOutputError(f"{path}: cannot write in {parent}: permission denied")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise ReportOutputError(f"{path}: permission denied")
+    if not force and os.path.lexists(path):
+        raise exists_error(path)
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    parent = os.path.dirname(os.path.abspath(path))
+def _write_file(path: str, data: bytes, mode: int, force: bool) -> None:
+    fd = open_dir(os.path.dirname(os.path.abspath(path)))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".snapcollect-", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise ReportOutputError(f"{path}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ReportOutputError(f"{path}: cannot write: {exc.strerror}") from None
+        write_new(fd, os.path.basename(path), data, mode=mode, force=force, shown=path)
+    finally:
+        os.close(fd)
 
 
 def chart_dir_for(output: str) -> str:
@@ -89,7 +75,7 @@ def chart_dir_for(output: str) -> str:
     return f"{stem}-charts"
 
 
-def write_markdown(report, output: str | None) -> None:
+def write_markdown(report, output: str | None, mode: int = DEFAULT_MODE, force: bool = False) -> None:
     """Markdown to a file with its charts beside it, or to stdout without them."""
     from snapcollect.report.markdown import render_markdown
 
@@ -100,16 +86,22 @@ def write_markdown(report, output: str | None) -> None:
         return
     rel = chart_dir_for(output)
     text, assets = render_markdown(report, quote(rel))
-    if assets:
-        folder = os.path.join(os.path.dirname(os.path.abspath(output)), rel)
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise ReportOutputError(f"{folder}: cannot create the charts folder: {exc.strerror}") from None
-        for asset in assets:
-            name = os.path.basename(asset.path)
-            _write_atomic(os.path.join(folder, name), picture_svg(asset.block).encode("utf-8"))
-    _write_atomic(output, text.encode("utf-8"))
+    parent = os.path.dirname(os.path.abspath(output))
+    top = open_dir(parent)
+    try:
+        if assets:
+            folder = os.path.join(os.path.dirname(output), rel)
+            charts = make_dir(top, rel, mode=mode, force=force, shown=folder)
+            try:
+                for asset in assets:
+                    name = os.path.basename(asset.path)
+                    write_new(charts, name, picture_svg(asset.block).encode("utf-8"), mode=mode, force=force,
+                              shown=os.path.join(folder, name))
+            finally:
+                os.close(charts)
+        write_new(top, os.path.basename(output), text.encode("utf-8"), mode=mode, force=force, shown=output)
+    finally:
+        os.close(top)
 
 
 def picture_svg(block) -> str:
@@ -126,14 +118,18 @@ def picture_svg(block) -> str:
     return standalone(chart_svg(block))
 
 
-def render_to(report, fmt: str, output: str | None) -> None:
-    """Render an already built Report in one format to a file or stdout."""
+def render_to(report, fmt: str, output: str | None, *, mode: int = DEFAULT_MODE, force: bool = False) -> None:
+    """Render an already built Report in one format to a file or stdout.
+
+    A file gets ``mode`` (default 0600, the bundle's); an existing one is
+    replaced only with ``force``.
+    """
     if output == "-":
         output = None
     if output is not None:
-        _check_writable(output)
+        _check_writable(output, force)
     if fmt == "md":
-        write_markdown(report, output)
+        write_markdown(report, output, mode, force)
         return
     if fmt == "pdf" and output is None and sys.stdout.isatty():
         raise ReportUsageError("a PDF is not for the terminal: give -o FILE.pdf (or redirect stdout)")
@@ -156,22 +152,30 @@ def render_to(report, fmt: str, output: str | None) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        _write_atomic(output, data)
+        _write_file(output, data, mode, force)
 
 
 def render_command(args) -> int:
-    """Entry point of ``snapcollect report`` (args.bundle, args.output, args.format)."""
+    """Entry point of ``snapcollect report`` (args.bundle, args.output, args.format, args.mode, args.force)."""
     from snapcollect.bundle import open_bundle
 
     output = getattr(args, "output", None)
     fmt = choose_format(output, getattr(args, "format", None))
+    mode = getattr(args, "mode", None)
+    mode = DEFAULT_MODE if mode is None else mode
+    force = bool(getattr(args, "force", False))
     if output not in (None, "-"):
-        _check_writable(output)
+        _check_writable(output, force)
+    if fmt == "pdf":
+        # Before the (slow) build: say at once when the PDF libraries are missing.
+        from snapcollect.report.pdf import load_weasyprint
+
+        load_weasyprint()
     bundle = open_bundle(args.bundle)
     from snapcollect.report.build import build_report
 
     report = build_report(bundle)
-    render_to(report, fmt, output)
+    render_to(report, fmt, output, mode=mode, force=force)
     if output not in (None, "-"):
         where = output
         if fmt == "md" and any(True for _ in _pictures(report)):

@@ -49,10 +49,10 @@ needs_memcg_v1 = pytest.mark.skipif(not os.path.exists(os.path.join(MEMCG_V1, "m
                                     reason="no cgroup v1 memory controller at /sys/fs/cgroup/memory")
 
 
-def _data(bundle, kmsg=None):
+def _data(bundle):
     names = [a["name"] for a in bundle.artifacts() if a["name"].startswith("bpf/")]
     return load_bpf_data({n: bundle.records(n) for n in names}, {n: bundle.status(n) for n in names},
-                         bundle.manifest, {n: bundle.data(n) for n in names if bundle.data(n)}, kmsg=kmsg)
+                         bundle.manifest, {n: bundle.data(n) for n in names if bundle.data(n)})
 
 
 def _killed_line(pid: int) -> str:

@@ -130,7 +130,7 @@ def test_three_second_run_every_artifact_ok(three_second_run):
     assert proc.returncode == 0, proc.stderr
     assert_no_traceback(proc)
     path = bundle_path(proc.stdout)
-    assert re.fullmatch(r"snapcollect-[A-Za-z0-9._-]+-\d{8}T\d{6}Z\.tar\.zst", os.path.basename(path))
+    assert re.fullmatch(r"snapcollect-[A-Za-z0-9._-]+-\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}\.tar\.zst", os.path.basename(path))
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     b = open_bundle(path)
     assert b.complete, b.incomplete_reason

@@ -8,8 +8,9 @@ timeline, skipped rules and missing artifacts.
 
 from __future__ import annotations
 
-from snapcollect.report.model import (Chart, Column, Evidence, Finding, FlameGraph, KeyValues, Paragraph,
-                                      Preformatted, Report, Section, SkippedRule, Table, TimelineEvent)
+from snapcollect.analysis.results import Evidence, Finding, SkippedRule, TimelineEvent
+from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted, Report,
+                                      Section, Table)
 
 T0 = 1763820130.0   # 2025-11-22 14:02:10 UTC
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bpf_fixtures import dataset, kmsg_lines
 from snapcollect.analysis import bpf as A
+from snapcollect.analysis.oom import kmsg_lines_for, oom_facts
+from snapcollect.report.sections import bpf as S
 from snapcollect.parsers.records import BpfData, ReclaimStall
 from snapcollect.parsers.records import Point
 
@@ -20,7 +22,6 @@ def test_log2_hist_has_bcc_buckets():
         ("0 -> 1", 2), ("2 -> 3", 3), ("4 -> 7", 2), ("8 -> 15", 1), ("16 -> 31", 0), ("32 -> 63", 0),
         ("64 -> 127", 0), ("128 -> 255", 0), ("256 -> 511", 0), ("512 -> 1023", 1)]
     assert A.log2_hist([]) == []
-    assert A.stars(3, 3) == "*" * 40 and A.stars(1, 1000) == "*" and A.stars(0, 5) == ""
 
 
 def test_stalls_by_process_worst_total_first():
@@ -42,24 +43,28 @@ def test_per_second_and_kswapd_groups():
 def test_faults_by_command_and_short_stacks():
     folded = [("a;x;y", 128), ("b;z", 64), ("a;w", 64)]
     assert A.faults_by_command(folded) == [("a", 192), ("b", 64)]
-    assert A.short_stack(["m"] * 12 + ["f", "g"]) == "m x12;f;g"
-    assert A.short_stack(["a", "b", "c", "d", "e"]) == "...;b;c;d;e"
 
 
-def test_oom_summary_merges_bpf_kernel_log_and_counter():
+def test_histogram_bars_and_short_stacks_as_bcc_prints_them():
+    assert S.stars(3, 3) == "*" * 40 and S.stars(1, 1000) == "*" and S.stars(0, 5) == ""
+    assert S.short_stack(["m"] * 12 + ["f", "g"]) == "m x12;f;g"
+    assert S.short_stack(["a", "b", "c", "d", "e"]) == "...;b;c;d;e"
+
+
+def test_oom_facts_merge_bpf_kernel_log_and_counter():
     ds = dataset()
     ds.vmstat = [Point(0, 0.0, {"oom_kill": 5}), Point(1, 1.0, {"oom_kill": 7})]
-    s = A.oom_summary(ds)
+    s = oom_facts(ds)
     assert len(s.kills) == 1 and s.kills[0].sources == ("bpf/oom_kill", "kmsg")
-    assert s.counted == 2 and s.unattributed == 1 and s.earlier == []
-    lines = A.kmsg_lines_for(ds.kmsg, s.kills[0])
+    assert s.counted == 2 and s.unattributed == 1 and s.earlier == ()
+    lines = kmsg_lines_for(ds.kmsg, s.kills[0])
     assert [ln.text.split(":", 1)[0] for ln in lines] == ["oom-kill", "Memory cgroup out of memory"]
 
 
-def test_oom_summary_without_bpf_and_with_earlier_kills():
+def test_oom_facts_without_bpf_and_with_earlier_kills():
     ds = dataset(kmsg=kmsg_lines(before_window=True), bpf=BpfData())
-    s = A.oom_summary(ds)
-    assert s.kills == [] and len(s.earlier) == 1 and s.counted is None and s.unattributed == 0
+    s = oom_facts(ds)
+    assert s.kills == () and len(s.earlier) == 1 and s.counted is None and s.unattributed == 0
 
 
 def test_why_unavailable_picks_the_common_reason():

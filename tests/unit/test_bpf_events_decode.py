@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
@@ -83,5 +84,8 @@ def test_kswapd_event():
     assert rec["pid"] == 4242 and rec["tid"] == 4243
 
 
-def test_comm_that_is_not_utf8_does_not_break_decoding():
-    assert events.cstr(b"\xffab\0junk") == "\ufffdab"
+def test_comm_that_is_not_utf8_is_kept_exactly():
+    text = events.cstr(b"\xffab\0junk")
+    assert text.encode("utf-8", "surrogateescape") == b"\xffab"
+    # ... and survives the JSON line the stream stores it in.
+    assert json.loads(json.dumps({"comm": text}))["comm"] == text

@@ -1,4 +1,4 @@
-"""BPF records of a bundle to typed records, and OOM kills merged with the kernel log."""
+"""BPF records of a bundle to typed records; the kernel log's OOM report; OOM kills merged from both."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from dataclasses import replace
 
 import pytest
 
-from bpf_fixtures import inputs, kmsg_lines, load, manifest, text
+from bpf_fixtures import dataset, inputs, kmsg_lines, load, manifest, text
+from snapcollect.analysis.oom import merge_oom_kills, oom_facts
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.bpf_events import (decode_flags, flag_table, load_bpf_data, memcg_from_stack,
-                                            merge_oom_kills, oom_kill_from_record, oom_kills_from_kmsg,
-                                            symbolic_table)
-from snapcollect.parsers.records import KmsgLine
+                                            oom_kill_from_record, symbolic_table)
+from snapcollect.parsers.oom_report import oom_kills_from_kmsg
+from snapcollect.parsers.records import BpfData, KmsgLine
+
+
+def log_kills(lines: list[KmsgLine]):
+    return [k for k, _ in oom_kills_from_kmsg(lines)]
 
 FORMATS = load("tracepoint_formats.json")
 GFP = flag_table(FORMATS["vmscan:mm_vmscan_memcg_reclaim_begin"])
@@ -69,14 +74,14 @@ def test_load_bpf_data_from_the_captured_artifacts():
 
 
 def test_kernel_log_completes_the_bpf_kill():
-    data = load_bpf_data(*inputs(), kmsg=kmsg_lines())
-    kill, = data.oom_kills
+    merged = merge_oom_kills(load_bpf_data(*inputs()).oom_kills, log_kills(kmsg_lines()))
+    kill, = merged
     assert kill.constraint == "CONSTRAINT_MEMCG"
     assert kill.oom_memcg == kill.task_memcg == "/snapcollect-fixture-oom"
     assert kill.sources == ("bpf/oom_kill", "kmsg")
     logged = re.search(r"anon-rss:(\d+)kB", next(ln.text for ln in kmsg_lines() if "Killed process" in ln.text))
     assert kill.anon_rss_kb == int(logged.group(1))
-    assert merge_oom_kills(data.oom_kills, kmsg_lines()) == data.oom_kills      # idempotent
+    assert merge_oom_kills(merged, log_kills(kmsg_lines())) == merged      # idempotent
 
 
 def test_without_bpf_the_kill_comes_from_the_kernel_log_alone():
@@ -86,13 +91,13 @@ def test_without_bpf_the_kill_comes_from_the_kernel_log_alone():
     assert kill.trigger_comm == "sc-bpf-oom" and kill.trigger_pid == rec["pid"]   # from the CPU: line
     assert kill.memcg is True and kill.total_vm_kb == 68268 and kill.pgtables_kb == 172 and kill.uid == 0
     assert [ln.text.split(":")[0] for ln in lines][:1] == ["sc-bpf-oom invoked oom-killer"]
-    assert merge_oom_kills([], kmsg_lines())[0].sources == ("kmsg",)
+    assert merge_oom_kills([], log_kills(kmsg_lines()))[0].sources == ("kmsg",)
 
 
-def test_kills_before_the_window_are_left_out_unless_asked():
-    early = kmsg_lines(before_window=True)
-    assert merge_oom_kills([], early) == []
-    assert len(merge_oom_kills([], early, in_window_only=False)) == 1
+def test_kills_before_the_window_are_earlier_kills_not_kills_of_the_window():
+    facts = oom_facts(dataset(kmsg=kmsg_lines(before_window=True), bpf=BpfData()))
+    assert facts.kills == () and len(facts.earlier) == 1
+    assert facts.earlier[0].victim_comm == "sc-bpf-oom"
 
 
 def _line(seq: int, t: float, text_: str) -> KmsgLine:
@@ -120,14 +125,14 @@ def test_a_pid_only_bpf_kill_takes_the_name_from_the_kernel_log():
            if k in ("t", "ts_ns", "pid", "trigger_pid", "trigger_comm", "cpu")}     # a 5.x event
     kill = oom_kill_from_record(rec, clock)
     assert kill.victim_comm == "[unknown]" and kill.anon_rss_kb is None and kill.memcg is None
-    merged, = merge_oom_kills([kill], kmsg_lines())
+    merged, = merge_oom_kills([kill], log_kills(kmsg_lines()))
     assert merged.victim_comm == "sc-bpf-oom" and merged.anon_rss_kb is not None and merged.memcg is True
 
 
 def test_a_kill_far_from_the_log_line_in_time_is_not_matched():
     kill = oom_kill_from_record(load("oom_kill.json")[0])
     far = replace(kill, t=kill.t + 3600)
-    out = merge_oom_kills([far], kmsg_lines())
+    out = merge_oom_kills([far], log_kills(kmsg_lines()))
     assert len(out) == 2 and out[0].sources == ("kmsg",) and out[1].sources == ("bpf/oom_kill",)
 
 

@@ -7,6 +7,7 @@ from snapcollect.parsers.records import BpfData
 from snapcollect.report.markdown import render_markdown
 from snapcollect.report.model import Chart, FlameGraph, Paragraph, Preformatted, Report, Table
 from snapcollect.report.sections.bpf import bpf_sections
+from snapcollect.analysis.model import build_model
 
 
 def _blocks(section):
@@ -21,7 +22,7 @@ def _by_id(sections):
 
 
 def test_sections_and_oom_table():
-    secs = _by_id(bpf_sections(dataset()))
+    secs = _by_id(bpf_sections(build_model(dataset())))
     assert list(secs) == ["oom", "reclaim", "kswapd", "compaction", "page-faults", "heap-growth", "bpf-cost"]
     kill = load("oom_kill.json")[0]
     table = next(b for b in secs["oom"].blocks if isinstance(b, Table))
@@ -34,7 +35,7 @@ def test_sections_and_oom_table():
 
 
 def test_reclaim_drsnoop_table_histogram_and_per_process():
-    secs = _by_id(bpf_sections(dataset()))
+    secs = _by_id(bpf_sections(build_model(dataset())))
     blocks = _blocks(secs["reclaim"])
     worst = next(b for b in blocks if isinstance(b, Table) and b.id == "reclaim-worst")
     assert [c.title for c in worst.columns] == ["TIME", "COMM", "PID", "LAT(ms)", "PAGES", "KIND", "ORDER", "GFP"]
@@ -51,7 +52,7 @@ def test_reclaim_drsnoop_table_histogram_and_per_process():
 
 
 def test_flame_graph_and_heap_growth():
-    secs = _by_id(bpf_sections(dataset()))
+    secs = _by_id(bpf_sections(build_model(dataset())))
     fg = next(b for b in _blocks(secs["page-faults"]) if isinstance(b, FlameGraph))
     assert ("sc-faulter;__libc_start_call_main;main;sc_fault_outer;sc_fault_touch", 65536) in fg.folded
     assert "1 fault in 64" in fg.note
@@ -66,7 +67,7 @@ def test_without_bpf_one_paragraph_says_why_and_oom_comes_from_the_log():
                              ("bpf/oom_kill", "bpf/reclaim", "bpf/kswapd_wake", "bpf/compaction",
                               "bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/majfault_by_proc",
                               "bpf/heap_growth")})
-    secs = bpf_sections(dataset(kmsg=kmsg_lines(), bpf=bpf))
+    secs = bpf_sections(build_model(dataset(kmsg=kmsg_lines(), bpf=bpf)))
     assert [s.id for s in secs] == ["oom", "bpf"]
     para = secs[1].blocks[0]
     assert isinstance(para, Paragraph) and para.text.startswith("BPF not available: " + reason)
@@ -75,7 +76,7 @@ def test_without_bpf_one_paragraph_says_why_and_oom_comes_from_the_log():
 
 
 def test_sections_render_to_markdown(tmp_path):
-    report = Report(meta={"host": "t", "kernel": "6.18"}, missing=[], sections=bpf_sections(dataset()))
+    report = Report(meta={"host": "t", "kernel": "6.18"}, missing=[], sections=bpf_sections(build_model(dataset())))
     md, _charts = render_markdown(report, str(tmp_path))
     assert "| LAT(ms)" in md and "sc-bpf-oom" in md and "Page faults by stack" in md
 
@@ -87,7 +88,7 @@ def test_kswapd_section_counts_wakeups_by_node_and_order():
     bpf = load_bpf_data(*inputs())
     t0 = bpf.reclaim[0].t
     bpf.kswapd_wakes = [(t0, 0, 0), (t0 + 0.5, 0, 0), (t0 + 1.2, 0, 3)]
-    sec = _by_id(bpf_sections(dataset(bpf=bpf)))["kswapd"]
+    sec = _by_id(bpf_sections(build_model(dataset(bpf=bpf))))["kswapd"]
     table = next(b for b in sec.blocks if isinstance(b, Table))
     assert [(r["nid"], r["order"], r["count"]) for r in table.rows] == [(0, 0, 2), (0, 3, 1)]
     chart = next(b for b in sec.blocks if isinstance(b, Chart))

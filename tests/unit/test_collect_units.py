@@ -10,6 +10,7 @@ blocks (it must not stall the clock).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -87,6 +88,9 @@ def test_kmsg_record():
     # facility in the high bits: <30> is daemon.info
     assert parse_record(b"30,7,12,-;systemd[1]: x\n", False)["facility"] == 3
     assert parse_record(b"garbage without separator", False) is None
+    # A byte that is not UTF-8 is kept (as a surrogate escape), not replaced.
+    r = parse_record(b"4,9,12,-;name caf\xe9\n", False)
+    assert r["text"].encode("utf-8", "surrogateescape") == b"name caf\xe9"
 
 
 def test_dmesg_raw_fallback():
@@ -235,16 +239,20 @@ def test_commands_run_with_c_locale():
 
 
 def test_bundle_name():
-    assert output.bundle_name("web-1.example", 0.0) == "snapcollect-web-1.example-19700101T000000Z.tar.zst"
-    assert output.bundle_name("a b/c", 1795314388.9) == "snapcollect-a_b_c-20261122T022628Z.tar.zst"
+    assert output.bundle_name("web-1.example", 0.0, "0a1b2c3d") == \
+        "snapcollect-web-1.example-19700101T000000.000Z-0a1b2c3d.tar.zst"
+    assert output.bundle_name("a b/c", 1795314388.9, "ff") == "snapcollect-a_b_c-20261122T022628.900Z-ff.tar.zst"
+    # Two names drawn in the same millisecond differ: the random part.
+    drawn = {output.bundle_name("h", 1795314388.9) for _ in range(50)}
+    assert len(drawn) == 50
+    assert all(re.fullmatch(r"snapcollect-h-20261122T022628\.900Z-[0-9a-f]{8}\.tar\.zst", n) for n in drawn)
 
 
 def test_resolve_output(tmp_path):
-    p = output.resolve(str(tmp_path), "h", 0.0)
-    assert p == str(tmp_path / "snapcollect-h-19700101T000000Z.tar.zst")
-    assert output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0) == str(tmp_path / "x.tar.zst")
-    new = tmp_path / "new" / "dir"
-    assert output.resolve(str(new), "h", 0.0).startswith(str(new)) and new.is_dir()
+    d = output.resolve(str(tmp_path), "h", 0.0)
+    assert d.fixed is None and os.path.dirname(d.path) == str(tmp_path)
+    assert os.path.basename(d.path).startswith("snapcollect-h-19700101T000000.000Z-")
+    assert output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0).path == str(tmp_path / "x.tar.zst")
     (tmp_path / "x.tar.zst").write_text("")
     with pytest.raises(output.OutputError, match="refusing to overwrite"):
         output.resolve(str(tmp_path / "x.tar.zst"), "h", 0.0)
@@ -255,6 +263,39 @@ def test_resolve_output(tmp_path):
         output.resolve(str(tmp_path / "nodir" / "x.tar.zst"), "h", 0.0)
     with pytest.raises(output.OutputError, match="KiB free"):
         output.check_free_space(str(tmp_path), need=1 << 62)
+
+
+def test_missing_output_directory_is_an_error_naming_it(tmp_path):
+    missing = tmp_path / "does" / "not" / "exist"
+    with pytest.raises(output.OutputError) as err:
+        output.resolve(str(missing) + "/", "h", 0.0)
+    assert str(missing) in str(err.value) and "no such directory" in str(err.value)
+    assert not (tmp_path / "does").exists()
+
+
+def test_existing_generated_names_are_drawn_again(tmp_path, monkeypatch):
+    # The first names drawn are taken (planted by someone else); the writer
+    # still gets a fresh one and never touches the planted files.
+    drawn = iter(["aaaaaaaa", "bbbbbbbb", "cccccccc"])
+    monkeypatch.setattr(output.secrets, "token_hex", lambda n: next(drawn))
+    planted = [tmp_path / output.bundle_name("h", 0.0, "aaaaaaaa"),
+               tmp_path / (output.bundle_name("h", 0.0, "bbbbbbbb") + ".partial")]
+    for p in planted:
+        p.write_text("planted")
+    dest = output.resolve(str(tmp_path), "h", 0.0)
+    w = dest.open_writer({"host": "h"})
+    path = w.close(complete=True)
+    assert path == str(tmp_path / output.bundle_name("h", 0.0, "cccccccc"))
+    assert all(p.read_text() == "planted" for p in planted)
+
+
+def test_a_given_name_that_appears_is_not_replaced(tmp_path):
+    target = tmp_path / "x.tar.zst"
+    dest = output.resolve(str(target), "h", 0.0)
+    target.write_text("planted")
+    with pytest.raises(output.OutputError, match="refusing to overwrite"):
+        dest.open_writer({"host": "h"})
+    assert target.read_text() == "planted"
 
 
 # -- a tick whose process read blocks -----------------------------------------------
@@ -445,3 +486,13 @@ def test_slow_commands_cost_only_themselves_not_the_cgroup_baseline(tmp_path, mo
         assert b.status(name)[0] == "ok", name
     assert b.status("cmd/free@start")[0] == "timeout"
     assert layout.cgroups_chosen == ["/app"]
+
+
+def test_a_dangling_symlink_at_a_generated_name_is_passed_over(tmp_path, monkeypatch):
+    drawn = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(output.secrets, "token_hex", lambda n: next(drawn))
+    link = tmp_path / output.bundle_name("h", 0.0, "aaaaaaaa")
+    os.symlink(str(tmp_path / "nowhere"), link)
+    path = output.resolve(str(tmp_path), "h", 0.0).open_writer({"host": "h"}).close(complete=True)
+    assert path == str(tmp_path / output.bundle_name("h", 0.0, "bbbbbbbb"))
+    assert os.path.islink(link) and not (tmp_path / "nowhere").exists()

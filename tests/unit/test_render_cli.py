@@ -89,10 +89,15 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
+    # The data is written to a fresh name, then linked (or renamed) in place.
+    monkeypatch.setattr(os, "link", boom)
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(ReportOutputError, match="No space left on device"):
         render_to(sample_report(), "json", str(out))
     assert os.listdir(tmp_path) == []
+    with pytest.raises(ReportOutputError, match="No space left on device"):
+        render_to(sample_report(), "md", str(tmp_path / "r.md"))
+    assert os.listdir(tmp_path) == ["r-charts"] and os.listdir(tmp_path / "r-charts") == []
 
 
 def test_each_format_written(tmp_path):

@@ -10,9 +10,10 @@ from findings_helpers import build, kmsg, psi_ramp, ramp
 
 from snapcollect.analysis.dataset import Dataset, Snapshot
 from snapcollect.analysis.findings import engine
-from snapcollect.analysis.findings.engine import Hit, SkipRule, all_rules, apply_findings, evaluate
+from snapcollect.analysis.findings.engine import Hit, SkipRule, all_rules, evaluate
+from snapcollect.analysis.findings.rule import rule as register_rule
+from snapcollect.analysis.incident import build_incident
 from snapcollect.parsers.records import Point
-from snapcollect.report.model import Report
 
 HERE = os.path.dirname(__file__)
 
@@ -67,10 +68,10 @@ def test_skiprule_and_undeclared_severity():
 
 def test_registration_rejects_bad_keys():
     with pytest.raises(ValueError):
-        engine.rule(key="lower_case", area="x", severities=("INFO",), detects="", title="", explanation="",
+        register_rule(key="lower_case", area="x", severities=("INFO",), detects="", title="", explanation="",
                     threshold="", source="", needs=[], section="psi")
     with pytest.raises(ValueError):
-        engine.rule(key="X", area="x", severities=("FATAL",), detects="", title="", explanation="",
+        register_rule(key="X", area="x", severities=("FATAL",), detects="", title="", explanation="",
                     threshold="", source="", needs=[], section="psi")
 
 
@@ -79,8 +80,7 @@ def test_findings_sorted_by_severity_and_report_filled():
                        "drop_slab": ramp(1, ticks=range(2, 3))},
                psi_at=psi_ramp(some_pct=60, full_pct=50),
                kmsg_lines=[kmsg(4, "x: page allocation failure: order:0, mode:0x0()")])
-    report = Report(meta={}, missing=[], sections=[])
-    apply_findings(report, ds)
+    report = build_incident(ds)
     sev = [f.severity for f in report.findings]
     assert sev == sorted(sev, key=["CRIT", "HIGH", "WARN", "INFO"].index)
     assert report.worst_severity == "HIGH"
@@ -90,8 +90,7 @@ def test_findings_sorted_by_severity_and_report_filled():
 
 
 def test_quiet_dataset_reports_nothing_at_warn_or_above():
-    report = Report(meta={}, missing=[], sections=[])
-    apply_findings(report, build())
+    report = build_incident(build())
     assert report.findings == [] and report.worst_severity is None and report.skipped_rules == []
     assert report.verdict.startswith("No memory problem found in this window:")
 
@@ -177,8 +176,7 @@ def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
                end={"slabinfo": [c for c in BASE_SLABINFO if c.name != "dentry"] + [slab("dentry", 200_000)],
                     "memcgs": {"/db": memcg("/db", 2, 2, failcnt=70, oom_kill=1)}, "zoneinfo": zi,
                     "buddyinfo": frag, "sysvm": dict(BASE_SYSVM)})
-    report = Report(meta={}, missing=[], sections=[])
-    apply_findings(report, ds)
+    report = build_incident(ds)
     assert not report.skipped_rules, report.skipped_rules
     fired = {f.key for f in report.findings}
     not_fired = {r.key for r in all_rules()} - fired
@@ -192,15 +190,13 @@ def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
 
 
 def test_a_failing_timeline_or_verdict_does_not_cost_the_findings(monkeypatch):
-    import snapcollect.analysis.timeline as timeline
-    import snapcollect.analysis.verdict as verdict
+    import snapcollect.analysis.incident as incident
 
     def boom(*a):
         raise ValueError("boom")
-    monkeypatch.setattr(timeline, "build_timeline", boom)
-    monkeypatch.setattr(verdict, "build_verdict", boom)
-    report = Report(meta={}, missing=[], sections=[])
-    apply_findings(report, build(vmstat={"drop_pagecache": ramp(1)}))
+    monkeypatch.setattr(incident, "build_timeline", boom)
+    monkeypatch.setattr(incident, "build_verdict", boom)
+    report = build_incident(build(vmstat={"drop_pagecache": ramp(1)}))
     assert [f.key for f in report.findings] == ["DROP_CACHES"]
     assert {(s.key, s.reason) for s in report.skipped_rules} == {
         ("TIMELINE", "timeline failed: ValueError: boom"), ("VERDICT", "verdict failed: ValueError: boom")}

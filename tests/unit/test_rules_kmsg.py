@@ -2,7 +2,12 @@
 
 from findings_helpers import T0, build, kmsg, run
 
-from snapcollect.analysis.findings.kmsg_events import classify, oom_kills_from_kmsg
+from snapcollect.analysis.findings.kmsg_events import classify
+from snapcollect.parsers.oom_report import oom_kills_from_kmsg as _with_lines
+
+
+def oom_kills_from_kmsg(lines):
+    return [k for k, _ in _with_lines(lines)]
 
 ALLOC = "kworker/u4:2: page allocation failure: order:4, mode:0x40dc0(GFP_KERNEL|__GFP_COMP|__GFP_ZERO), nodemask=(null),cpuset=/,mems_allowed=0"
 HUNG = "INFO: task jbd2/sda1-8:312 blocked for more than 120 seconds."

@@ -144,7 +144,7 @@ def test_cgroup_v2_root_is_never_the_limited_or_reclaiming_group():
 
 def test_cgroup_pressure_from_totals_not_frozen_averages():
     """An OOM-killed group's avg10 reads 0.00 at the end; its total still moved."""
-    from snapcollect.analysis.findings.signals import cgroup_pressure
+    from snapcollect.analysis.pressure import cgroup_pressure
     from snapcollect.parsers.psi import parse_psi
     from snapcollect.parsers.records import MemCgroup
     g = lambda some, full: MemCgroup("/sc", 2, 1, 64 << 20, pressure=parse_psi(  # noqa: E731

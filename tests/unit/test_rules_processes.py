@@ -12,7 +12,7 @@ def test_top_grower():
     assert f.severity == "INFO"
     assert f.title == "java (pid 4711) grew 600.0 MiB: 200.0 MiB -> 800.0 MiB"
     assert f.evidence.values["growers"][0]["ratio"] == 4.0
-    assert f.evidence.time_range == (T0, T0 + 30) and f.evidence.section == "pidstat-r"
+    assert f.evidence.time_range == (T0, T0 + 30) and f.evidence.section == "top-processes"
 
 
 def test_top_grower_new_process_and_reused_pid():

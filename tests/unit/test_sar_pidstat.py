@@ -8,7 +8,8 @@ from fixture_files import BUNDLE
 from sar_inputs import T0, dataset, proc
 from snapcollect.analysis.dataset import load_dataset
 from snapcollect.analysis.pidstat import pidstat_r
-from snapcollect.analysis.processes import top_by_pss, top_by_rss, top_growers
+from snapcollect.analysis.pidstat import lives
+from snapcollect.analysis.processes import growth, process_memory, top_by_pss, top_by_rss
 from snapcollect.bundle import open_bundle
 
 HZ = 100
@@ -66,12 +67,14 @@ def test_quiet_processes_and_ordering():
 
 def test_top_by_rss_and_growth():
     ds = dataset(procs=[{1: proc(1, rss_kb=1000), 2: proc(2, rss_kb=9000), 3: proc(3, rss_kb=50)},
-                        {1: proc(1, rss_kb=8000), 2: proc(2, rss_kb=9000)}])
-    top = top_by_rss(ds.procs, 20000)
+                        {1: proc(1, rss_kb=8000), 2: proc(2, rss_kb=9000)},
+                        {1: proc(1, rss_kb=5000), 2: proc(2, rss_kb=9000)}])
+    top = top_by_rss(process_memory(ds.procs, 20000))
     assert [p.pid for p in top] == [2, 1]               # 3 exited: not in the end view
-    assert top[1].growth_kb == 7000 and top[1].growth_ratio == 8.0 and top[0].mem_pct == 45.0
-    (g,) = top_growers(ds.procs, 20000)
-    assert g.pid == 1
+    assert top[1].growth_kb == 4000 and top[1].growth_ratio == 5.0 and top[0].mem_pct == 45.0
+    (g,) = growth(lives(ds.procs))
+    # Growth runs from the first sight to the peak, not to the last sight.
+    assert (g.pid, g.first_rss_kb, g.peak_rss_kb, g.last_rss_kb, g.growth_kb) == (1, 1000, 8000, 5000, 7000)
 
 
 def test_real_bundle_processes():

@@ -3,6 +3,7 @@
 from findings_helpers import BASE_PROCS, T0, bpf, build, kmsg, oom_kill, proc, psi_ramp, ramp, stall
 
 from snapcollect.analysis.timeline import build_timeline
+from snapcollect.analysis.model import build_model
 
 
 def _incident():
@@ -24,7 +25,7 @@ def _incident():
 
 
 def test_timeline_is_chronological_and_covers_every_source():
-    tl = build_timeline(_incident())
+    tl = build_timeline(build_model(_incident()))
     assert [e.t for e in tl] == sorted(e.t for e in tl)
     kinds = {e.kind for e in tl}
     assert kinds == {"pressure", "reclaim", "oom", "swap", "faults", "kmsg", "growth"}
@@ -33,7 +34,7 @@ def test_timeline_is_chronological_and_covers_every_source():
 
 
 def test_timeline_events_carry_the_right_times_and_texts():
-    tl = build_timeline(_incident())
+    tl = build_timeline(build_model(_incident()))
     text = [(round(e.t - T0, 1), e.kind, e.text) for e in tl]
     assert (5.0, "pressure", "memory pressure (full avg10) rose above 60%: 70.0%") in text
     assert (20.0, "pressure", "memory pressure (full avg10) fell below 60%: 2.0%") in text
@@ -60,7 +61,7 @@ def test_timeline_events_carry_the_right_times_and_texts():
 
 def test_kswapd_wakes_are_grouped_per_node_and_burst():
     b = bpf(kswapd_wakes=[(T0 + 1, 0, 0), (T0 + 2, 0, 3), (T0 + 20, 0, 0), (T0 + 2, 1, 9)])
-    tl = [e for e in build_timeline(build(bpf=b)) if e.source == "bpf/kswapd_wake"]
+    tl = [e for e in build_timeline(build_model(build(bpf=b))) if e.source == "bpf/kswapd_wake"]
     assert [(round(e.t - T0), e.text) for e in tl] == [
         (1, "kswapd0 woken 2 time(s) (highest order 3) until 02:20:02"),
         (2, "kswapd1 woken 1 time(s) (highest order 9) until 02:20:02"),
@@ -68,11 +69,11 @@ def test_kswapd_wakes_are_grouped_per_node_and_burst():
 
 
 def test_quiet_host_has_an_empty_timeline():
-    assert build_timeline(build()) == []
+    assert build_timeline(build_model(build())) == []
 
 
 def test_timeline_without_inputs():
-    assert build_timeline(build(drop=("vmstat", "meminfo", "psi", "procs", "kmsg"))) == []
+    assert build_timeline(build_model(build(drop=("vmstat", "meminfo", "psi", "procs", "kmsg")))) == []
 
 
 def test_many_oom_kills_before_the_window_collapse_to_one_line():
@@ -82,7 +83,7 @@ def test_many_oom_kills_before_the_window_collapse_to_one_line():
                   "total-vm:70000kB, anon-rss:65000kB, file-rss:0kB, shmem-rss:0kB, "
                   "UID:0 pgtables:200kB oom_score_adj:0", before_window=True, seq=i)
              for i in range(10)]
-    ooms = [e for e in build_timeline(build(kmsg_lines=lines)) if e.kind == "oom"]
+    ooms = [e for e in build_timeline(build_model(build(kmsg_lines=lines))) if e.kind == "oom"]
     assert len(ooms) == EARLIER_OOM_SHOWN + 1
     assert ooms[0].text.startswith(f"{10 - EARLIER_OOM_SHOWN} older OOM kill(s) before the window")
     assert all(e.severity == "INFO" for e in ooms)

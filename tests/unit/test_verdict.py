@@ -4,14 +4,11 @@ import re
 
 from findings_helpers import GIB_KB, bpf, build, kmsg, oom_kill, psi_ramp, ramp, stall
 
-from snapcollect.analysis.findings.engine import apply_findings
-from snapcollect.report.model import Report
+from snapcollect.analysis.incident import build_incident
 
 
 def _verdict(ds) -> str:
-    r = Report(meta={}, missing=[], sections=[])
-    apply_findings(r, ds)
-    return r.verdict
+    return build_incident(ds).verdict
 
 
 def sentences(text: str) -> list[str]:

@@ -1,11 +1,8 @@
-"""Findings: rules over a Dataset that say what went wrong, with evidence.
+"""Findings: rules over the model of an incident that say what went wrong, with evidence.
 
-``apply_findings(report, dataset)`` runs every rule (``engine``), builds
-the timeline and the verdict, and fills the Report. The rules live in
-``rules/``, one module per area; ``catalogue`` prints them and generates
-docs/findings.md.
+``rule`` declares what a rule is; the rules live in ``rules/``, one module
+per area; ``engine`` checks each rule's inputs and runs it over the
+model (``analysis.model``); ``catalogue`` prints them and generates
+docs/findings.md. ``analysis.incident`` runs the engine with the
+timeline and the verdict.
 """
-
-from snapcollect.analysis.findings.engine import apply_findings, evaluate
-
-__all__ = ["apply_findings", "evaluate"]

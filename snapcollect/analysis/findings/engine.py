@@ -1,13 +1,6 @@
-"""The findings engine: a registry of rules with declared inputs.
+"""The findings engine: runs every registered rule over the model of an incident.
 
-A rule is a pure function ``Dataset -> Hit | None`` registered with
-``@rule(...)``. The declaration carries everything the catalogue shows
-(key, severities, what it detects, threshold and where that number comes
-from) and the wording of the finding, as templates filled from the hit's
-facts, apart from the logic (the way insights-core keeps a rule's text in
-a template keyed by the rule).
-
-Each declared input is a group of artifact names of which any one will
+Rules are declared in ``rule`` and live in ``rules/``. Each declared input is a group of artifact names of which any one will
 do (``("bpf/oom_kill", "series/proc/vmstat", "kmsg")``). Before a rule
 runs, the engine checks its groups against the Dataset; a rule whose input
 is absent becomes a ``SkippedRule`` with the reason, e.g. "needs
@@ -19,72 +12,16 @@ others nor crashes the report.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from snapcollect.analysis.dataset import Dataset
-from snapcollect.report.model import SEVERITY_ORDER, Evidence, Finding, SkippedRule
-
-SEVERITIES = ("CRIT", "HIGH", "WARN", "INFO")
-
-
-@dataclass
-class Hit:
-    """What a rule returns when it fires: severity and the evidence."""
-
-    severity: str
-    facts: dict[str, Any]                  # fills the templates; kept as evidence values
-    artifacts: list[str]
-    time_range: tuple[float, float] | None
-    section: str | None = None             # overrides the rule's default section
-
-
-@dataclass(frozen=True)
-class Rule:
-    key: str
-    area: str
-    severities: tuple[str, ...]
-    detects: str
-    title: str              # template over the hit's facts
-    explanation: str        # template: plain words and what to do next
-    threshold: str
-    source: str             # a published default, or "heuristic" (+ what it is modelled on)
-    needs: tuple[tuple[str, ...], ...]
-    section: str
-    func: Callable[[Dataset], Hit | None] = field(compare=False, repr=False)
-
-
-class SkipRule(Exception):
-    """Raised by a rule whose input exists but cannot answer (e.g. no 'full' PSI line)."""
-
-
-REGISTRY: list[Rule] = []
-
-
-def rule(*, key: str, area: str, severities: tuple[str, ...], detects: str, title: str,
-         explanation: str, threshold: str, source: str, needs: list[tuple[str, ...] | str],
-         section: str):
-    """Register a rule. ``needs``: artifact names, or tuples of alternatives."""
-    if not key.replace("_", "").isalnum() or key.upper() != key:
-        raise ValueError(f"rule key must be UPPER_SNAKE: {key}")
-    bad = [s for s in severities if s not in SEVERITIES]
-    if bad:
-        raise ValueError(f"{key}: unknown severities {bad}")
-
-    def deco(func):
-        groups = tuple((n,) if isinstance(n, str) else tuple(n) for n in needs)
-        r = Rule(key, area, tuple(severities), detects, title, explanation, threshold, source,
-                 groups, section, func)
-        if any(x.key == key for x in REGISTRY):
-            raise ValueError(f"rule {key} registered twice")
-        REGISTRY.append(r)
-        func.rule = r
-        return func
-    return deco
+from snapcollect.analysis.findings import rules as _rules  # noqa: F401  (registers every rule)
+from snapcollect.analysis.findings.rule import REGISTRY, Hit, Rule, SkipRule
+from snapcollect.analysis.model import Model, build_model
+from snapcollect.analysis.results import SEVERITY_ORDER, Evidence, Finding, SkippedRule
 
 
 def all_rules() -> list[Rule]:
-    import snapcollect.analysis.findings.rules  # noqa: F401  (registers every rule)
     return list(REGISTRY)
 
 
@@ -241,8 +178,10 @@ def to_finding(r: Rule, hit: Hit) -> Finding:
     )
 
 
-def evaluate(ds: Dataset, rules: list[Rule] | None = None) -> tuple[list[Finding], list[SkippedRule]]:
-    """Run every rule; findings sorted by severity, then catalogue order."""
+def evaluate(model: Model | Dataset, rules: list[Rule] | None = None) -> tuple[list[Finding], list[SkippedRule]]:
+    """Run every rule over the model (built here from a Dataset); findings by severity, then catalogue order."""
+    m = model if isinstance(model, Model) else build_model(model)
+    ds = m.ds
     rules = all_rules() if rules is None else rules
     findings: list[tuple[int, int, Finding]] = []
     skipped: list[SkippedRule] = []
@@ -252,7 +191,7 @@ def evaluate(ds: Dataset, rules: list[Rule] | None = None) -> tuple[list[Finding
             skipped.append(SkippedRule(r.key, reason))
             continue
         try:
-            hit = r.func(ds)
+            hit = r.func(m)
             if hit is None:
                 continue
             f = to_finding(r, hit)
@@ -268,30 +207,3 @@ def evaluate(ds: Dataset, rules: list[Rule] | None = None) -> tuple[list[Finding
         findings.append((SEVERITY_ORDER[f.severity], i, f))
     findings.sort(key=lambda x: (x[0], x[1]))
     return [f for _, _, f in findings], skipped
-
-
-def worst(findings: list[Finding]) -> str | None:
-    if not findings:
-        return None
-    return min((f.severity for f in findings), key=lambda s: SEVERITY_ORDER[s])
-
-
-def apply_findings(report, ds: Dataset) -> None:
-    """Fill a Report's findings, skipped rules, timeline, verdict and worst severity."""
-    from snapcollect.analysis.timeline import build_timeline
-    from snapcollect.analysis.verdict import build_verdict
-
-    findings, skipped = evaluate(ds)
-    report.findings = findings
-    report.skipped_rules = skipped
-    try:
-        report.timeline = build_timeline(ds)
-    except Exception as exc:  # the timeline must never cost the report
-        report.timeline = []
-        report.skipped_rules.append(SkippedRule("TIMELINE", f"timeline failed: {exc.__class__.__name__}: {exc}"))
-    report.worst_severity = worst(findings)  # type: ignore[assignment]
-    try:
-        report.verdict = build_verdict(ds, findings, report.timeline)
-    except Exception as exc:  # nor must the verdict
-        report.verdict = ""
-        report.skipped_rules.append(SkippedRule("VERDICT", f"verdict failed: {exc.__class__.__name__}: {exc}"))

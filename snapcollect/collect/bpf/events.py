@@ -38,8 +38,13 @@ class DecodeError(ValueError):
 
 
 def cstr(raw: bytes) -> str:
-    """A NUL-terminated C char array as text (comm is not always UTF-8)."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    """A NUL-terminated C char array as text.
+
+    comm is whatever bytes a process gave prctl(PR_SET_NAME): the bytes
+    that are not UTF-8 are kept as surrogate escapes, so the bundle holds
+    the name exactly and the report shows them as ``\\xNN``.
+    """
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def to_wall(ts_ns: int, clock: dict) -> float:

@@ -144,10 +144,11 @@ class Symbolizer:
                 return UNKNOWN, False
         name, _offset, module = entry[0].resolve(addr, True)
         if name:
-            return name.decode("utf-8", "replace"), True
+            # Symbol and file names are bytes; keep those that are not UTF-8.
+            return name.decode("utf-8", "surrogateescape"), True
         if module:
             # perf's convention: the module when the symbol is unknown
-            return "[%s]" % os.path.basename(module.decode("utf-8", "replace")), True
+            return "[%s]" % os.path.basename(module.decode("utf-8", "surrogateescape")), True
         return UNKNOWN, False
 
     def user_frame(self, tgid: int, addr: int) -> str:
@@ -186,7 +187,7 @@ class Symbolizer:
         key = ("kernel", 0, stack_id)
         got = self._resolved.get(key)
         if got is None:
-            got = [self._bcc.BPF.ksym(addr).decode("utf-8", "replace") for addr in walk(table, stack_id)]
+            got = [self._bcc.BPF.ksym(addr).decode("utf-8", "surrogateescape") for addr in walk(table, stack_id)]
             self._resolved[key] = got
         return got
 

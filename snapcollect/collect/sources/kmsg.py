@@ -39,7 +39,10 @@ _DMESG_RE = re.compile(r"^<(\d+)>\[\s*(\d+)\.(\d+)\]\s?(.*)$")
 
 def parse_record(raw: bytes, before_window: bool) -> dict | None:
     """One /dev/kmsg record -> the stream record (None if malformed)."""
-    text = raw.decode("utf-8", "replace")
+    # The kernel escapes most bytes it does not print itself (\xNN), but a
+    # record can still hold bytes that are not UTF-8: keep them, losslessly
+    # (surrogate escapes, which the JSON stream stores as \udcNN).
+    text = raw.decode("utf-8", "surrogateescape")
     head, sep, body = text.partition(";")
     if not sep:
         return None

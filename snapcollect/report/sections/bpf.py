@@ -9,11 +9,53 @@ from __future__ import annotations
 
 from snapcollect.analysis import bpf as A
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
+from snapcollect.analysis.oom import is_memcg_kill, kmsg_lines_for, memcg_of
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
 
 TIME = Column("t", "TIME", "time", "left")
 WORST_ROWS = 20
+HIST_BAR = 40   # bcc's print_log2_hist star width
+
+
+def stars(count: int, peak: int, width: int = HIST_BAR) -> str:
+    """The bar bcc prints beside a bucket (``|*****     |``)."""
+    n = int(width * count / peak) if peak else 0
+    if count and n == 0:
+        n = 1
+    return "*" * n
+
+
+def short_stack(frames: list[str], keep: int = 4, width: int = 70) -> str:
+    """The innermost ``keep`` frames (root first), repeats folded as ``name x3``."""
+    folded: list[str] = []
+    runs: list[int] = []
+    for f in frames:
+        if folded and folded[-1] == f:
+            runs[-1] += 1
+        else:
+            folded.append(f)
+            runs.append(1)
+    parts = [f if n == 1 else f"{f} x{n}" for f, n in zip(folded, runs)]
+    text = ";".join(parts[-keep:])
+    if len(parts) > keep:
+        text = "...;" + text
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def heap_rows(entries: list[dict], n: int = 20) -> list[dict]:
+    """Biggest growth first; each with its top stack (root first) as text."""
+    rows = []
+    for e in entries:
+        stacks = e.get("stacks") or []
+        top = short_stack(stacks[0].get("frames", [])) if stacks else ""
+        rows.append({"pid": e.get("pid"), "comm": e.get("comm"), "syscall": e.get("syscall"),
+                     "kind": e.get("kind"), "calls": e.get("calls", 0), "bytes": e.get("bytes", 0),
+                     "shrink_bytes": e.get("shrink_bytes", 0),
+                     "no_baseline": e.get("calls_without_baseline", 0), "top_stack": top})
+    rows.sort(key=lambda r: (-(r["bytes"] or 0), -(r["calls"] or 0), r["pid"] or 0))
+    return rows[:n]
 
 
 def _not_collected(ds: Dataset, *names: str) -> Paragraph | None:
@@ -33,15 +75,16 @@ def _mib(b: int | None) -> float | None:
 
 
 def _kind(k) -> str:
-    if k.memcg is True or k.constraint == "CONSTRAINT_MEMCG":
-        return "memcg " + (k.oom_memcg or k.task_memcg or "")
+    if is_memcg_kill(k):
+        return "memcg " + (memcg_of(k) or "")
     if k.memcg is False:
         return "global" + (f" ({k.constraint})" if k.constraint and k.constraint != "CONSTRAINT_NONE" else "")
     return k.constraint or "?"
 
 
-def oom_section(ds: Dataset) -> Section:
-    s = A.oom_summary(ds)
+def oom_section(m: Model) -> Section:
+    ds = m.ds
+    s = m.oom
     sec = Section("oom", "OOM kills")
     bpf_state = A.bpf_status(ds).get("bpf/oom_kill", ("missing", None))
     src = "BPF `oom:mark_victim`" if bpf_state[0] == "ok" else "the kernel log"
@@ -66,7 +109,7 @@ def oom_section(ds: Dataset) -> Section:
             source=sorted({x for k in s.kills for x in k.sources})))
         lines = []
         for k in s.kills:
-            lines += [ln.text for ln in A.kmsg_lines_for(ds.kmsg, k)]
+            lines += [ln.text for ln in kmsg_lines_for(ds.kmsg, k)]
         if lines:
             sec.blocks.append(Preformatted("\n".join(lines), caption="Kernel log", source=["kmsg"]))
     else:
@@ -101,7 +144,7 @@ def _hist_blocks(prefix: str, title: str, values_us: list[float], source: str) -
     peak = max(b.count for b in buckets)
     table = Table(f"{prefix}-hist", [Column("usecs", "usecs", align="right"), Column("count", "count"),
                                      Column("dist", "distribution", align="left")],
-                  [{"usecs": b.label, "count": b.count, "dist": A.stars(b.count, peak)}
+                  [{"usecs": b.label, "count": b.count, "dist": stars(b.count, peak)}
                    for b in buckets], caption=title, source=[source])
     chart = Chart(f"{prefix}-hist-chart", title, x=list(range(len(buckets))),
                   series={"count": [float(b.count) for b in buckets]}, y_label="count", kind="bar",
@@ -280,7 +323,7 @@ def heap_section(ds: Dataset) -> Section:
     if missing:
         sec.blocks.append(missing)
         return sec
-    rows = A.heap_rows(ds.bpf.heap_growth, WORST_ROWS)
+    rows = heap_rows(ds.bpf.heap_growth, WORST_ROWS)
     if not rows:
         sec.blocks.append(Paragraph("No brk or mmap call during the window."))
         return sec
@@ -297,8 +340,9 @@ def heap_section(ds: Dataset) -> Section:
     return sec
 
 
-def bpf_sections(ds: Dataset) -> list[Section]:
-    sections = [oom_section(ds)]
+def bpf_sections(m: Model) -> list[Section]:
+    ds = m.ds
+    sections = [oom_section(m)]
     reason = A.why_unavailable(ds)
     if reason is not None:
         sections.append(Section("bpf", "BPF events", [Paragraph(

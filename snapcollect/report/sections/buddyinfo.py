@@ -10,7 +10,7 @@ wake kswapd (low) and stall allocators in direct reclaim (min).
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.report.model import Column, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -25,7 +25,8 @@ def _share(free: list[int], min_order: int) -> float:
     return 100.0 * high / total if total else 0.0
 
 
-def buddyinfo_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def buddyinfo_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("buddyinfo", "Free memory fragmentation: buddyinfo")
     data: dict[str, Table] = {}
     end = ds.end.buddyinfo

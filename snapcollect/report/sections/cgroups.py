@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
-from snapcollect.analysis.findings.signals import cgroup_pressure
+from snapcollect.analysis.cgroups import counter_changes
+from snapcollect.analysis.model import Model
 from snapcollect.parsers.records import MemCgroup
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
@@ -24,28 +24,26 @@ def _kb(v: int | None) -> float | None:
 
 def _events(g: MemCgroup, before: MemCgroup | None) -> str:
     keys = V2_EVENTS if g.version == 2 else V1_EVENTS
+    changes = counter_changes(g, before)
     parts = []
     for k in keys:
         if k not in g.events:
             continue
-        v = g.events[k]
-        if before is not None and k in before.events and k != "under_oom":
-            d = v - before.events[k]
-            if v or d:
-                parts.append(f"{k} {v}" + (f" (+{d})" if d else ""))
-        elif v:
-            parts.append(f"{k} {v}")
+        v, d = g.events[k], changes.get(k)
+        if v or d:
+            parts.append(f"{k} {v}" + (f" (+{d})" if d else ""))
     return ", ".join(parts) or "none"
 
 
-def cgroup_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def cgroup_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("cgroups", "Memory cgroups")
     end = ds.end.memcgs
     if not end:
         s.blocks.append(absent(ds, "memory cgroup data", "cgroups/memory@end"))
         return [s], {}
     start = ds.start.memcgs or {}
-    pressure = cgroup_pressure(ds)
+    pressure = m.cgroup_pressure
     rows = []
     for path, g in sorted(end.items(), key=lambda kv: -(kv[1].usage_bytes or 0)):
         b = start.get(path)

@@ -5,37 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from snapcollect.analysis import series
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.report.model import Column, Paragraph
 
 TIME = Column("t", "Time", "time", "left")
 
 
-def _snapshot_or_series(ds: Dataset, phase: str, source: str):
-    """``source`` (``meminfo`` or ``vmstat``) at ``start``/``end``: the
-    snapshot, else the first/last sample of the series.
-
-    Returns (parsed text, artifact name, time).
-    """
-    snap = ds.start if phase == "start" else ds.end
-    value = getattr(snap, source)
-    if value is not None:
-        return value, f"proc/{source}@{phase}", snap.t
-    series = getattr(ds, source)
-    if series:
-        p = series[0] if phase == "start" else series[-1]
-        return p.value, f"series/proc/{source}", p.t
-    return None, None, None
-
-
 def snapshot_meminfo(ds: Dataset, phase: str) -> tuple[dict[str, int] | None, str | None, float | None]:
-    """/proc/meminfo at ``start``/``end`` (see ``_snapshot_or_series``)."""
-    return _snapshot_or_series(ds, phase, "meminfo")
+    """/proc/meminfo at ``start``/``end`` (``analysis.series.at``)."""
+    return series.at(ds, "meminfo", phase)
 
 
 def snapshot_vmstat(ds: Dataset, phase: str) -> tuple[dict[str, int] | None, str | None, float | None]:
-    """/proc/vmstat at ``start``/``end`` (see ``_snapshot_or_series``)."""
-    return _snapshot_or_series(ds, phase, "vmstat")
+    """/proc/vmstat at ``start``/``end`` (``analysis.series.at``)."""
+    return series.at(ds, "vmstat", phase)
 
 
 def why_missing(ds: Dataset, *names: str) -> str:
@@ -49,11 +33,6 @@ def why_missing(ds: Dataset, *names: str) -> str:
 
 def absent(ds: Dataset, what: str, *names: str) -> Paragraph:
     return Paragraph(f"No {what}: {why_missing(ds, *names)}.")
-
-
-def mem_total(ds: Dataset) -> int | None:
-    m, _, _ = snapshot_meminfo(ds, "end")
-    return (m or {}).get("MemTotal")
 
 
 def uniq(items: list[Any]) -> list[Any]:

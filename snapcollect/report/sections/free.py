@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.classic import free_w
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.report.formatting import iec_kb
 from snapcollect.report.model import Column, Paragraph, Preformatted, Section, Table
 from snapcollect.report.sections.common import absent, snapshot_meminfo
@@ -51,7 +52,8 @@ def free_table(ds: Dataset) -> Table | None:
                       "shared = Shmem. Human units as free -h (Ki/Mi/Gi = 1024).")
 
 
-def free_sections(ds: Dataset) -> list[Section]:
+def free_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("free", "Memory: free -w")
     t = free_table(ds)
     if t is None:

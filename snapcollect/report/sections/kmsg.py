@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
-from snapcollect.parsers.kmsg import PRIORITIES
+from snapcollect.analysis.model import Model
 from snapcollect.parsers.records import KmsgLine
 from snapcollect.report.formatting import hms
 from snapcollect.report.model import Paragraph, Preformatted, Section
@@ -15,11 +14,12 @@ BEFORE = 20
 
 def _line(k: KmsgLine) -> str:
     when = hms(k.t) if k.t is not None else f"{k.ts_us / 1e6:12.6f}"
-    prio = PRIORITIES[k.prio] if 0 <= k.prio < len(PRIORITIES) else str(k.prio)
+    prio = k.level
     return f"[{when}] {prio:<7} {k.text}"
 
 
-def kmsg_sections(ds: Dataset) -> list[Section]:
+def kmsg_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("kmsg", "Kernel log")
     if not ds.kmsg:
         if "kmsg" in ds.missing:

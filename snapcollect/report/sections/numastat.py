@@ -6,7 +6,7 @@ From /sys/devices/system/node/node<N>/numastat (pages) and .../meminfo
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -35,7 +35,8 @@ def _per_node(tid: str, caption: str, keys, start, end, fmt: str, unit: str, sou
     return Table(tid, cols, rows, caption=caption, source=source, note=note)
 
 
-def numastat_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def numastat_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("numastat", "NUMA nodes: numastat")
     data: dict[str, Table] = {}
     end, start = ds.end.numastat, ds.start.numastat

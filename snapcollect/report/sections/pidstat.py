@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.analysis.pidstat import PidstatRow, pidstat_r
 from snapcollect.report.formatting import hms
 from snapcollect.report.model import Column, Paragraph, Section, Table
-from snapcollect.report.sections.common import absent, mem_total
+from snapcollect.report.sections.common import absent
 
 TOP = 20
 
@@ -39,12 +39,13 @@ NOTE = ("As pidstat -r over one interval spanning the window: rates are faults c
         "so a reused PID shows as two rows.")
 
 
-def pidstat_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def pidstat_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("pidstat-r", "Page faults per process: pidstat -r")
     if len(ds.procs) < 2:
         s.blocks.append(absent(ds, "per-process samples (needs two)", "series/procs"))
         return [s], {}
-    rows = [r for r in pidstat_r(ds.procs, mem_total(ds), ds.uptime, ds.clk_tck) if r.minflt or r.majflt]
+    rows = [r for r in pidstat_r(ds.procs, m.mem_total_kb, ds.uptime, ds.clk_tck, m.lives) if r.minflt or r.majflt]
     src = ["series/procs", "series/proc/uptime", "series/proc/meminfo"]
     full = Table("pidstat-r", COLUMNS, [_row(r) for r in rows], caption="pidstat -r over the window", source=src,
                  note=NOTE)

@@ -7,10 +7,8 @@ the verbatim ``pmap -x`` output too, its total line is compared.
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.analysis.processes import largest_mappings, mapping_split, top_by_pss
-from snapcollect.parsers.base import ParseError
-from snapcollect.parsers.pmap_cmd import parse_pmap_x
 from snapcollect.parsers.records import ProcDetail
 from snapcollect.report.model import Column, KeyValues, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent, why_missing
@@ -37,12 +35,10 @@ def _kb(v: int) -> str:
 def _crosscheck(d: ProcDetail, kbytes: int, rss: int, dirty: int) -> Paragraph | None:
     if not d.pmap_text:
         return None
-    try:
-        _, total = parse_pmap_x(d.pmap_text)
-    except ParseError:
+    if d.pmap_total is None:
         return Paragraph("The verbatim pmap -x output in the bundle could not be read.")
     ours = (kbytes, rss, dirty)
-    theirs = (total["kbytes"], total["rss_kb"], total["dirty_kb"])
+    theirs = d.pmap_total
     if ours == theirs:
         return Paragraph(f"pmap -x run by the collector prints the same total: {theirs[0]} {theirs[1]} "
                          f"{theirs[2]} kB.")
@@ -82,7 +78,8 @@ def pmap_section(d: ProcDetail, why: str = "") -> Section:
     return s
 
 
-def pmap_sections(ds: Dataset) -> list[Section]:
+def pmap_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("pmap", "Mappings of the top processes: pmap -x")
     if not ds.top:
         s.blocks.append(absent(ds, "per-process mappings", "procs/top"))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from snapcollect.analysis.dataset import Dataset
-from snapcollect.analysis.processes import top_by_pss, top_by_rss, top_growers
+from snapcollect.analysis.model import Model
+from snapcollect.analysis.processes import MIN_GROWTH_KB, top_by_pss, top_by_rss
 from snapcollect.report.model import Column, Paragraph, Section, Table
-from snapcollect.report.sections.common import absent, mem_total
+from snapcollect.report.sections.common import absent
 from snapcollect.report.sections.pmap import one_line
 
-
-
+GROWTH_ROWS = 10
 
 RSS_COLUMNS = [Column("pid", "PID", "d"), Column("uid", "UID", "d"), Column("mem_pct", "%MEM", ".1f", unit="%"),
                Column("vsz_kb", "VSZ", ".0f", unit="kB"), Column("rss_kb", "RSS", ".0f", unit="kB"),
@@ -22,17 +21,19 @@ PSS_COLUMNS = [Column("pid", "PID", "d"), Column("rss_kb", "RSS", ".0f", unit="k
                Column("comm", "COMMAND", "", "left"), Column("cmdline", "command line", "", "left")]
 
 GROW_COLUMNS = [Column("pid", "PID", "d"), Column("comm", "COMMAND", "", "left"),
-                Column("rss_first_kb", "RSS first", ".0f", unit="kB"), Column("rss_kb", "RSS last", ".0f", unit="kB"),
-                Column("growth_kb", "change", "+.0f", unit="kB"), Column("ratio", "ratio", ".2f"),
-                Column("t_first", "first seen", "time", "left"), Column("t_last", "last seen", "time", "left")]
+                Column("rss_first_kb", "RSS first", ".0f", unit="kB"), Column("rss_peak_kb", "RSS peak", ".0f", unit="kB"),
+                Column("rss_kb", "RSS last", ".0f", unit="kB"),
+                Column("growth_kb", "growth", "+.0f", unit="kB"), Column("ratio", "ratio", ".2f"),
+                Column("t_first", "first seen", "time", "left"), Column("t_peak", "peak at", "time", "left"),
+                Column("t_last", "last seen", "time", "left")]
 
 
-def process_sections(ds: Dataset, top_n: int = 15) -> tuple[list[Section], dict[str, Table]]:
+def process_sections(m: Model, top_n: int = 15) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("top-processes", "Top processes by memory: ps / top")
     data: dict[str, Table] = {}
-    total = mem_total(ds)
     if ds.procs:
-        top = top_by_rss(ds.procs, total, top_n)
+        top = top_by_rss(m.memory, top_n)
         rows = [{"pid": p.pid, "uid": p.uid, "mem_pct": p.mem_pct, "vsz_kb": p.vsz_kb, "rss_kb": p.rss_kb,
                  "swap_kb": p.swap_kb, "state": p.state, "rss_first_kb": p.rss_first_kb,
                  "growth_kb": p.growth_kb, "comm": p.comm} for p in top]
@@ -42,17 +43,20 @@ def process_sections(ds: Dataset, top_n: int = 15) -> tuple[list[Section], dict[
                        "RSS start is the first sample of the window (or the process's first sample).")
         s.blocks.append(t)
         data[t.id] = t
-        growers = top_growers(ds.procs, total)
+        growers = m.growth[:GROWTH_ROWS]
         if growers:
-            rows = [{"pid": p.pid, "comm": p.comm, "rss_first_kb": p.rss_first_kb, "rss_kb": p.rss_kb,
-                     "growth_kb": p.growth_kb, "ratio": p.growth_ratio, "t_first": p.t_first,
-                     "t_last": p.t_last} for p in growers]
+            rows = [{"pid": g.pid, "comm": g.comm, "rss_first_kb": g.first_rss_kb, "rss_peak_kb": g.peak_rss_kb,
+                     "rss_kb": g.last_rss_kb, "growth_kb": g.growth_kb, "ratio": g.ratio, "t_first": g.first_t,
+                     "t_peak": g.peak_t, "t_last": g.last_t} for g in growers]
             g = Table("processes-growth", GROW_COLUMNS, rows, caption="Largest RSS growth over the window",
-                      source=["series/procs"], note="From each process's first to its last sample; at least 1 MiB.")
+                      source=["series/procs"],
+                      note=f"Growth is from each process's first sample to its peak; at least "
+                           f"{MIN_GROWTH_KB // 1024} MiB. The TOP_GROWER finding picks from these rows.")
             s.blocks.append(g)
             data[g.id] = g
         else:
-            s.blocks.append(Paragraph("No process grew its RSS by 1 MiB or more during the window."))
+            s.blocks.append(Paragraph(f"No process grew its RSS by {MIN_GROWTH_KB // 1024} MiB or more "
+                                      "during the window."))
     else:
         s.blocks.append(absent(ds, "per-process samples", "series/procs"))
     if ds.top:

@@ -13,6 +13,7 @@ import dataclasses
 
 from snapcollect.analysis import sar as S
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.report.model import Chart, Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import TIME, absent, thin_indexes
 
@@ -92,7 +93,8 @@ def _line_chart(cid: str, title: str, t: S.SarTable, keys: list[str], y_label: s
                  y_label=y_label, kind="line", source=list(t.source), note=note)
 
 
-def sar_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def sar_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     """The five sar sections and the full-resolution tables by id."""
     thin, step = thinned(ds)
     sections = []
@@ -133,7 +135,8 @@ def sar_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
     return sections, data
 
 
-def psi_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def psi_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("psi", "Memory pressure: PSI (sar -q MEM)")
     full = S.sar_q_mem(ds)
     if full is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from snapcollect.analysis import slab
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.report.model import Column, KeyValues, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -17,7 +17,8 @@ GROW_COLUMNS = [Column("name", "NAME", "", "left"), Column("start_kb", "size sta
                 Column("objs_start", "objs start", "d"), Column("objs_end", "objs end", "d")]
 
 
-def slabtop_sections(ds: Dataset) -> tuple[list[Section], dict[str, Table]]:
+def slabtop_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
+    ds = m.ds
     s = Section("slabtop", "Kernel slab caches: slabtop")
     end = ds.end.slabinfo
     if end is None:

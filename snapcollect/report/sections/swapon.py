@@ -6,6 +6,7 @@ From /proc/swaps (Size and Used in KiB) at the start and end.
 from __future__ import annotations
 
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.model import Model
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -29,7 +30,8 @@ def swapon_table(ds: Dataset) -> Table | None:
     return Table("swapon", cols, rows, caption="swapon --show at the start and end", source=sources)
 
 
-def swapon_sections(ds: Dataset) -> list[Section]:
+def swapon_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("swapon", "Swap devices: swapon")
     t = swapon_table(ds)
     if t is None:

@@ -10,22 +10,15 @@ from __future__ import annotations
 
 from snapcollect.analysis.classic import vmstat_s
 from snapcollect.analysis.dataset import Dataset
-from snapcollect.parsers.base import ParseError
-from snapcollect.parsers.vmstat_s_cmd import parse_vmstat_s
+from snapcollect.analysis.model import Model
 from snapcollect.report.model import Column, Section, Table
 from snapcollect.report.sections.common import absent, snapshot_meminfo, snapshot_vmstat, uniq
 
 
 def _command(ds: Dataset, phase: str) -> dict[str, tuple[int, str]]:
     snap = ds.start if phase == "start" else ds.end
-    text = snap.commands.get("vmstat-s")
-    if not text:
-        return {}
-    try:
-        # procps 3.3 says "pages paged in/out" for what 4.0 calls "K paged in/out"
-        return {label.replace("pages paged", "paged"): (v, unit) for label, v, unit in parse_vmstat_s(text)}
-    except ParseError:
-        return {}
+    # procps 3.3 says "pages paged in/out" for what 4.0 calls "K paged in/out"
+    return {label.replace("pages paged", "paged"): (v, unit) for label, v, unit in snap.vmstat_s or ()}
 
 
 def vmstat_s_table(ds: Dataset) -> Table | None:
@@ -75,7 +68,8 @@ def vmstat_s_table(ds: Dataset) -> Table | None:
                  source=uniq(sources), note=note)
 
 
-def vmstat_s_sections(ds: Dataset) -> list[Section]:
+def vmstat_s_sections(m: Model) -> list[Section]:
+    ds = m.ds
     s = Section("vmstat-s", "Counters: vmstat -s")
     t = vmstat_s_table(ds)
     s.blocks.append(t if t is not None else absent(ds, "counters", "proc/vmstat@end", "series/proc/vmstat"))

@@ -9,9 +9,10 @@ Inputs: /proc/meminfo (kB) and vm.overcommit_memory from /proc/sys/vm:
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.signals import (hms, human_kb, meminfo_points, meminfo_source,
-                                                   min_hold_s, sustained)
+from snapcollect.analysis import series
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.findings.signals import min_hold_s, sustained
+from snapcollect.analysis.wording import hms, human_kb
 
 COMMIT_INFO_PCT = 100.0      # sar -r %commit above 100: more promised than RAM + swap
 STRICT_HIGH_PCT = 90.0       # heuristic share of CommitLimit under strict accounting
@@ -32,8 +33,9 @@ STRICT_HIGH_PCT = 90.0       # heuristic share of CommitLimit under strict accou
     source="sar(1) man page (%commit); kernel Documentation/mm/overcommit-accounting.rst; 90%: "
            "heuristic",
     needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-r")
-def overcommit(ds):
-    pts = meminfo_points(ds)
+def overcommit(m):
+    ds = m.ds
+    pts = series.samples(ds, "meminfo")
     mode = (ds.end.sysvm or ds.start.sysvm or {}).get("overcommit_memory", "").strip()
     hold = min_hold_s(ds)
     if mode == "2":
@@ -50,7 +52,7 @@ def overcommit(ds):
                           f"{human_kb(m['CommitLimit'])} from {hms(run.t0)} to {hms(run.t1)}.",
                 "commit_limit_pct": max(run.values), "Committed_AS_kb": m["Committed_AS"],
                 "CommitLimit_kb": m["CommitLimit"], "overcommit_memory": mode,
-            }, meminfo_source(ds) + ["proc/sys/vm@end"], (run.t0, run.t1))
+            }, series.sources(ds, "meminfo") + ["proc/sys/vm@end"], (run.t0, run.t1))
     samples = [(t, 100.0 * m["Committed_AS"] / (m["MemTotal"] + m.get("SwapTotal", 0))
                 if m.get("MemTotal") and "Committed_AS" in m else None) for t, m in pts]
     run = sustained(samples, lambda v: v > COMMIT_INFO_PCT, hold)
@@ -63,4 +65,4 @@ def overcommit(ds):
                   f"RAM + swap ({human_kb(m['MemTotal'] + m.get('SwapTotal', 0))}).",
         "commit_pct": max(run.values), "Committed_AS_kb": m["Committed_AS"],
         "overcommit_memory": mode or None,
-    }, meminfo_source(ds), (run.t0, run.t1))
+    }, series.sources(ds, "meminfo"), (run.t0, run.t1))

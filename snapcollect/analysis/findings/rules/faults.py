@@ -10,22 +10,25 @@ the per-tick process pass, or BPF's major faults per process.
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.signals import (hms, min_hold_s, sustained_intervals,
-                                                   track_processes, vm_intervals)
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.findings.signals import min_hold_s, sustained_intervals
+from snapcollect.analysis.series import vm_intervals
+from snapcollect.analysis.wording import hms
 
 MAJFLT_WARN = 500.0     # node-exporter mixin (NodeMemoryMajorPagesFaults: > 500/s)
 MAJFLT_HIGH = 1000.0    # common alert rules
 
 
-def top_major_faulters(ds, n: int = 3) -> list[dict]:
+def top_major_faulters(m, n: int = 3) -> list[dict]:
     """The processes with the most major faults; those under 10% of the first are left out."""
+    ds = m.ds
     if ds.bpf.majfaults_by_proc:
         items = sorted(ds.bpf.majfaults_by_proc.items(), key=lambda x: -x[1])
         out = [{"pid": pid, "comm": comm, "majflt": c} for (pid, comm), c in items[:n] if c > 0]
     else:
-        tracks = sorted(track_processes(ds), key=lambda p: -p.majflt)
-        out = [{"pid": p.pid, "comm": p.comm, "majflt": p.majflt} for p in tracks[:n] if p.majflt > 0]
+        # Faults over the samples where the process was seen.
+        counted = sorted(((max(p.last.majflt - p.first.majflt, 0), p) for p in m.lives), key=lambda x: -x[0])
+        out = [{"pid": p.pid, "comm": p.comm, "majflt": c} for c, p in counted[:n] if c > 0]
     return [p for p in out if p["majflt"] * 10 >= out[0]["majflt"]]
 
 
@@ -42,13 +45,14 @@ def top_major_faulters(ds, n: int = 3) -> list[dict]:
               "the window)",
     source="node-exporter mixin (major page faults > 500/s); common alert rules (1000/s)",
     needs=["series/proc/vmstat"], section="sar-B")
-def major_faults(ds):
+def major_faults(m):
+    ds = m.ds
     ivs = vm_intervals(ds, "pgmajfault")
     for level, sev in ((MAJFLT_HIGH, "HIGH"), (MAJFLT_WARN, "WARN")):
         run = sustained_intervals(ivs, lambda i: i.rate > level, min_hold_s(ds))
         if not run:
             continue
-        top = top_major_faulters(ds)
+        top = top_major_faulters(m)
         who = ""
         if top:
             who = "Most of them: " + ", ".join(f"{p['comm']} (pid {p['pid']}, {p['majflt']})"

@@ -11,9 +11,11 @@ latencies when collected, and /proc/meminfo's hugetlb pool (pages):
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, SkipRule, rule
-from snapcollect.analysis.findings.signals import (hms, human_ms, meminfo_points, meminfo_source,
-                                                   min_hold_s, sustained, vm_delta, vm_window)
+from snapcollect.analysis import series
+from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
+from snapcollect.analysis.findings.signals import min_hold_s, sustained
+from snapcollect.analysis.series import vm_delta, vm_window
+from snapcollect.analysis.wording import hms, human_ms
 
 COMPACT_FAIL_PCT = 50.0   # heuristic
 THP_FALLBACK_PCT = 10.0   # heuristic
@@ -34,7 +36,8 @@ THP_MIN_FALLBACKS = 10    # heuristic floor
     source="kernel Documentation/admin-guide/mm/transhuge.rst (compact_stall, compact_fail); "
            "50%: heuristic",
     needs=[("series/proc/vmstat", "bpf/compaction")], section="compaction")
-def compaction_stalls(ds):
+def compaction_stalls(m):
+    ds = m.ds
     stalls, fails = vm_delta(ds, "compact_stall"), vm_delta(ds, "compact_fail")
     bpf = list(ds.bpf.compaction)
     if stalls is None and not bpf:
@@ -69,7 +72,8 @@ def compaction_stalls(ds):
               "with >= 10 fallbacks",
     source="heuristic, on kernel Documentation/admin-guide/mm/transhuge.rst counters",
     needs=["series/proc/vmstat"], section="vmstat-s")
-def thp_fallback(ds):
+def thp_fallback(m):
+    ds = m.ds
     alloc, fb = vm_delta(ds, "thp_fault_alloc"), vm_delta(ds, "thp_fault_fallback")
     if alloc is None or fb is None:
         raise SkipRule("needs thp_fault_alloc/thp_fault_fallback in /proc/vmstat (CONFIG_TRANSPARENT_HUGEPAGE)")
@@ -97,8 +101,9 @@ def thp_fallback(ds):
               "half the window)",
     source="sar -H fields (kbhugfree, kbhugrsvd); kernel Documentation/admin-guide/mm/hugetlbpage.rst",
     needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-H")
-def hugetlb_exhausted(ds):
-    pts = meminfo_points(ds)
+def hugetlb_exhausted(m):
+    ds = m.ds
+    pts = series.samples(ds, "meminfo")
 
     def spare(m):
         if not m.get("HugePages_Total"):
@@ -112,4 +117,4 @@ def hugetlb_exhausted(ds):
     return Hit("WARN", {"total": m["HugePages_Total"], "free": m.get("HugePages_Free", 0),
                         "rsvd": m.get("HugePages_Rsvd", 0), "size": m.get("Hugepagesize", "?"),
                         "_start": hms(run.t0), "_end": hms(run.t1)},
-               meminfo_source(ds), (run.t0, run.t1))
+               series.sources(ds, "meminfo"), (run.t0, run.t1))

@@ -10,9 +10,9 @@ kept from before it. See ``kmsg_events`` for the texts recognised:
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.kmsg_events import kernel_events, oom_kills_from_kmsg
-from snapcollect.analysis.findings.signals import hms, kill_label
+from snapcollect.analysis.findings.kmsg_events import kernel_events
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.wording import hms, kill_label
 
 
 def _range(evs):
@@ -32,7 +32,8 @@ def _range(evs):
     threshold="any \"page allocation failure\" or \"SLUB: Unable to allocate\" line in the window",
     source="kernel mm/page_alloc.c warn_alloc(); mm/slub.c slab_out_of_memory()",
     needs=["kmsg"], section="kmsg")
-def kmsg_alloc_failure(ds):
+def kmsg_alloc_failure(m):
+    ds = m.ds
     evs = [e for e in kernel_events(ds.kmsg) if e.kind == "alloc_failure"]
     if not evs:
         return None
@@ -57,7 +58,8 @@ def kmsg_alloc_failure(ds):
     threshold="any \"blocked for more than N seconds\" line in the window",
     source="kernel/hung_task.c (kernel.hung_task_timeout_secs, default 120 s)",
     needs=["kmsg"], section="kmsg")
-def kmsg_hung_task(ds):
+def kmsg_hung_task(m):
+    ds = m.ds
     evs = [e for e in kernel_events(ds.kmsg) if e.kind == "hung_task"]
     if not evs:
         return None
@@ -77,8 +79,8 @@ def kmsg_hung_task(ds):
     threshold="any OOM kill line in the kernel log lines from before the window",
     source="kernel mm/oom_kill.c OOM report",
     needs=["kmsg"], section="kmsg")
-def oom_before_window(ds):
-    kills = oom_kills_from_kmsg([ln for ln in ds.kmsg if ln.before_window])
+def oom_before_window(m):
+    kills = m.oom.earlier
     if not kills:
         return None
     labels = list(dict.fromkeys(kill_label(k) for k in kills))

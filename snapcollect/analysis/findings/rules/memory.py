@@ -12,9 +12,11 @@ limits:
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, SkipRule, rule
-from snapcollect.analysis.findings.signals import (hms, human_kb, mem_available_kb, meminfo_points,
-                                                   meminfo_source, min_hold_s, sustained)
+from snapcollect.analysis import series
+from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
+from snapcollect.analysis.findings.signals import min_hold_s, sustained
+from snapcollect.analysis.meminfo import mem_available_kb
+from snapcollect.analysis.wording import hms, human_kb
 
 LOW_AVAILABLE_PCT = 10.0          # node-exporter mixin: memory used > 90%
 SWAP_FREE_LOW_PCT = 10.0          # systemd-oomd SwapUsedLimit=90%
@@ -40,8 +42,9 @@ def _avail_pct(m) -> float | None:
     threshold="MemAvailable / MemTotal < 10%, held >= 30 s (or half the window when shorter)",
     source="node-exporter mixin (NodeMemoryHighUtilization: 90% used)",
     needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-r")
-def low_available(ds):
-    pts = meminfo_points(ds)
+def low_available(m):
+    ds = m.ds
+    pts = series.samples(ds, "meminfo")
     samples = [(t, _avail_pct(m)) for t, m in pts]
     run = sustained(samples, lambda v: v < LOW_AVAILABLE_PCT, min_hold_s(ds))
     if run is None:
@@ -55,7 +58,7 @@ def low_available(ds):
         "min_available_kb": mem_available_kb(worst), "_total": human_kb(worst["MemTotal"]),
         "MemTotal_kb": worst["MemTotal"], "held_s": run.seconds, "_start": hms(run.t0),
         "_end": hms(run.t1), "_worst_at": hms(worst_t), "_note": note,
-    }, meminfo_source(ds), (run.t0, run.t1))
+    }, series.sources(ds, "meminfo"), (run.t0, run.t1))
 
 
 @rule(
@@ -72,8 +75,9 @@ def low_available(ds):
               "half the window)",
     source="systemd-oomd SwapUsedLimit=90%; node-exporter mixin 90% memory used",
     needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-S")
-def mem_and_swap_exhausted(ds):
-    pts = meminfo_points(ds)
+def mem_and_swap_exhausted(m):
+    ds = m.ds
+    pts = series.samples(ds, "meminfo")
 
     def both(m):
         a = _avail_pct(m)
@@ -90,12 +94,12 @@ def mem_and_swap_exhausted(ds):
         "_avail": human_kb(mem_available_kb(m)), "_swap_free": human_kb(m["SwapFree"]),
         "MemAvailable_kb": mem_available_kb(m), "SwapFree_kb": m["SwapFree"],
         "SwapTotal_kb": m["SwapTotal"], "_start": hms(run.t0), "_end": hms(run.t1),
-    }, meminfo_source(ds), (run.t0, run.t1))
+    }, series.sources(ds, "meminfo"), (run.t0, run.t1))
 
 
 def _growth(ds, field):
     """(first, last, kB/min, rose-in-share-of-intervals, t0, t1) of a meminfo field."""
-    pts = [(t, m) for t, m in meminfo_points(ds) if field in m]
+    pts = [(t, m) for t, m in series.samples(ds, "meminfo") if field in m]
     if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
         return None
     (t0, a), (t1, b) = pts[0], pts[-1]
@@ -116,14 +120,15 @@ def _growth(ds, field):
     threshold="Unevictable grows >= 1% of MemTotal per minute, rising in >= 80% of intervals",
     source="heuristic (same growth threshold as SLAB_GROWTH)",
     needs=["series/proc/meminfo"], section="sar-r")
-def unevictable_growth(ds):
+def unevictable_growth(m):
+    ds = m.ds
     g = _growth(ds, "Unevictable")
     if g is None:
         raise SkipRule("needs two meminfo samples with Unevictable (2.6.28+)")
     first, last, per_min, rising, t0, t1, total = g
     if not total or per_min < total * GROWTH_PCT_PER_MIN / 100 or rising < 0.8:
         return None
-    end = meminfo_points(ds)[-1][1]
+    end = series.samples(ds, "meminfo")[-1][1]
     return Hit("WARN", {
         "_growth": human_kb(last - first), "_per_min": human_kb(per_min), "_first": human_kb(first),
         "_last": human_kb(last), "_mlocked": human_kb(end.get("Mlocked")),
@@ -174,9 +179,10 @@ def _dirty_limits(m, vm) -> tuple[float, float] | None:
     source="kernel Documentation/admin-guide/sysctl/vm.rst (dirty_ratio, dirty_background_ratio); "
            "mm/page-writeback.c",
     needs=[("series/proc/meminfo", "proc/meminfo@end"), "proc/sys/vm@end"], section="sar-r")
-def dirty_throttling(ds):
+def dirty_throttling(m):
+    ds = m.ds
     vm = ds.end.sysvm or {}
-    pts = meminfo_points(ds)
+    pts = series.samples(ds, "meminfo")
     samples = []
     for t, m in pts:
         lim = _dirty_limits(m, vm)
@@ -194,4 +200,4 @@ def dirty_throttling(ds):
     return Hit("WARN", {
         "_dirty": human_kb(dirty), "_limit": human_kb((bg + th) / 2), "_start": hms(run.t0),
         "_end": hms(run.t1), "dirty_writeback_kb": dirty, "background_kb": bg, "thresh_kb": th,
-    }, meminfo_source(ds) + ["proc/sys/vm@end"], (run.t0, run.t1))
+    }, series.sources(ds, "meminfo") + ["proc/sys/vm@end"], (run.t0, run.t1))

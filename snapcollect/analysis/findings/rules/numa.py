@@ -10,8 +10,8 @@ counts since boot, kernel Documentation/admin-guide/numastat.rst):
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, SkipRule, rule
-from snapcollect.analysis.findings.signals import vm_window
+from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
+from snapcollect.analysis.series import vm_window
 
 MISS_INFO_PCT = 10.0     # heuristic
 MISS_WARN_PCT = 30.0     # heuristic
@@ -50,7 +50,8 @@ def numa_deltas(ds) -> tuple[dict[int, dict[str, int]], list[str], tuple[float, 
               "1024 misses",
     source="heuristic, on kernel Documentation/admin-guide/numastat.rst",
     needs=[("series/sys/node/numastat", "sys/node/numastat@end")], section="numastat")
-def numa_misses(ds):
+def numa_misses(m):
+    ds = m.ds
     deltas, arts, tr = numa_deltas(ds)
     if not deltas:
         raise SkipRule("needs two numastat samples per node (series/sys/node/numastat, or the "

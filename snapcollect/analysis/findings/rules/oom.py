@@ -8,21 +8,19 @@ cgroup v2 ``memory.events`` (``max``, ``oom_kill``), cgroup v1
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.signals import (cgroup_event_rises, hms, human_kb, is_memcg_kill,
-                                                   kill_label, oom_kills, vm_delta, vm_window)
+from snapcollect.analysis.cgroups import cgroup_event_rises
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.oom import memcg_of
+from snapcollect.analysis.series import vm_window
+from snapcollect.analysis.wording import hms, human_kb, kill_label
 
 
-def _kill_sources(ds, kills) -> list[str]:
+def _kill_sources(kills) -> list[str]:
     arts = []
     for k in kills:
         for s in k.sources or ("bpf/oom_kill",):
             arts.append(s)
     return arts
-
-
-def _memcg_of(k) -> str | None:
-    return k.oom_memcg or k.task_memcg
 
 
 @rule(
@@ -39,16 +37,13 @@ def _memcg_of(k) -> str | None:
               "or vmstat oom_kill rising",
     source="every alerting ruleset (node-exporter, oomd); the kernel's OOM report",
     needs=[("bpf/oom_kill", "series/proc/vmstat", "kmsg")], section="oom")
-def oom_kill(ds):
-    kills = oom_kills(ds)
-    memcg_kills = [k for k in kills if is_memcg_kill(k)]
-    other = [k for k in kills if not is_memcg_kill(k)]
-    counted = vm_delta(ds, "oom_kill")
-    cg_rise = max((r for _, r in cgroup_event_rises(ds, "oom_kill")), default=0)
+def oom_kill(m):
+    ds = m.ds
+    oom = m.oom
+    other = oom.other_kills
+    counted = oom.counted
     # Kills the counter saw that no record explains, and no cgroup claims.
-    unexplained = 0
-    if counted is not None:
-        unexplained = max(counted - len(kills) - max(cg_rise - len(memcg_kills), 0), 0)
+    unexplained = oom.unexplained
     if not other and not unexplained:
         return None
     labels = [kill_label(k) for k in other]
@@ -59,7 +54,7 @@ def oom_kill(ds):
              else "(scope unknown: no kernel log line says whether a cgroup limit was hit)")
     first = min((k.t for k in other), default=None)
     w = vm_window(ds)
-    arts = _kill_sources(ds, other) + (["series/proc/vmstat"] if counted else [])
+    arts = _kill_sources(other) + (["series/proc/vmstat"] if counted else [])
     return Hit("CRIT", {
         "_victims": ", ".join(labels[:3]) + (" and more" if len(labels) > 3 else ""),
         "count": len(other) + unexplained, "_scope": scope,
@@ -84,24 +79,25 @@ def oom_kill(ds):
               "cgroup's oom_kill counter rising",
     source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.events oom_kill)",
     needs=[("bpf/oom_kill", "kmsg", "cgroups/memory@end")], section="oom")
-def memcg_oom(ds):
-    kills = [k for k in oom_kills(ds) if is_memcg_kill(k)]
-    rises = cgroup_event_rises(ds, "oom_kill")
+def memcg_oom(m):
+    ds = m.ds
+    kills = m.oom.memcg_kills
+    rises = m.oom.cgroup_rises
     if not kills and not rises:
         return None
-    memcgs = [m for m in dict.fromkeys(_memcg_of(k) for k in kills) if m]
-    memcgs += [g.path for g, _ in rises if g.path not in memcgs]
-    count = max(len(kills), max((r for _, r in rises), default=0))
+    memcgs = [c for c in dict.fromkeys(memcg_of(k) for k in kills) if c]
+    memcgs += [path for path, _ in rises if path not in memcgs]
+    count = m.oom.memcg_count
     labels = [kill_label(k) for k in kills] or [f"{count} process(es)"]
     first = min((k.t for k in kills), default=None)
-    arts = _kill_sources(ds, kills) + (["cgroups/memory@start", "cgroups/memory@end"] if rises else [])
+    arts = _kill_sources(kills) + (["cgroups/memory@start", "cgroups/memory@end"] if rises else [])
     return Hit("CRIT", {
         "_victims": ", ".join(labels[:3]) + (" and more" if len(labels) > 3 else ""),
         "memcg": ", ".join(memcgs[:3]) or "a memory cgroup", "count": count,
         "_first": hms(first) if first else "an unknown time (cgroup counter only)",
-        "kills": [{"t": k.t, "pid": k.victim_pid, "comm": k.victim_comm, "memcg": _memcg_of(k),
+        "kills": [{"t": k.t, "pid": k.victim_pid, "comm": k.victim_comm, "memcg": memcg_of(k),
                    "anon_rss_kb": k.anon_rss_kb} for k in kills],
-        "cgroup_oom_kill_rise": {g.path: r for g, r in rises},
+        "cgroup_oom_kill_rise": dict(rises),
     }, arts, (first, max(k.t for k in kills)) if kills else vm_window(ds),
         section="oom" if kills else "cgroups")
 
@@ -118,7 +114,8 @@ def memcg_oom(ds):
     threshold="cgroup v2 memory.events max, or cgroup v1 memory.failcnt, rising over the window",
     source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.events max); cgroup-v1/memory.rst (failcnt)",
     needs=["cgroups/memory@start", "cgroups/memory@end"], section="cgroups")
-def memcg_at_limit(ds):
+def memcg_at_limit(m):
+    ds = m.ds
     rises = cgroup_event_rises(ds, "max") + cgroup_event_rises(ds, "failcnt")
     if not rises:
         return None

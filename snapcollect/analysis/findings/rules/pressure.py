@@ -5,14 +5,16 @@
 
 ``some``: share of time at least one task stalled on memory; ``full``:
 share of time all non-idle tasks stalled at once. ``total`` is cumulative
-microseconds, so the window's share is d(total) / d(t), as sar -q MEM's
-%smem and %fmem.
+microseconds, so the window's share is d(total) / d(uptime), as sar -q
+MEM's %smem and %fmem (``analysis.pressure``, read from the model).
 """
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, SkipRule, rule
-from snapcollect.analysis.findings.signals import hms, psi_points, psi_source, psi_window_share, sustained
+from snapcollect.analysis import series
+from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
+from snapcollect.analysis.findings.signals import sustained
+from snapcollect.analysis.wording import hms
 
 FULL_SEVERE_AVG10 = 60.0     # systemd-oomd ManagedOOMMemoryPressureLimit default 60%
 FULL_SEVERE_HOLD_S = 30.0    # systemd-oomd ManagedOOMMemoryPressureDurationSec default 30 s
@@ -26,7 +28,7 @@ _NO_WINDOW = ("needs two samples of /proc/pressure/memory (series/proc/pressure/
 
 
 def _need_full(ds):
-    pts = psi_points(ds)
+    pts = series.samples(ds, "psi")
     if pts and all(p.full is None for _, p in pts):
         raise SkipRule("needs the 'full' line of /proc/pressure/memory (this kernel prints only 'some')")
     return pts
@@ -44,7 +46,8 @@ def _need_full(ds):
     threshold="PSI memory full avg10 >= 60% held >= 30 s over the series",
     source="systemd-oomd defaults (ManagedOOMMemoryPressureLimit=60%, 30 s)",
     needs=["series/proc/pressure/memory"], section="psi")
-def psi_full_severe(ds):
+def psi_full_severe(m):
+    ds = m.ds
     pts = _need_full(ds)
     samples = [(t, p.full.avg10 if p.full else None) for t, p in pts]
     run = sustained(samples, lambda v: v >= FULL_SEVERE_AVG10, FULL_SEVERE_HOLD_S)
@@ -52,7 +55,7 @@ def psi_full_severe(ds):
         return None
     return Hit("CRIT", {"held_s": run.seconds, "_peak": max(run.values), "_start": hms(run.t0),
                         "_end": hms(run.t1), "full_avg10_peak": max(run.values)},
-               psi_source(ds), (run.t0, run.t1))
+               series.sources(ds, "psi"), (run.t0, run.t1))
 
 
 @rule(
@@ -67,19 +70,20 @@ def psi_full_severe(ds):
     threshold="window %fmem >= 5% (WARN), >= 40% (HIGH)",
     source="oomd configuration examples (memory full pressure 5% / 40%)",
     needs=[("series/proc/pressure/memory", "proc/pressure/memory@end")], section="psi")
-def psi_pressure(ds):
+def psi_pressure(m):
+    ds = m.ds
     pts = _need_full(ds)
-    share = psi_window_share(ds, "full")
+    share = m.psi_full
     if share is None:
         raise SkipRule(_NO_WINDOW)
-    fmem, t0, t1 = share
+    fmem, t0, t1 = share.pct, share.t0, share.t1
     if fmem < FULL_WARN_PCT:
         return None
-    smem = (psi_window_share(ds, "some") or (0.0,))[0]
+    smem = m.psi_some.pct if m.psi_some else 0.0
     peak_t, peak = max(((t, p.full.avg10) for t, p in pts if p.full), key=lambda x: x[1])
     return Hit("HIGH" if fmem >= FULL_HIGH_PCT else "WARN",
                {"fmem": fmem, "smem": smem, "full_avg10_peak": peak, "_peak_at": hms(peak_t)},
-               psi_source(ds), (t0, t1))
+               series.sources(ds, "psi"), (t0, t1))
 
 
 @rule(
@@ -93,11 +97,12 @@ def psi_pressure(ds):
     threshold="window %smem > 0.17% (10 ms of stall per 6 s)",
     source="senpai defaults (facebookincubator/senpai: 10 ms per 6 s)",
     needs=[("series/proc/pressure/memory", "proc/pressure/memory@end")], section="psi")
-def psi_stalls(ds):
-    share = psi_window_share(ds, "some")
+def psi_stalls(m):
+    ds = m.ds
+    share = m.psi_some
     if share is None:
         raise SkipRule(_NO_WINDOW)
-    smem, t0, t1 = share
+    smem, t0, t1 = share.pct, share.t0, share.t1
     if smem <= SOME_INFO_PCT:
         return None
-    return Hit("INFO", {"smem": smem, "_ms_per_6s": smem / 100 * 6000}, psi_source(ds), (t0, t1))
+    return Hit("INFO", {"smem": smem, "_ms_per_6s": smem / 100 * 6000}, series.sources(ds, "psi"), (t0, t1))

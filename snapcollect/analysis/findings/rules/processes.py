@@ -9,35 +9,10 @@ process being told apart from a reused pid by its start time:
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.signals import hms, human_kb, meminfo_points, track_processes
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.wording import hms, human_kb
 
-GROWTH_RATIO = 1.25       # oomd kill_by_memory_size_or_growth: min growth ratio 1.25
-SIZE_PERCENTILE = 80      # oomd: growing_size_percentile 80
-MIN_GROWTH_KB = 64 * 1024  # heuristic floor: 64 MiB
 HUGE_SHARE_PCT = 50.0     # oomd kill_by_memory_size_or_growth: size_threshold 50%
-
-
-def growers(ds) -> list[dict]:
-    """Processes that grew >= 1.25x and >= 64 MiB, among the largest 20%, biggest growth first."""
-    tracks = [p for p in track_processes(ds) if p.samples >= 2]
-    if not tracks:
-        return []
-    sizes = sorted(p.peak_rss_kb for p in tracks)
-    cut = sizes[min(int(len(sizes) * SIZE_PERCENTILE / 100), len(sizes) - 1)]
-    out = []
-    for p in tracks:
-        grown = p.peak_rss_kb - p.first_rss_kb
-        if p.peak_rss_kb < cut or grown < MIN_GROWTH_KB:
-            continue
-        if p.peak_rss_kb < GROWTH_RATIO * max(p.first_rss_kb, 1):
-            continue
-        out.append({"pid": p.pid, "comm": p.comm, "first_rss_kb": p.first_rss_kb,
-                    "peak_rss_kb": p.peak_rss_kb, "last_rss_kb": p.last_rss_kb,
-                    "growth_kb": grown, "first_t": p.first_t, "peak_t": p.peak_t,
-                    "last_t": p.last_t, "ratio": p.peak_rss_kb / max(p.first_rss_kb, 1)})
-    out.sort(key=lambda g: -g["growth_kb"])
-    return out
 
 
 @rule(
@@ -52,22 +27,27 @@ def growers(ds) -> list[dict]:
     threshold="RSS grows >= 1.25x and >= 64 MiB, for a process among the largest 20%",
     source="oomd kill_by_memory_size_or_growth defaults (growth ratio 1.25, size percentile "
            "80); 64 MiB floor: heuristic",
-    needs=["series/procs"], section="pidstat-r")
-def top_grower(ds):
-    gs = growers(ds)
+    needs=["series/procs"], section="top-processes")
+def top_grower(m):
+    gs = m.suspects
     if not gs:
         return None
     g = gs[0]
     others = ""
     if len(gs) > 1:
-        others = "; also " + ", ".join(f"{x['comm']} (pid {x['pid']}) +{human_kb(x['growth_kb'])}"
-                                       for x in gs[1:4])
+        others = "; also " + ", ".join(f"{x.comm} (pid {x.pid}) +{human_kb(x.growth_kb)}" for x in gs[1:4])
     return Hit("INFO", {
-        "comm": g["comm"], "pid": g["pid"], "_growth": human_kb(g["growth_kb"]),
-        "_first": human_kb(g["first_rss_kb"]), "_peak": human_kb(g["peak_rss_kb"]),
-        "ratio": g["ratio"], "_t0": hms(g["first_t"]), "_t1": hms(g["peak_t"]), "_others": others,
-        "growers": gs[:5],
-    }, ["series/procs"], (g["first_t"], g["peak_t"]))
+        "comm": g.comm, "pid": g.pid, "_growth": human_kb(g.growth_kb),
+        "_first": human_kb(g.first_rss_kb), "_peak": human_kb(g.peak_rss_kb),
+        "ratio": g.ratio, "_t0": hms(g.first_t), "_t1": hms(g.peak_t), "_others": others,
+        "growers": [_growth_facts(x) for x in gs[:5]],
+    }, ["series/procs"], (g.first_t, g.peak_t))
+
+
+def _growth_facts(g) -> dict:
+    return {"pid": g.pid, "comm": g.comm, "first_rss_kb": g.first_rss_kb, "peak_rss_kb": g.peak_rss_kb,
+            "last_rss_kb": g.last_rss_kb, "growth_kb": g.growth_kb, "first_t": g.first_t,
+            "peak_t": g.peak_t, "last_t": g.last_t, "ratio": g.ratio}
 
 
 @rule(
@@ -83,13 +63,14 @@ def top_grower(ds):
     source="oomd kill_by_memory_size_or_growth default size_threshold 50%",
     needs=[("series/procs", "procs/top"), ("series/proc/meminfo", "proc/meminfo@end")],
     section="top-processes")
-def huge_process(ds):
-    pts = meminfo_points(ds)
-    total = pts[-1][1].get("MemTotal") if pts else None
+def huge_process(m):
+    ds = m.ds
+    # The MemTotal the ps/top table's %MEM divides by.
+    total = m.mem_total_kb
     if not total:
         return None
     best = None
-    for p in track_processes(ds):
+    for p in m.lives:
         if best is None or p.peak_rss_kb > best[0]:
             best = (p.peak_rss_kb, p.pid, p.comm, p.peak_t, "series/procs")
     if best is None:

@@ -13,11 +13,12 @@ tracepoints, as drsnoop):
 
 from __future__ import annotations
 
-import math
-
-from snapcollect.analysis.findings.engine import Hit, SkipRule, rule
-from snapcollect.analysis.findings.signals import (cgroup_event_rises, hms, human_kb, human_ms, page_kb,
-                                                   vm_delta, vm_window)
+from snapcollect.analysis.bpf import percentile, stalls_by_process
+from snapcollect.analysis.cgroups import cgroup_event_rises
+from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
+from snapcollect.analysis.findings.signals import page_kb
+from snapcollect.analysis.series import vm_delta, vm_window
+from snapcollect.analysis.wording import hms, human_kb, human_ms
 
 STALL_HIGH_US = 100_000          # heuristic: one stall of 100 ms is felt by users
 VMEFF_LOW_PCT = 30.0             # sar(1): below 30% the VM "is having some difficulty"
@@ -41,7 +42,8 @@ def _d(ds, name):
     threshold="d(pgscan_kswapd) + d(pgscan_direct) > 0 over the window",
     source="USE method (Brendan Gregg), memory saturation: page scanning",
     needs=["series/proc/vmstat"], section="sar-B")
-def page_scanning(ds):
+def page_scanning(m):
+    ds = m.ds
     k, d = _d(ds, "pgscan_kswapd"), _d(ds, "pgscan_direct")
     if k is None and d is None:
         raise SkipRule("needs pgscan_kswapd/pgscan_direct in /proc/vmstat")
@@ -54,23 +56,12 @@ def page_scanning(ds):
                ["series/proc/vmstat"], vm_window(ds))
 
 
-def _percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[max(math.ceil(q * len(s)) - 1, 0)]
-
-
 def reclaim_by_process(stalls) -> list[dict]:
-    """Stalls grouped per (pid, comm), worst first: count, total, p99, max (µs)."""
-    groups: dict[tuple[int, str], list] = {}
-    for s in stalls:
-        groups.setdefault((s.pid, s.comm), []).append(s)
-    out = []
-    for (pid, comm), ss in groups.items():
-        lat = [s.latency_us for s in ss]
-        worst = max(ss, key=lambda s: s.latency_us)
-        out.append({"pid": pid, "comm": comm, "stalls": len(ss), "total_us": sum(lat),
-                    "p99_us": _percentile(lat, 0.99), "max_us": max(lat), "max_t": worst.t,
-                    "kinds": sorted({s.kind for s in ss})})
+    """Stalls per (pid, comm) as the reclaim section counts them, worst single stall first."""
+    out = [{"pid": a["pid"], "comm": a["comm"], "stalls": a["count"], "total_us": a["total_us"],
+            "p99_us": a["p99_us"], "max_us": a["max_us"], "max_t": a["max_t"],
+            "kinds": a["kinds"].split("/") if a["kinds"] else []}
+           for a in sorted(stalls_by_process(stalls), key=lambda a: (a["first_t"], a["pid"]))]
     out.sort(key=lambda x: -x["max_us"])
     return out
 
@@ -88,7 +79,8 @@ def reclaim_by_process(stalls) -> list[dict]:
               "when one stall >= 100 ms",
     source="sar(1) pgscand/s; drsnoop (bcc); 100 ms: heuristic",
     needs=[("series/proc/vmstat", "bpf/reclaim")], section="sar-B")
-def direct_reclaim_stalls(ds):
+def direct_reclaim_stalls(m):
+    ds = m.ds
     scand, stalls_ct = _d(ds, "pgscan_direct"), _d(ds, "allocstall")
     bpf = list(ds.bpf.reclaim)
     # Reclaim at a cgroup limit never reaches /proc/vmstat's pgscan_*:
@@ -115,9 +107,9 @@ def direct_reclaim_stalls(ds):
                        f"{human_ms(w['max_us'])}",
             "_detail": f"BPF saw {len(bpf)} {'/'.join(kinds)} reclaim stall(s) between "
                       f"{hms(min(s.t for s in bpf))} and {hms(max(s.t for s in bpf))}: "
-                      f"p99 {human_ms(_percentile(lat, 0.99))}, max {human_ms(max(lat))} "
+                      f"p99 {human_ms(percentile(lat, 0.99))}, max {human_ms(max(lat))} "
                       f"({w['comm']}, pid {w['pid']}, at {hms(w['max_t'])}).",
-            "stalls": len(bpf), "max_us": max(lat), "p99_us": _percentile(lat, 0.99),
+            "stalls": len(bpf), "max_us": max(lat), "p99_us": percentile(lat, 0.99),
             "by_process": [{k: v for k, v in p.items()} for p in procs[:10]],
         })
         arts.append("bpf/reclaim")
@@ -149,7 +141,8 @@ def direct_reclaim_stalls(ds):
     threshold="d(pgscan_direct_throttle) > 0",
     source="kernel mm/vmscan.c (throttle_direct_reclaim, allow_direct_reclaim)",
     needs=["series/proc/vmstat"], section="sar-B")
-def direct_reclaim_throttled(ds):
+def direct_reclaim_throttled(m):
+    ds = m.ds
     n = _d(ds, "pgscan_direct_throttle")
     if n is None:
         raise SkipRule("needs pgscan_direct_throttle in /proc/vmstat (3.5+)")
@@ -171,7 +164,8 @@ def direct_reclaim_throttled(ds):
               "scanned",
     source="sar(1) man page (%vmeff below 30% means difficulty); 1024-page floor: heuristic",
     needs=["series/proc/vmstat"], section="sar-B")
-def reclaim_inefficient(ds):
+def reclaim_inefficient(m):
+    ds = m.ds
     k, d, steal = _d(ds, "pgscan_kswapd"), _d(ds, "pgscan_direct"), _d(ds, "pgsteal")
     if steal is None or (k is None and d is None):
         raise SkipRule("needs pgscan_*/pgsteal_* in /proc/vmstat")
@@ -199,7 +193,8 @@ def reclaim_inefficient(ds):
     source="heuristic, from kernel Documentation/admin-guide/cgroup-v2.rst (workingset_* in "
            "memory.stat)",
     needs=["series/proc/vmstat"], section="sar-B")
-def pagecache_thrashing(ds):
+def pagecache_thrashing(m):
+    ds = m.ds
     ref, act = _d(ds, "workingset_refault_file"), _d(ds, "workingset_activate_file")
     stolen = _d(ds, "pgsteal_file")
     if stolen is None:        # before 5.8 no file/anon split: all steals (conservative)
@@ -230,7 +225,8 @@ def pagecache_thrashing(ds):
     threshold="d(drop_pagecache) + d(drop_slab) > 0",
     source="kernel Documentation/admin-guide/sysctl/vm.rst (drop_caches)",
     needs=["series/proc/vmstat"], section="vmstat-s")
-def drop_caches(ds):
+def drop_caches(m):
+    ds = m.ds
     pc, sl = _d(ds, "drop_pagecache"), _d(ds, "drop_slab")
     if pc is None and sl is None:
         raise SkipRule("needs drop_pagecache/drop_slab in /proc/vmstat")

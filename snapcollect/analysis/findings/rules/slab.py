@@ -10,9 +10,11 @@ num_slabs * pagesperslab * page size):
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.signals import (hms, human_kb, meminfo_points, meminfo_source,
-                                                   min_hold_s, sustained, window)
+from snapcollect.analysis import series
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.findings.signals import min_hold_s, sustained
+from snapcollect.analysis.series import window
+from snapcollect.analysis.wording import hms, human_kb
 
 SUNRECLAIM_PCT = 10.0      # vendor KB articles (Red Hat: SUnreclaim > 10% of RAM deserves a look)
 GROWTH_PCT_PER_MIN = 1.0   # heuristic
@@ -50,8 +52,9 @@ def slab_growers(ds) -> list[dict]:
     threshold="SUnreclaim / MemTotal > 10%, held >= 30 s (or half the window)",
     source="vendor KB articles (Red Hat, SUSE: high SUnreclaim)",
     needs=[("series/proc/meminfo", "proc/meminfo@end")], section="slabtop")
-def slab_unreclaimable_high(ds):
-    pts = meminfo_points(ds)
+def slab_unreclaimable_high(m):
+    ds = m.ds
+    pts = series.samples(ds, "meminfo")
     samples = [(t, 100.0 * m["SUnreclaim"] / m["MemTotal"] if m.get("MemTotal") and "SUnreclaim" in m
                 else None) for t, m in pts]
     run = sustained(samples, lambda v: v > SUNRECLAIM_PCT, min_hold_s(ds))
@@ -64,7 +67,7 @@ def slab_unreclaimable_high(ds):
     return Hit("WARN", {"pct": max(run.values), "_sunreclaim": human_kb(m["SUnreclaim"]),
                         "SUnreclaim_kb": m["SUnreclaim"], "_start": hms(run.t0), "_end": hms(run.t1),
                         "_caches": caches},
-               meminfo_source(ds) + (["proc/slabinfo@end"] if top else []), (run.t0, run.t1))
+               series.sources(ds, "meminfo") + (["proc/slabinfo@end"] if top else []), (run.t0, run.t1))
 
 
 @rule(
@@ -82,9 +85,10 @@ def slab_unreclaimable_high(ds):
     source="heuristic; USE method (slabtop -s c)",
     needs=["proc/slabinfo@start", "proc/slabinfo@end", ("series/proc/meminfo", "proc/meminfo@end")],
     section="slabtop")
-def slab_growth(ds):
+def slab_growth(m):
+    ds = m.ds
     growers = slab_growers(ds)
-    pts = meminfo_points(ds)
+    pts = series.samples(ds, "meminfo")
     total = pts[-1][1].get("MemTotal") if pts else None
     if not growers or not total:
         return None
@@ -114,4 +118,4 @@ def slab_growth(ds):
         "objs_end": top["objs_end"], "rising": rising, "_others": others,
         "growth_kb": top["growth_kb"], "kb_per_min": per_min, "MemTotal_kb": total,
         "top_growers": [{k: v for k, v in g.items()} for g in growers[:5]],
-    }, ["proc/slabinfo@start", "proc/slabinfo@end"] + meminfo_source(ds), (t0, t1))
+    }, ["proc/slabinfo@start", "proc/slabinfo@end"] + series.sources(ds, "meminfo"), (t0, t1))

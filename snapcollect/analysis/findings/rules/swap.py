@@ -9,10 +9,11 @@ Inputs: /proc/meminfo SwapTotal/SwapFree (kB) over the window, and the
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.signals import (hms, human_kb, meminfo_points, meminfo_source,
-                                                   min_hold_s, page_kb, psi_window_share, sustained,
-                                                   vm_intervals)
+from snapcollect.analysis import series
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.findings.signals import min_hold_s, page_kb, sustained
+from snapcollect.analysis.series import vm_intervals
+from snapcollect.analysis.wording import hms, human_kb
 
 SWAP_WARN_PCT = 80.0
 SWAP_HIGH_PCT = 90.0
@@ -38,8 +39,9 @@ def _used_pct(m) -> float | None:
     threshold="%swpused > 80 (WARN), > 90 (HIGH), held >= 30 s (or half the window)",
     source="common alert rules (node-exporter swap 80%); systemd-oomd SwapUsedLimit=90%",
     needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-S")
-def swap_filling(ds):
-    pts = meminfo_points(ds)
+def swap_filling(m):
+    ds = m.ds
+    pts = series.samples(ds, "meminfo")
     samples = [(t, _used_pct(m)) for t, m in pts]
     for level, sev in ((SWAP_HIGH_PCT, "HIGH"), (SWAP_WARN_PCT, "WARN")):
         run = sustained(samples, lambda v: v > level, min_hold_s(ds))
@@ -50,7 +52,7 @@ def swap_filling(ds):
         return Hit(sev, {"pct": _used_pct(m), "_used": human_kb(used), "_total": human_kb(m["SwapTotal"]),
                          "level": level, "_start": hms(run.t0), "_end": hms(run.t1),
                          "swpused_pct_max": max(run.values), "SwapTotal_kb": m["SwapTotal"],
-                         "swap_used_kb": used}, meminfo_source(ds), (run.t0, run.t1))
+                         "swap_used_kb": used}, series.sources(ds, "meminfo"), (run.t0, run.t1))
     return None
 
 
@@ -68,14 +70,15 @@ def swap_filling(ds):
     source="\"Linux performance analysis in 60,000 ms\" (vmstat si/so non-zero); heuristic "
            "count of intervals",
     needs=["series/proc/vmstat"], section="sar-W")
-def swap_thrashing(ds):
+def swap_thrashing(m):
+    ds = m.ds
     ins = {(i.t0, i.t1): i for i in vm_intervals(ds, "pswpin")}
     outs = vm_intervals(ds, "pswpout")
     pairs = [(ins[(o.t0, o.t1)], o) for o in outs if (o.t0, o.t1) in ins]
     both = [(i, o) for i, o in pairs if i.delta > 0 and o.delta > 0]
     if len(both) < min(THRASH_MIN_INTERVALS, max(len(pairs), 1)) or not both:
         return None
-    fmem = (psi_window_share(ds, "full") or (0.0,))[0]
+    fmem = m.psi_full.pct if m.psi_full else 0.0
     sev = "HIGH" if fmem >= THRASH_HIGH_FMEM else "WARN"
     pin = sum(i.delta for i, _ in pairs)
     pout = sum(o.delta for _, o in pairs)

@@ -13,8 +13,10 @@ start and end of the window:
 
 from __future__ import annotations
 
-from snapcollect.analysis.findings.engine import Hit, rule
-from snapcollect.analysis.findings.signals import human_kb, page_kb, vm_window
+from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.findings.signals import page_kb
+from snapcollect.analysis.series import vm_window
+from snapcollect.analysis.wording import human_kb
 
 FRAG_ORDER = 4            # first order above PAGE_ALLOC_COSTLY_ORDER (3)
 FRAG_UNUSABLE = 0.9       # heuristic: 90% of free memory unusable at that order
@@ -52,7 +54,8 @@ def _below(zone: dict) -> str | None:
     source="kernel Documentation/admin-guide/sysctl/vm.rst (min_free_kbytes, "
            "watermark_scale_factor); mm/page_alloc.c watermarks",
     needs=[("proc/zoneinfo@end", "proc/zoneinfo@start")], section="buddyinfo")
-def zone_low_watermark(ds):
+def zone_low_watermark(m):
+    ds = m.ds
     start, end = _zones(ds.start), _zones(ds.end)
     kb = page_kb(ds)
     hits = []
@@ -112,7 +115,8 @@ def unusable_index(free: list[int], order: int) -> tuple[float, int]:
               "pages free",
     source="heuristic, on the kernel's unusable free space index (mm/vmstat.c)",
     needs=["proc/buddyinfo@end"], section="buddyinfo")
-def high_fragmentation(ds):
+def high_fragmentation(m):
+    ds = m.ds
     zones = _zones(ds.end)
     kb = page_kb(ds)
     worst = None

@@ -1,0 +1,54 @@
+"""The model of an incident: every fact of a bundle computed once.
+
+``build_model(dataset)`` derives, from the parsed Dataset, the facts that
+more than one reader needs: the OOM kills merged from every source, each
+process's life and growth, the pressure shares of the window, the
+cgroups' pressure. Rules (``findings``), the timeline, the verdict and
+the report's sections read these facts from the model instead of
+deriving them again, so a finding and the section it points at show the
+same number. Facts only one reader needs stay with that reader, computed
+from ``model.ds`` through the one module that owns them (``series``,
+``rates``, ``sar``, ``slab``, ...).
+
+The results built on the model (findings, timeline, verdict) are the
+``incident``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snapcollect.analysis import series
+from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.oom import OomFacts, oom_facts
+from snapcollect.analysis.pidstat import Life, lives
+from snapcollect.analysis.pressure import CgroupPressure, WindowShare, cgroup_pressure, window_share
+from snapcollect.analysis.processes import Growth, ProcMemory, growth, process_memory, suspects
+
+
+@dataclass(frozen=True)
+class Model:
+    ds: Dataset                              # the parsed bundle the facts come from
+    oom: OomFacts
+    lives: tuple[Life, ...]                  # every process of series/procs, by (pid, starttime)
+    memory: tuple[ProcMemory, ...]           # every process by last RSS, largest first
+    growth: tuple[Growth, ...]               # RSS first sight -> peak, >= 1 MiB, largest first
+    suspects: tuple[Growth, ...]             # the growers oomd's thresholds single out
+    psi_some: WindowShare | None             # host PSI share of the window (sar %smem Average)
+    psi_full: WindowShare | None             # (sar %fmem Average)
+    cgroup_pressure: dict[str, CgroupPressure]
+    mem_total_kb: int | None                 # MemTotal at the end
+
+
+def build_model(ds: Dataset) -> Model:
+    """Every shared fact of ``ds``, once."""
+    end_meminfo, _, _ = series.at(ds, "meminfo", "end")
+    total = (end_meminfo or {}).get("MemTotal")
+    all_lives = tuple(lives(ds.procs))
+    grown = tuple(growth(all_lives))
+    return Model(
+        ds=ds, oom=oom_facts(ds), lives=all_lives,
+        memory=tuple(process_memory(ds.procs, total, all_lives)),
+        growth=grown, suspects=tuple(suspects(all_lives, grown)),
+        psi_some=window_share(ds, "some"), psi_full=window_share(ds, "full"),
+        cgroup_pressure=cgroup_pressure(ds), mem_total_kb=total)
