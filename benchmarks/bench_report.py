@@ -257,6 +257,7 @@ def main() -> int:
     ap.add_argument("--keep", metavar="DIR", help="write bundles and reports here and keep them")
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--durations", default="60,3600", help="seconds of data per bundle (default 60,3600)")
+    ap.add_argument("--json", metavar="PATH", help="also write the figures here")
     ap.add_argument("--one", nargs=3, metavar=("BUNDLE", "FMT", "OUTDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -295,6 +296,10 @@ def main() -> int:
         for fmt in formats:
             if (a, fmt) in by and (b, fmt) in by:
                 print(f"  {fmt:<9} {by[(b, fmt)] / by[(a, fmt)]:6.1f}x")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump([{"seconds": sec, "format": fmt, **r, "target_s": TARGETS.get(fmt) if sec <= 60 else None}
+                       for sec, fmt, r in rows], fh, indent=1)
     if not args.keep:
         print(f"(files in {work}; pass --keep DIR to choose where)", file=sys.stderr)
     return 0

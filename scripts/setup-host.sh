@@ -7,7 +7,7 @@ set -eu
 APT_PACKAGES="python3 python3-venv python3-pip python3-bpfcc bpfcc-tools libbpfcc
   linux-headers-amd64 sysstat numactl procps util-linux poppler-utils
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core
-  gcc libc6-dev make zstd"
+  gcc libc6-dev make zstd python3-zstandard"
 
 # --vm: what the VM tier (tests/vm) needs to build and boot its guests.
 if [ "${1:-}" = "--vm" ]; then

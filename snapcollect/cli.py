@@ -36,6 +36,15 @@ def _positive(kind):
     return conv
 
 
+def add_bpf_start_option(p: argparse.ArgumentParser) -> None:
+    from snapcollect.collect.bpf_start import DEFAULT_TIMEOUT_S
+
+    p.add_argument("--bpf-start-timeout", type=_positive(float), default=None, metavar="S",
+                   help="wait at most S seconds for the BPF compile and attach before the "
+                        f"window opens (default {DEFAULT_TIMEOUT_S:g}); the window opens when "
+                        "BPF is ready and the run ends that much later")
+
+
 def _file_mode(text: str) -> int:
     from snapcollect.report.output_files import parse_mode
 
@@ -61,9 +70,11 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-stacks", action="store_true",
                    help="also record kernel stacks of page faults (uses the "
                         "page_fault_user tracepoint: costs more)")
-    p.add_argument("--no-heap-trace", action="store_true",
-                   help="do not trace brk/mmap (heap growth); syscall tracepoints slow every "
-                        "syscall on the host a little")
+    p.add_argument("--heap-trace", action="store_true",
+                   help="also trace brk/mmap with user stacks (heap growth by call site); "
+                        "syscall tracepoints slow every syscall on the host (+19%% on a "
+                        "syscall-bound program), so this is off by default")
+    add_bpf_start_option(p)
     p.add_argument("--print-bpf", action="store_true", help="print the BPF programs and exit")
     p.add_argument("--keep-secrets", action="store_true",
                    help="keep password-like arguments in command lines (default: masked as ***)")
@@ -104,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check which collectors work on this host")
     p.add_argument("--json", action="store_true")
+    add_bpf_start_option(p)
+    p.add_argument("--heap-trace", action="store_true", help="check the brk/mmap tracing too")
 
     p = sub.add_parser("rules", help="print the catalogue of findings rules")
     p.add_argument("--markdown", action="store_true", help="print docs/findings.md")
@@ -159,6 +172,13 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
         print(f"snapcollect: stopped by {stop.name} while starting; nothing done", file=sys.stderr)
         return stop.exit_code
     try:
+        if args.command in ("show", "report"):
+            from snapcollect.dependencies import reading_problem
+
+            problem = reading_problem()
+            if problem:
+                print(f"snapcollect: {problem}", file=sys.stderr)
+                return 1
         if args.command == "collect":
             from snapcollect.collect.runner import run_collection
             return run_collection(args, stop)
@@ -176,6 +196,14 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
     except SnapcollectError as exc:
         print(f"snapcollect: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        from snapcollect.dependencies import missing_module_line
+
+        line = missing_module_line(exc.name)
+        if line is None:
+            raise
+        print(f"snapcollect: {line}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("snapcollect: interrupted", file=sys.stderr)
         return 130

@@ -27,6 +27,7 @@ Sample /proc/vmstat lines used: ``pgpgin 1734577``, ``pgfault 1486860``,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -307,7 +308,9 @@ def sar_q_mem(ds: Dataset) -> SarTable | None:
     if average is not None:
         for key in ("%smem-10", "%smem-60", "%smem-300", "%fmem-10", "%fmem-60", "%fmem-300"):
             vals = [r[key] for r in rows if r[key] is not None]
-            average[key] = sum(vals) / len(vals) if vals else None
+            # fsum: exact, so the average does not depend on the Python
+            # version (3.12's sum() of floats compensates, earlier ones do not).
+            average[key] = math.fsum(vals) / len(vals) if vals else None
     return SarTable("sar-q-MEM", "sar -q MEM", "Memory pressure (sar -q MEM)", SAR_Q_MEM_COLUMNS, rows,
                     average, ["series/proc/pressure/memory", "series/proc/uptime"],
                     "PSI (4.20+): %smem/%fmem = share of the interval in which some/all non-idle tasks "

@@ -1,40 +1,89 @@
-"""The collector's side of BPF: start, poll and finish a ``BpfSession``.
+"""The collector's side of BPF: a supervised BPF process (collect/bpf/child.py).
 
-The session (snapcollect/collect/bpf/session.py) compiles, attaches and
-drains the BPF programs and records its own artifacts and the manifest's
-``bpf`` field. This hook only schedules it and makes sure that nothing it
-does can break the run: an import error, an exception or an overrun turns
-into ``bpf: {"enabled": false, "reason": ...}`` (or an ``error`` note
-beside what the session recorded) and the collection goes on. start() and
-finish() run in worker threads so that a compile or a symbolisation that
-overruns cannot carry the run past its deadline.
+The whole BPF session (compile, attach, event intake, symbolisation,
+aggregation) runs in a process of its own, so that bcc and LLVM never
+enter the collector's address space and an OOM kill or a crash of that
+process costs the BPF artifacts only. A reader thread replays the
+process's bundle-writer calls on the real writer as they arrive (the
+writer is locked); see collect/bpf/wire.py for the protocol.
+
+Nothing it does can break the run: a process that cannot start, is
+killed, or overruns turns into ``bpf: {"enabled": false, "reason": ...}``
+or an ``error`` note, and the artifacts it still meant to write are
+recorded as missing, with the reason. Before starting it, the memory
+left to the collector is checked (bpf_start.may_start). The window
+waits for the start up to ``--bpf-start-timeout`` (bpf_start.outcome).
+The process's peak RSS and CPU come from wait4(2), whatever its end.
 """
 
 from __future__ import annotations
 
-import inspect
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 
+import snapcollect
 from snapcollect.bundle.writer import BundleWriter
-from snapcollect.collect.jobs import Job, Jobs
+from snapcollect.collect import bpf_start, headroom, own_processes
+from snapcollect.collect.bpf import capabilities, wire
 from snapcollect.collect.signals import StopFlag
 
-# How long past its own deadline start() may run before the run goes on
-# without BPF (bcc's compile cannot be interrupted).
-START_GRACE_S = 0.5
+STDERR_TAIL = 300           # characters of the process's stderr kept for a reason
+EXIT_WAIT_S = 1.0           # after "finished" or a kill, for the process to be reaped
+SESSION_MARGIN_S = 2.0      # the session's own deadline, past --bpf-start-timeout
+
+
+def bpf_process_command(out_fd: int) -> list[str]:
+    """argv of the BPF process: this interpreter, this copy of snapcollect."""
+    return [sys.executable, "-m", "snapcollect.collect.bpf.child", "--out-fd", str(out_fd)]
+
+
+def _package_root() -> str:
+    # the directory (or zip archive) that holds the snapcollect package
+    return os.path.dirname(os.path.dirname(os.path.abspath(snapcollect.__file__)))
+
+
+def _describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by {name}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
 
 
 class BpfHook:
-    def __init__(self, args, writer: BundleWriter, jobs: Jobs, stop: StopFlag):
+    def __init__(self, args, writer: BundleWriter, stop: StopFlag, command=None, room=None):
         self.args = args
         self.writer = writer
-        self.jobs = jobs
         self.stop = stop
-        self.session = None
-        self._poll_broken = False
-        self._finish_job: Job | None = None
-        self._finish_skipped = False
+        # looked up per run: tests put a stand-in process in their place
+        self.command = command or bpf_process_command
+        self.room = room or headroom.measure
+        self.proc: subprocess.Popen | None = None
+        self.enabled = False
         self.start_s: float | None = None
+        self.outcome: bpf_start.Outcome | None = None
+        self._to_child = None
+        self._stderr = None
+        self._reader: threading.Thread | None = None
+        self._started = threading.Event()
+        self._finished = threading.Event()
+        self._ended = threading.Event()
+        self._pending: list[str] = []
+        self._written: set[str] = set()
+        self._bad_messages = 0
+        self._reader_error: BaseException | None = None
+        self._exit: str | None = None
+        self._killed_by_us: str | None = None
+        self.process_cost: dict = {}
+        self._reap_lock = threading.Lock()
 
     # -- manifest --------------------------------------------------------
 
@@ -44,99 +93,268 @@ class BpfHook:
     def _disable(self, reason: str) -> None:
         self._note(enabled=False, reason=reason)
 
+    # -- the process -----------------------------------------------------
+
+    def _spawn(self, deadline_mono: float) -> str | None:
+        r_out, w_out = os.pipe()
+        self._stderr = tempfile.TemporaryFile(prefix="snapcollect-bpf-")
+        env = dict(os.environ)
+        root = _package_root()
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        try:
+            self.proc = subprocess.Popen(self.command(w_out), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=self._stderr, pass_fds=(w_out,), env=env, close_fds=True,
+                                         # a session of its own: the terminal's Ctrl-C or hang-up
+                                         # reaches the collector only, which then asks it to finish
+                                         start_new_session=True)
+        except OSError as exc:
+            os.close(r_out)
+            os.close(w_out)
+            return f"the BPF process could not be started: {exc.strerror or exc}"
+        finally:
+            if self.proc is not None:
+                os.close(w_out)
+        # one of the collector's own: left out of the incident's processes
+        own_processes.register(self.proc.pid)
+        self._to_child = self.proc.stdin
+        config = {"op": "config", "options": {k: getattr(self.args, k, None) for k in wire.OPTIONS},
+                  "clock": self.writer.manifest.get("clock"), "deadline_mono": deadline_mono}
+        self._reader = threading.Thread(target=self._read, args=(r_out,), name="bpf-reader", daemon=True)
+        self._reader.start()
+        self._send(config)
+        return None
+
+    def _send(self, message: dict) -> bool:
+        try:
+            self._to_child.write(wire.encode(message))
+            self._to_child.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def _read(self, fd: int) -> None:
+        """Reader thread: replay calls, note started/finished, reap the process at EOF."""
+        buf = b""
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    self._handle(line)
+        except BaseException as exc:  # noqa: BLE001 - e.g. DiskFull from the writer
+            self._reader_error = exc
+            self._kill("the bundle could not take the BPF data")
+        finally:
+            os.close(fd)
+            self._reap()
+            self._ended.set()
+
+    def _handle(self, line: bytes) -> None:
+        msg = wire.decode(line)
+        if msg is None:
+            self._bad_messages += 1
+            return
+        op = msg["op"]
+        if op == "call":
+            try:
+                name = wire.apply_call(msg, self.writer)
+            except (ValueError, TypeError):
+                self._bad_messages += 1
+                return
+            if name:
+                self._written.add(name)
+        elif op == "started":
+            self.enabled = bool(msg.get("enabled"))
+            pending = msg.get("pending")
+            self._pending = [p for p in pending if isinstance(p, str)] if isinstance(pending, list) else []
+            self._started.set()
+        elif op == "finished":
+            self._finished.set()
+        else:
+            self._bad_messages += 1
+
+    def _reap(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        self._close_stdin()
+        deadline = time.monotonic() + EXIT_WAIT_S
+        while True:
+            with self._reap_lock:
+                try:
+                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid:
+                    proc.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                    break
+            if time.monotonic() > deadline:
+                self._kill("it did not exit after its end of file")
+            time.sleep(0.02)
+        self._exit = _describe_exit(status)
+        # ru_maxrss is kB on Linux
+        self.process_cost = {"pid": proc.pid, "peak_rss_kb": usage.ru_maxrss,
+                             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "exit": self._exit}
+
+    def _close_stdin(self) -> None:
+        try:
+            if self._to_child is not None:
+                self._to_child.close()
+        except OSError:
+            pass
+
+    def _kill(self, why: str) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        # os.kill, not Popen.send_signal: that one reaps the process first
+        # (waitpid), and only wait4 gives its peak RSS. The lock keeps the
+        # reader thread from reaping it (freeing the pid) in between.
+        with self._reap_lock:
+            if proc.returncode is not None:
+                return
+            self._killed_by_us = self._killed_by_us or why
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _how_it_ended(self) -> str:
+        if self._exit is None:
+            return "the BPF process ended"
+        return "the BPF process " + ("was " if self._exit.startswith("killed") else "") + self._exit
+
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - STDERR_TAIL))
+            return self._stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, AttributeError, ValueError):
+            return ""
+
+    def _record_loss(self, why: str) -> None:
+        """The process ended before writing what it meant to: say so, per artifact."""
+        for name in self._pending:
+            if name not in self._written:
+                self.writer.add_missing(name, "missing", why)
+                self._written.add(name)
+
     # -- phases ----------------------------------------------------------
 
-    def start(self, deadline_mono: float) -> None:
-        """Compile and attach, bounded by ``deadline_mono`` (+ a short grace)."""
-        if getattr(self.args, "no_bpf", False):
-            self._disable("--no-bpf")
-            return
-        try:
+    def start(self) -> None:
+        """Decide, start the BPF process and wait for its attach, up to --bpf-start-timeout."""
+        if not getattr(self.args, "no_bpf", False) and capabilities.privilege_problem() is not None:
+            # Without the privilege there is nothing to start a process for
+            # (and an unprivileged user may not even be able to run this
+            # interpreter again): the session records, in this process, every
+            # BPF artifact as unavailable with the reason; it loads nothing.
             from snapcollect.collect.bpf.session import BpfSession
-        except Exception as exc:  # noqa: BLE001 - any failure: run without BPF
-            self._disable(f"BPF support could not be loaded: {type(exc).__name__}: {exc}")
+
+            BpfSession.start(self.args, self.writer, time.monotonic())
             return
+        go = bpf_start.may_start(self.args, self.room())
+        if not go.start:
+            self._disable(go.reason)
+            if not getattr(self.args, "no_bpf", False):
+                self.writer.merge_manifest("degraded", bpf=go.reason)
+            return
+        limit = bpf_start.timeout_s(self.args)
         t0 = time.monotonic()
-        job = self.jobs.start(lambda j: BpfSession.start(self.args, self.writer, deadline_mono), "bpf-start")
-        if job is None:
-            self._disable("not started: earlier reads of this host are still blocked")
+        # The limit is enforced here, by bpf_start.outcome, the function doctor
+        # uses too; the session's own deadline lies past it so that it never
+        # decides first.
+        why = self._spawn(t0 + limit + SESSION_MARGIN_S)
+        if why:
+            self._disable(why)
             return
-        # Not cut short by a second Ctrl-C: a thread left attaching probes
-        # while the interpreter exits races bcc's own atexit clean-up.
-        limit = deadline_mono + START_GRACE_S
-        while not job.done.is_set() and time.monotonic() < limit:
-            job.done.wait(min(0.1, max(0.0, limit - time.monotonic())))
-        self.start_s = round(time.monotonic() - t0, 3)
-        if not job.done.is_set():
-            self.jobs.abandon(job)
-            self._disable(f"BPF set-up abandoned: compile and attach did not finish within "
-                          f"{limit - t0:.1f} s; collected without BPF")
+        end = t0 + limit
+        while not self._started.is_set() and not self._ended.is_set() and not self.stop.stopped:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self._started.wait(min(0.1, left))
+        took = time.monotonic() - t0
+        self.start_s = round(took, 3)
+        if self._started.is_set():
+            self._note(start_s=self.start_s, start_limit_s=limit)
+            if self.enabled:
+                # a session that found no headers, tracefs, ... has said why itself
+                self.outcome = bpf_start.outcome(took, limit)
             return
-        if job.error is not None:
-            self._disable(f"BPF set-up failed: {type(job.error).__name__}: {job.error}")
+        if self._ended.wait(0) and not self.stop.stopped:
+            self._ended.wait(EXIT_WAIT_S)
+            tail = self._stderr_tail()
+            self._disable(f"{self._how_it_ended()} during its start"
+                          + (f": {tail.splitlines()[-1]}" if tail else ""))
             return
-        self.session = job.result
-        if self.session is None:
-            self._note(enabled=False)
-        elif "bpf" not in self.writer.manifest:
-            self._note(enabled=True)
-
-    def poll(self, timeout_s: float) -> None:
-        if self.session is None or self._poll_broken:
+        self._kill("start abandoned")
+        self._ended.wait(EXIT_WAIT_S)
+        if self.stop.stopped:
+            self._disable(f"not started: the run was stopped during the BPF start ({took:.1f} s in)")
             return
-        try:
-            self.session.poll(timeout_s)
-        except Exception as exc:  # noqa: BLE001
-            self._poll_broken = True
-            self._note(error=f"event polling failed and stopped: {type(exc).__name__}: {exc}")
-
-    @property
-    def polling(self) -> bool:
-        return self.session is not None and not self._poll_broken
+        self.outcome = bpf_start.outcome(None, limit)
+        self._disable(self.outcome.text + f"; give a larger --bpf-start-timeout (e.g. "
+                      f"{bpf_start.suggested_timeout_s(limit)}), or --no-bpf")
+        self._note(start_s=self.start_s, start_limit_s=limit)
 
     def finish_async(self, deadline_mono: float) -> None:
-        """Start detaching and writing the aggregated artifacts in a thread.
-
-        After a second Ctrl-C it is not started: the probes are then
-        detached by bcc's clean-up at exit, and only the events already
-        streamed are in the bundle. A session whose finish() takes a
-        ``deadline_mono`` keyword gets the run's deadline.
-        """
-        if self.session is None:
+        """Ask the BPF process to detach and write its artifacts; after a
+        second Ctrl-C, kill it instead (the kernel detaches its probes when
+        its file descriptors close)."""
+        if self.proc is None:
             return
         if self.stop.hurry:
-            self._note(error="finish skipped after a second signal: aggregated BPF artifacts not written")
-            self.session = None
-            self._finish_skipped = True
+            self._kill("a second signal")
             return
-        session = self.session
-        try:
-            takes_deadline = "deadline_mono" in inspect.signature(session.finish).parameters
-        except (TypeError, ValueError):
-            takes_deadline = False
-        if takes_deadline:
-            self._finish_job = self.jobs.start(lambda j: session.finish(deadline_mono=deadline_mono),
-                                               "bpf-finish")
-        else:
-            self._finish_job = self.jobs.start(lambda j: session.finish(), "bpf-finish")
-        if self._finish_job is None:
-            self._note(error="finish not started: earlier reads of this host are still blocked")
+        if not self._ended.is_set() and not self._send({"op": "finish", "deadline_mono": deadline_mono - 0.2}):
+            self._kill("its pipe broke")
 
     def wait_finish(self, deadline_mono: float) -> bool:
-        """Wait for finish(); True when it completed (or there was nothing to do)."""
-        job = self._finish_job
-        if job is None:
-            return self.session is None and not self._finish_skipped
-        # Once started, finish is waited for (until the deadline) even after
-        # a second Ctrl-C: it is detaching, which must not race the exit.
-        while not job.done.is_set() and time.monotonic() < deadline_mono:
-            job.done.wait(min(0.1, max(0.0, deadline_mono - time.monotonic())))
-        if not job.done.is_set():
-            self.jobs.abandon(job)
+        """Wait for the BPF process to finish; True unless time ran out for it."""
+        if self.proc is None:
+            return True
+        timely = True
+        while not self._ended.is_set() and time.monotonic() < deadline_mono:
+            self._ended.wait(min(0.1, max(0.0, deadline_mono - time.monotonic())))
+        if not self._ended.is_set():
+            timely = False
+            self._kill("the run's deadline came first")
+            self._ended.wait(EXIT_WAIT_S)
+        self._close_stdin()
+        self._conclude(timely)
+        if self._reader_error is not None and isinstance(self._reader_error, OSError):
+            raise self._reader_error
+        return timely
+
+    def _conclude(self, timely: bool) -> None:
+        if self._finished.is_set():
+            pass
+        elif not timely:
             self._note(error="finish (detach, final drain, aggregation) did not complete before the "
-                             "run's deadline; BPF artifacts may be incomplete")
-            return False
-        if job.error is not None:
-            self._note(error=f"finish failed: {type(job.error).__name__}: {job.error}")
-            return False
-        return True
+                             "run's deadline; the BPF process was killed")
+            self._record_loss("the BPF process was killed at the run's deadline before writing it")
+        elif self._killed_by_us == "a second signal":
+            self._note(error="finish skipped after a second signal: aggregated BPF artifacts not written")
+            self._record_loss("skipped: the run was stopped by a second signal")
+        elif self.enabled or self._started.is_set():
+            tail = self._stderr_tail()
+            why = f"{self._how_it_ended()} before it finished"
+            self._note(error=why + (f" ({tail.splitlines()[-1]})" if tail else "")
+                       + "; events received until then are in the bundle")
+            self._record_loss(why)
+        if self.process_cost:
+            self._note(process=self.process_cost)
+        if self._bad_messages:
+            self._note(bad_messages=self._bad_messages)
+
+    def abandon(self) -> None:
+        """The run is ending abnormally: do not leave the process behind."""
+        if self.proc is None:
+            return
+        self._kill("the run ended")
+        self._close_stdin()
+        self._ended.wait(EXIT_WAIT_S)     # reaped: its cost goes into the manifest

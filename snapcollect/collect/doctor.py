@@ -2,7 +2,10 @@
 
 Checks, per capability, what the collector will need: root, /proc memory
 files, bcc (python3-bpfcc), kernel headers, tracefs and each tracepoint
-(its format file), a real compile and attach of the BPF programs, perf
+(its format file), the memory left for a BPF compile, a real start of
+the BPF process (compile and attach, timed, then detached) judged by the
+same functions as collect's (collect/bpf_start.py), so that "BPF start"
+says what collect will do with --bpf-start-timeout, perf
 events (/proc/sys/kernel/perf_event_paranoid), PSI (/proc/pressure/memory,
 4.20+), the cgroup memory controller (v1 or v2, from /proc/self/mounts),
 /dev/kmsg, the classic commands, and free disk space in the current
@@ -23,9 +26,11 @@ import time
 import types
 from dataclasses import asdict, dataclass
 
+from snapcollect.collect import bpf_hook, bpf_start, headroom
 from snapcollect.collect.bpf import capabilities, program, tracefs
 
 MIN_FREE_MB = 64
+MEASURE_LIMIT_S = 120.0     # how long doctor lets a BPF start run to measure it
 WIDTH = 80
 COMMANDS = {
     "free": "apt-get install procps",
@@ -33,6 +38,14 @@ COMMANDS = {
     "pmap": "apt-get install procps",
     "swapon": "apt-get install util-linux",
     "numastat": "apt-get install numactl",
+}
+
+
+# One line per perf event the session opens: page-faults is the sampler of
+# the fault stacks, major-faults the per-process major fault counter.
+PERF_CHECK_NAMES = {
+    "perf:page-faults": "perf event page-faults (fault stack sampler)",
+    "perf:major-faults": "perf event major-faults (per-process counts)",
 }
 
 
@@ -206,7 +219,7 @@ def check_tracepoints(where: str | None) -> list[Check]:
 
 
 class _DryWriter:
-    """Takes what a BpfSession would write into a bundle, and keeps only the manifest."""
+    """Takes what the BPF process would write into a bundle, and keeps only the manifest."""
 
     def __init__(self):
         self.manifest: dict = {"clock": {"wall": time.time(), "monotonic": time.monotonic()}}
@@ -224,35 +237,74 @@ class _DryWriter:
     def add_records(self, name, records):
         pass
 
+    def merge_manifest(self, key, **fields):
+        self.manifest[key] = {**(self.manifest.get(key) or {}), **fields}
 
-def check_bpf_load(args) -> list[Check]:
-    """Compile and attach the real programs, as a collection would, then detach."""
-    from snapcollect.collect.bpf.session import BpfSession
 
-    w = _DryWriter()
+class _NoStop:
+    stopped = False
+    hurry = False
+
+
+def check_bpf_load(args, command=bpf_hook.bpf_process_command, room=headroom.measure) -> list[Check]:
+    """Start the BPF process as a collection would, measure it, and say what collect will do.
+
+    The same decisions as collect's (bpf_start.may_start, bpf_start.outcome):
+    the memory left to the collector, then the measured start time against
+    --bpf-start-timeout. The measurement itself gets more time than the
+    limit, so that a start that is too slow is reported with its duration.
+    """
+    limit = bpf_start.timeout_s(args)
     opts = types.SimpleNamespace(no_bpf=False, fault_sample=getattr(args, "fault_sample", None),
-                                 kernel_stacks=getattr(args, "kernel_stacks", False))
-    session = BpfSession.start(opts, w, time.monotonic() + 60)
-    session.finish()
-    info = w.manifest.get("bpf", {})
+                                 kernel_stacks=getattr(args, "kernel_stacks", False),
+                                 heap_trace=getattr(args, "heap_trace", False),
+                                 bpf_start_timeout=max(limit * 3, MEASURE_LIMIT_S))
     out = []
+    free = room()
+    go = bpf_start.may_start(opts, free)
+    if not go.start:
+        out.append(Check("memory for the BPF compile", False, go.reason,
+                         "free memory, raise the cgroup's limit, or collect with --no-bpf", group="bpf"))
+        out.append(Check("BPF start", False, "collect will run without BPF (see above)",
+                         "fix the item above", group="bpf"))
+        return out
+    where = f"{free.free_kb // 1024:,} MiB free under {free.source}" if free.free_kb is not None else \
+        free.source
+    out.append(Check("memory for the BPF compile", True,
+                     f"{where}; a compile needs about {bpf_start.NEED_KB // 1024} MiB", group="bpf"))
+    w = _DryWriter()
+    hook = bpf_hook.BpfHook(opts, w, _NoStop(), command=command, room=lambda: free)
+    hook.start()
+    hook.finish_async(time.monotonic() + 30)
+    hook.wait_finish(time.monotonic() + 30)
+    info = w.manifest.get("bpf", {})
+    proc = info.get("process") or {}
     if info.get("compile_s") is not None and "compile_error" not in info and info.get("attach"):
-        out.append(Check("BPF compile", True, f"{info['compile_s']:.2f} s, collector RSS "
+        out.append(Check("BPF compile", True, f"{info['compile_s']:.2f} s; the BPF process's RSS "
                          f"{info.get('compile_rss_before_kb', 0) // 1024} -> "
-                         f"{info.get('compile_peak_rss_kb', 0) // 1024} MiB", group="bpf"))
+                         f"{info.get('compile_peak_rss_kb', 0) // 1024} MiB during the compile, "
+                         f"peak {proc.get('peak_rss_kb', 0) // 1024} MiB", group="bpf"))
     else:
         un = info.get("unavailable") or {}
-        first = next(iter(un.values()), {"reason": "did not run", "remedy": None})
+        first = next(iter(un.values()), {"reason": info.get("reason") or "did not run", "remedy": None})
         out.append(Check("BPF compile", False, first["reason"], first.get("remedy"), group="bpf"))
         return out
     for point, result in sorted(info.get("attach", {}).items()):
-        name = "perf events (major-faults)" if point.startswith("perf:") else f"attach {point}"
+        name = PERF_CHECK_NAMES.get(point, f"attach {point}")
         if result.startswith("ok"):
             out.append(Check(name, True, "attached and detached", group="bpf"))
         else:
             fix = ("lower /proc/sys/kernel/perf_event_paranoid or run as root" if point.startswith("perf:")
                    else "check that BPF programs may attach to tracepoints on this kernel")
             out.append(Check(name, False, result, fix, group="bpf"))
+    measured = info.get("start_s") if hook.enabled else None
+    verdict = bpf_start.outcome(measured, limit)
+    out.append(Check("BPF start", verdict.attached,
+                     f"took {measured:.1f} s here; collect will do this: {verdict.text}"
+                     if measured is not None else verdict.text,
+                     None if verdict.attached else
+                     f"collect with --bpf-start-timeout {bpf_start.suggested_timeout_s(measured or limit)}",
+                     group="bpf"))
     return out
 
 
@@ -267,7 +319,7 @@ def run_checks(args=None) -> list[Check]:
     paranoid = capabilities.perf_paranoid()
     root_ok = checks[2].ok
     if root_ok and bcc is not None and headers.ok and where is not None:
-        checks += check_bpf_load(args)
+        checks += check_bpf_load(args or types.SimpleNamespace())
     else:
         missing = [c.name for c in (checks[2], bcc_check, headers, tfs) if not c.ok]
         checks.append(Check("BPF compile", False, "not tried: needs " + ", ".join(missing),

@@ -2,17 +2,22 @@
 
 The run on CLOCK_MONOTONIC, t0 = start, D = --duration, I = --interval::
 
-    t0               host info, kernel log opened, start snapshot
-    <= t0 + 3.5 s    BPF compile and attach (its own deadline)
-    w0               the window opens: kernel log backlog, tick 0
+    t0               priorities lowered, host info, kernel log opened, start snapshot
+    t0 + s           BPF process started; the run waits for its attach (B s,
+                     at most --bpf-start-timeout)
+    w0 = t0 + s + B  the window opens: kernel log backlog, tick 0
     w0 + k*I         ticks k = 0 .. floor(D / I), on a fixed schedule
-    window end       end snapshot, then BPF finish (thread) || top-N detail
-    <= t0 + D + 5 s  final manifest, rename .partial -> .tar.zst
+    window end       end snapshot, BPF process told to finish || top-N detail
+    <= t0 + D + 5 s + B   final manifest, rename .partial -> .tar.zst
 
-One deadline (t0 + D + 5 s) bounds everything; the window is shortened if
-the set-up ate into the time the end phase needs. The start snapshot is
-taken before the BPF compile, not during it: clang's ~150 MB would
-otherwise show up in the host's memory figures at the start. Between ticks the main
+One deadline bounds everything: t0 + D + 5 s, moved by B, the time the
+BPF start really took (compiles take 0.5 s on one host and 11 s on
+another; both are recorded: ``bpf.start_s``, ``window.opened_late_s``,
+``deadline_s``). The window is shortened if the start snapshot ate into
+the time the end phase needs. The start snapshot is taken before the BPF
+compile, not during it: clang's memory would otherwise show up in the
+host's figures at the start. The BPF session runs in a process of its
+own (collect/bpf_hook.py), so its memory is not the collector's. Between ticks the main
 thread waits in select(2) on the kernel log and the signal self-pipe (or
 in the BPF session's poll), so kernel messages and Ctrl-C are handled as
 they come. The bundle's path is the last line on stdout; everything else
@@ -24,13 +29,14 @@ from __future__ import annotations
 import os
 import select
 import sys
+import textwrap
 import time
 import traceback
 
-from snapcollect import __version__
+from snapcollect import __version__, invocation
 from snapcollect.bundle import names
 from snapcollect.bundle.writer import BundleWriter, DiskFull
-from snapcollect.collect import output, own_processes
+from snapcollect.collect import degrade, headroom, output, own_processes, priority
 from snapcollect.collect.bpf_hook import BpfHook
 from snapcollect.collect.clock import Deadline, TickSchedule, now
 from snapcollect.collect.detail import collect_detail
@@ -46,7 +52,6 @@ from snapcollect.collect.sources.kmsg import KernelLog
 from snapcollect.errors import SnapcollectError
 
 SLACK_S = 5.0              # wall time allowed beyond --duration, everything included
-BPF_BUDGET_S = 3.5         # of the slack, at most this for BPF compile + attach
 START_SNAPSHOT_S = 1.5     # the start snapshot's own bound
 END_RESERVE_S = 1.5        # kept for the end phase even if the set-up ran late
 CLOSE_RESERVE_S = 0.3      # kept for the final manifest and the rename
@@ -83,11 +88,12 @@ class Run:
     """State of one collection."""
 
     def __init__(self, args, dest: output.Destination, t0_wall: float, t0_mono: float, progress: Progress,
-                 stop: StopFlag, privacy: Privacy, messages=None):
+                 stop: StopFlag, privacy: Privacy, messages=None, priority_set: dict | None = None):
         self.args = args
         self.messages = messages          # our own lines; stderr may be silenced (--quiet)
         self.dest = dest
         self.privacy = privacy
+        self.priority = priority_set or {}
         self.t0_wall = t0_wall
         self.t0_mono = t0_mono
         self.duration = float(args.duration)
@@ -106,6 +112,8 @@ class Run:
         self.sched: TickSchedule | None = None
         self.writer: BundleWriter | None = None
         self.bpf: BpfHook | None = None
+        self.deadline_moved_s = 0.0
+        self.detail_top = args.top
         self.page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
 
     # -- helpers -----------------------------------------------------------
@@ -132,16 +140,12 @@ class Run:
             self.writer.add_records("kmsg", recs)
 
     def _wait_until(self, t_mono: float) -> bool:
-        """Wait for ``t_mono`` while draining BPF and the kernel log; False if stopped."""
+        """Wait for ``t_mono`` while draining the kernel log; False if stopped."""
         while not self.stop.stopped:
             left = t_mono - now()
             if left <= 0:
                 return True
-            slice_ = min(left, 0.2)
-            t_before = now()
-            if self.bpf is not None and self.bpf.polling:
-                self.bpf.poll(slice_)
-            rest = slice_ - (now() - t_before)
+            rest = min(left, 0.2)
             if rest > 0.002 and not self.stop.stopped:
                 fds = [self.stop.wakeup_r]
                 if self.kmsg.mode == "kmsg":
@@ -189,6 +193,9 @@ class Run:
         """The window: ticks on the fixed schedule until the end or a signal."""
         w0_wall, w0 = _clock_pair()
         self.window = {"start": w0_wall, "start_mono": w0}
+        if self.deadline_moved_s:
+            self.window["opened_late_s"] = self.deadline_moved_s
+            self.window["opened_late_by"] = "the BPF start (compile and attach)"
         self.pending_kmsg.extend(self.kmsg.backlog(Deadline.after(1.0).at))
         self._flush_kmsg()
         sched = self.sched = TickSchedule(w0, self.interval, self.duration)
@@ -229,8 +236,8 @@ class Run:
             self.incomplete.append("end snapshot")
         self._timed("end_snapshot_s", t)
         self._show(force=True)
-        # BPF finish (detach, drain, aggregate, symbolise) is mostly Python
-        # holding the GIL: started after the end snapshot so that the
+        # BPF finish (detach, drain, aggregate, symbolise) costs CPU in the
+        # BPF process: asked for after the end snapshot so that the
         # snapshot's reads and commands stay close together in time.
         self.bpf.finish_async(end.at)
 
@@ -239,7 +246,7 @@ class Run:
         if self.stop.hurry:
             w.add_missing("procs/top", "missing", "skipped: the run was stopped by a second signal")
             self.incomplete.append("process detail")
-        elif not collect_detail(w, self.jobs, last, self.sampler.last_pass_k, self.args.top, self.page_kb,
+        elif not collect_detail(w, self.jobs, last, self.sampler.last_pass_k, self.detail_top, self.page_kb,
                                 Deadline(end.at - 0.1), self.stop):
             self.incomplete.append("process detail")
         self._timed("detail_s", t)
@@ -252,6 +259,19 @@ class Run:
         self._flush_kmsg()
         if self.kmsg.mode is not None:
             w.declare_stream("kmsg", **self.kmsg.manifest_extra())
+
+    def _move_deadline(self, waited_s: float) -> None:
+        """The window opens after the BPF start: the deadline moves by what it took."""
+        if waited_s <= 0:
+            return
+        self.hard = Deadline(self.hard.at + waited_s)
+        self.deadline_moved_s = round(waited_s, 3)
+        outcome = self.bpf.outcome
+        if outcome is not None and (waited_s >= 1.0 or not outcome.attached) and not self.args.quiet:
+            # a lasting line, terminal or not: the run ends later than asked,
+            # or without BPF
+            self.progress.clear()
+            _say(textwrap.fill("snapcollect: " + outcome.text, 79, subsequent_indent="  "), self.messages)
 
     def collect(self) -> None:
         """All phases; exceptions (DiskFull, bugs) propagate to ``execute``."""
@@ -267,11 +287,18 @@ class Run:
         self._timed("start_snapshot_s", t)
 
         t = now()
-        self.bpf = BpfHook(self.args, self.writer, self.jobs, self.stop)
+        # what memory is left decides what is left out: BPF, then detail
+        room = headroom.measure()
+        self.detail_top, why = degrade.detail_top(self.args.top, room)
+        if why:
+            self.writer.merge_manifest("degraded", detail=why)
+        self.bpf = BpfHook(self.args, self.writer, self.stop, room=lambda: room)
         if not self.stop.stopped:
             self.phase = "BPF setup"
             self._show(force=True)
-            self.bpf.start(min(self.t0_mono + BPF_BUDGET_S, self.hard.at - END_RESERVE_S))
+            self.bpf.start()
+            if self.bpf.proc is not None:      # the window waited for a BPF process
+                self._move_deadline(now() - t)
         elif not getattr(self.args, "no_bpf", False):
             self.writer.merge_manifest("bpf", enabled=False, reason="not started: the run was stopped early")
         else:
@@ -315,12 +342,20 @@ class Run:
         elif stopped_by == "deadline" and self.incomplete:
             stop_reason = f"ran out of time for: {', '.join(self.incomplete)}"
 
+        if self.bpf is not None:
+            self.bpf.abandon()     # a no-op after a normal finish
         cost = host.self_cost()
+        if self.bpf is not None and self.bpf.process_cost:
+            # the collector's own peak RSS and its BPF process's, each measured by the kernel
+            cost["bpf_process"] = self.bpf.process_cost
         final = {
             "ended_at": _iso(time.time()),
             "complete": stopped_by == "deadline" and not self.incomplete,
             "stopped_by": stopped_by,
             "stop_reason": stop_reason,
+            "priority": self.priority,
+            # moved by the BPF start (the window waited for it)
+            "deadline_s": round(self.duration + SLACK_S + self.deadline_moved_s, 3),
             "ticks": self.sampler.ticks if self.sampler else 0,
             "skipped_ticks": self.sched.skipped if self.sched else 0,
             "window": self.window,
@@ -344,7 +379,7 @@ class Run:
             bad = sum(1 for a in self.writer.artifacts() if a.get("status") != "ok")
             size = os.path.getsize(out_path) if os.path.exists(out_path) else 0
             _say(f"snapcollect: wrote {_size(size)}, {final['ticks']} samples; {bad} artifacts not "
-                 f"collected\n  see: snapcollect show {out_path}")
+                 f"collected\n  see: {invocation.command()} show {out_path}")
         _say(out_path, sys.stdout)
         return code
 
@@ -373,6 +408,8 @@ def run_collection(args, stop: StopFlag | None = None) -> int:
     """
     if getattr(args, "print_bpf", False):
         return _print_bpf(args)
+    # before any thread starts: nice and the I/O priority are per thread
+    lowered = priority.lower_own()
     stop = (stop or StopFlag()).install()
     progress = None
     try:
@@ -382,7 +419,7 @@ def run_collection(args, stop: StopFlag | None = None) -> int:
             dest = output.resolve(args.output, privacy.host_label(host.hostname()), t0_wall)
             progress = Progress.for_args(args.quiet)
             stop.check_not_stopped()
-            run = Run(args, dest, t0_wall, t0_mono, progress, stop, privacy, messages)
+            run = Run(args, dest, t0_wall, t0_mono, progress, stop, privacy, messages, lowered)
             # Threads still blocked in a /proc read or in bcc when this returns
             # are daemon threads: they do not hold up the exit.
             return run.execute()

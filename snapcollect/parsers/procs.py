@@ -2,7 +2,9 @@
 
 Each line is the raw /proc/PID/stat line, a TAB, the real uid from
 /proc/PID/status, a TAB, and VmSwap in kB (empty when the kernel has no
-VmSwap, before 2.6.34, or for kernel threads). Sample (kernel 6.18)::
+VmSwap, before 2.6.34, or for kernel threads, and when the collector did
+not read that process's status on that tick: it reads it in turn, and
+every tick for the largest processes). Sample (kernel 6.18)::
 
     1 (process_api) S 0 0 0 0 -1 4194560 42931 335374 0 154 74 303 ... 24 46727168 3849 ...\t0\t0
     7303 (sc (fix) x) 2) S 7273 7269 2897 0 -1 4194304 14708 0 0 0 2 5 ... 72109 73478144 16121 ...\t0\t0

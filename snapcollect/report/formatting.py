@@ -203,6 +203,26 @@ def value_text(v: Any, key: str | None = None) -> str:
     return format_value(v)
 
 
+def _count(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def procs_pass_text(pp: Any) -> str | None:
+    """The manifest's ``procs_pass`` in a line, when the collector spaced out
+    its pass over all processes (a host with many of them); else None."""
+    if not isinstance(pp, dict):
+        return None
+    most = _count(pp.get("max_every_ticks"))
+    if most is None or most <= 1:
+        return None
+    changes = pp.get("changes") if isinstance(pp.get("changes"), list) else []
+    pids = max((n for n in (_count(c.get("pids")) for c in changes if isinstance(c, dict)) if n is not None),
+               default=None)
+    many = f"{pids:,} processes" if pids is not None else "many processes"
+    return (f"read every {most} samples at most, not every sample ({many}; "
+            "the collector spaced out its pass over them to bound its CPU)")
+
+
 def header_items(report) -> list[tuple[str, str]]:
     """The report header as (label, text) pairs, from ``Report.meta``."""
     m = report.meta
@@ -233,6 +253,7 @@ def header_items(report) -> list[tuple[str, str]]:
         if m.get("duration_requested_s") is not None:
             extra.append(f"{format_value(m['duration_requested_s'], 'g')} s requested")
         add("Interval", f"{format_value(interval, 'g')} s" + (f" ({', '.join(extra)})" if extra else ""))
+    add("Processes", procs_pass_text((m.get("collector") or {}).get("procs_pass")))
     collector = []
     if m.get("tool_version"):
         collector.append(f"snapcollect {m['tool_version']}")
@@ -243,6 +264,10 @@ def header_items(report) -> list[tuple[str, str]]:
         cost.append(f"{format_value(m['cpu_s'], '.2f')} s CPU")
     if m.get("peak_rss_kb") is not None:
         cost.append(f"peak RSS {iec_kb(m['peak_rss_kb'])}")
+    # the BPF compile runs in a process of its own: its peak is not the collector's
+    bpf_process = (m.get("collector") or {}).get("bpf_process")
+    if isinstance(bpf_process, dict) and isinstance(bpf_process.get("peak_rss_kb"), int):
+        cost.append(f"BPF process peak RSS {iec_kb(bpf_process['peak_rss_kb'])}")
     if cost:
         collector.append("cost " + ", ".join(cost))
     add("Collector", "; ".join(collector))

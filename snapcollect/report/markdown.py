@@ -97,10 +97,12 @@ def _fence(text: str) -> str:
 
 
 class _Writer:
-    def __init__(self, report: Report, chart_dir: str | None, stdout_note: bool):
+    def __init__(self, report: Report, chart_dir: str | None, stdout_note: bool,
+                 charts_missing: str | None = None):
         self.report = report
         self.chart_dir = chart_dir
         self.stdout_note = stdout_note
+        self.charts_missing = charts_missing
         self.lines: list[str] = []
         self.assets: list[Asset] = []
         self.titles = F.section_titles(report.sections)
@@ -261,6 +263,10 @@ class _Writer:
                 self.add(f"_{kind} “{E.text(b.title)}” not written: Markdown went to standard output; "
                          f"use `-o FILE.md` to get {E.code(F.slug_file(b.id) + '.svg')} beside it._")
             return
+        if isinstance(b, Chart) and self.charts_missing:
+            # Flame graphs are drawn without matplotlib; charts are not.
+            self.add(f"_{kind} “{E.text(b.title)}” not drawn: {E.text(self.charts_missing)}._")
+            return
         path = f"{self.chart_dir}/{F.unique(self.used_names, F.slug_file(b.id))}.svg"
         self.assets.append(Asset(path, b))
         self.add(f"![{E.text(b.title)}]({path})")
@@ -277,14 +283,16 @@ class _Writer:
 
 
 def render_markdown(report: Report, chart_dir: str | None = None, *,
-                    stdout_note: bool = True) -> tuple[str, list[Asset]]:
+                    stdout_note: bool = True, charts_missing: str | None = None) -> tuple[str, list[Asset]]:
     """The Markdown text and the pictures it refers to.
 
     ``chart_dir`` is the directory, relative to the .md file, that will
     hold the SVG files; None means the pictures are not written (stdout).
+    ``charts_missing`` says why charts cannot be drawn (matplotlib, of the
+    report extra, is not installed): each chart becomes that one line.
     """
     report = printable_report(report)
-    w = _Writer(report, chart_dir, stdout_note)
+    w = _Writer(report, chart_dir, stdout_note, charts_missing)
     w.header()
     w.verdict()
     w.timeline()

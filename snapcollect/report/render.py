@@ -85,7 +85,7 @@ def write_markdown(report, output: str | None, mode: int = DEFAULT_MODE, force: 
         sys.stdout.flush()
         return
     rel = chart_dir_for(output)
-    text, assets = render_markdown(report, quote(rel))
+    text, assets = render_markdown(report, quote(rel), charts_missing=charts_unavailable())
     parent = os.path.dirname(os.path.abspath(output))
     top = open_dir(parent)
     try:
@@ -102,6 +102,20 @@ def write_markdown(report, output: str | None, mode: int = DEFAULT_MODE, force: 
         write_new(top, os.path.basename(output), text.encode("utf-8"), mode=mode, force=force, shown=output)
     finally:
         os.close(top)
+
+
+def charts_unavailable() -> str | None:
+    """Why charts cannot be drawn on this Python, or None when they can.
+
+    Markdown and JSON are in the core install; matplotlib is in the
+    ``report`` extra, so a host with the core only gets a report without
+    charts rather than no report.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed (pip install 'snapcollect[report]')"
+    return None
 
 
 def picture_svg(block) -> str:

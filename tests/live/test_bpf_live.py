@@ -240,7 +240,7 @@ def test_major_faults_per_process_match_majflt(tmp_path):
 @pytest.mark.bpf
 def test_brk_and_mmap_growth_is_attributed_to_the_program(tmp_path):
     exe = compile_c(GROW_C, str(tmp_path / "sc-grower"))
-    s = DirectSession(str(tmp_path))
+    s = DirectSession(str(tmp_path), heap_trace=True)
     proc = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     s.poll_until_line(proc, "done")
     s.session.poll(1.2)     # a symbol pass runs while it lives

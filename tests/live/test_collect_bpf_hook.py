@@ -1,124 +1,90 @@
-"""The runner's side of BPF, with stand-in sessions that misbehave.
+"""The runner's side of BPF: real collections with a stand-in BPF process.
 
-Real collections on this host (in-process, so the stand-in session can be
-injected): a session whose start overruns its deadline is abandoned and
-the window is shortened to keep the run's bound; one whose poll or finish
-raises leaves a note and the run goes on; a good one is polled between
-ticks and finished after the end snapshot.
+Real collections on this host (in-process, so that the stand-in process
+of tests/unit/fake_bpf_process.py can take the BPF process's place): a
+start as slow as a compile on a slow host moves the window and the
+deadline and says so; a start over --bpf-start-timeout is killed and the
+run goes on without BPF; a BPF process killed in the window costs only
+what it had not written; --no-bpf starts no process at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import threading
-import time
-import types
 
 import pytest
 
 from snapcollect.bundle import open_bundle
-from snapcollect.collect import runner
+from snapcollect.collect import bpf_hook, runner
 
 pytestmark = pytest.mark.live
+
+FAKE = os.path.join(os.path.dirname(__file__), "..", "unit", "fake_bpf_process.py")
 
 
 def _args(tmp_path, **kw):
     ns = argparse.Namespace(duration=2.0, interval=1.0, output=str(tmp_path), top=3, no_bpf=False,
-                            fault_sample=None, kernel_stacks=False, print_bpf=False, quiet=True)
+                            fault_sample=None, kernel_stacks=False, heap_trace=False, print_bpf=False,
+                            quiet=True, bpf_start_timeout=None)
     for k, v in kw.items():
         setattr(ns, k, v)
     return ns
 
 
-def _install_session(monkeypatch, cls):
-    mod = types.ModuleType("snapcollect.collect.bpf.session")
-    mod.BpfSession = cls
-    monkeypatch.setitem(sys.modules, "snapcollect.collect.bpf.session", mod)
+def _use_fake(monkeypatch, *flags):
+    monkeypatch.setattr(bpf_hook, "bpf_process_command",
+                        lambda out_fd: [sys.executable, FAKE, "--out-fd", str(out_fd), *flags])
 
 
-def _run(tmp_path, capsys, **kw) -> tuple[int, object]:
+def _run(tmp_path, capsys, **kw) -> tuple[int, object, str]:
     code = runner.run_collection(_args(tmp_path, **kw))
-    out = capsys.readouterr().out.strip().splitlines()
-    return code, open_bundle(out[-1])
+    cap = capsys.readouterr()
+    return code, open_bundle(cap.out.strip().splitlines()[-1]), cap.err
 
 
-def test_good_session_is_polled_and_finished(tmp_path, monkeypatch, capsys):
-    calls = {"poll": 0, "finish": 0, "start_deadline": None}
-
-    class Good:
-        @classmethod
-        def start(cls, args, writer, deadline_mono):
-            calls["start_deadline"] = deadline_mono - writer.manifest["clock"]["monotonic"]
-            writer.merge_manifest("bpf", enabled=True, compile_s=0.01)
-            writer.declare_stream("bpf/oom_kill")
-            return cls()
-
-        def poll(self, timeout_s):
-            assert 0 < timeout_s <= 0.25
-            calls["poll"] += 1
-            time.sleep(timeout_s)
-
-        def finish(self):
-            calls["finish"] += 1
-
-    _install_session(monkeypatch, Good)
-    code, b = _run(tmp_path, capsys)
+def test_slow_bpf_start_opens_the_window_later_and_moves_the_deadline(tmp_path, monkeypatch, capsys):
+    _use_fake(monkeypatch, "--start-s", "2.5")
+    code, b, _ = _run(tmp_path, capsys)
+    m = b.manifest
     assert code == 0 and b.complete
-    assert calls["poll"] >= 4 and calls["finish"] == 1
-    assert 3.0 <= calls["start_deadline"] <= runner.BPF_BUDGET_S + 0.01
-    assert b.manifest["bpf"] == {"enabled": True, "compile_s": 0.01}
+    assert m["bpf"]["enabled"] is True and m["bpf"]["start_s"] >= 2.5
+    # the whole window, not a window cut by the compile
+    assert "shortened" not in m["window"] and m["ticks"] == 3
+    assert m["window"]["opened_late_s"] == pytest.approx(m["bpf"]["start_s"], abs=0.05)
+    assert m["deadline_s"] == pytest.approx(2.0 + runner.SLACK_S + m["bpf"]["start_s"], abs=0.002)
+    assert m["window"]["start_mono"] - m["clock"]["monotonic"] >= 2.5
+    assert m["bpf_process"]["exit"] == "exited with status 0"
+    assert b.status("bpf/fault_stacks.json")[0] == "ok"
+
+
+def test_bpf_start_over_its_timeout_runs_without_bpf_and_says_so(tmp_path, monkeypatch, capsys):
+    _use_fake(monkeypatch, "--start-s", "60")
+    code, b, err = _run(tmp_path, capsys, quiet=False, bpf_start_timeout=1.0)
+    m = b.manifest
+    assert code == 0 and b.complete and m["ticks"] == 3
+    assert m["bpf"]["enabled"] is False and "--bpf-start-timeout" in m["bpf"]["reason"]
+    assert m["bpf_process"]["exit"] == "killed by SIGKILL"
+    assert "runs without BPF" in err
+    assert not [a for a in b.artifacts() if a["name"] == "bpf/fault_stacks.json" and a["status"] == "ok"]
+
+
+def test_bpf_process_killed_in_the_window_keeps_the_bundle(tmp_path, monkeypatch, capsys):
+    _use_fake(monkeypatch, "--die-after-start")
+    code, b, _ = _run(tmp_path, capsys)
+    m = b.manifest
+    assert code == 0 and m["ticks"] == 3 and b.status("series/procs")[0] == "ok"
+    assert "killed by SIGKILL" in m["bpf"]["error"]
+    assert b.status("bpf/fault_stacks.json")[0] == "missing"
     assert b.status("bpf/oom_kill")[0] == "ok"
+    assert m["bpf_process"]["pid"] in m["collector_pids"][1:]
 
 
-def test_start_overrunning_its_deadline_is_abandoned_and_window_cut(tmp_path, monkeypatch, capsys):
-    release = threading.Event()
-
-    class Slow:
-        @classmethod
-        def start(cls, args, writer, deadline_mono):
-            release.wait(60)     # a compile that ignores its deadline
-            return cls()
-
-    _install_session(monkeypatch, Slow)
-    code, b = _run(tmp_path, capsys)
-    release.set()
-    m = b.manifest
-    assert code == 0
-    assert m["bpf"]["enabled"] is False and "abandoned" in m["bpf"]["reason"]
-    # set-up took ~4 s of the 5 s slack: the 2 s window was cut to keep the bound
-    assert "shortened" in m["window"]
-    assert m["ticks"] + m["skipped_ticks"] <= 2
-    assert m["window"]["end_mono"] <= m["clock"]["monotonic"] + m["deadline_s"] - runner.END_RESERVE_S + 0.01
-    assert b.status("proc/meminfo@end")[0] == "ok"
-
-
-def test_poll_and_finish_errors_are_noted_not_fatal(tmp_path, monkeypatch, capsys):
-    class Broken:
-        @classmethod
-        def start(cls, args, writer, deadline_mono):
-            return cls()
-
-        def poll(self, timeout_s):
-            raise RuntimeError("perf buffer gone")
-
-        def finish(self):
-            raise ValueError("cannot detach")
-
-    _install_session(monkeypatch, Broken)
-    code, b = _run(tmp_path, capsys)
-    m = b.manifest
-    assert code == 0
-    assert "perf buffer gone" in m["bpf"]["error"] or "cannot detach" in m["bpf"]["error"]
-    assert not b.complete and "BPF finish" in m["stop_reason"]
-    assert m["ticks"] >= 2 and b.status("series/procs")[0] == "ok"
-
-
-def test_import_error_and_no_bpf(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "snapcollect.collect.bpf.session", None)   # import fails
-    code, b = _run(tmp_path, capsys)
+def test_no_bpf_starts_no_process(tmp_path, monkeypatch, capsys):
+    _use_fake(monkeypatch)
+    code, b, _ = _run(tmp_path, capsys, no_bpf=True, duration=1.0)
     assert code == 0 and b.complete
-    assert b.manifest["bpf"]["enabled"] is False and "could not be loaded" in b.manifest["bpf"]["reason"]
-    code, b = _run(tmp_path, capsys, no_bpf=True, duration=1.0)
     assert b.manifest["bpf"] == {"enabled": False, "reason": "--no-bpf"}
+    assert "bpf_process" not in b.manifest and "opened_late_s" not in b.manifest["window"]
     assert not [a for a in b.artifacts() if a["name"].startswith("bpf/")]

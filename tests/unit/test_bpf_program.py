@@ -125,19 +125,20 @@ def test_tracefs_mounts():
     assert tracefs.tracefs_mounts(text) == ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
 
 
-def test_no_heap_trace_leaves_syscalls_untraced_and_says_why():
+def test_heap_trace_is_opt_in_and_its_absence_says_why():
     from types import SimpleNamespace
 
     from snapcollect.collect.bpf.session import make_plan
 
     formats = {tp: FORMATS.get(tp) for tp in program.TRACEPOINTS}
-    traced = make_plan(SimpleNamespace(no_heap_trace=False), formats, {})
+    traced = make_plan(SimpleNamespace(heap_trace=True), formats, {})
     assert any(tp.startswith("syscalls:") for tp in traced.probes)
     assert "bpf/heap_growth" not in traced.missing
 
-    plan = make_plan(SimpleNamespace(no_heap_trace=True), formats, {})
-    assert not any(tp.startswith("syscalls:") for tp in plan.probes)
-    why, remedy = plan.missing["bpf/heap_growth"]
-    assert "--no-heap-trace" in why and remedy == "run without --no-heap-trace"
+    for args in (SimpleNamespace(heap_trace=False), SimpleNamespace()):   # the default
+        plan = make_plan(args, formats, {})
+        assert not any(tp.startswith("syscalls:") for tp in plan.probes)
+        why, remedy = plan.missing["bpf/heap_growth"]
+        assert "not traced by default" in why and "--heap-trace" in remedy
     # Everything else is still traced.
     assert set(traced.probes) - set(plan.probes) == {tp for tp in traced.probes if tp.startswith("syscalls:")}

@@ -93,3 +93,30 @@ def test_kswapd_section_counts_wakeups_by_node_and_order():
     assert [(r["nid"], r["order"], r["count"]) for r in table.rows] == [(0, 0, 2), (0, 3, 1)]
     chart = next(b for b in sec.blocks if isinstance(b, Chart))
     assert sum(chart.series["wake-ups/s"]) == 3
+
+
+def test_bpf_cost_names_whose_memory_the_compile_used():
+    def cost_rows(ds):
+        section = _by_id(bpf_sections(build_model(ds)))["bpf-cost"]
+        return dict(next(iter(section.blocks)).items)
+
+    old = cost_rows(dataset())       # a bundle from before the BPF process: the collector compiled
+    assert "collector RSS peak during compile" in old and "BPF process" not in old
+    ds = dataset()
+    ds.manifest["bpf"] = {**ds.manifest["bpf"], "start_s": 11.2,
+                          "process": {"pid": 7, "peak_rss_kb": 150000, "cpu_s": 1.5, "exit": "killed by SIGKILL"}}
+    new = cost_rows(ds)
+    assert new["BPF process RSS peak during compile"].endswith(" kB")
+    assert new["BPF process"] == "peak RSS 150,000 kB, 1.5 s CPU, killed by SIGKILL"
+    assert new["BPF start"].startswith("11.20 s")
+
+
+def test_header_gives_the_bpf_process_peak_beside_the_collector_s():
+    from snapcollect.report.formatting import header_items
+
+    meta = {"cpu_s": 0.67, "peak_rss_kb": 26128, "tool_version": "0.1.0",
+            "collector": {"bpf_process": {"pid": 7, "peak_rss_kb": 153644, "cpu_s": 0.48, "exit": "x"}}}
+    line = dict(header_items(Report(meta=meta, missing=[], sections=[])))["Collector"]
+    assert "cost 0.67 s CPU, peak RSS 25Mi, BPF process peak RSS 150Mi" in line
+    meta["collector"] = {}
+    assert "BPF process" not in dict(header_items(Report(meta=meta, missing=[], sections=[])))["Collector"]

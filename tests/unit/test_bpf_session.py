@@ -95,7 +95,7 @@ def test_too_little_time_to_compile(tmp_path, monkeypatch):
         assert e["status"] == "unavailable" and e["remedy"], e
     # with no format files every tracepoint artifact says so; the perf
     # event one says there was no time to compile
-    assert "left before the deadline" in bundle.entry("bpf/majfault_by_proc")["reason"]
+    assert "left of the BPF start's time" in bundle.entry("bpf/majfault_by_proc")["reason"]
 
 
 def test_compile_errors_become_remedies():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ import pytest
 from snapcollect.bundle import names, open_bundle
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import output, sampler as sampler_mod
+from snapcollect.collect.sources import processes as processes_mod
 from snapcollect.collect.clock import Deadline, TickSchedule
 from snapcollect.collect.jobs import Jobs
 from snapcollect.collect.sources import dump_dir, read_capped
@@ -185,6 +187,87 @@ def test_top_by_rss_excludes_kernel_threads_and_self():
     top = top_by_rss(res.procs, 5, {os.getpid()})
     assert top and all(p.rss_pages > 0 and p.pid != os.getpid() for p in top)
     assert [p.rss_pages for p in top] == sorted((p.rss_pages for p in top), reverse=True)
+
+
+def _by_pid(res) -> dict[int, tuple[str, str]]:
+    out = {}
+    for ln in res.text.splitlines():
+        stat, uid, swap = ln.rsplit("\t", 2)
+        out[int(stat.split(" ", 1)[0])] = (uid, swap)
+    return out
+
+
+def test_procs_pass_reads_status_in_turn_and_keeps_the_uid(monkeypatch):
+    """After the first pass, status is read for the largest processes and
+    one in STATUS_EVERY in turn; the other lines keep the uid, VmSwap empty."""
+    monkeypatch.setattr(processes_mod, "STATUS_TOP", 1)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        state = PassState()
+        first = procs_pass(None, state, budget_s=5.0)
+        assert first.status_read == first.written        # first sight: all of them
+        seen_swap = 0
+        for _ in range(processes_mod.STATUS_EVERY):
+            res = procs_pass(None, state, budget_s=5.0)
+            lines = _by_pid(res)
+            assert res.status_read < res.written
+            assert sum(1 for _u, sw in lines.values() if sw) <= res.status_read
+            uid, swap = lines[child.pid]
+            assert int(uid) == os.getuid()                # kept from the last status read
+            seen_swap += bool(swap)
+        assert seen_swap >= 1                             # its turn came within STATUS_EVERY passes
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_procs_pass_rereads_status_of_a_reused_pid(monkeypatch):
+    monkeypatch.setattr(processes_mod, "STATUS_TOP", 0)
+    monkeypatch.setattr(processes_mod, "STATUS_EVERY", 1000000)
+    state = PassState()
+    procs_pass(None, state, budget_s=5.0)
+    procs_pass(None, state, budget_s=5.0)
+    me = os.getpid()
+    if me % 1000000 == state.passes % 1000000:
+        pytest.skip("this pid's turn falls on the next pass")
+    assert _by_pid(procs_pass(None, state, budget_s=5.0))[me][1] == ""
+    # Another process with the same pid: its starttime differs.
+    state.known[me].starttime = b"1"
+    assert _by_pid(procs_pass(None, state, budget_s=5.0))[me][1].isdigit()
+
+
+def test_pass_spacing_above_the_threshold_only():
+    assert sampler_mod.pass_every(0.5, sampler_mod.ADAPT_ABOVE_PIDS, 1.0) == 1
+    assert sampler_mod.pass_every(0.01, 10000, 1.0) == 1
+    assert sampler_mod.pass_every(0.1, 10000, 1.0) == 4      # 0.1 s / (2.5% of 1 s)
+    assert sampler_mod.pass_every(0.1, 10000, 2.0) == 2
+    assert sampler_mod.pass_every(9.0, 10000, 1.0) == sampler_mod.MAX_PASS_EVERY
+
+
+def test_sampler_spaces_passes_and_records_it(tmp_path, monkeypatch):
+    calls = []
+
+    def costly_pass(job, state, budget, skip_pids=frozenset(), cap=0):
+        res = procs_pass(job, state, budget)
+        calls.append(state.passes)
+        res.seen, res.cpu_s = 10000, 0.1      # as on a host with 10,000 processes
+        return res
+
+    monkeypatch.setattr(sampler_mod, "procs_pass", costly_pass)
+    path = str(tmp_path / f"b{names.SUFFIX}")
+    w = BundleWriter(path, {})
+    s = sampler_mod.Sampler(w, Jobs(), [], 1.0)
+    for k in range(12):
+        s.take(k, time.monotonic() + 2.0)
+    w.close(ended_at="t")
+    b = open_bundle(path)
+    with_procs = [t["k"] for t in b.ticks if "procs" in t["texts"]]
+    # Passes 0 and 1 every tick (the first is not a typical cost), then every 4th.
+    assert with_procs == [0, 1, 5, 9]
+    assert all("proc/vmstat" in t["texts"] and "procs" not in t["failures"] for t in b.ticks)
+    pp = b.manifest["procs_pass"]
+    assert pp["every_ticks"] == 4 and pp["max_every_ticks"] == 4
+    assert pp["changes"] == [{"k": 1, "every_ticks": 4, "pids": 10000, "pass_cpu_s": 0.1}]
 
 
 # -- files and commands ----------------------------------------------------------
@@ -496,3 +579,14 @@ def test_a_dangling_symlink_at_a_generated_name_is_passed_over(tmp_path, monkeyp
     path = output.resolve(str(tmp_path), "h", 0.0).open_writer({"host": "h"}).close(complete=True)
     assert path == str(tmp_path / output.bundle_name("h", 0.0, "bbbbbbbb"))
     assert os.path.islink(link) and not (tmp_path / "nowhere").exists()
+
+
+def test_hint_repeats_how_the_program_was_started():
+    from snapcollect.invocation import command
+
+    assert command("/usr/local/bin/snapcollect", sys.executable) == "snapcollect"
+    assert command("/x/snapcollect/__main__.py", sys.executable) == "snapcollect"
+    assert command("/tmp/snapcollect.pyz", "/opt/py3.9/bin/python3.9") == "/opt/py3.9/bin/python3.9 /tmp/snapcollect.pyz"
+    python3 = shutil.which("python3")
+    if python3:
+        assert command("/tmp/snapcollect.pyz", os.path.realpath(python3)) == "python3 /tmp/snapcollect.pyz"

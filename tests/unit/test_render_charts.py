@@ -9,10 +9,13 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
 from render_sample import T0, sample_report
 
 from snapcollect.report.charts import MAX_POINTS, chart_svg, downsample, downsample_note, prefix_ids
 from snapcollect.report.model import Chart
+
+pytestmark = pytest.mark.report_extra
 
 
 def test_downsample_keeps_gaps_and_bounds_points():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from render_sample import sample_report
 
 from snapcollect.report.markdown import render_markdown
@@ -120,6 +121,7 @@ def test_quiet_report_without_findings():
     assert "**Complete:** yes" in text
 
 
+@pytest.mark.report_extra
 def test_written_to_file_with_svgs(tmp_path):
     out = tmp_path / "incident.md"
     render_to(sample_report(), "md", str(out))
@@ -134,6 +136,7 @@ def test_written_to_file_with_svgs(tmp_path):
     assert "14:02:10" in (charts / "psi.svg").read_text()   # time axis in UTC
 
 
+@pytest.mark.report_extra
 def test_gfm_parser_sees_the_tables_and_cells_as_text():
     from markdown_it import MarkdownIt
 
@@ -159,3 +162,18 @@ def test_evidence_values_read_like_prose():
     assert value_text(4711, "victim_pid") == "4711"
     assert value_text(1763820130.0, "first_t") == "14:02:10"
     assert value_text([{"pid": 7310, "comm": "python", "majflt": 21909}]) == "pid=7310, comm=python, majflt=21,909"
+
+
+def test_header_says_when_the_process_pass_was_spaced_out():
+    r = sample_report()
+    assert "**Processes:**" not in render_markdown(r)[0]
+    r.meta["collector"] = {"procs_pass": {"every_ticks": 4, "max_every_ticks": 5, "changes": [
+        {"k": 1, "every_ticks": 5, "pids": 10113, "pass_cpu_s": 0.12}, {"k": 6, "every_ticks": 4, "pids": 10088}]}}
+    text = render_markdown(r)[0]
+    assert "**Processes:** read every 5 samples at most, not every sample (10,113 processes;" in text
+    # hostile manifest values: no line, no crash
+    for bad in ("x", {"max_every_ticks": "9"}, {"max_every_ticks": True}, {"max_every_ticks": 1},
+                {"max_every_ticks": 3, "changes": [{"pids": "many"}, 7]}):
+        r.meta["collector"] = {"procs_pass": bad}
+        text = render_markdown(r)[0]
+        assert ("many processes" in text) == (bad == {"max_every_ticks": 3, "changes": [{"pids": "many"}, 7]})

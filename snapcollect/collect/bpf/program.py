@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass, field
 
 from snapcollect.collect.bpf.tracefs import parse_fields
+from snapcollect.collect.resources import package_text
 
-SOURCE_FILE = os.path.join(os.path.dirname(__file__), "memevents.bpf.c")
+SOURCE_NAME = "memevents.bpf.c"     # beside this module, read as package data
 
 # Default 1-in-N page-fault sampling, through the perf software event
 # page-faults with sample_period N: the kernel only bumps perf's counter on
@@ -113,8 +114,7 @@ class Plan:
 
 
 def _source() -> str:
-    with open(SOURCE_FILE, encoding="utf-8") as fh:
-        return fh.read()
+    return package_text(__package__, SOURCE_NAME)
 
 
 def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FAULT_PERIOD,

@@ -10,8 +10,9 @@ The runner drives it::
 headers, no tracefs, a probe that will not attach, not enough time) every
 BPF artifact is recorded as ``unavailable`` with a reason and a remedy,
 and ``poll`` just waits. All programs are one BPF object, compiled once
-before the window opens; compile time and the collector's RSS during the
-compile go to ``writer.manifest["bpf"]``.
+before the window opens; compile time and the RSS during the compile go
+to ``writer.manifest["bpf"]``. The collector runs it in a process of its
+own (collect/bpf/child.py), ``writer`` then being a wire.PipeWriter.
 
 Kernel interfaces: the tracepoints listed in program.TRACEPOINT_GROUPS
 (through bcc: perf_event_open + BPF_PROG_TYPE_TRACEPOINT), the perf
@@ -32,7 +33,6 @@ import atexit
 import ctypes as ct
 import json
 import os
-import resource
 import tempfile
 import textwrap
 import threading
@@ -59,6 +59,10 @@ RESOLVE_EVERY_S = 1.0
 RESOLVE_BUDGET_S = 0.05         # per second of the window, for symbols of live processes
 FINISH_SYMBOLS_S = 1.0          # at the end, for what is left (the runner's end phase is short)
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
+HEAP_TRACE_OFF = ("not traced by default: the brk/mmap syscall tracepoints slow every syscall on "
+                  "the host; growth is in the per-process RSS and size series (/proc/PID/stat) and the "
+                  "sampled page-fault stacks")
+HEAP_TRACE_REMEDY = "give --heap-trace to trace brk/mmap with stacks (costs every syscall on the host)"
 
 
 def _rss_kb() -> int:
@@ -67,10 +71,6 @@ def _rss_kb() -> int:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _maxrss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _int(value) -> int:
@@ -107,14 +107,16 @@ def read_formats(tracefs_dir: str) -> tuple[dict[str, str | None], dict[str, str
 
 def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
     period = _opt(args, "fault_sample") or program.DEFAULT_FAULT_PERIOD
-    if _opt(args, "no_heap_trace", False):
-        # Any syscall tracepoint sends every task on the host through the
-        # slow syscall path (about 38 ns a call measured here): a user may
-        # not want that on a syscall-bound service.
+    if not _opt(args, "heap_trace", False):
+        # Opt-in: any syscall tracepoint sends every task on the host
+        # through the slow syscall path (a getppid() loop ran 18.6 % slower
+        # here, benchmarks/bench_fault_overhead.py --syscalls). By default
+        # growth comes from what costs nothing extra: the RSS and vsize
+        # series of every process (/proc/PID/stat) and the sampled page-fault stacks.
         heap_tps = {tp for groups in program.TRACEPOINT_GROUPS["bpf/heap_growth"] for tp in groups}
         formats = {tp: (None if tp in heap_tps else text) for tp, text in formats.items()}
-        reasons = {**reasons, **{tp: "not traced: --no-heap-trace was given" for tp in heap_tps}}
-        remedies = {**(remedies or {}), **{tp: "run without --no-heap-trace" for tp in heap_tps}}
+        reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
+        remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
     return program.build_plan(formats, fault_period=int(period),
                               kernel_stacks=bool(_opt(args, "kernel_stacks", False)), reasons=reasons,
                               remedies=remedies, max_sample_rate=max_sample_rate())
@@ -257,8 +259,8 @@ class BpfSession:
 
         left = self.deadline - time.monotonic()
         if left < MIN_COMPILE_S:
-            self._give_up(Problem(f"only {max(left, 0):.1f} s left before the deadline; compiling the "
-                                  "BPF programs takes longer", "give a longer --duration"))
+            self._give_up(Problem(f"only {max(left, 0):.1f} s left of the BPF start's time; compiling "
+                                  "the BPF programs takes longer", "give a larger --bpf-start-timeout"))
             return
         self.bpf = self._compile(plan.text, self.deadline - 0.5)
         if self.bpf is None:
@@ -296,7 +298,7 @@ class BpfSession:
             except Exception as exc:  # noqa: BLE001
                 result["error"] = exc
 
-        rss_before, maxrss_before = _rss_kb(), _maxrss_kb()
+        rss_before = _rss_kb()
         peak = rss_before
         # clang writes its diagnostics to fd 2: keep them for the reason.
         err_file = tempfile.TemporaryFile()
@@ -317,12 +319,10 @@ class BpfSession:
         diagnostics = err_file.read().decode("utf-8", "replace")
         err_file.close()
         self.info.update(compile_s=round(compile_s, 3), compile_rss_before_kb=rss_before,
-                         compile_peak_rss_kb=max(peak, _rss_kb()), rss_after_compile_kb=_rss_kb(),
-                         collector_maxrss_before_compile_kb=maxrss_before,
-                         collector_maxrss_after_compile_kb=_maxrss_kb())
+                         compile_peak_rss_kb=max(peak, _rss_kb()), rss_after_compile_kb=_rss_kb())
         if worker.is_alive():
             self._give_up(Problem(f"compiling the BPF programs did not finish within {compile_s:.1f} s, "
-                                  "before the deadline", "give a longer --duration, or --no-bpf"))
+                                  "the BPF start's time", "give a larger --bpf-start-timeout, or --no-bpf"))
             return None
         if "bpf" in result:
             self._own_exit_hook(result["bpf"])
@@ -444,6 +444,10 @@ class BpfSession:
         else:
             self.writer.manifest["bpf"] = {**(self.writer.manifest.get("bpf") or {}), **info}
 
+    def pending_artifacts(self) -> list[str]:
+        """The artifacts finish() will write, lost if the process dies first."""
+        return [name for name in program.FILES if name not in self.unavailable]
+
     # -- events ------------------------------------------------------------
 
     def _on_lost(self, count) -> None:
@@ -505,6 +509,7 @@ class BpfSession:
         """Symbolize stacks not seen yet, while their processes still live."""
         end = time.monotonic() + budget_s
         left = 0
+        waiting: set[int] = set()          # processes with stacks still to resolve
         for map_name, stack_table in (("fault_counts", "stacks"), ("heap", "sys_stacks")):
             if map_name == "fault_counts" and "bpf/fault_stacks.folded" in self.unavailable:
                 continue
@@ -520,11 +525,14 @@ class BpfSession:
                     continue
                 if time.monotonic() > end:
                     left += 1
+                    waiting.add(key.tgid)
                     continue
                 try:
                     self._symbols.user_stack(table, stack_table, key.tgid, key.ustack)
                 except Exception:  # noqa: BLE001 - stack vanished or process gone
                     pass
+        # the symbols of exited processes whose stacks are all resolved can go
+        self._symbols.forget_dead(keep=waiting)
         return left
 
     def poll(self, timeout_s: float) -> None:
@@ -593,7 +601,8 @@ class BpfSession:
                          finish_s=round(time.monotonic() - t0, 3))
         if self._symbols:
             self.info["symbols"] = {"processes_warmed": self._symbols.warmed,
-                                    "processes_not_warmed": self._symbols.not_warmed}
+                                    "processes_not_warmed": self._symbols.not_warmed,
+                                    "processes_freed": self._symbols.freed}
         self._close_bpf()
         self._publish_info()
 

@@ -106,6 +106,8 @@ class Symbolizer:
         self.not_warmed = 0       # over the cap: these may show [unknown]
         self._resolved: dict[tuple[str, int, int], list[str]] = {}
         self._refreshes: dict[int, int] = {}
+        self._gone: set[int] = set()
+        self.freed = 0            # caches of exited processes freed during the run
 
     def warm(self, tgid: int) -> None:
         """Make sure a cache for ``tgid`` exists and matches its current image."""
@@ -190,6 +192,23 @@ class Symbolizer:
             got = [self._bcc.BPF.ksym(addr).decode("utf-8", "surrogateescape") for addr in walk(table, stack_id)]
             self._resolved[key] = got
         return got
+
+    def forget_dead(self, keep: set[int] = frozenset()) -> int:
+        """Free the caches of processes that were gone at the previous call
+        and still are, except ``keep`` (processes with stacks still to
+        resolve): every stack they recorded before they exited was in the
+        maps when the caller resolved them. Without this, a host that runs
+        many short-lived programs fills the BPF process with their symbol
+        tables. Returns how many were freed."""
+        gone = {tgid for tgid in self._caches if _exe_id(tgid) is None}
+        ripe = (gone & self._gone) - keep
+        for tgid in ripe:
+            cache, _exe = self._caches.pop(tgid)
+            self._free(tgid, cache)
+            self._refreshes.pop(tgid, None)
+        self._gone = gone - ripe
+        self.freed += len(ripe)
+        return len(ripe)
 
     def close(self) -> None:
         for tgid, (cache, _exe) in self._caches.items():

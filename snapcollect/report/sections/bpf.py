@@ -354,10 +354,18 @@ def bpf_sections(m: Model) -> list[Section]:
                  heap_section(ds)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
-        sections.append(Section("bpf-cost", "BPF collection cost", [KeyValues([
-            ("compile time", f"{info['compile_s']:.2f} s (all programs, one object, before the window)"),
-            ("collector RSS before compile", f"{info.get('compile_rss_before_kb', 0):,} kB"),
-            ("collector RSS peak during compile", f"{info.get('compile_peak_rss_kb', 0):,} kB"),
+        # bundles since the BPF process: the compile's RSS is that process's, not the collector's
+        whose = "BPF process" if isinstance(info.get("process"), dict) else "collector"
+        rows = [("compile time", f"{info['compile_s']:.2f} s (all programs, one object, before the window)")]
+        if isinstance(info.get("start_s"), (int, float)):
+            rows.append(("BPF start", f"{info['start_s']:.2f} s from start to attach; the window waited for it"))
+        proc = info.get("process")
+        if isinstance(proc, dict) and isinstance(proc.get("peak_rss_kb"), int):
+            rows.append(("BPF process", f"peak RSS {proc['peak_rss_kb']:,} kB, {proc.get('cpu_s', '?')} s CPU, "
+                                        f"{proc.get('exit', '?')}"))
+        sections.append(Section("bpf-cost", "BPF collection cost", [KeyValues(rows + [
+            (f"{whose} RSS before compile", f"{info.get('compile_rss_before_kb', 0):,} kB"),
+            (f"{whose} RSS peak during compile", f"{info.get('compile_peak_rss_kb', 0):,} kB"),
             ("page-fault sampling", f"1 in {info.get('fault_sample_period', '?')} per CPU"),
             ("kernel headers", f"{info.get('headers_release') or '?'} (kernel {info.get('kernel', '?')})"),
             ("events lost (perf buffer)", str(info.get("events_lost", 0))),

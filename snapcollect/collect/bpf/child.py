@@ -1,0 +1,99 @@
+"""The BPF process: ``python -m snapcollect.collect.bpf.child``.
+
+Started by the collector (collect/bpf_hook.py) with three pipes: its
+stdin carries the collector's commands, the file descriptor named by
+``--out-fd`` carries messages back, stderr goes to a file the collector
+reads when something went wrong (see wire.py for the protocol). It runs
+one ``BpfSession``: compile and attach, then poll events until told to
+finish or until its stdin closes (the collector is gone or gave up on
+it), then detach, aggregate and send the artifacts.
+
+fd 1 is pointed at stderr so that nothing bcc or clang prints can be
+taken for a message. The process inherits the collector's nice value, I/O
+priority and oom_score_adj (1000: the kernel's first choice when memory
+runs out); the collector reads its peak RSS and CPU from wait4(2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import sys
+import time
+import types
+
+from snapcollect.collect.bpf import wire
+
+POLL_S = 0.2
+
+
+def _commands(fd: int):
+    """Lines from the collector; yields None at end of file."""
+    buf = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            yield None
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            msg = wire.decode(line)
+            if msg is not None:
+                yield msg
+
+
+def _wait_command(fd: int, timeout_s: float) -> bool:
+    try:
+        ready, _, _ = select.select([fd], [], [], max(timeout_s, 0.0))
+    except InterruptedError:
+        return False
+    return bool(ready)
+
+
+def run(stdin_fd: int, out) -> int:
+    from snapcollect.collect.bpf.session import BpfSession   # imports bcc: only here
+
+    commands = _commands(stdin_fd)
+    config = next(commands)
+    if config is None or config.get("op") != "config":
+        return 2
+    writer = wire.PipeWriter(out, config.get("clock") or {"wall": time.time(),
+                                                          "monotonic": time.monotonic()})
+    opts = types.SimpleNamespace(**{k: (config.get("options") or {}).get(k) for k in wire.OPTIONS})
+    session = BpfSession.start(opts, writer, float(config["deadline_mono"]))
+    enabled = session.bpf is not None
+    pending = session.pending_artifacts() if enabled else []
+    writer.send({"op": "started", "enabled": enabled, "pending": pending})
+    finish_deadline = None
+    while enabled:
+        session.poll(POLL_S)
+        if not _wait_command(stdin_fd, 0):
+            continue
+        msg = next(commands)
+        if msg is None:            # the collector is gone: detach and go
+            break
+        if msg.get("op") == "finish":
+            finish_deadline = msg.get("deadline_mono")
+            break
+    session.finish(deadline_mono=float(finish_deadline) if finish_deadline else None)
+    writer.send({"op": "finished"})
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="snapcollect-bpf", description=__doc__.splitlines()[0])
+    ap.add_argument("--out-fd", type=int, required=True)
+    ns = ap.parse_args(argv)
+    out = os.fdopen(ns.out_fd, "wb", buffering=1 << 16)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        return run(0, out)
+    except BrokenPipeError:
+        return 3           # the collector stopped reading: nothing left to tell it
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The line protocol between the collector and its BPF process.
+
+The BPF session (compile, attach, event intake, symbolisation) runs in a
+process of its own, so that bcc and LLVM (about 130 MB during a compile)
+never enter the collector's address space, and so that a compile that
+overruns, or an OOM kill of that process, costs the BPF artifacts and
+nothing else. The two talk in JSON lines over pipes.
+
+Collector -> BPF process (its stdin)::
+
+    {"op": "config", "options": {...}, "clock": {...}, "deadline_mono": 1234.5}
+    {"op": "finish", "deadline_mono": 1300.0}
+    (end of file: stop at once)
+
+BPF process -> collector (a pipe of its own)::
+
+    {"op": "call", "method": "declare_stream", "args": ["bpf/oom_kill"], "kw": {}}
+    {"op": "started", "enabled": true, "pending": ["bpf/fault_stacks.json", ...]}
+    {"op": "finished"}
+
+``call`` replays one bundle-writer call (the methods in ``METHODS``) on
+the collector's writer; ``pending`` names the artifacts the process still
+means to write at finish, so that the collector can record them as lost
+if the process dies first. Monotonic times are CLOCK_MONOTONIC, the same
+clock in both processes. Anything else on the pipe is ignored, counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+METHODS = ("add_file", "add_missing", "declare_stream", "add_records", "merge_manifest")
+
+# the options of `snapcollect collect` that the BPF session reads
+OPTIONS = ("no_bpf", "fault_sample", "kernel_stacks", "heap_trace")
+
+
+def encode(message: dict) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict | None:
+    """One message, or None when the line is not one of ours."""
+    try:
+        msg = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
+        return None
+    return msg
+
+
+def _pack(value):
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    return value
+
+
+def _unpack(value):
+    if isinstance(value, dict) and set(value) == {"__bytes__"}:
+        return base64.b64decode(value["__bytes__"])
+    return value
+
+
+def call_message(method: str, args: tuple, kw: dict) -> dict:
+    return {"op": "call", "method": method, "args": [_pack(a) for a in args],
+            "kw": {k: _pack(v) for k, v in kw.items()}}
+
+
+def apply_call(message: dict, writer) -> str | None:
+    """Replay a ``call`` message on ``writer``; the artifact name it concerns.
+
+    Raises ValueError for a call that is not a writer method (a hostile or
+    broken process cannot make the collector call anything else).
+    """
+    method = message.get("method")
+    args, kw = message.get("args"), message.get("kw")
+    if method not in METHODS or not isinstance(args, list) or not isinstance(kw, dict):
+        raise ValueError(f"not a writer call: {str(method)[:40]!r}")
+    if not all(isinstance(k, str) for k in kw):
+        raise ValueError("keyword names must be strings")
+    getattr(writer, method)(*[_unpack(a) for a in args], **{k: _unpack(v) for k, v in kw.items()})
+    return args[0] if args and isinstance(args[0], str) and method != "merge_manifest" else None
+
+
+class PipeWriter:
+    """The bundle writer as the BPF session sees it, inside the BPF process.
+
+    Every call is sent to the collector; the manifest is kept locally as
+    well, because the session reads back what it merged.
+    """
+
+    def __init__(self, out, clock: dict):
+        self._out = out
+        self.manifest: dict = {"clock": clock}
+
+    def _send(self, method: str, *args, **kw) -> None:
+        self._out.write(encode(call_message(method, args, kw)))
+        self._out.flush()
+
+    def send(self, message: dict) -> None:
+        self._out.write(encode(message))
+        self._out.flush()
+
+    def add_file(self, name, data, **kw) -> None:
+        self._send("add_file", name, data, **kw)
+
+    def add_missing(self, name, status, reason, **extra) -> None:
+        self._send("add_missing", name, status, reason, **extra)
+
+    def declare_stream(self, name, **kw) -> None:
+        self._send("declare_stream", name, **kw)
+
+    def add_records(self, name, records) -> None:
+        self._send("add_records", name, records)
+
+    def merge_manifest(self, key, **fields) -> None:
+        self.manifest[key] = {**(self.manifest.get(key) or {}), **fields}
+        self._send("merge_manifest", key, **fields)
