@@ -49,6 +49,11 @@ class Guest:
 
 def _render(bundle: str, out_base: str) -> tuple[dict, str]:
     for ext in ("json", "md"):
+        # report refuses to overwrite its output (and the Markdown's charts
+        # directory): a re-render replaces them.
+        if os.path.exists(f"{out_base}.{ext}"):
+            os.unlink(f"{out_base}.{ext}")
+        shutil.rmtree(f"{out_base}-charts", ignore_errors=True)
         r = subprocess.run([sys.executable, "-m", "snapcollect", "report", bundle, "-o", f"{out_base}.{ext}"],
                            capture_output=True, text=True, timeout=600, cwd=driver.REPO)
         if r.returncode != 0:
