@@ -6,8 +6,6 @@ then one collection around a memcg OOM kill, a group held at its limit
 and a NUMA spill, then one around swap thrashing. The bundles come back
 and are rendered here; these tests read the report JSON and Markdown.
 
-A test marked xfail (strict) checks behaviour that issue 8 asks for and
-that is not in this tree yet; the reason names the defect.
 """
 
 from __future__ import annotations
@@ -21,15 +19,6 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 # release: (kernel release prefix, Python major.minor)
 RELEASES = {"bookworm": ("6.1.", "3.11"), "trixie": ("6.12.", "3.13"), "bullseye": ("5.10.", "3.9")}
-
-BPF_BUDGET = ("issue 8: the BPF start has a fixed budget (3.5 s after the start); bcc's compile takes "
-              "longer in these guests, so BPF never attaches")
-DOCTOR_PREDICTS = "issue 8: doctor says BPF works while collect drops it (fixed BPF start budget)"
-DOCTOR_TWICE = "issue 8: doctor lists 'perf events (major-faults)' twice"
-
-# bullseye is left out: its BPF compile fails for a reason of its own
-# (5.10's oom:mark_victim has no comm field), which these marks must not hide.
-PENDING_BPF = {"bookworm": BPF_BUDGET, "trixie": BPF_BUDGET}
 
 OOM_GROUP, LIMIT_GROUP, SWAP_GROUP = "/snapcollect-vm-oom", "/snapcollect-vm-limit", "/snapcollect-vm-swap"
 
@@ -142,14 +131,14 @@ def test_doctor_finds_the_core_collection_and_bpf_working(guest):
     assert d["bpf_ok"] is True
 
 
-@per_guest({"bookworm": DOCTOR_TWICE, "trixie": DOCTOR_TWICE})
+@per_guest()
 def test_doctor_lists_each_check_once(guest):
     names = [c["name"] for c in guest.doctor["checks"]]
     twice = sorted({n for n in names if names.count(n) > 1})
     assert not twice, f"listed more than once: {twice}"
 
 
-@per_guest({"bookworm": DOCTOR_PREDICTS, "trixie": DOCTOR_PREDICTS})
+@per_guest()
 def test_doctor_predicts_what_collect_did(guest):
     """BPF on in both collections exactly when doctor said it works, with every probe doctor attached."""
     doctor_ok = guest.doctor["bpf_ok"] is True
@@ -207,7 +196,7 @@ def test_memcg_oom_names_the_victim_and_the_cgroup(guest):
     assert "MEMCG_OOM" in md and f"vm-oom-victim (pid {s['victim_pid']}" in md
 
 
-@per_guest(PENDING_BPF)
+@per_guest()
 def test_memcg_oom_kill_seen_by_bpf(guest):
     s, doc = scenario(guest, "incident"), report(guest, "incident")
     f = findings(doc)["MEMCG_OOM"]
@@ -217,7 +206,7 @@ def test_memcg_oom_kill_seen_by_bpf(guest):
     assert rows[0]["comm"] == "vm-oom-victim" and OOM_GROUP in rows[0]["kind"]
 
 
-@per_guest(PENDING_BPF)
+@per_guest()
 def test_bpf_sections_hold_events(guest):
     """Reclaim stalls (the limited group's memcg reclaim), fault stacks, no "not collected"."""
     doc = report(guest, "incident")
@@ -342,7 +331,7 @@ def test_swap_thrashing_in_a_v2_group(guest):
     assert "SWAP_THRASHING" in guest.markdown["swap"]
 
 
-@per_guest(PENDING_BPF)
+@per_guest()
 def test_swap_thrashing_memcg_reclaim_seen_by_bpf(guest):
     doc = report(guest, "swap")
     worst = table(doc, "reclaim-worst")["rows"]
