@@ -1,13 +1,14 @@
 # make run   installs what is needed, collects for 10 s on this host, renders the report
-# make test  installs what is needed and runs the whole test suite
+# make test  installs what is needed and runs the whole test suite (the VM tier last)
 # make dist  builds dist/snapcollect.pyz, the collector as one file for a host's python3
 # make test-pythons  unit tests on the core install of each Python 3.9-3.13 found
+# make test-vm  boots Debian 11/12/13 guests under qemu and checks their reports (tests/vm)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    := out
 
-.PHONY: run test test-pythons dist deps host venv bench clean
+.PHONY: run test test-host test-vm vm-host vm-images test-pythons dist deps host venv bench clean
 
 deps: host venv
 
@@ -32,8 +33,21 @@ run: deps
 	@echo "bundle: $$(tail -n1 $(OUT)/.last)"
 	@echo "report: $(OUT)/report.md $(OUT)/report.html $(OUT)/report.pdf"
 
-test: deps
-	$(PY) -m pytest -q -rs
+test: test-host test-vm
+
+test-host: deps
+	$(PY) -m pytest -q -rs --ignore=tests/vm
+
+# The VM tier builds its guest images when the cache lacks them
+# ($$SNAPCOLLECT_VM_CACHE, default /var/cache/snapcollect-vm).
+test-vm: deps vm-host
+	$(PY) -m pytest -q -rs tests/vm
+
+vm-host:
+	./scripts/setup-host.sh --vm
+
+vm-images: deps vm-host
+	for r in bookworm trixie bullseye; do $(PY) tests/vm/driver.py build $$r || exit 1; done
 
 test-pythons:
 	./scripts/test-pythons.sh

@@ -9,6 +9,13 @@ APT_PACKAGES="python3 python3-venv python3-pip python3-bpfcc bpfcc-tools libbpfc
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core
   gcc libc6-dev make zstd python3-zstandard"
 
+# --vm: what the VM tier (tests/vm) needs to build and boot its guests.
+if [ "${1:-}" = "--vm" ]; then
+    # (qemu's recommended packages are a desktop's worth: left out)
+    APT_PACKAGES="qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs busybox-static xz-utils zstd"
+    APT_OPTS="--no-install-recommends"
+fi
+
 if [ "$(id -u)" != 0 ]; then
     echo "setup-host: not root; skipping system packages ($APT_PACKAGES)" >&2
     exit 0
@@ -21,8 +28,9 @@ done
 if [ -n "$missing" ]; then
     echo "setup-host: installing$missing" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${APT_OPTS:-} $missing >/dev/null
 fi
+[ "${1:-}" = "--vm" ] && exit 0
 
 # bcc compiles against kernel headers. When the running kernel has none
 # (custom kernels), point it at the newest Debian headers installed: bcc

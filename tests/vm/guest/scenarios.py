@@ -1,0 +1,293 @@
+"""The incidents made inside a test guest, and the collections around them.
+
+Runs as PID 1's child in a guest booted by tests/vm/driver.py, as root,
+with the guest's own Python (3.9 on bullseye: standard library only, no
+newer syntax). It writes into the results directory:
+
+- doctor.json: ``snapcollect doctor --json``, run before any collection;
+- bundles/incident.tar.zst: one collection around three incidents at
+  once: a memcg OOM kill in a cgroup v2 group (memory.max 64 MiB,
+  memory.swap.max 0), a group held at its limit by page-cache reads
+  (reclaim, no kill), and an allocation preferring NUMA node 1 that
+  spills onto node 0;
+- bundles/swap.tar.zst: a collection around a group that thrashes its
+  swap (memory.max 48 MiB, a 96 MiB working set touched over and over);
+- scenarios.json: what was done (pids, cgroups, exit codes), the guest's
+  facts (kernel, cgroup controllers, NUMA nodes, swap) and timings.
+
+Workloads are small because the guest runs under emulation, which
+touches fresh memory at about 50 MB/s. They start once the collector's
+BPF programs are loaded (bcc's compile takes 10-20 s here), seen as
+``anon_inode:bpf-prog`` descriptors in the collector's /proc/PID/fd.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))   # the source tree: /src/tests/vm/guest -> /src
+CGROOT = "/sys/fs/cgroup"
+SWAPFILE = "/var/tmp/snapcollect-vm.swap"
+SWAP_MB = 256
+INCIDENT_S = 60     # collection windows: long enough for a slow BPF compile and the workloads
+SWAP_S = 40
+BPF_WAIT_S = 35     # workloads start anyway after this, if BPF never loads
+
+OOM_GROUP = "snapcollect-vm-oom"
+LIMIT_GROUP = "snapcollect-vm-limit"
+SWAP_GROUP = "snapcollect-vm-swap"
+
+# A process that names itself (comm, as the kernel log and BPF show it),
+# enters a cgroup, then runs its body.
+PRELUDE = """
+import ctypes, os, sys, time
+ctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0)   # PR_SET_NAME
+if {cgroup!r}:
+    with open({cgroup!r} + "/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+"""
+
+ALLOCATE = """
+buf = bytearray(b"x" * ({mb} << 20))     # every page written
+"""
+
+READ_LOOP = """
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    with open({path!r}, "rb", buffering=0) as f:
+        while f.read(1 << 20):
+            pass
+"""
+
+TOUCH_LOOP = """
+buf = bytearray(b"x" * ({mb} << 20))
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    for i in range(0, len(buf), 4096):   # every page, again and again
+        buf[i] = (buf[i] + 1) & 0xFF
+"""
+
+T0 = time.monotonic()
+
+
+def log(msg):
+    print("scenarios %6.1f s: %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as exc:
+        return "error: %s" % exc
+
+
+def python(body, name, cgroup=""):
+    return [sys.executable, "-c", PRELUDE.format(name=name, cgroup=cgroup) + body]
+
+
+def snapcollect(*args):
+    return [sys.executable, "-m", "snapcollect"] + list(args)
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = SRC
+    return e
+
+
+def make_group(name, max_mb, swap_max):
+    path = os.path.join(CGROOT, name)
+    os.makedirs(path, exist_ok=True)
+    write(os.path.join(path, "memory.max"), str(max_mb << 20))
+    write(os.path.join(path, "memory.swap.max"), swap_max)
+    return path
+
+
+def setup_swap():
+    subprocess.run(["swapoff", SWAPFILE], stderr=subprocess.DEVNULL)
+    if os.path.exists(SWAPFILE):
+        os.unlink(SWAPFILE)
+    subprocess.run(["fallocate", "-l", "%dM" % SWAP_MB, SWAPFILE], check=True)
+    os.chmod(SWAPFILE, 0o600)
+    subprocess.run(["mkswap", SWAPFILE], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["swapon", SWAPFILE], check=True)
+
+
+def guest_facts():
+    nodes = sorted(d for d in os.listdir("/sys/devices/system/node") if d.startswith("node"))
+    return {
+        "kernel": os.uname().release,
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "cpus": os.cpu_count(),
+        "numa_nodes": nodes,
+        "node_mem_total_kb": {n: _node_total_kb(n) for n in nodes},
+        "cgroup_controllers": read(os.path.join(CGROOT, "cgroup.subtree_control")).split(),
+        "psi": os.path.exists("/proc/pressure/memory"),
+        "swaps": read("/proc/swaps"),
+        "tracefs": os.path.isdir("/sys/kernel/tracing/events"),
+        "bpffs": os.path.ismount("/sys/fs/bpf"),
+        "cmdline": read("/proc/cmdline").strip(),
+    }
+
+
+def _node_total_kb(node):
+    for line in read("/sys/devices/system/node/%s/meminfo" % node).splitlines():
+        if "MemTotal:" in line:
+            return int(line.split()[-2])
+    return None
+
+
+def bpf_fds(pid):
+    n = 0
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:bpf-prog":
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+def wait_for_bpf(proc, started):
+    """Seconds from the collector's start until it holds a loaded BPF program, or None."""
+    while time.monotonic() - started < BPF_WAIT_S and proc.poll() is None:
+        if bpf_fds(proc.pid):
+            seen = time.monotonic() - started
+            time.sleep(2)    # the rest of the programs attach right after the first
+            return round(seen, 1)
+        time.sleep(0.2)
+    return None
+
+
+def start_collection(name, duration, results):
+    out = os.path.join(results, "bundles", name + ".tar.zst")
+    err = open(os.path.join(results, name + ".collect.stderr"), "w")
+    proc = subprocess.Popen(snapcollect("collect", "-d", str(duration), "-o", out, "-q"),
+                            env=env(), cwd=results, stdout=subprocess.PIPE, stderr=err,
+                            universal_newlines=True)
+    return proc, out, err
+
+
+def finish_collection(proc, err, started, record):
+    out, _ = proc.communicate(timeout=600)
+    err.close()
+    record["collect_exit"] = proc.returncode
+    record["collect_stdout"] = out.strip().splitlines()[-1:] if out.strip() else []
+    record["collect_s"] = round(time.monotonic() - started, 1)
+
+
+def kill_group(path):
+    for pid in read(os.path.join(path, "cgroup.procs")).split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def incident(results):
+    """One collection around a memcg OOM kill, a group at its limit and a NUMA spill."""
+    rec = {"oom_group": OOM_GROUP, "limit_group": LIMIT_GROUP}
+    oom_cg = make_group(OOM_GROUP, 64, "0")
+    limit_cg = make_group(LIMIT_GROUP, 32, "0")
+    cache_file = "/var/tmp/snapcollect-vm.cache-file"
+    subprocess.run(["truncate", "-s", "192M", cache_file], check=True)   # reads of a hole fill page cache
+    started = time.monotonic()
+    proc, bundle, err = start_collection("incident", INCIDENT_S, results)
+    rec["bpf_loaded_after_s"] = wait_for_bpf(proc, started)
+    log("incident: BPF loaded after %s s" % rec["bpf_loaded_after_s"])
+    t = time.monotonic()
+    reader = subprocess.Popen(python(READ_LOOP.format(seconds=15, path=cache_file), "vm-cache-reader",
+                                     limit_cg))
+    spill = subprocess.Popen(["numactl", "--preferred=1", "memhog", "-r1", "640m"], stdout=subprocess.DEVNULL)
+    time.sleep(2)
+    victim = subprocess.Popen(python(ALLOCATE.format(mb=200), "vm-oom-victim", oom_cg),
+                              stderr=subprocess.DEVNULL)
+    rec["victim_pid"] = victim.pid
+    rec["victim_exit"] = victim.wait(timeout=300)
+    log("incident: victim %d exited %s" % (victim.pid, rec["victim_exit"]))
+    rec["reader_pid"] = reader.pid
+    rec["reader_exit"] = reader.wait(timeout=300)
+    rec["spill_pid"] = spill.pid
+    rec["spill_exit"] = spill.wait(timeout=300)
+    rec["workload_s"] = round(time.monotonic() - t, 1)
+    log("incident: workloads done in %s s; reader %s, memhog %s"
+        % (rec["workload_s"], rec["reader_exit"], rec["spill_exit"]))
+    rec["window_left_s"] = round(started + INCIDENT_S - time.monotonic(), 1)
+    finish_collection(proc, err, started, rec)
+    rec["memory_events"] = {g: read(os.path.join(CGROOT, g, "memory.events")) for g in (OOM_GROUP, LIMIT_GROUP)}
+    os.unlink(cache_file)
+    rec["bundle"] = os.path.relpath(bundle, results)
+    return rec
+
+
+def swap_thrash(results):
+    """One collection around a group whose working set is twice its memory.max."""
+    rec = {"swap_group": SWAP_GROUP}
+    cg = make_group(SWAP_GROUP, 48, "max")
+    thrasher = subprocess.Popen(python(TOUCH_LOOP.format(mb=96, seconds=SWAP_S + 60), "vm-thrasher", cg),
+                                stderr=subprocess.DEVNULL)
+    rec["thrasher_pid"] = thrasher.pid
+    time.sleep(3)   # at its limit and swapping before the collection starts
+    started = time.monotonic()
+    proc, bundle, err = start_collection("swap", SWAP_S, results)
+    rec["bpf_loaded_after_s"] = wait_for_bpf(proc, started)
+    log("swap: BPF loaded after %s s" % rec["bpf_loaded_after_s"])
+    finish_collection(proc, err, started, rec)
+    rec["thrasher_alive_at_end"] = thrasher.poll() is None
+    thrasher.kill()
+    thrasher.wait()
+    rec["memory_events"] = read(os.path.join(cg, "memory.events"))
+    rec["bundle"] = os.path.relpath(bundle, results)
+    return rec
+
+
+def doctor(results):
+    t = time.monotonic()
+    r = subprocess.run(snapcollect("doctor", "--json"), env=env(), cwd=results,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    write(os.path.join(results, "doctor.json"), r.stdout)
+    write(os.path.join(results, "doctor.stderr"), r.stderr)
+    return {"exit": r.returncode, "doctor_s": round(time.monotonic() - t, 1)}
+
+
+def main(results):
+    os.makedirs(os.path.join(results, "bundles"), exist_ok=True)
+    report = {"timings": {}}
+    steps = [("swap_setup", lambda: setup_swap()),
+             ("facts", lambda: guest_facts()),
+             ("doctor", lambda: doctor(results)),
+             ("incident", lambda: incident(results)),
+             ("swap", lambda: swap_thrash(results))]
+    for name, step in steps:
+        t = time.monotonic()
+        log("%s: start" % name)
+        try:
+            report[name] = step()
+        except Exception as exc:   # one broken step must not lose the others' results
+            report[name] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+            log("%s: failed: %s" % (name, report[name]["error"]))
+        report["timings"][name + "_s"] = round(time.monotonic() - t, 1)
+        write(os.path.join(results, "scenarios.json"), json.dumps(report, indent=2, sort_keys=True))
+    for g in (OOM_GROUP, LIMIT_GROUP, SWAP_GROUP):
+        path = os.path.join(CGROOT, g)
+        if os.path.isdir(path):
+            kill_group(path)
+    log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
