@@ -590,3 +590,18 @@ def test_hint_repeats_how_the_program_was_started():
     python3 = shutil.which("python3")
     if python3:
         assert command("/tmp/snapcollect.pyz", os.path.realpath(python3)) == "python3 /tmp/snapcollect.pyz"
+
+
+def test_commands_past_the_deadline_each_get_an_outcome():
+    """A slow host: the deadline comes while commands still run and others wait their turn.
+
+    One command has closed its stdout (EOF) but not its stderr when it is
+    killed; the queued ones were never started. Every command gets an
+    outcome and nothing raises (both crashed the end of a collection on
+    slow guests).
+    """
+    half = Command("half", ["sh", "-c", "exec >&-; sleep 30"])
+    slow = [Command(f"slow{i}", ["sleep", "30"]) for i in range(3)]
+    run_commands([half, *slow], time.monotonic() + 0.6, parallel=2)
+    assert [c.outcome.status for c in (half, *slow)] == ["timeout"] * 4
+    assert "not run" in slow[-1].outcome.reason and "did not finish" in half.outcome.reason

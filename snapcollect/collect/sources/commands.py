@@ -139,8 +139,11 @@ def run_commands(cmds: list[Command], deadline_mono: float, *, parallel: int = 6
                     cmd.outcome = Outcome("timeout", bytes(cmd.out),
                                           f"{' '.join(cmd.argv)} did not finish before the deadline")
                     for stream in (cmd.proc.stdout, cmd.proc.stderr):
-                        sel.unregister(stream)
-                        stream.close()
+                        # One of the two may have reached EOF (and been
+                        # unregistered and closed) already.
+                        if not stream.closed:
+                            sel.unregister(stream)
+                            stream.close()
                 running.clear()
                 break
             for key, _ in sel.select(timeout=min(left, 0.2)):
@@ -175,6 +178,9 @@ def run_commands(cmds: list[Command], deadline_mono: float, *, parallel: int = 6
                     del running[cmd.proc.pid]
     finally:
         sel.close()
+    for cmd in cmds:
+        if cmd.outcome is None:     # still queued when the deadline came
+            cmd.outcome = Outcome("timeout", b"", "not run: no time left before the deadline")
     return cmds
 
 
