@@ -47,7 +47,7 @@ vm-host:
 	./scripts/setup-host.sh --vm
 
 vm-images: deps vm-host
-	for r in bookworm trixie bullseye; do $(PY) tests/vm/driver.py build $$r || exit 1; done
+	for r in bookworm trixie; do $(PY) tests/vm/driver.py build $$r || exit 1; done
 
 test-pythons:
 	./scripts/test-pythons.sh
