@@ -15,6 +15,7 @@ import types
 
 from snapcollect.bundle.reader import open_bundle
 from snapcollect.bundle.writer import BundleWriter
+from snapcollect.collect.bpf import capabilities
 
 MEMCG_V1 = "/sys/fs/cgroup/memory"
 
@@ -205,3 +206,15 @@ def proc_stat_faults(pid: int) -> tuple[int, int]:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return int(fields[7]), int(fields[9])
+
+
+def bpf_missing() -> str | None:
+    """Why BPF cannot run here (no root, no bcc, no tracefs, no headers), or None."""
+    if os.geteuid() != 0:
+        return "needs root"
+    for check in (capabilities.bcc_problem, capabilities.tracefs_problem):
+        _val, problem = check()
+        if problem:
+            return problem.reason
+    problem = capabilities.headers_problem()
+    return problem.reason if problem else None

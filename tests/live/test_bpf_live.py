@@ -20,10 +20,9 @@ import time
 
 import pytest
 
-from bpf_harness import (FAULT_C, GROW_C, MEMCG_V1, OOM_C, DirectSession, MemcgV1, compile_c,
+from bpf_harness import (FAULT_C, GROW_C, MEMCG_V1, OOM_C, DirectSession, MemcgV1, bpf_missing, compile_c,
                          kernel_log, proc_stat_faults)
 from snapcollect.bundle.reader import open_bundle
-from snapcollect.collect.bpf import capabilities
 from snapcollect.parsers.bpf_events import ARTIFACTS, load_bpf_data
 
 pytestmark = [pytest.mark.live]
@@ -32,18 +31,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SNAPCOLLECT = [sys.executable, "-m", "snapcollect"]
 
 
-def _bpf_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    for check in (capabilities.bcc_problem, capabilities.tracefs_problem):
-        _val, problem = check()
-        if problem:
-            return problem.reason
-    problem = capabilities.headers_problem()
-    return problem.reason if problem else None
 
 
-needs_bpf = pytest.mark.skipif(_bpf_missing() is not None, reason=f"BPF: {_bpf_missing()}")
+needs_bpf = pytest.mark.skipif(bpf_missing() is not None, reason=f"BPF: {bpf_missing()}")
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 needs_memcg_v1 = pytest.mark.skipif(not os.path.exists(os.path.join(MEMCG_V1, "memory.limit_in_bytes")),
                                     reason="no cgroup v1 memory controller at /sys/fs/cgroup/memory")

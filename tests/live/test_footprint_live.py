@@ -25,8 +25,8 @@ import time
 
 import pytest
 
+from bpf_harness import bpf_missing
 from snapcollect.bundle import open_bundle
-from snapcollect.collect.bpf import capabilities
 
 pytestmark = pytest.mark.live
 
@@ -49,19 +49,10 @@ def assert_peak(peak_kb: int, bound_kb: int, processes: int) -> None:
         assert peak_kb <= bound_kb, f"peak RSS {peak_kb} kB over {bound_kb} kB with {processes} processes"
 
 
-def _bpf_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    for check in (capabilities.bcc_problem, capabilities.tracefs_problem):
-        _val, problem = check()
-        if problem:
-            return problem.reason
-    problem = capabilities.headers_problem()
-    return problem.reason if problem else None
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: memory cgroups, oom_score_adj")
-needs_bpf = pytest.mark.skipif(_bpf_missing() is not None, reason=f"BPF: {_bpf_missing()}")
+needs_bpf = pytest.mark.skipif(bpf_missing() is not None, reason=f"BPF: {bpf_missing()}")
 needs_memcg_v1 = pytest.mark.skipif(not os.path.exists(os.path.join(MEMCG_V1, "memory.limit_in_bytes")),
                                     reason="no cgroup v1 memory controller at /sys/fs/cgroup/memory")
 
