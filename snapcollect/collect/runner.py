@@ -241,8 +241,10 @@ class Run:
         # snapshot's reads and commands stay close together in time.
         self.bpf.finish_async(end.at)
         # pmap's own page faults must not reach the fault stacks: detail
-        # starts once the probes are off (a few ms), or after 1 s regardless.
-        self.bpf.wait_detached(min(1.0, max(end.remaining() - 2.0, 0.0)))
+        # starts once the probes are off (a few ms on a quiet host, more on
+        # a loaded one), keeping at least 1.5 s of the end phase for it.
+        if not self.bpf.wait_detached(min(3.0, max(end.remaining() - 1.5, 0.0))):
+            self.writer.merge_manifest("bpf", detail_before_detach=True)
 
         t = now()
         last = self.sampler.last_pass
