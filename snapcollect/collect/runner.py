@@ -40,6 +40,7 @@ from snapcollect.collect import degrade, headroom, output, own_processes, priori
 from snapcollect.collect.bpf_hook import BpfHook
 from snapcollect.collect.clock import Deadline, TickSchedule, now
 from snapcollect.collect.detail import collect_detail
+from snapcollect.collect import host_speed
 from snapcollect.collect.jobs import Jobs
 from snapcollect.collect.privacy import Privacy
 from snapcollect.collect.progress import Progress
@@ -51,6 +52,8 @@ from snapcollect.collect.sources import cgroups, host, numa
 from snapcollect.collect.sources.kmsg import KernelLog
 from snapcollect.errors import SnapcollectError
 
+# The next three are for a healthy host; a slow one gets them times its
+# host_speed factor (1-8), measured at start-up and recorded.
 SLACK_S = 5.0              # wall time allowed beyond --duration, everything included
 START_SNAPSHOT_S = 1.5     # the start snapshot's own bound
 END_RESERVE_S = 1.5        # kept for the end phase even if the set-up ran late
@@ -98,7 +101,9 @@ class Run:
         self.t0_mono = t0_mono
         self.duration = float(args.duration)
         self.interval = float(args.interval)
-        self.hard = Deadline(t0_mono + self.duration + SLACK_S)
+        self.speed = host_speed.measure()
+        self.slack_s = self.speed.scale(SLACK_S)
+        self.hard = Deadline(t0_mono + self.duration + self.slack_s)
         self.progress = progress
         self.stop = stop
         self.jobs = Jobs()
@@ -170,7 +175,8 @@ class Run:
             "duration_requested_s": self.duration,
             "interval_s": self.interval,
             "top_n": self.args.top,
-            "deadline_s": self.duration + SLACK_S,
+            "deadline_s": self.duration + self.slack_s,
+            "host_speed": self.speed.manifest(),
             "uid": os.getuid(),
             "clock": {"wall": self.t0_wall, "monotonic": self.t0_mono},
             # Completed at the close with the commands it ran (own_processes).
@@ -199,12 +205,12 @@ class Run:
         self.pending_kmsg.extend(self.kmsg.backlog(Deadline.after(1.0).at))
         self._flush_kmsg()
         sched = self.sched = TickSchedule(w0, self.interval, self.duration)
-        latest_end = self.hard.at - END_RESERVE_S
+        latest_end = self.hard.at - self.speed.scale(END_RESERVE_S)
         if sched.end > latest_end:
             sched.shorten(latest_end)
             self.window["shortened"] = (f"set-up took {w0 - self.t0_mono:.1f} s; the window was cut to "
                                         f"{sched.end - w0:.1f} s to keep the run within "
-                                        f"{self.duration + SLACK_S:g} s")
+                                        f"{self.duration + self.slack_s:g} s")
         self.phase = "sampling"
         last_wall, last_mono = w0_wall, w0
         k: int | None = 0
@@ -231,8 +237,9 @@ class Run:
         end = Deadline(self.hard.at - CLOSE_RESERVE_S)
         t = now()
         skip = "skipped: the run was stopped by a second signal" if self.stop.hurry else None
-        snap_deadline = end.sooner(max(0.5, min(2.0, end.remaining() * 0.4)))
-        if not take_snapshot(names.END, w, layout, self.jobs, snap_deadline, self.stop, skip_reason=skip):
+        snap_deadline = end.sooner(max(0.5, min(self.speed.scale(2.0), end.remaining() * 0.4)))
+        if not take_snapshot(names.END, w, layout, self.jobs, snap_deadline, self.stop, skip_reason=skip,
+                             speed=self.speed.factor):
             self.incomplete.append("end snapshot")
         self._timed("end_snapshot_s", t)
         self._show(force=True)
@@ -287,7 +294,8 @@ class Run:
                           "Ctrl-C to stop early and keep what was collected")
         self._show(force=True)
         if not take_snapshot(names.START, self.writer, layout, self.jobs,
-                             self.hard.sooner(START_SNAPSHOT_S), self.stop):
+                             self.hard.sooner(self.speed.scale(START_SNAPSHOT_S)), self.stop,
+                             speed=self.speed.factor):
             self.incomplete.append("start snapshot")
         self._timed("start_snapshot_s", t)
 
@@ -360,7 +368,7 @@ class Run:
             "stop_reason": stop_reason,
             "priority": self.priority,
             # moved by the BPF start (the window waited for it)
-            "deadline_s": round(self.duration + SLACK_S + self.deadline_moved_s, 3),
+            "deadline_s": round(self.duration + self.slack_s + self.deadline_moved_s, 3),
             "ticks": self.sampler.ticks if self.sampler else 0,
             "skipped_ticks": self.sched.skipped if self.sched else 0,
             "window": self.window,

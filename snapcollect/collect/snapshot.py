@@ -71,8 +71,11 @@ def snapshot_sources(layout: HostLayout) -> list[str]:
 
 
 def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jobs, deadline: Deadline,
-                  stop: StopFlag, *, skip_reason: str | None = None) -> bool:
-    """Take one snapshot; returns True when every source was attempted."""
+                  stop: StopFlag, *, skip_reason: str | None = None, speed: float = 1.0) -> bool:
+    """Take one snapshot; returns True when every source was attempted.
+
+    ``speed``: the host_speed factor; a slow host's reads and commands get
+    that many times the bounds a healthy host gets."""
     done: set[str] = set()
 
     def cut_off(why: tuple[str, str]) -> bool:
@@ -99,7 +102,7 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
 
     def bounded(items: list[tuple[str, Callable[[], Outcome]]]) -> None:
         """Read sources in worker threads: a read that blocks is a timeout."""
-        results = run_bounded(jobs, items, deadline.at, item_timeout_s=ITEM_TIMEOUT_S, label="snapshot")
+        results = run_bounded(jobs, items, deadline.at, item_timeout_s=ITEM_TIMEOUT_S * speed, label="snapshot")
         for src, _fn in items:
             value = results[src]
             extra = {}
@@ -130,7 +133,7 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
                                           "or v2 with memory in cgroup.controllers)"))
     else:
         version, root = layout.cgroup
-        budget = max(0.05, min(1.0, deadline.remaining() * 0.5))
+        budget = max(0.05, min(1.0 * speed, deadline.remaining() * 0.5))
         job = jobs.start(lambda j: cgroups.collect(j, version, root, budget_s=budget,
                                                   also=tuple(layout.cgroups_chosen)), "cgroups")
         if job is None:
@@ -149,7 +152,7 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
     if (why := out_of_time()):
         return cut_off(why)
     cmds = [Command(src, argv) for src, argv in COMMANDS.items()]
-    run_commands(cmds, deadline.sooner(3.0).at)
+    run_commands(cmds, deadline.sooner(3.0 * speed).at)
     for c in cmds:
         put(c.name, c.outcome)
     return not any(a.get("status") == "timeout" for a in writer.artifacts()

@@ -77,7 +77,7 @@ def _drop_old_runs(release: str) -> None:
     if not os.path.isdir(runs):
         return
     for name in os.listdir(runs):
-        head, _, pid = name.rpartition("-")
+        head, _, pid = name.split(".try", 1)[0].rpartition("-")   # RELEASE-PID and RELEASE-PID.tryN
         if head == release and pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
             shutil.rmtree(os.path.join(runs, name), ignore_errors=True)
 
@@ -94,7 +94,8 @@ def _start(release: str) -> Guest:
     if b is None:
         image, timings["build_s"] = driver.ensure_image(release)
         _drop_old_runs(release)
-        b = driver.boot(release, image, os.path.join(driver.cache_root(), "runs", f"{release}-{os.getpid()}"))
+        b = driver.boot_until_sound(release, image,
+                                    os.path.join(driver.cache_root(), "runs", f"{release}-{os.getpid()}"))
     run_dir = b.run_dir
     timings["qemu_s"] = b.seconds
     scenarios = _load_json(os.path.join(b.results, "scenarios.json")) or {}

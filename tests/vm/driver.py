@@ -46,9 +46,18 @@ HOST_COMMANDS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "cpio", "mkfs.
 # preferring it spills onto node 0 after a few hundred MiB, which the
 # emulated CPU writes in seconds rather than a minute.
 NODE_MB = (1536, 512)
-CMDLINE = "console=ttyS0 panic=-1 psi=1 loglevel=4 mitigations=off"
+# softlockup_panic: a guest kernel that locks up under emulation ends its
+# boot at once (panic=-1 and -no-reboot stop qemu) instead of holding the
+# run until the host's timeout.
+CMDLINE = "console=ttyS0 panic=-1 softlockup_panic=1 psi=1 loglevel=4 mitigations=off"
 RESULTS_DISK_MB = 512
 BOOT_TIMEOUT_S = float(os.environ.get("SNAPCOLLECT_VM_BOOT_TIMEOUT", "900"))
+# A guest whose kernel died (panic, oops, lockup) or that ran out of time
+# is booted again, up to this many boots in all; every failed boot is kept
+# and reported.
+BOOT_TRIES = int(os.environ.get("SNAPCOLLECT_VM_BOOT_TRIES", "2"))
+KERNEL_FAILURES = ("Kernel panic", "soft lockup", "hard LOCKUP", "BUG: unable to handle", "Oops:",
+                   "general protection fault", "blocked for more than")
 KVM_PROBE_S = 20
 # The source the guest needs: the collector, and the guest-side scenarios.
 SOURCE_PARTS = ("snapcollect", "tests/vm/guest", "pyproject.toml")
@@ -156,6 +165,31 @@ class Boot:
     exit_code: int | None
     timed_out: bool
     notes: list[str] = field(default_factory=list)
+    earlier_failures: int = 0      # boots before this one whose guest kernel died or timed out
+
+    def kernel_failure(self) -> str | None:
+        """The guest kernel's first sign of dying (panic, oops, lockup), with what
+        the console printed just before it; None when it ran soundly."""
+        try:
+            with open(self.console, errors="replace") as fh:
+                lines = fh.readlines()
+        except OSError:
+            return None
+        for i, line in enumerate(lines):
+            if any(sign in line for sign in KERNEL_FAILURES):
+                start = i
+                # back to the start of the report (the "----[ cut here" or "BUG:" line)
+                for j in range(i, max(-1, i - 40), -1):
+                    if "cut here" in lines[j] or "BUG:" in lines[j] or "WARNING:" in lines[j]:
+                        start = j
+                        break
+                return "".join(lines[start:start + 50])
+        return None
+
+    def sound(self) -> bool:
+        """The boot ran to its end: not out of time, and the kernel did not panic (a
+        warning or a hung-task report on a run that finished leaves its results valid)."""
+        return not self.timed_out and not _console_has(self.run_dir, "Kernel panic")
 
     def console_tail(self, lines: int = 60) -> str:
         try:
@@ -279,12 +313,51 @@ def boot(release: str, image: str, run_dir: str, timeout_s: float = BOOT_TIMEOUT
                 timed_out, notes)
 
 
+def boot_until_sound(release: str, image: str, run_dir: str, tries: int = BOOT_TRIES) -> Boot:
+    """``boot``, again when the guest kernel died or the boot ran out of time.
+
+    Emulated guests are slow and the host is shared; a guest kernel that
+    panics or locks up under TCG says nothing about the collector unless it
+    happens again. Each failed boot's directory is kept as RUN_DIR.tryN, and
+    the returned Boot's notes say what happened to it.
+    """
+    failures = []
+    for attempt in range(1, max(1, tries) + 1):
+        b = boot(release, image, run_dir)
+        if b.sound() or attempt == tries:
+            b.notes.extend(failures)
+            b.earlier_failures = len(failures)
+            return b
+        first = (b.kernel_failure() or "").strip().splitlines()[:1]
+        why = ("timed out" if b.timed_out else "kernel panic") + (f": {first[0].strip()}" if first else "")
+        kept = f"{run_dir}.try{attempt}"
+        shutil.rmtree(kept, ignore_errors=True)
+        os.rename(run_dir, kept)
+        failures.append(f"boot {attempt} failed after {b.seconds} s ({why}); kept in {kept}")
+        print(f"vm: {release} {failures[-1]}; booting again", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
 def _unpack_results(disk: str, dest: str) -> None:
-    """The guest's tar, read as untrusted: regular files and directories only, inside ``dest``."""
+    """The guest's tar, read as untrusted: regular files and directories only, inside ``dest``.
+
+    The guest rewrites the disk after each step; one that died while writing
+    leaves a tar whose tail is cut or stale: the members before it still count.
+    """
     with open(disk, "rb") as fh:
         head = fh.read(512)
     if not head.strip(b"\0"):
         raise tarfile.ReadError("the guest wrote nothing")
+    try:
+        _extract(disk, dest)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if not os.listdir(dest):
+            raise
+        with open(os.path.join(dest, "UNPACK-ERROR"), "w") as fh:
+            fh.write(f"{type(exc).__name__}: {exc}\n")
+
+
+def _extract(disk: str, dest: str) -> None:
     with tarfile.open(disk, "r:") as tar:
         for member in tar:
             name = os.path.normpath(member.name)
@@ -307,7 +380,7 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) >= 3 and argv[0] == "boot":
         d, _ = ensure_image(argv[1])
-        b = boot(argv[1], d, argv[2])
+        b = boot_until_sound(argv[1], d, argv[2])
         print(f"{b.release}: exit {b.exit_code}, {b.seconds} s, timed out: {b.timed_out}; "
               f"{'; '.join(b.notes)}; results in {b.results}")
         return 0 if b.exit_code == 0 and not b.timed_out else 1

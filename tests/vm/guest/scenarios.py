@@ -11,14 +11,16 @@ newer syntax). It writes into the results directory:
   (reclaim, no kill), and an allocation preferring NUMA node 1 that
   spills onto node 0;
 - bundles/swap.tar.zst: a collection around a group that thrashes its
-  swap (memory.max 48 MiB, a 96 MiB working set touched over and over);
+  swap (memory.max 48 MiB, a 96 MiB working set touched over and over
+  once the collector's BPF programs are loaded);
 - scenarios.json: what was done (pids, cgroups, exit codes), the guest's
   facts (kernel, cgroup controllers, NUMA nodes, swap) and timings.
 
 Workloads are small because the guest runs under emulation, which
 touches fresh memory at about 50 MB/s. They start once the collector's
 BPF programs are loaded (bcc's compile takes 10-20 s here), seen as
-``anon_inode:bpf-prog`` descriptors in the collector's /proc/PID/fd.
+``anon_inode:bpf-prog`` descriptors in the collector's process tree
+(the BPF programs live in a child process of the collector).
 """
 
 import json
@@ -35,7 +37,11 @@ SWAPFILE = "/var/tmp/snapcollect-vm.swap"
 SWAP_MB = 256
 INCIDENT_S = 60     # collection windows: long enough for a slow BPF compile and the workloads
 SWAP_S = 40
-BPF_WAIT_S = 35     # workloads start anyway after this, if BPF never loads
+# bcc's compile takes 7-25 s in a guest on a quiet host and 40 s or more on a
+# busy one: more than the collector's default --bpf-start-timeout (30 s).
+# The scenarios give it what doctor would advise on a slow host.
+BPF_START_TIMEOUT_S = 150
+BPF_WAIT_S = BPF_START_TIMEOUT_S + 5     # workloads start anyway after this, if BPF never loads
 
 OOM_GROUP = "snapcollect-vm-oom"
 LIMIT_GROUP = "snapcollect-vm-limit"
@@ -65,6 +71,8 @@ while time.monotonic() < end:
 
 TOUCH_LOOP = """
 buf = bytearray(b"x" * ({mb} << 20))
+while not os.path.exists({go!r}):      # filled (at the limit, partly swapped), idle until told
+    time.sleep(0.2)
 end = time.monotonic() + {seconds}
 while time.monotonic() < end:
     for i in range(0, len(buf), 4096):   # every page, again and again
@@ -72,10 +80,29 @@ while time.monotonic() < end:
 """
 
 T0 = time.monotonic()
+RESULTS_DISK = "/dev/vdb"
+LOG_PATH = None     # results/run.log, set by main()
 
 
 def log(msg):
-    print("scenarios %6.1f s: %s" % (time.monotonic() - T0, msg), flush=True)
+    line = "scenarios %6.1f s: %s" % (time.monotonic() - T0, msg)
+    print(line, flush=True)
+    if LOG_PATH:
+        with open(LOG_PATH, "a") as f:
+            f.write(line + "\n")
+
+
+def checkpoint(results):
+    """The results so far onto the results disk, so that a guest kernel that
+    panics or locks up in a later step still leaves the earlier steps' results
+    (the guest's init writes the disk again at the end)."""
+    if not os.path.exists(RESULTS_DISK):
+        return
+    r = subprocess.run(["tar", "-cf", RESULTS_DISK, "-C", results, "."], stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    os.sync()
+    if r.returncode != 0:
+        log("checkpoint: tar exited %d: %s" % (r.returncode, r.stderr.strip()[-200:]))
 
 
 def write(path, text):
@@ -147,7 +174,31 @@ def _node_total_kb(node):
     return None
 
 
+def descendants(pid):
+    """pid and every process below it (the collector loads BPF in a child process)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def bpf_fds(pid):
+    return sum(_bpf_fds_of(p) for p in descendants(pid))
+
+
+def _bpf_fds_of(pid):
     n = 0
     try:
         for fd in os.listdir("/proc/%d/fd" % pid):
@@ -175,18 +226,32 @@ def wait_for_bpf(proc, started):
 def start_collection(name, duration, results):
     out = os.path.join(results, "bundles", name + ".tar.zst")
     err = open(os.path.join(results, name + ".collect.stderr"), "w")
-    proc = subprocess.Popen(snapcollect("collect", "-d", str(duration), "-o", out, "-q"),
+    proc = subprocess.Popen(snapcollect("collect", "-d", str(duration), "-o", out, "-q",
+                                        "--bpf-start-timeout", str(BPF_START_TIMEOUT_S)),
                             env=env(), cwd=results, stdout=subprocess.PIPE, stderr=err,
                             universal_newlines=True)
     return proc, out, err
 
 
 def finish_collection(proc, err, started, record):
-    out, _ = proc.communicate(timeout=600)
+    out, _ = proc.communicate(timeout=300)
     err.close()
     record["collect_exit"] = proc.returncode
     record["collect_stdout"] = out.strip().splitlines()[-1:] if out.strip() else []
     record["collect_s"] = round(time.monotonic() - started, 1)
+
+
+def wait_for_usage(cgroup, nbytes, limit_s):
+    """Wait until the group's memory.current reaches nbytes (True) or limit_s passes (False)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        try:
+            if int(read(os.path.join(cgroup, "memory.current"))) >= nbytes:
+                return True
+        except ValueError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def kill_group(path):
@@ -237,14 +302,24 @@ def swap_thrash(results):
     """One collection around a group whose working set is twice its memory.max."""
     rec = {"swap_group": SWAP_GROUP}
     cg = make_group(SWAP_GROUP, 48, "max")
-    thrasher = subprocess.Popen(python(TOUCH_LOOP.format(mb=96, seconds=SWAP_S + 60), "vm-thrasher", cg),
+    # The thrasher fills its 96 MiB (the group at its limit, half of it in
+    # swap, as the start snapshot sees it), then waits: it touches its pages
+    # over and over only once the BPF programs are loaded, as the incident's
+    # workloads do. A guest CPU spinning through swap beside bcc's compile
+    # made the compile miss even a generous --bpf-start-timeout on a busy host.
+    go = "/run/snapcollect-vm-thrash.go"
+    if os.path.exists(go):
+        os.unlink(go)
+    thrasher = subprocess.Popen(python(TOUCH_LOOP.format(mb=96, seconds=SWAP_S + 60, go=go), "vm-thrasher", cg),
                                 stderr=subprocess.DEVNULL)
     rec["thrasher_pid"] = thrasher.pid
-    time.sleep(3)   # at its limit and swapping before the collection starts
+    filled = wait_for_usage(cg, 40 << 20, 60)
+    log("swap: thrasher filled the group: %s" % filled)
     started = time.monotonic()
     proc, bundle, err = start_collection("swap", SWAP_S, results)
     rec["bpf_loaded_after_s"] = wait_for_bpf(proc, started)
     log("swap: BPF loaded after %s s" % rec["bpf_loaded_after_s"])
+    write(go, "go\n")
     finish_collection(proc, err, started, rec)
     rec["thrasher_alive_at_end"] = thrasher.poll() is None
     thrasher.kill()
@@ -256,7 +331,10 @@ def swap_thrash(results):
 
 def doctor(results):
     t = time.monotonic()
-    r = subprocess.run(snapcollect("doctor", "--json"), env=env(), cwd=results,
+    # doctor is asked about the collections as they will be run: with the same
+    # --bpf-start-timeout.
+    r = subprocess.run(snapcollect("doctor", "--json", "--bpf-start-timeout", str(BPF_START_TIMEOUT_S)),
+                       env=env(), cwd=results,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     write(os.path.join(results, "doctor.json"), r.stdout)
     write(os.path.join(results, "doctor.stderr"), r.stderr)
@@ -264,7 +342,9 @@ def doctor(results):
 
 
 def main(results):
+    global LOG_PATH
     os.makedirs(os.path.join(results, "bundles"), exist_ok=True)
+    LOG_PATH = os.path.join(results, "run.log")
     report = {"timings": {}}
     steps = [("swap_setup", lambda: setup_swap()),
              ("facts", lambda: guest_facts()),
@@ -281,6 +361,7 @@ def main(results):
             log("%s: failed: %s" % (name, report[name]["error"]))
         report["timings"][name + "_s"] = round(time.monotonic() - t, 1)
         write(os.path.join(results, "scenarios.json"), json.dumps(report, indent=2, sort_keys=True))
+        checkpoint(results)
     for g in (OOM_GROUP, LIMIT_GROUP, SWAP_GROUP):
         path = os.path.join(CGROOT, g)
         if os.path.isdir(path):
