@@ -62,9 +62,6 @@ class SarTable:
     note: str = ""
     extra: dict = field(default_factory=dict)
 
-    def column(self, name: str) -> list[float]:
-        return [r[name] for r in self.rows]
-
 
 def _cols(spec: str, unit: str, fmt: str) -> list[SarColumn]:
     return [SarColumn(n, unit, fmt) for n in spec.split()]

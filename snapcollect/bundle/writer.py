@@ -361,10 +361,6 @@ class BundleWriter:
     # -- closing -------------------------------------------------------
 
     @property
-    def broken(self) -> OSError | None:
-        return self._broken
-
-    @property
     def closed(self) -> bool:
         return self._closed
 

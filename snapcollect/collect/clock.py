@@ -37,9 +37,6 @@ class Deadline:
         """This deadline or ``seconds`` from now, whichever comes first."""
         return Deadline(min(self.at, now() + seconds))
 
-    def minus(self, seconds: float) -> "Deadline":
-        return Deadline(self.at - seconds)
-
 
 class TickSchedule:
     """Slots ``start + k * interval`` for k = 0 .. last_k."""

@@ -109,9 +109,6 @@ class Plan:
     fault_tracepoint: bool = False                  # the fallback sampler can be attached
     perf_sampler_problem: str | None = None         # why the perf sampler is not the choice
 
-    def artifacts_of(self, tracepoint: str) -> list[str]:
-        return [a for a, groups in TRACEPOINT_GROUPS.items() if any(tracepoint in g for g in groups)]
-
 
 def _source() -> str:
     return package_text(__package__, SOURCE_NAME)

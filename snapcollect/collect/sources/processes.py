@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 
 from snapcollect.collect.jobs import Job
-from snapcollect.collect.sources import Outcome, outcome_from_oserror, read_capped
+from snapcollect.collect.sources import Outcome, read_capped
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -305,11 +305,3 @@ def read_detail(job: Job | None, pid: int, got: dict[str, Outcome]) -> dict[str,
     if job is not None:
         job.current = None
     return got
-
-
-def pid_alive(pid: int) -> Outcome:
-    try:
-        os.stat(f"/proc/{pid}")
-        return Outcome("ok")
-    except OSError as exc:
-        return outcome_from_oserror(exc, f"/proc/{pid}")
