@@ -4,8 +4,8 @@ The system files (/proc/vmstat, meminfo, pressure/memory, uptime and each
 node's numastat) are read in one worker thread, each with a timeout of
 half an interval; the process pass runs meanwhile in another and gets
 until the tick's deadline; a pass that blocks there is abandoned, the pid it was
-reading is skipped from then on, and the tick records ``procs`` as a
-``timeout``. While an abandoned pass is still blocked no second one is
+reading is skipped until that read returns, and the tick records ``procs``
+as a ``timeout``. While an abandoned pass is still blocked no second one is
 started on the same pid, so one stuck process costs one thread.
 
 A tick member (see docs/bundle-format.md) carries: ``k``, ``t`` (wall
@@ -106,6 +106,10 @@ class Sampler:
         extra: dict = {}
         budget = max(0.05, min(0.5 * self.interval, deadline_mono - t_mono))
         state = self.state
+        for pid, stuck_job in list(state.blocked_by.items()):
+            if stuck_job.done.is_set():         # the read was late, not stuck: try it again
+                del state.blocked_by[pid]
+                state.blocked.pop(pid, None)
         run_pass = k >= self.next_pass_k
         job = self.jobs.start(lambda j: procs_pass(j, state, budget), "procs") if run_pass else None
         items = self._system_items()
@@ -127,7 +131,9 @@ class Sampler:
             pid = pid_from_current(what)
             if pid is not None:
                 state.blocked[pid] = what
-            failures["procs"] = ("timeout", f"blocked reading {what}; that process is skipped from now on")
+                state.blocked_by[pid] = job
+            failures["procs"] = ("timeout", f"blocked reading {what}; that process is skipped until the read "
+                                            "returns")
         elif job.error is not None:
             failures["procs"] = ("error", f"{type(job.error).__name__}: {job.error}")
         else:

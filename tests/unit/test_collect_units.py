@@ -605,3 +605,31 @@ def test_commands_past_the_deadline_each_get_an_outcome():
     run_commands([half, *slow], time.monotonic() + 0.6, parallel=2)
     assert [c.outcome.status for c in (half, *slow)] == ["timeout"] * 4
     assert "not run" in slow[-1].outcome.reason and "did not finish" in half.outcome.reason
+
+
+def test_a_process_whose_read_was_late_not_stuck_is_tried_again(tmp_path, monkeypatch):
+    """On a slow host a pass can miss its deadline while reading a pid without
+    being stuck: once that read returns, the pid is back in the passes."""
+    release = threading.Event()
+    seen = []
+
+    def fake_pass(job, state, budget, skip_pids=frozenset(), cap=0):
+        seen.append(4242 in state.blocked)
+        if len(seen) == 1:
+            job.current = "/proc/4242/status"
+            release.wait(30)        # late: returns once released
+        return procs_pass(job, state, budget)
+
+    monkeypatch.setattr(sampler_mod, "procs_pass", fake_pass)
+    w = BundleWriter(str(tmp_path / f"b{names.SUFFIX}"), {})
+    jobs = Jobs()
+    s = sampler_mod.Sampler(w, jobs, [], 0.2)
+    s.take(0, time.monotonic() + 0.15)      # the pass misses the deadline on pid 4242
+    s.take(1, time.monotonic() + 2.0)       # skipped while the read is out
+    release.set()
+    for j in list(s.state.blocked_by.values()):
+        j.done.wait(10)
+    s.take(2, time.monotonic() + 2.0)       # the read came back: tried again
+    w.close(ended_at="t")
+    assert seen == [False, True, False]
+    assert s.state.blocked == {} and s.state.blocked_by == {}

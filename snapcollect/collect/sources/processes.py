@@ -26,7 +26,8 @@ process stays one line.
 The pass runs in a worker thread (see jobs.py): reading status can wait on
 a sick process. Each pass has a time budget; processes not reached in
 time are left out of that pass and the tick says so. A process whose read
-blocked past the tick's deadline is skipped by later passes. The pass
+blocked past the tick's deadline is skipped by later passes until that
+read returns (on a slow host a read can be late without being stuck). The pass
 measures its own CPU time (the thread's), which the sampler uses to space
 passes out on a host with many processes.
 
@@ -115,10 +116,15 @@ class Known:
 
 @dataclass
 class PassState:
-    """Shared between passes: pids that blocked a read, never tried again;
-    what the last status reads said; whose status to read every pass."""
+    """Shared between passes: pids that blocked a read, not tried again
+    until that read returns; what the last status reads said; whose status
+    to read every pass."""
 
     blocked: dict[int, str] = field(default_factory=dict)
+    # pid -> the abandoned pass that was reading it. On a slow host a pass
+    # can run past its deadline without any read being stuck; once that
+    # pass has finished, the pid it was on is tried again.
+    blocked_by: dict[int, Job] = field(default_factory=dict)
     known: dict[int, Known] = field(default_factory=dict)
     watch: frozenset[int] = frozenset()
     passes: int = 0
