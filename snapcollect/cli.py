@@ -216,8 +216,9 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
                 print(f"snapcollect: {problem}", file=sys.stderr)
                 return 1
         if args.command == "collect":
+            from snapcollect.collect.options import CollectOptions
             from snapcollect.collect.runner import run_collection
-            return run_collection(args, stop)
+            return run_collection(CollectOptions.from_namespace(args), stop)
         if args.command == "show":
             return cmd_show(args)
         if args.command == "report":
@@ -226,7 +227,8 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
             return render_command(args)
         if args.command == "doctor":
             from snapcollect.collect.doctor import run_doctor
-            return run_doctor(args)
+            from snapcollect.collect.options import CollectOptions
+            return run_doctor(CollectOptions.from_namespace(args))
         if args.command == "rules":
             from snapcollect.analysis.findings.catalogue import run_rules
             return run_rules(args)

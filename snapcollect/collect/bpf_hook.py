@@ -118,7 +118,7 @@ class BpfHook:
         # one of the collector's own: left out of the incident's processes
         own_processes.register(self.proc.pid)
         self._to_child = self.proc.stdin
-        config = {"op": "config", "options": {k: getattr(self.args, k, None) for k in wire.OPTIONS},
+        config = {"op": "config", "options": {k: getattr(self.args, k) for k in wire.OPTIONS},
                   "clock": self.writer.manifest.get("clock"), "deadline_mono": deadline_mono,
                   "collector_pid": os.getpid()}
         self._reader = threading.Thread(target=self._read, args=(r_out,), name="bpf-reader", daemon=True)
@@ -251,7 +251,7 @@ class BpfHook:
 
     def start(self) -> None:
         """Decide, start the BPF process and wait for its attach, up to --bpf-start-timeout."""
-        if not getattr(self.args, "no_bpf", False) and capabilities.privilege_problem() is not None:
+        if not self.args.no_bpf and capabilities.privilege_problem() is not None:
             # Without the privilege there is nothing to start a process for
             # (and an unprivileged user may not even be able to run this
             # interpreter again): the session records, in this process, every
@@ -263,7 +263,7 @@ class BpfHook:
         go = bpf_start.may_start(self.args, self.room())
         if not go.start:
             self._disable(go.reason)
-            if not getattr(self.args, "no_bpf", False):
+            if not self.args.no_bpf:
                 self.writer.merge_manifest("degraded", bpf=go.reason)
             return
         limit = bpf_start.timeout_s(self.args)

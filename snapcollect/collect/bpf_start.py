@@ -29,7 +29,7 @@ NEED_KB = 176 * 1024
 
 
 def timeout_s(args) -> float:
-    value = getattr(args, "bpf_start_timeout", None)
+    value = args.bpf_start_timeout
     return float(value) if value else DEFAULT_TIMEOUT_S
 
 
@@ -43,7 +43,7 @@ class Go:
 
 def may_start(args, room: Headroom) -> Go:
     """The decision taken before the BPF process is started."""
-    if getattr(args, "no_bpf", False):
+    if args.no_bpf:
         return Go(False, "--no-bpf")
     if room.short_of(NEED_KB):
         return Go(False, f"not started: {room.free_kb // 1024} MiB left under {room.source}, and "

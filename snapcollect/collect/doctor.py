@@ -23,10 +23,10 @@ import shutil
 import sys
 import textwrap
 import time
-import types
 from dataclasses import asdict, dataclass
 
 from snapcollect.collect import bpf_hook, bpf_start, headroom
+from snapcollect.collect.options import CollectOptions
 from snapcollect.collect.bpf import capabilities, program, tracefs
 
 MIN_FREE_MB = 64
@@ -255,10 +255,7 @@ def check_bpf_load(args, command=bpf_hook.bpf_process_command, room=headroom.mea
     limit, so that a start that is too slow is reported with its duration.
     """
     limit = bpf_start.timeout_s(args)
-    opts = types.SimpleNamespace(no_bpf=False, fault_sample=getattr(args, "fault_sample", None),
-                                 kernel_stacks=getattr(args, "kernel_stacks", False),
-                                 heap_trace=getattr(args, "heap_trace", False),
-                                 bpf_start_timeout=max(limit * 3, MEASURE_LIMIT_S))
+    opts = args.but(no_bpf=False, bpf_start_timeout=max(limit * 3, MEASURE_LIMIT_S))
     out = []
     free = room()
     go = bpf_start.may_start(opts, free)
@@ -308,7 +305,8 @@ def check_bpf_load(args, command=bpf_hook.bpf_process_command, room=headroom.mea
     return out
 
 
-def run_checks(args=None) -> list[Check]:
+def run_checks(args: CollectOptions | None = None) -> list[Check]:
+    args = args if args is not None else CollectOptions()
     checks = [check_proc(), check_disk(), check_root(), check_psi(), check_cgroups(), check_kmsg()]
     checks += check_commands()
     bcc_check, bcc = check_bcc()
@@ -319,7 +317,7 @@ def run_checks(args=None) -> list[Check]:
     paranoid = capabilities.perf_paranoid()
     root_ok = checks[2].ok
     if root_ok and bcc is not None and headers.ok and where is not None:
-        checks += check_bpf_load(args or types.SimpleNamespace())
+        checks += check_bpf_load(args)
     else:
         missing = [c.name for c in (checks[2], bcc_check, headers, tfs) if not c.ok]
         checks.append(Check("BPF compile", False, "not tried: needs " + ", ".join(missing),
@@ -349,7 +347,7 @@ def _format(checks: list[Check]) -> str:
 def run_doctor(args) -> int:
     checks = run_checks(args)
     core_ok = all(c.ok for c in checks if c.core)
-    if getattr(args, "json", False):
+    if args.json:
         print(json.dumps({"kernel": os.uname().release, "uid": os.geteuid(), "core_ok": core_ok,
                           "bpf_ok": all(c.ok for c in checks if c.group in ("bpf", "tracepoints")),
                           "checks": [asdict(c) for c in checks]}, indent=1))

@@ -129,10 +129,10 @@ class Privacy:
     @classmethod
     def for_args(cls, args) -> "Privacy":
         redactor = None
-        if getattr(args, "redact", False):
+        if args.redact:
             users, homes = users_and_homes()
             redactor = Redactor(secrets.token_bytes(32), hosts=host_names(), users=users, homes=homes)
-        return cls(keep_secrets=bool(getattr(args, "keep_secrets", False)), redactor=redactor)
+        return cls(keep_secrets=args.keep_secrets, redactor=redactor)
 
     @property
     def scrub(self) -> "Privacy | None":

@@ -312,7 +312,7 @@ class Run:
             self.bpf.start()
             if self.bpf.proc is not None:      # the window waited for a BPF process
                 self._move_deadline(now() - t)
-        elif not getattr(self.args, "no_bpf", False):
+        elif not self.args.no_bpf:
             self.writer.merge_manifest("bpf", enabled=False, reason="not started: the run was stopped early")
         else:
             self.writer.merge_manifest("bpf", enabled=False, reason="--no-bpf")
@@ -419,7 +419,7 @@ def run_collection(args, stop: StopFlag | None = None) -> int:
     ``stop``: the flag main() installed on its first line (signals during
     start-up are in it); installed here if not given.
     """
-    if getattr(args, "print_bpf", False):
+    if args.print_bpf:
         return _print_bpf(args)
     # before any thread starts: nice and the I/O priority are per thread
     lowered = priority.lower_own()

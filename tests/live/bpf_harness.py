@@ -11,8 +11,8 @@ import os
 import select
 import subprocess
 import time
-import types
 
+from snapcollect.collect.options import CollectOptions
 from snapcollect.bundle.reader import open_bundle
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect.bpf import capabilities
@@ -106,9 +106,7 @@ def compile_c(source: str, path: str) -> str:
 
 
 def bpf_args(**kw):
-    base = dict(no_bpf=False, fault_sample=None, kernel_stacks=False, print_bpf=False, top=10)
-    base.update(kw)
-    return types.SimpleNamespace(**base)
+    return CollectOptions(**kw)
 
 
 class DirectSession:

@@ -10,12 +10,12 @@ what it had not written; --no-bpf starts no process at all.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import pytest
 
+from snapcollect.collect.options import CollectOptions
 from snapcollect.bundle import open_bundle
 from snapcollect.collect import bpf_hook, runner
 
@@ -25,11 +25,7 @@ FAKE = os.path.join(os.path.dirname(__file__), "..", "unit", "fake_bpf_process.p
 
 
 def _args(tmp_path, **kw):
-    ns = argparse.Namespace(duration=2.0, interval=1.0, output=str(tmp_path), top=3, no_bpf=False,
-                            fault_sample=None, kernel_stacks=False, heap_trace=False, print_bpf=False,
-                            quiet=True, bpf_start_timeout=None)
-    for k, v in kw.items():
-        setattr(ns, k, v)
+    ns = CollectOptions(duration=2.0, interval=1.0, output=str(tmp_path), top=3, quiet=True).but(**kw)
     return ns
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 
+from snapcollect.collect.options import CollectOptions
 from snapcollect.collect import doctor
 from snapcollect.collect.bpf import capabilities
 from snapcollect.collect.bpf.capabilities import Problem
@@ -20,7 +20,7 @@ def no_compile(monkeypatch):
 
 
 def test_text_output_fits_80_columns_and_exit_is_0_when_core_works(no_compile, capsys):
-    rc = doctor.run_doctor(types.SimpleNamespace(json=False))
+    rc = doctor.run_doctor(CollectOptions(json=False))
     out = capsys.readouterr().out
     assert all(len(line) <= 80 for line in out.splitlines()), max(out.splitlines(), key=len)
     assert "core collection: works" in out and rc == 0
@@ -39,7 +39,7 @@ def test_missing_pieces_say_why_and_how_to_fix(monkeypatch, capsys):
     monkeypatch.setattr(capabilities, "tracefs_problem",
                         lambda: (None, Problem("tracefs is not mounted", capabilities.MOUNT_REMEDY)))
     monkeypatch.setattr(doctor.shutil, "which", lambda cmd: None if cmd == "numastat" else f"/usr/bin/{cmd}")
-    rc = doctor.run_doctor(types.SimpleNamespace(json=True))
+    rc = doctor.run_doctor(CollectOptions(json=True))
     doc = json.loads(capsys.readouterr().out)
     checks = {c["name"]: c for c in doc["checks"]}
     assert rc == 0 and doc["core_ok"] and not doc["bpf_ok"]
@@ -55,7 +55,7 @@ def test_missing_pieces_say_why_and_how_to_fix(monkeypatch, capsys):
 def test_core_failure_exits_1(monkeypatch, no_compile, capsys):
     monkeypatch.setattr(doctor, "check_disk", lambda path=".": doctor.Check(
         "free disk space", False, "3 MiB free in /x", "give -o DIR", True))
-    assert doctor.run_doctor(types.SimpleNamespace(json=False)) == 1
+    assert doctor.run_doctor(CollectOptions(json=False)) == 1
     assert "core collection: DOES NOT WORK" in capsys.readouterr().out
 
 

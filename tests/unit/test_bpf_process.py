@@ -13,10 +13,10 @@ import os
 import re
 import sys
 import time
-import types
 
 import pytest
 
+from snapcollect.collect.options import CollectOptions
 from snapcollect.collect import bpf_hook, bpf_start, doctor
 from snapcollect.collect.bpf import wire
 from snapcollect.collect.headroom import Headroom
@@ -63,8 +63,7 @@ def fake(*flags):
 
 
 def _hook(limit_s, *flags, room=PLENTY):
-    args = types.SimpleNamespace(no_bpf=False, fault_sample=None, kernel_stacks=False, heap_trace=False,
-                                 bpf_start_timeout=limit_s)
+    args = CollectOptions(bpf_start_timeout=limit_s)
     w = RecordingWriter()
     return bpf_hook.BpfHook(args, w, NoStop(), command=fake(*flags), room=lambda: room), w
 
@@ -144,7 +143,7 @@ def test_short_of_memory_no_process_is_started():
 
 
 def _doctor(limit_s, *flags, room=PLENTY):
-    args = types.SimpleNamespace(bpf_start_timeout=limit_s)
+    args = CollectOptions(bpf_start_timeout=limit_s)
     return {c.name: c for c in doctor.check_bpf_load(args, command=fake(*flags), room=lambda: room)}
 
 
@@ -171,12 +170,12 @@ def test_doctor_short_of_memory_says_collect_will_not_start_bpf():
     checks = _doctor(5.0, room=Headroom(40 * 1024, "cgroup v2 /x limit"))
     assert not checks["memory for the BPF compile"].ok
     assert checks["memory for the BPF compile"].detail == bpf_start.may_start(
-        types.SimpleNamespace(), Headroom(40 * 1024, "cgroup v2 /x limit")).reason
+        CollectOptions(), Headroom(40 * 1024, "cgroup v2 /x limit")).reason
     assert not checks["BPF start"].ok and "BPF compile" not in checks
 
 
 def test_doctor_names_each_perf_event_once():
-    checks = doctor.check_bpf_load(types.SimpleNamespace(bpf_start_timeout=5.0), command=fake(),
+    checks = doctor.check_bpf_load(CollectOptions(bpf_start_timeout=5.0), command=fake(),
                                    room=lambda: PLENTY)
     names = [c.name for c in checks]
     assert len(names) == len(set(names))

@@ -126,16 +126,15 @@ def test_tracefs_mounts():
 
 
 def test_heap_trace_is_opt_in_and_its_absence_says_why():
-    from types import SimpleNamespace
-
     from snapcollect.collect.bpf.session import make_plan
+    from snapcollect.collect.options import CollectOptions
 
     formats = {tp: FORMATS.get(tp) for tp in program.TRACEPOINTS}
-    traced = make_plan(SimpleNamespace(heap_trace=True), formats, {})
+    traced = make_plan(CollectOptions(heap_trace=True), formats, {})
     assert any(tp.startswith("syscalls:") for tp in traced.probes)
     assert "bpf/heap_growth" not in traced.missing
 
-    for args in (SimpleNamespace(heap_trace=False), SimpleNamespace()):   # the default
+    for args in (CollectOptions(heap_trace=False), CollectOptions()):   # the default
         plan = make_plan(args, formats, {})
         assert not any(tp.startswith("syscalls:") for tp in plan.probes)
         why, remedy = plan.missing["bpf/heap_growth"]

@@ -8,6 +8,7 @@ import types
 
 import pytest
 
+from snapcollect.collect.options import CollectOptions
 from snapcollect.bundle.reader import open_bundle
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect.bpf import capabilities, session as session_mod
@@ -17,7 +18,7 @@ from snapcollect.parsers.bpf_events import ARTIFACTS
 
 
 def _args(**kw):
-    return types.SimpleNamespace(**{"no_bpf": False, "fault_sample": None, "kernel_stacks": False, **kw})
+    return CollectOptions(**kw)
 
 
 def _run(tmp_path, args, deadline_s=60.0):

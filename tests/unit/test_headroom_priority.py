@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from snapcollect.collect.options import CollectOptions
 from snapcollect.collect import bpf_start, headroom, priority
 from snapcollect.collect.headroom import Headroom
 
@@ -61,11 +62,11 @@ def test_v2_max_and_no_limit(tmp_path):
 def test_mem_available_and_the_decision():
     assert headroom.mem_available_kb("MemTotal: 100 kB\nMemAvailable:   5000 kB\n") == 5000
     assert headroom.mem_available_kb("MemTotal: 100 kB\n") is None
-    assert bpf_start.may_start(object(), Headroom(bpf_start.NEED_KB, "MemAvailable")).start
-    short = bpf_start.may_start(object(), Headroom(bpf_start.NEED_KB - 1, "MemAvailable"))
+    assert bpf_start.may_start(CollectOptions(), Headroom(bpf_start.NEED_KB, "MemAvailable")).start
+    short = bpf_start.may_start(CollectOptions(), Headroom(bpf_start.NEED_KB - 1, "MemAvailable"))
     assert not short.start and "under MemAvailable" in short.reason
     # nothing readable: no reason to refuse
-    assert bpf_start.may_start(object(), Headroom(None, "nothing")).start
+    assert bpf_start.may_start(CollectOptions(), Headroom(None, "nothing")).start
 
 
 def test_measure_on_this_host_is_plausible():

@@ -21,7 +21,6 @@ import os
 import select
 import sys
 import time
-import types
 
 from snapcollect.collect.bpf import wire
 
@@ -54,6 +53,7 @@ def _wait_command(fd: int, timeout_s: float) -> bool:
 
 def run(stdin_fd: int, out) -> int:
     from snapcollect.collect.bpf.session import BpfSession   # imports bcc: only here
+    from snapcollect.collect.options import CollectOptions
 
     commands = _commands(stdin_fd)
     config = next(commands)
@@ -61,7 +61,7 @@ def run(stdin_fd: int, out) -> int:
         return 2
     writer = wire.PipeWriter(out, config.get("clock") or {"wall": time.time(),
                                                           "monotonic": time.monotonic()})
-    opts = types.SimpleNamespace(**{k: (config.get("options") or {}).get(k) for k in wire.OPTIONS})
+    opts = CollectOptions.from_wire(config.get("options"))
     own = config.get("collector_pid")
     session = BpfSession.start(opts, writer, float(config["deadline_mono"]),
                                own_tgids=frozenset([own]) if isinstance(own, int) else frozenset())

@@ -86,10 +86,6 @@ def max_sample_rate() -> int | None:
         return None
 
 
-def _opt(args, name, default=None):
-    return getattr(args, name, default) if args is not None else default
-
-
 def read_formats(tracefs_dir: str) -> tuple[dict[str, str | None], dict[str, str], dict[str, str]]:
     """tracepoint -> format text (None when absent), and why / what to do when absent."""
     formats: dict[str, str | None] = {}
@@ -106,8 +102,8 @@ def read_formats(tracefs_dir: str) -> tuple[dict[str, str | None], dict[str, str
 
 
 def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
-    period = _opt(args, "fault_sample") or program.DEFAULT_FAULT_PERIOD
-    if not _opt(args, "heap_trace", False):
+    period = args.fault_sample or program.DEFAULT_FAULT_PERIOD
+    if not args.heap_trace:
         # Opt-in: any syscall tracepoint sends every task on the host
         # through the slow syscall path (a getppid() loop ran 18.6 % slower
         # here, benchmarks/bench_fault_overhead.py --syscalls). By default
@@ -118,7 +114,7 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
         reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
         remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
     return program.build_plan(formats, fault_period=int(period),
-                              kernel_stacks=bool(_opt(args, "kernel_stacks", False)), reasons=reasons,
+                              kernel_stacks=args.kernel_stacks, reasons=reasons,
                               remedies=remedies, max_sample_rate=max_sample_rate())
 
 
@@ -228,7 +224,7 @@ class BpfSession:
                 self.writer.add_missing(name, "unavailable", problem.reason, remedy=problem.remedy)
 
     def _start(self) -> None:
-        if _opt(self.args, "no_bpf", False):
+        if self.args.no_bpf:
             self._give_up(Problem("BPF disabled with --no-bpf", "run without --no-bpf (as root)"))
             return
         for check in (capabilities.privilege_problem,):
