@@ -144,6 +144,20 @@ def _bpf_child(collector_pid: int, timeout_s: float = 60) -> int:
 
 @needs_bpf
 @pytest.mark.bpf
+def _holds_bpf_program(pid: int) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf-prog":
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def test_peak_rss_with_bpf_and_a_killed_bpf_process_keeps_the_bundle(tmp_path):
     # an undisturbed run: the collector's own peak, and the BPF process's beside it
     n = _processes()
@@ -163,10 +177,13 @@ def test_peak_rss_with_bpf_and_a_killed_bpf_process_keeps_the_bundle(tmp_path):
         kid = _bpf_child(proc.pid)
         with open(f"/proc/{kid}/oom_score_adj") as fh:
             assert int(fh.read()) == 1000
-        while not os.listdir(tmp_path / "b"):
+        # killed once its programs are loaded (the window is open then): a
+        # kill during the compile is another path (BPF never started)
+        end = time.monotonic() + 120
+        while not _holds_bpf_program(kid) and time.monotonic() < end and proc.poll() is None:
             time.sleep(0.05)
-        # the window is open once the bundle's first tick is in; wait for the attach
-        time.sleep(3.0)
+        assert _holds_bpf_program(kid), "the BPF process never loaded its programs"
+        time.sleep(1.0)
         os.kill(kid, signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
     finally:

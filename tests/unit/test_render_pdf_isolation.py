@@ -71,17 +71,12 @@ def _fake_bin(tmp_path) -> tuple[str, str]:
     return str(fake), str(ran)
 
 
-def _snapcollect_tmp_entries() -> set[str]:
-    return {n for n in os.listdir("/tmp") if n.startswith(("snapcollect-pdf-", "matplotlib-"))}
-
-
 def test_pdf_render_starts_no_program_and_writes_only_where_it_should(tmp_path):
     fake, ran = _fake_bin(tmp_path)
     private_tmp, home, out_dir = tmp_path / "tmp", tmp_path / "home", tmp_path / "out"
     for d in (private_tmp, home, out_dir):
         d.mkdir()
     log = tmp_path / "events.json"
-    before = _snapcollect_tmp_entries()
     env = dict(os.environ, PATH=f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}", TMPDIR=str(private_tmp),
                HOME=str(home))
     env.pop("MPLCONFIGDIR", None)
@@ -110,7 +105,8 @@ def test_pdf_render_starts_no_program_and_writes_only_where_it_should(tmp_path):
     assert any(w.startswith(str(out_dir) + os.sep + ".r.pdf.") for w in writes), writes
     assert os.listdir(private_tmp) == []
     assert os.listdir(out_dir) == ["r.pdf"]
-    assert _snapcollect_tmp_entries() <= before
+    # (No check of /tmp itself: the audit events above name every temporary
+    # and every write, and /tmp is shared with whatever else renders a PDF.)
 
 
 def test_missing_pdf_libraries_one_line_naming_the_packages(tmp_path):
