@@ -472,8 +472,10 @@ def test_snapshot_records_a_blocked_file_as_timeout(tmp_path, monkeypatch):
     assert b.status("cgroups/memory@start")[0] == "missing"
 
 
-def test_cgroup_v2_collect_picks_largest_groups(tmp_path):
-    """A v2-shaped tree: the root plus the largest groups by memory.current."""
+def test_cgroup_v2_collect_picks_the_groups_that_matter(tmp_path):
+    """A v2-shaped tree: the root, groups near their limit or with limit
+    events (closest to the limit first), the largest by memory.current,
+    and the ancestors of each."""
     import json as _json
 
     from snapcollect.collect.sources import cgroups
@@ -481,20 +483,24 @@ def test_cgroup_v2_collect_picks_largest_groups(tmp_path):
     root = tmp_path
     (root / "memory.stat").write_text("anon 1\nfile 2\n")
     (root / "memory.pressure").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
-    sizes = {"a": 10, "b": 30, "a/x": 50, "c": 20}
+    sizes = {"a": 10, "b": 30, "a/x": 50, "c": 2, "d": 9, "e": 1}
     for rel, mib in sizes.items():
         d = root / rel
         d.mkdir(parents=True, exist_ok=True)
         (d / "memory.current").write_text(f"{mib << 20}\n")
-        (d / "memory.max").write_text("max\n")
-        (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
-    got, chosen = cgroups.collect(None, 2, str(root), top=2, also=("/c",))
+        (d / "memory.max").write_text("max\n" if rel != "d" else f"{10 << 20}\n")
+        (d / "memory.events").write_text("low 0\nhigh 0\nmax %d\noom 0\noom_kill 0\n" % (3 if rel == "c" else 0))
+        (d / "cgroup.procs").write_text("101\n102\n" if rel == "a/x" else "")
+    got, chosen = cgroups.collect(None, 2, str(root), top=2, also=("/e",))
     assert got.status == "ok"
-    assert chosen == ["/", "/a/x", "/b", "/c"]
+    # d at 90% of its limit, c with memory.events max 3, then a/x (with its
+    # parent) and b by size, then what the caller asked for.
+    assert chosen == ["/", "/d", "/c", "/a", "/a/x", "/b", "/e"]
     doc = _json.loads(got.data)
-    assert doc["version"] == 2 and doc["usage_file"] == "memory.current" and doc["scanned"] == 5
-    assert doc["groups"]["/a/x"]["memory.events"].startswith("low 0")
+    assert doc["version"] == 2 and doc["usage_file"] == "memory.current" and doc["scanned"] == 7
+    assert doc["groups"]["/c"]["memory.events"].startswith("low 0")
     assert doc["groups"]["/a/x"]["memory.current"] == f"{50 << 20}\n"
+    assert doc["groups"]["/a/x"]["cgroup.procs"] == "101\n102\n"
     assert set(doc["groups"]["/"]) == {"memory.stat", "memory.pressure"}   # the root has no current/max
 
 
