@@ -20,8 +20,9 @@ Reclaim at a cgroup's limit is not in /proc/vmstat's pgscan_kswapd or
 pgscan_direct (what sar -B prints): mm/vmscan.c counts those only when
 ``!cgroup_reclaim(sc)``, but pgscan_anon/pgscan_file and
 pgsteal_anon/pgsteal_file (5.8+) count every reclaim. Their difference is
-the memory-cgroup reclaim of the whole host (``memcg_reclaim``), the only
-measure of it on v1, whose memory.stat has no pgscan. Checked on 6.18: a
+the memory-cgroup reclaim of the whole host (``memcg_reclaim``, over
+``analysis.sar.cgroup_reclaim``, the figure sar -B's section prints), the
+only measure of it on v1, whose memory.stat has no pgscan. Checked on 6.18: a
 cat of a 200 MiB file in a 64 MiB v1 group raised pgscan_file and
 pgsteal_file by 137,728 and pgscan_kswapd/direct by 0.
 """
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 
 from snapcollect.analysis import series
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.rates import window_seconds
+from snapcollect.analysis.sar import cgroup_reclaim
 from snapcollect.parsers.records import MemCgroup
 
 ROOT = "/"
@@ -252,38 +255,29 @@ class MemcgReclaim:
     scanned: int
     stolen: int
     seconds: float
+    scanned_per_s: float                   # sar.cgroup_reclaim: what the sar -B section says
+    stolen_per_s: float
     peak_stolen_per_s: float               # the busiest interval
 
-    @property
-    def stolen_per_s(self) -> float:
-        return self.stolen / self.seconds if self.seconds > 0 else 0.0
 
-
-_GLOBAL_SCAN = ("pgscan_kswapd", "pgscan_direct", "pgscan_khugepaged", "pgscan_proactive")
 _GLOBAL_STEAL = ("pgsteal_kswapd", "pgsteal_direct", "pgsteal_khugepaged", "pgsteal_proactive")
 
 
-def _memcg_part(v: dict[str, int], split: tuple[str, str], glob: tuple[str, ...]) -> int | None:
-    if split[0] not in v or split[1] not in v:
-        return None                        # before 5.8 no anon/file split
-    return v[split[0]] + v[split[1]] - sum(v.get(k, 0) for k in glob)
-
-
 def memcg_reclaim(ds: Dataset) -> MemcgReclaim | None:
-    """Pages scanned and stolen by memory-cgroup reclaim over the window, or None."""
-    pts = series.samples(ds, "vmstat")
-    vals = [(t, _memcg_part(v, ("pgscan_anon", "pgscan_file"), _GLOBAL_SCAN),
-             _memcg_part(v, ("pgsteal_anon", "pgsteal_file"), _GLOBAL_STEAL)) for t, v in pts]
-    vals = [x for x in vals if x[1] is not None and x[2] is not None]
-    if len(vals) < 2:
+    """Pages scanned and stolen by memory-cgroup reclaim over the window, or None (before 5.8)."""
+    rates = cgroup_reclaim(ds)
+    if rates is None:
         return None
-    scanned = _rise([x[1] for x in vals]) or 0
-    stolen = _rise([x[2] for x in vals]) or 0
+    span = window_seconds(ds.vmstat, ds.uptime)
     peak = 0.0
-    for (t0, _s0, a), (t1, _s1, b) in zip(vals, vals[1:]):
-        if t1 > t0:
-            peak = max(peak, max(0, b - a) / (t1 - t0))
-    return MemcgReclaim(scanned=scanned, stolen=stolen, seconds=vals[-1][0] - vals[0][0], peak_stolen_per_s=peak)
+    for p, q in zip(ds.vmstat, ds.vmstat[1:]):
+        dt = q.t - p.t
+        if dt <= 0:
+            continue
+        d = {k: q.value.get(k, 0) - p.value.get(k, 0) for k in ("pgsteal_anon", "pgsteal_file") + _GLOBAL_STEAL}
+        peak = max(peak, max(0, d["pgsteal_anon"] + d["pgsteal_file"] - sum(d[k] for k in _GLOBAL_STEAL)) / dt)
+    return MemcgReclaim(scanned=round(rates[0] * span), stolen=round(rates[1] * span), seconds=span,
+                        scanned_per_s=rates[0], stolen_per_s=rates[1], peak_stolen_per_s=peak)
 
 
 # Page cache thrashing: the file pages that came back from disk over the
@@ -351,3 +345,34 @@ def thrashing(ds: Dataset, groups: dict[str, CgroupSeries]) -> list[Thrashing]:
     if host is not None:
         out.append(host)
     return out
+
+
+@dataclass(frozen=True)
+class GroupStalls:
+    """The BPF reclaim stalls of the tasks of one followed cgroup (None: tasks in no followed group)."""
+
+    path: str | None
+    stalls: tuple                          # ReclaimStall records
+    total_us: float
+    max_us: float
+    pids: tuple[int, ...]
+
+
+def stalls_by_cgroup(stalls, task_cgroup: dict[int, str]) -> tuple[GroupStalls, ...]:
+    """Reclaim stalls grouped by the cgroup of the stalling task, most stalled first.
+
+    The memcg reclaim tracepoints carry no cgroup id; a task's group comes
+    from the cgroup.procs the series read (the deepest group listing it).
+    """
+    by: dict[str | None, list] = {}
+    for s in stalls:
+        by.setdefault(task_cgroup.get(s.pid), []).append(s)
+    out = [GroupStalls(path, tuple(ss), sum(s.latency_us for s in ss), max(s.latency_us for s in ss),
+                       tuple(dict.fromkeys(s.pid for s in ss))) for path, ss in by.items()]
+    out.sort(key=lambda g: (-g.total_us, g.path or ""))
+    return tuple(out)
+
+
+def within(path: str, group: str) -> bool:
+    """Is ``path`` the cgroup ``group`` or one of its descendants?"""
+    return path == group or path.startswith(group.rstrip("/") + "/")

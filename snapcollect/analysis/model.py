@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from snapcollect.analysis import series
-from snapcollect.analysis.cgroup_series import (CgroupSeries, MemcgReclaim, Thrashing, cgroup_series,
-                                                memcg_reclaim, task_cgroups, thrashing)
+from snapcollect.analysis.cgroup_series import (CgroupSeries, GroupStalls, MemcgReclaim, Thrashing,
+                                                cgroup_series, memcg_reclaim, stalls_by_cgroup, task_cgroups,
+                                                thrashing)
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.oom import OomFacts, oom_facts
 from snapcollect.analysis.pidstat import Life, lives
@@ -45,6 +46,7 @@ class Model:
     task_cgroup: dict[int, str]              # pid -> the deepest followed cgroup holding it
     memcg_reclaim: MemcgReclaim | None       # reclaim at cgroup limits, host-wide (vmstat)
     thrashing: tuple[Thrashing, ...]         # where the page cache thrashes, most refaulted first
+    stall_groups: tuple[GroupStalls, ...]    # BPF reclaim stalls by the cgroup of the task
 
 
 def build_model(ds: Dataset) -> Model:
@@ -54,11 +56,12 @@ def build_model(ds: Dataset) -> Model:
     all_lives = tuple(lives(ds.procs))
     grown = tuple(growth(all_lives))
     groups = cgroup_series(ds)
+    in_group = task_cgroups(groups)
     return Model(
         ds=ds, oom=oom_facts(ds), lives=all_lives,
         memory=tuple(process_memory(ds.procs, total, all_lives)),
         growth=grown, suspects=tuple(suspects(all_lives, grown)),
         psi_some=window_share(ds, "some"), psi_full=window_share(ds, "full"),
         cgroup_pressure=cgroup_pressure(ds), mem_total_kb=total,
-        cgroups=groups, task_cgroup=task_cgroups(groups), memcg_reclaim=memcg_reclaim(ds),
-        thrashing=tuple(thrashing(ds, groups)))
+        cgroups=groups, task_cgroup=in_group, memcg_reclaim=memcg_reclaim(ds),
+        thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group))

@@ -611,3 +611,45 @@ def test_commands_past_the_deadline_each_get_an_outcome():
     run_commands([half, *slow], time.monotonic() + 0.6, parallel=2)
     assert [c.outcome.status for c in (half, *slow)] == ["timeout"] * 4
     assert "not run" in slow[-1].outcome.reason and "did not finish" in half.outcome.reason
+
+
+def test_cgroup_follower_reads_the_groups_that_matter_every_tick_and_accounts_its_cost(tmp_path, monkeypatch):
+    """The series: the chosen groups' series files each tick, a new group near its
+    limit picked up at the next reselection, reads spaced out when they cost too much."""
+    import json as _json
+
+    from snapcollect.collect.sources import cgroups
+
+    def group(rel, mib, limit_mib=None, procs=""):
+        d = tmp_path / rel
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "memory.current").write_text(f"{mib << 20}\n")
+        (d / "memory.max").write_text(f"{limit_mib << 20}\n" if limit_mib else "max\n")
+        (d / "memory.events").write_text("low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")
+        (d / "memory.stat").write_text(f"anon {mib << 20}\nfile 0\n")
+        (d / "memory.low").write_text("0\n")          # not a series file
+        (d / "cgroup.procs").write_text(procs)
+
+    (tmp_path / "memory.stat").write_text("anon 1\nfile 2\n")
+    (tmp_path / "cgroup.procs").write_text("1\n2\n")
+    group("web", 100, procs="10\n")
+    f = cgroups.Follower(2, str(tmp_path), 1.0, ["/web"])
+    got = f.tick()
+    doc = _json.loads(got.data)
+    assert got.status == "ok" and list(doc["groups"]) == ["/", "/web"]
+    assert doc["groups"]["/web"]["cgroup.procs"] == "10\n" and "memory.low" not in doc["groups"]["/web"]
+    assert "cgroup.procs" not in doc["groups"]["/"]            # the root's lists every process
+    group("batch/job", 95, 100)                               # appears at 95% of its limit
+    for _ in range(cgroups.RESELECT_EVERY - 1):
+        assert "/batch/job" not in _json.loads(f.tick().data)["groups"]
+    doc = _json.loads(f.tick().data)
+    assert ["/batch", "/batch/job"] == [g for g in doc["groups"] if g.startswith("/batch")]
+    cost = f.cost()
+    assert cost["reads"] == cgroups.RESELECT_EVERY + 1 and cost["walks"] == 2 and cost["groups"] == 4
+    assert cost["every_ticks"] == 1 and cost["last_walk"]["dirs"] == 4
+    monkeypatch.setattr(cgroups, "CPU_SHARE", 1e-9)           # any read now costs "too much"
+    f.tick()
+    assert f.every == cgroups.MAX_EVERY
+    skipped = [f.tick() for _ in range(cgroups.MAX_EVERY - 1)]
+    assert skipped == [None] * (cgroups.MAX_EVERY - 1) and f.tick() is not None
+    assert f.cost()["max_every_ticks"] == cgroups.MAX_EVERY

@@ -289,6 +289,7 @@ class Follower:
         self.every = 1
         self.max_every = 1
         self._calls = 0
+        self._next = 0
         self._costs: list[float] = []
         self.last_walk: dict = {}
         self.max_read_cpu_s = 0.0
@@ -323,7 +324,7 @@ class Follower:
     def _tick(self) -> Outcome | None:
         k = self._calls
         self._calls += 1
-        if k % self.every:
+        if k < self._next:
             return None
         t0 = time.thread_time()
         if self.reads % RESELECT_EVERY == 0:
@@ -338,6 +339,7 @@ class Follower:
         if self.interval > 0:
             self.every = min(MAX_EVERY, max(1, math.ceil(med / (CPU_SHARE * self.interval))))
             self.max_every = max(self.max_every, self.every)
+        self._next = k + self.every
         doc: dict = {"version": self.version, "root": self.root, "groups": groups}
         if unreadable:
             doc["unreadable"] = unreadable
