@@ -103,9 +103,16 @@ def bigfile():
     os.unlink(path)
 
 
-def _loud(doc: dict, allowed: set[str]) -> list[str]:
+# Reclaim and pressure findings may reach WARN on the same incident only
+# when they say it is the incident's cgroup.
+SAME_CAUSE = {"DIRECT_RECLAIM_STALLS", "PSI_PRESSURE"}
+
+
+def _loud(doc: dict, allowed: set[str], group: str = "") -> list[str]:
     return [f"{f['severity']} {f['key']}" for f in doc["findings"]
-            if f["severity"] in SEVERE and f["key"] not in allowed]
+            if f["severity"] in SEVERE and f["key"] not in allowed
+            and not (group and f["key"] in SAME_CAUSE and f["evidence"]["values"].get("cgroup") == group
+                     and group in f["title"])]
 
 
 def _run(argv: list[str], duration: float, workdir: str, lead: float = 0.0):
@@ -143,7 +150,7 @@ def test_thrashing_in_a_cgroup_names_the_group_and_the_reader(group, bigfile, wo
     assert f"sc-reader (pid {reader.pid})" in f["explanation"]
     assert v["turnover"] >= 1.0
     assert "/snapcollect-test-thrash" in doc["verdict"] and f"sc-reader (pid {reader.pid})" in doc["verdict"]
-    assert not _loud(doc, {"PAGECACHE_THRASHING"}), _describe(doc)
+    assert not _loud(doc, {"PAGECACHE_THRASHING"}, "/snapcollect-test-thrash"), _describe(doc)
     assert "chart-cgroup-" in md or "usage against its limit" in md
 
 
@@ -169,13 +176,14 @@ def test_cgroup_held_at_its_limit_names_the_group_and_its_tasks(group, workdir):
     stalls = by.get("DIRECT_RECLAIM_STALLS")
     if stalls is not None:
         assert "/snapcollect-test-atlimit" in stalls["title"] + stalls["explanation"]
-        assert "min_free_kbytes" not in stalls["explanation"]
-    assert not _loud(doc, {"MEMCG_AT_LIMIT", "DIRECT_RECLAIM_STALLS"}), _describe(doc)
+        assert "raise that group's memory limit" in stalls["explanation"]
+        assert "raise vm.min_free_kbytes" not in stalls["explanation"]
+    assert not _loud(doc, {"MEMCG_AT_LIMIT"}, "/snapcollect-test-atlimit"), _describe(doc)
 
 
 @pytest.mark.parametrize("group", [("snapcollect-test-near", 512 * MIB)], indirect=True)
 def test_cgroup_close_to_its_limit_is_info(group, workdir):
-    bundle, holder = _run([sys.executable, "-c", script(HOLD, "sc-near", group), "470", "60", "-"],
+    bundle, holder = _run([sys.executable, "-c", script(HOLD, "sc-near", group), "475", "60", "-"],
                           10, workdir, lead=3)
     doc, md = render(bundle, workdir)
     by = _findings(doc)
@@ -183,5 +191,6 @@ def test_cgroup_close_to_its_limit_is_info(group, workdir):
     f = by["MEMCG_AT_LIMIT"]
     assert f["severity"] == "INFO"
     assert "/snapcollect-test-near" in f["title"] and "close to its limit" in f["title"]
+    assert 92.0 <= f["evidence"]["values"]["pct"] < 99.0
     assert f"sc-near (pid {holder.pid})" in f["explanation"]
     assert not _loud(doc, set()), _describe(doc)
