@@ -197,7 +197,8 @@ def cgroup_series(ds: Dataset) -> dict[str, CgroupSeries]:
         seen: dict[int, None] = {}
         for _t, g in seq:
             for pid in g.tasks:
-                seen.setdefault(pid, None)
+                if pid not in ds.collector_pids:      # never named as a group's task
+                    seen.setdefault(pid, None)
         own[path] = list(seen)
     out = {}
     for path, seq in by_path.items():
@@ -331,6 +332,10 @@ def thrashing(ds: Dataset, groups: dict[str, CgroupSeries]) -> list[Thrashing]:
         th = _thrashing(path, g.refaults_file, g.file_avg_bytes, g.stolen, page, g.covered_s, g.source)
         if th is not None:
             out.append(th)
+    # A parent's counters hold its children's: name the child when it has
+    # most of the parent's refaults.
+    out = [th for th in out if not any(o.where != th.where and within(o.where, th.where)
+                                         and o.refaults >= 0.8 * th.refaults for o in out)]
     out.sort(key=lambda x: (-x.refaults, x.where))
     pts = series.samples(ds, "meminfo")
     caches = [(m.get("Active(file)") or 0) + (m.get("Inactive(file)") or 0) for _t, m in pts

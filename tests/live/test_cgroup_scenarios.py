@@ -151,7 +151,8 @@ def test_thrashing_in_a_cgroup_names_the_group_and_the_reader(group, bigfile, wo
     assert v["turnover"] >= 1.0
     assert "/snapcollect-test-thrash" in doc["verdict"] and f"sc-reader (pid {reader.pid})" in doc["verdict"]
     assert not _loud(doc, {"PAGECACHE_THRASHING"}, "/snapcollect-test-thrash"), _describe(doc)
-    assert "chart-cgroup-" in md or "usage against its limit" in md
+    assert "Memory cgroup usage against its limit (1)" in md
+    assert "Memory cgroup /snapcollect-test-thrash: at >= 99% of the limit for" in md
 
 
 @pytest.mark.parametrize("group", [("snapcollect-test-atlimit", 512 * MIB)], indirect=True)

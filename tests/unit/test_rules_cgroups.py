@@ -240,6 +240,7 @@ def test_thrashing_in_a_v1_group_without_activations_names_the_group_and_reader(
     assert f.title == ("Page cache thrashing in memory cgroup /scan: 2.9 GiB of evicted file pages read back in "
                        "30 s, 15x its page cache (194.0 MiB), read by scanner (pid 555)")
     assert "which read it: scanner (pid 555)" in f.explanation
+    assert "(host-wide refault/steal 100%)" in f.explanation      # v1 memory.stat has no pgsteal
     assert "stalled in reclaim 100 time(s), 300 ms in all" in f.explanation
     assert f.evidence.values["cgroup"] == "/scan" and f.evidence.values["turnover"] == pytest.approx(15.46, 0.01)
 
@@ -320,3 +321,15 @@ def test_hostile_cgroup_series_gives_a_report_and_says_what_did_not_parse(tmp_pa
     missing = {m["name"]: m for m in report.missing}
     assert missing["series/cgroups/memory"]["status"] == "error"
 
+
+
+def test_thrashing_in_a_child_names_the_child_not_its_parent_and_never_the_collector():
+    per_tick = 50 * MIB // PAGE
+    lim = 100 * MIB
+    ds = build(memcgs=lambda k: groups(1, __jobs=v1_files(lim, lim, 0, lim - MIB, refault=per_tick * k),
+                                       __jobs__one=v1_files(lim, lim, 0, lim - MIB, refault=per_tick * k,
+                                                            procs=(31, 4242))))
+    ds.collector_pids = frozenset({4242})
+    th = thrashing(ds, cgroup_series(ds))
+    assert [t.where for t in th] == ["/jobs/one"]      # the baseline host has no refaults
+    assert cgroup_series(ds)["/jobs/one"].tasks == (31,)

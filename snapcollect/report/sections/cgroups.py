@@ -58,13 +58,16 @@ def _mib(b: int | None) -> float | None:
 def usage_chart(g: CgroupSeries, i: int) -> Chart | None:
     if len(g.samples) < 2:
         return None
-    return Chart(f"chart-cgroup-{i}", f"Memory cgroup {g.path}: usage against its limit",
+    # The path stays out of the title: matplotlib draws the title (a "$" in
+    # a group's name would be mathtext, a newline a second line); the note
+    # is text of the document.
+    return Chart(f"chart-cgroup-{i}", f"Memory cgroup usage against its limit ({i + 1})",
                  [x.t for x in g.samples],
                  {"usage": [_mib(x.usage_bytes) for x in g.samples],
                   "limit": [_mib(x.limit_bytes) for x in g.samples],
                   "file cache": [_mib(x.file_bytes) for x in g.samples]},
                  y_label="MiB", kind="line", source=list(g.source),
-                 note=f"At >= 99% of the limit for {g.at_limit_s:.0f} s, >= 90% for {g.at_near_s:.0f} s, "
+                 note=f"Memory cgroup {g.path}: at >= 99% of the limit for {g.at_limit_s:.0f} s, >= 90% for {g.at_near_s:.0f} s, "
                       f"of {g.covered_s:.0f} s. v1 file cache is cache - shmem; v2 the limit is memory.max "
                       "(memory.high when lower).")
 

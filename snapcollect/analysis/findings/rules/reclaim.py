@@ -241,6 +241,13 @@ def _thrashing_hit(m, th) -> Hit:
     g = m.cgroups.get(group) if group else None
     per_s = human_kb(th.refault_bytes_per_s / 1024)
     ratio = f", refault/steal {th.refault_steal_pct:.0f}%" if th.refault_steal_pct is not None else ""
+    host_pct = None
+    if group and th.refault_steal_pct is None:
+        # v1 memory.stat has no pgsteal: the host's ratio, which includes the group's reclaim.
+        ref, steal = _d(ds, "workingset_refault_file"), _d(ds, "pgsteal_file")
+        if ref is not None and steal:
+            host_pct = 100.0 * ref / steal
+            ratio = f" (host-wide refault/steal {host_pct:.0f}%)"
     cache = "its page cache" if group else "the page cache"
     summary = (f"{human_kb(th.refault_bytes / 1024)} of evicted file pages read back in {th.seconds:.0f} s, "
                f"{th.turnover:.0f}x {cache} ({human_kb(th.cache_bytes / 1024)})")
@@ -250,6 +257,7 @@ def _thrashing_hit(m, th) -> Hit:
     facts = {"cgroup": group, "refaults": th.refaults, "refault_bytes": th.refault_bytes,
              "cache_bytes": th.cache_bytes, "turnover": th.turnover, "stolen": th.stolen,
              "refault_steal_pct": th.refault_steal_pct, "pct": th.refault_steal_pct,
+             "host_refault_steal_pct": host_pct,
              "_where": f" in memory cgroup {group}" if group else "", "_summary": summary, "_detail": detail}
     arts = list(th.source)
     if g is not None:
