@@ -100,6 +100,9 @@ class CgroupSeries:
     file_avg_bytes: float | None           # the group's page cache over the window, on average
     tasks: tuple[int, ...] = ()            # its own and its followed descendants' pids, first seen first
     own_tasks: tuple[int, ...] = field(default=())
+    # Every task it held (its descendants' too) was the collector's: the
+    # run's own group, which no finding is about.
+    collector_only: bool = False
 
     @property
     def limit_bytes(self) -> int | None:
@@ -193,11 +196,14 @@ def cgroup_series(ds: Dataset) -> dict[str, CgroupSeries]:
         for path, g in groups.items():
             by_path.setdefault(path, []).append((t, g))
     own: dict[str, list[int]] = {}
+    ours: set[str] = set()
     for path, seq in by_path.items():
         seen: dict[int, None] = {}
         for _t, g in seq:
             for pid in g.tasks:
-                if pid not in ds.collector_pids:      # never named as a group's task
+                if pid in ds.collector_pids:          # never named as a group's task
+                    ours.add(path)
+                else:
                     seen.setdefault(pid, None)
         own[path] = list(seen)
     out = {}
@@ -236,7 +242,8 @@ def cgroup_series(ds: Dataset) -> dict[str, CgroupSeries]:
             scanned=_rise([g.stat.get("pgscan") for g in groups]) if worst_g.version == 2 else None,
             stolen=_rise([g.stat.get("pgsteal") for g in groups]) if worst_g.version == 2 else None,
             events=events, file_avg_bytes=sum(files) / len(files) if files else None,
-            tasks=tuple(tasks) if path != ROOT else (), own_tasks=tuple(own[path]))
+            tasks=tuple(tasks) if path != ROOT else (), own_tasks=tuple(own[path]),
+            collector_only=path != ROOT and not tasks and any(within(p, path) for p in ours))
     return out
 
 

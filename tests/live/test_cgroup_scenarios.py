@@ -15,6 +15,7 @@ that nothing else reaches WARN:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -195,3 +196,11 @@ def test_cgroup_close_to_its_limit_is_info(group, workdir):
     assert 92.0 <= f["evidence"]["values"]["pct"] < 99.0
     assert f"sc-near (pid {holder.pid})" in f["explanation"]
     assert not _loud(doc, set()), _describe(doc)
+    # The series followed the group every tick, at a cost the manifest records.
+    from snapcollect.bundle import open_bundle
+    b = open_bundle(bundle)
+    cost = b.manifest["cgroups_pass"]
+    ticks = b.series("cgroups/memory")
+    assert cost["every_ticks"] == 1 and cost["reads"] == len(ticks) >= 8, cost
+    assert cost["read_cpu_s_median"] < 0.025, cost          # under 2.5% of a core at 1 s ticks
+    assert all("/snapcollect-test-near" in json.loads(t.text)["groups"] for t in ticks)

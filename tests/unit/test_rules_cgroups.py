@@ -333,3 +333,13 @@ def test_thrashing_in_a_child_names_the_child_not_its_parent_and_never_the_colle
     th = thrashing(ds, cgroup_series(ds))
     assert [t.where for t in th] == ["/jobs/one"]      # the baseline host has no refaults
     assert cgroup_series(ds)["/jobs/one"].tasks == (31,)
+
+
+def test_a_group_holding_only_the_collector_is_no_finding():
+    lim = 64 * MIB
+    ds = build(memcgs=lambda k: groups(1, __run=v1_files(lim, lim, lim - MIB, 0, procs=(4242, 4243))))
+    ds.collector_pids = frozenset({4242, 4243})
+    assert cgroup_series(ds)["/run"].collector_only
+    assert run("MEMCG_AT_LIMIT", ds)[0] is None
+    ds.collector_pids = frozenset({4242})
+    assert run("MEMCG_AT_LIMIT", ds)[0].evidence.values["tasks"] == [4243]

@@ -112,7 +112,7 @@ def where_reclaim(m, stall_groups) -> tuple[str | None, str]:
 
 def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
     """(severity, state) of one group: at its limit, close to it, or None."""
-    if g.path == ROOT or not g.limit_bytes or g.worst is None or g.peak_pct is None:
+    if g.path == ROOT or g.collector_only or not g.limit_bytes or g.worst is None or g.peak_pct is None:
         return None
     if g.covered_s > 0:
         held = g.at_limit_s >= HELD_SHARE * g.covered_s
