@@ -343,3 +343,14 @@ def test_a_group_holding_only_the_collector_is_no_finding():
     assert run("MEMCG_AT_LIMIT", ds)[0] is None
     ds.collector_pids = frozenset({4242})
     assert run("MEMCG_AT_LIMIT", ds)[0].evidence.values["tasks"] == [4243]
+
+
+def test_limit_hits_of_a_group_that_emptied_before_the_end_are_not_called_cache():
+    """Two snapshots; the group hit its limit 400,000 times, then its task died: its end fill says nothing."""
+    lim = 64 * MIB
+    emptied = lambda hits: groups(1, __t=v1_files(256 * 1024, lim, 0, 12 * 1024, failcnt=hits))["/t"]  # noqa: E731
+    ds = build(start={"memcgs": {"/t": emptied(0)}}, end={"memcgs": {"/t": emptied(400_000)}})
+    f, _ = run("MEMCG_AT_LIMIT", ds)
+    assert f.severity == "WARN"
+    assert f.title == "Memory cgroup /t hit its limit (64.0 MiB): failcnt +400000, filled by unknown"
+    assert "what filled it when it hit the limit was not sampled" in f.explanation

@@ -16,7 +16,7 @@ their reclaim ran in and what to do about it (``where_reclaim``).
 from __future__ import annotations
 
 from snapcollect.analysis import series
-from snapcollect.analysis.cgroup_series import ROOT, CgroupSeries, within
+from snapcollect.analysis.cgroup_series import NEAR_PCT, ROOT, CgroupSeries, within
 from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.wording import human_kb, human_ms
@@ -53,8 +53,12 @@ def fill_words(g: CgroupSeries) -> str:
     if f is None:
         return "memory.stat was not read, so what fills it is not known"
     kernel = "kernel" if g.version == 2 else "kernel and other"
-    return (f"anon {_mib(f.anon)}, file cache {_mib(f.file)}, shmem {_mib(f.shmem)}, "
-            f"{kernel} {_mib(f.kernel)}")
+    words = (f"anon {_mib(f.anon)}, file cache {_mib(f.file)}, shmem {_mib(f.shmem)}, "
+             f"{kernel} {_mib(f.kernel)}")
+    if not fill_at_limit(g):
+        words += (f" at its fullest sample ({g.peak_pct:.1f}% of the limit); what filled it when it hit the "
+                  "limit was not sampled")
+    return words
 
 
 def host_ample(m) -> tuple[bool, int | None]:
@@ -110,6 +114,11 @@ def where_reclaim(m, stall_groups) -> tuple[str | None, str]:
                   "vm.watermark_scale_factor so kswapd starts earlier.")
 
 
+def fill_at_limit(g: CgroupSeries) -> bool:
+    """Was memory.stat read at a sample near the limit (so it says what filled the group there)?"""
+    return g.fill is not None and g.peak_pct is not None and g.peak_pct >= NEAR_PCT
+
+
 def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
     """(severity, state) of one group: at its limit, close to it, or None."""
     if g.path == ROOT or g.collector_only or not g.limit_bytes or g.worst is None or g.peak_pct is None:
@@ -128,8 +137,10 @@ def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
         return "INFO", "near"
     if thrashing_group(m, g.path):
         return "INFO", "at"     # what its tasks feel is the thrashing (PAGECACHE_THRASHING)
-    # Without memory.stat what fills it is unknown: it is not called harmless cache.
-    unreclaimable = g.fill is None or g.fill.unreclaimable >= UNRECLAIMABLE_SHARE * g.limit_bytes
+    # Without memory.stat read near the limit what filled it there is
+    # unknown (two snapshots of a group that emptied in between): it is
+    # not called harmless cache.
+    unreclaimable = not fill_at_limit(g) or g.fill.unreclaimable >= UNRECLAIMABLE_SHARE * g.limit_bytes
     mine = [s for s in m.stall_groups if s.path is not None and within(s.path, g.path)]
     felt = stalls_felt(max((s.max_us for s in mine), default=0), sum(s.total_us for s in mine))
     return ("WARN" if unreclaimable or felt else "INFO"), "at"
@@ -177,7 +188,7 @@ def memcg_at_limit(m):
                    f"for it yet; {_mib(headroom)} is left before it does. ")
         advice = "If the workload is meant to grow, raise the limit before it gets there."
     else:
-        filled = g.fill.largest() if g.fill else "unknown"
+        filled = g.fill.largest() if fill_at_limit(g) else "unknown"
         if g.covered_s > 0 and g.at_limit_s >= HELD_SHARE * g.covered_s:
             title = (f"held at its limit ({_mib(g.limit_bytes)}) for {g.at_limit_s:.0f} s of "
                      f"{g.covered_s:.0f} s, filled by {filled}{tail}")
@@ -193,7 +204,7 @@ def memcg_at_limit(m):
             reclaim = "No reclaim stall of its tasks was recorded. "
         if thrashing_group(m, g.path):
             advice = "Its page cache thrashes: see PAGECACHE_THRASHING."
-        elif sev == "WARN" and g.fill is None:
+        elif sev == "WARN" and not fill_at_limit(g):
             advice = ("Each limit hit means reclaim inside the group and, if it cannot free enough, an OOM "
                       "kill. Raise the group's limit (memory.max, v1 memory.limit_in_bytes) to what the "
                       "workload needs, or reduce its memory.")
