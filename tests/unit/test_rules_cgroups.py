@@ -354,3 +354,11 @@ def test_limit_hits_of_a_group_that_emptied_before_the_end_are_not_called_cache(
     assert f.severity == "WARN"
     assert f.title == "Memory cgroup /t hit its limit (64.0 MiB): failcnt +400000, filled by unknown"
     assert "what filled it when it hit the limit was not sampled" in f.explanation
+
+
+def test_reclaim_title_naming_a_group_names_its_worst_task_and_the_others_apart():
+    ds = _held_v1([stall(2.0, 4711, "cruncher", 60, kind="memcg"), stall(2.1, 4711, "cruncher", 60, kind="memcg"),
+                   stall(3.0, 999, "elsewhere", 90)])
+    f, _ = run("DIRECT_RECLAIM_STALLS", ds)
+    assert f.title == ("Allocating tasks stalled in reclaim in memory cgroup /batch: 1 task(s), worst cruncher "
+                       "(pid 4711) 60 ms; 1 task(s) elsewhere, worst elsewhere (pid 999) 90 ms")

@@ -112,9 +112,20 @@ def direct_reclaim_stalls(m):
         sev = ("HIGH" if w["max_us"] >= STALL_HIGH_US else
                "WARN" if stalls_felt(max(s.latency_us for s in bpf), sum(s.latency_us for s in bpf)) else "INFO")
         kinds = sorted({s.kind for s in bpf})
+        summary = f"{len(procs)} task(s), worst {w['comm']} (pid {w['pid']}) {human_ms(w['max_us'])}"
+        if where:
+            # The title names the group: its own tasks, then the others apart.
+            inside = [s for g in groups if g.path is not None and within(g.path, where) for s in g.stalls]
+            mine = reclaim_by_process(inside)
+            others = len(procs) - len(mine)
+            summary = f"{len(mine)} task(s), worst {mine[0]['comm']} (pid {mine[0]['pid']}) " \
+                      f"{human_ms(mine[0]['max_us'])}"
+            if others > 0:
+                ow = next(p for p in procs if (p["pid"], p["comm"]) not in {(x["pid"], x["comm"]) for x in mine})
+                summary += (f"; {others} task(s) elsewhere, worst {ow['comm']} (pid {ow['pid']}) "
+                            f"{human_ms(ow['max_us'])}")
         facts.update({
-            "_summary": f"{len(procs)} task(s), worst {w['comm']} (pid {w['pid']}) "
-                       f"{human_ms(w['max_us'])}",
+            "_summary": summary,
             "_detail": f"BPF saw {len(bpf)} {'/'.join(kinds)} reclaim stall(s) between "
                       f"{hms(min(s.t for s in bpf))} and {hms(max(s.t for s in bpf))}: "
                       f"p99 {human_ms(percentile(lat, 0.99))}, max {human_ms(max(lat))} "
