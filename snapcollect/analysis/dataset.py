@@ -82,6 +82,9 @@ class Dataset:
     psi: list[Point[Psi]] = field(default_factory=list)
     numa: list[Point[dict[int, dict[str, int]]]] = field(default_factory=list)
     procs: list[Point[dict[int, ProcSample]]] = field(default_factory=list)
+    # The memory cgroups the collector followed, by path, at each tick
+    # (``series/cgroups/memory``; bundles before it have none).
+    memcgs: list[Point[dict[str, MemCgroup]]] = field(default_factory=list)
     top: list[ProcDetail] = field(default_factory=list)
     kmsg: list[KmsgLine] = field(default_factory=list)
     bpf: BpfData = field(default_factory=BpfData)
@@ -280,6 +283,10 @@ def load_dataset(bundle) -> Dataset:
     ds.psi = ld.series("proc/pressure/memory", parse_psi)
     cache: dict = {}
     ds.procs = ld.series("procs", lambda text: parse_procs(text, page_size, cache))
+    if bundle.entry("series/cgroups/memory") is not None:
+        # Bundles of earlier versions have only the start/end snapshots,
+        # which analysis.cgroup_series falls back to: not a missing source.
+        ds.memcgs = ld.series("cgroups/memory", lambda text: parse_cgroups(text)["groups"])
     node_series = _nodes(bundle, "numastat", None)
     if node_series:
         by_k: dict[int, tuple[float, dict[int, dict[str, int]]]] = {}

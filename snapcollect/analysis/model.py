@@ -3,7 +3,8 @@
 ``build_model(dataset)`` derives, from the parsed Dataset, the facts that
 more than one reader needs: the OOM kills merged from every source, each
 process's life and growth, the pressure shares of the window, the
-cgroups' pressure. Rules (``findings``), the timeline, the verdict and
+cgroups' pressure, each memory cgroup over time (usage against its limit,
+refaults, reclaim, its tasks) and where the page cache thrashes. Rules (``findings``), the timeline, the verdict and
 the report's sections read these facts from the model instead of
 deriving them again, so a finding and the section it points at show the
 same number. Facts only one reader needs stay with that reader, computed
@@ -19,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from snapcollect.analysis import series
+from snapcollect.analysis.cgroup_series import (CgroupSeries, GroupStalls, MemcgReclaim, Thrashing,
+                                                cgroup_series, memcg_reclaim, stalls_by_cgroup, task_cgroups,
+                                                thrashing)
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.oom import OomFacts, oom_facts
 from snapcollect.analysis.pidstat import Life, lives
@@ -38,6 +42,11 @@ class Model:
     psi_full: WindowShare | None             # (sar %fmem Average)
     cgroup_pressure: dict[str, CgroupPressure]
     mem_total_kb: int | None                 # MemTotal at the end
+    cgroups: dict[str, CgroupSeries]         # each followed memory cgroup over the window
+    task_cgroup: dict[int, str]              # pid -> the deepest followed cgroup holding it
+    memcg_reclaim: MemcgReclaim | None       # reclaim at cgroup limits, host-wide (vmstat)
+    thrashing: tuple[Thrashing, ...]         # where the page cache thrashes, most refaulted first
+    stall_groups: tuple[GroupStalls, ...]    # BPF reclaim stalls by the cgroup of the task
 
 
 def build_model(ds: Dataset) -> Model:
@@ -46,9 +55,13 @@ def build_model(ds: Dataset) -> Model:
     total = (end_meminfo or {}).get("MemTotal")
     all_lives = tuple(lives(ds.procs))
     grown = tuple(growth(all_lives))
+    groups = cgroup_series(ds)
+    in_group = task_cgroups(groups)
     return Model(
         ds=ds, oom=oom_facts(ds), lives=all_lives,
         memory=tuple(process_memory(ds.procs, total, all_lives)),
         growth=grown, suspects=tuple(suspects(all_lives, grown)),
         psi_some=window_share(ds, "some"), psi_full=window_share(ds, "full"),
-        cgroup_pressure=cgroup_pressure(ds), mem_total_kb=total)
+        cgroup_pressure=cgroup_pressure(ds), mem_total_kb=total,
+        cgroups=groups, task_cgroup=in_group, memcg_reclaim=memcg_reclaim(ds),
+        thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group))

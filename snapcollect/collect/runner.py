@@ -289,7 +289,7 @@ class Run:
         """All phases; exceptions (DiskFull, bugs) propagate to ``execute``."""
         t = now()
         layout = self._setup()
-        self.sampler = Sampler(self.writer, self.jobs, layout.nodes, self.interval)
+        self.sampler = Sampler(self.writer, self.jobs, layout.nodes, self.interval, layout=layout)
         self.progress.say(f"snapcollect: {self.duration:g} s window; "
                           "Ctrl-C to stop early and keep what was collected")
         self._show(force=True)

@@ -1,5 +1,14 @@
 """One sampling tick: the cheap system files plus the pass over processes.
 
+The memory cgroups that matter are read with the system files (the
+``cgroups/memory`` series, ``collect/sources/cgroups.Follower``): spaced
+out like the process pass when they cost more than their share of a core,
+their cost in the manifest's ``cgroups_pass``::
+
+    "cgroups_pass": {"groups": 7, "reads": 30, "every_ticks": 1, "max_every_ticks": 1,
+                     "reselect_every_reads": 10, "walks": 3, "last_walk": {"dirs": 12, "cpu_s": 0.001},
+                     "cpu_share": 0.025, "read_cpu_s_median": 0.0009, "read_cpu_s_max": 0.002}
+
 The system files (/proc/vmstat, meminfo, pressure/memory, uptime and each
 node's numastat) are read in one worker thread, each with a timeout of
 half an interval; the process pass runs meanwhile in another and gets
@@ -36,8 +45,8 @@ from functools import partial
 from typing import Callable
 
 from snapcollect.bundle.writer import BundleWriter
-from snapcollect.collect.jobs import Jobs, run_bounded
-from snapcollect.collect.sources import numa, outcome_of, procfs
+from snapcollect.collect.jobs import NOT_RUN, Jobs, run_bounded
+from snapcollect.collect.sources import cgroups, numa, outcome_of, procfs
 from snapcollect.collect.sources.processes import PassResult, PassState, pid_from_current, procs_pass
 
 
@@ -50,6 +59,7 @@ ADAPT_ABOVE_PIDS = 2000
 PASS_CPU_SHARE = 0.025
 MAX_PASS_EVERY = 10
 MAX_CHANGES_KEPT = 50
+CGROUPS = "cgroups/memory"
 
 
 def pass_every(cpu_s: float, pids: int, interval_s: float) -> int:
@@ -60,7 +70,12 @@ def pass_every(cpu_s: float, pids: int, interval_s: float) -> int:
 
 
 class Sampler:
-    def __init__(self, writer: BundleWriter, jobs: Jobs, nodes: list[int], interval_s: float):
+    def __init__(self, writer: BundleWriter, jobs: Jobs, nodes: list[int], interval_s: float, *,
+                 layout=None):
+        # ``layout`` (snapshot.HostLayout): the memory cgroup hierarchy and
+        # the groups the start snapshot chose, which the series follows.
+        self.layout = layout
+        self.cgroups: cgroups.Follower | None = None
         self.writer = writer
         self.jobs = jobs
         self.nodes = nodes
@@ -95,6 +110,12 @@ class Sampler:
         items: list[tuple[str, Callable]] = [(src, partial(procfs.read_file, src)) for src in procfs.TICK_FILES]
         items += [(numa.node_source(n, "numastat"), partial(numa.read_node_file, n, "numastat"))
                   for n in self.nodes]
+        hierarchy = getattr(self.layout, "cgroup", None)
+        if hierarchy is not None:
+            if self.cgroups is None:
+                self.cgroups = cgroups.Follower(hierarchy[0], hierarchy[1], self.interval,
+                                                list(self.layout.cgroups_chosen))
+            items.append((CGROUPS, self.cgroups.tick))
         return items
 
     def take(self, k: int, deadline_mono: float) -> None:
@@ -116,7 +137,9 @@ class Sampler:
         system = run_bounded(self.jobs, items, deadline_mono, item_timeout_s=max(0.05, 0.5 * self.interval),
                              label="tick")
         for src, _fn in items:
-            got = outcome_of(system[src], src)
+            if src == CGROUPS and system.get(src, False) is None:
+                continue            # the cgroup reads are spaced out this tick
+            got = outcome_of(system.get(src, NOT_RUN), src)
             if got.has_data:
                 texts[src] = got.text
             else:
@@ -146,6 +169,8 @@ class Sampler:
                 extra["cut"] = {"procs": res.cut_reason}
         if state.blocked:
             extra["skipped_pids"] = sorted(state.blocked)
+        if self.cgroups is not None:
+            self.writer.merge_manifest("cgroups_pass", **self.cgroups.cost())
         extra["dur_s"] = round(time.monotonic() - t_mono, 4)
         self.writer.add_tick(k, t_wall, t_mono, texts, failures, **extra)
         self.ticks += 1

@@ -148,6 +148,9 @@ class MemCgroup:
     stat: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
     pressure: Psi | None = None            # v2 memory.pressure (4.20+)
+    # The group's own processes (cgroup.procs; not its descendants'), as
+    # far as the collector read them (the file is read up to a size cap).
+    tasks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

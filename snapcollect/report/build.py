@@ -121,7 +121,8 @@ def build_report_from_dataset(ds: Dataset, bundle=None) -> Report:
     for sections in (bpf_sections, free_sections, vmstat_s_sections, swapon_sections, psi_sections,
                      sar_sections, pidstat_sections, process_sections, pmap_sections, slabtop_sections,
                      numastat_sections, buddyinfo_sections, cgroup_sections, kmsg_sections):
-        add(sections(m))
+        # The cgroups section charts the groups the findings name.
+        add(sections(m, incident.findings) if sections is cgroup_sections else sections(m))
     # Every table of the document is machine data too; the full-resolution
     # versions (sar, pidstat, slabtop) replace the shortened ones.
     for t in report.all_tables():

@@ -48,6 +48,9 @@ BASE_ZONEINFO = parse_zoneinfo(fixture("zoneinfo"))
 BASE_BUDDYINFO = parse_buddyinfo(fixture("buddyinfo"))
 BASE_SYSVM = parse_name_values(fixture("sys-vm"))
 BASE_CGROUPS_RAW = json.loads(fixture("cgroups-v1.json"))
+# The capture's test group sat at its 64 MiB limit; the quiet baseline gives
+# it room (1 GiB), so only what a test sets up is near a limit.
+BASE_CGROUPS_RAW["groups"]["/snapfix"]["memory.limit_in_bytes"] = f"{1 << 30}\n"
 BASE_PROCS = parse_procs(fixture("procs-1"))
 MEMTOTAL = BASE_MEMINFO["MemTotal"]
 
@@ -102,13 +105,15 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
           start: dict[str, Any] | None = None, end: dict[str, Any] | None = None,
           missing: dict[str, tuple[str, str | None]] | None = None,
           drop: tuple[str, ...] = (), numa: Callable[[int], dict[int, dict[str, int]]] | None = None,
-          page_size: int = 4096) -> Dataset:
+          page_size: int = 4096, memcgs: Callable[[int], dict[str, Any]] | None = None) -> Dataset:
     """A Dataset of ``n`` ticks ``interval`` seconds apart.
 
     ``drop`` removes inputs as an unprivileged or old-kernel run would:
     "vmstat", "meminfo", "psi", "procs", "numa", "kmsg", "slabinfo",
     "zoneinfo", "buddyinfo", "cgroups", "sysvm" (then list them in
-    ``missing`` to give a reason).
+    ``missing`` to give a reason). ``memcgs(k)`` gives the followed
+    cgroups at tick k (the ``series/cgroups/memory`` series; its first and
+    last ticks are also the snapshots' groups).
     """
     vmstat = vmstat or {}
     meminfo = meminfo or {}
@@ -154,6 +159,9 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
     else:
         ds.kmsg = list(kmsg_lines or [])
     ds.bpf = bpf or BpfData()
+    series_of = memcgs
+    if series_of is not None:
+        ds.memcgs = [Point(k, times[k], series_of(k)) for k in range(n)]
     memcgs = parse_cgroups(json.dumps(BASE_CGROUPS_RAW))["groups"]
     for phase, k, over in (("start", 0, start or {}), ("end", n - 1, end or {})):
         snap = Snapshot(
@@ -165,7 +173,7 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
             zoneinfo=None if "zoneinfo" in drop else BASE_ZONEINFO,
             buddyinfo=None if "buddyinfo" in drop else BASE_BUDDYINFO,
             sysvm=None if "sysvm" in drop else dict(BASE_SYSVM),
-            memcgs=None if "cgroups" in drop else dict(memcgs),
+            memcgs=None if "cgroups" in drop else dict(series_of(k) if series_of else memcgs),
             cgroups=None if "cgroups" in drop else BASE_CGROUPS_RAW,
             numastat=None if "numa" in drop else numa(k),
         )

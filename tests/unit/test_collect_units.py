@@ -472,8 +472,10 @@ def test_snapshot_records_a_blocked_file_as_timeout(tmp_path, monkeypatch):
     assert b.status("cgroups/memory@start")[0] == "missing"
 
 
-def test_cgroup_v2_collect_picks_largest_groups(tmp_path):
-    """A v2-shaped tree: the root plus the largest groups by memory.current."""
+def test_cgroup_v2_collect_picks_the_groups_that_matter(tmp_path):
+    """A v2-shaped tree: the root, groups near their limit or with limit
+    events (closest to the limit first), the largest by memory.current,
+    and the ancestors of each."""
     import json as _json
 
     from snapcollect.collect.sources import cgroups
@@ -481,20 +483,24 @@ def test_cgroup_v2_collect_picks_largest_groups(tmp_path):
     root = tmp_path
     (root / "memory.stat").write_text("anon 1\nfile 2\n")
     (root / "memory.pressure").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
-    sizes = {"a": 10, "b": 30, "a/x": 50, "c": 20}
+    sizes = {"a": 10, "b": 30, "a/x": 50, "c": 2, "d": 9, "e": 1}
     for rel, mib in sizes.items():
         d = root / rel
         d.mkdir(parents=True, exist_ok=True)
         (d / "memory.current").write_text(f"{mib << 20}\n")
-        (d / "memory.max").write_text("max\n")
-        (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
-    got, chosen = cgroups.collect(None, 2, str(root), top=2, also=("/c",))
+        (d / "memory.max").write_text("max\n" if rel != "d" else f"{10 << 20}\n")
+        (d / "memory.events").write_text("low 0\nhigh 0\nmax %d\noom 0\noom_kill 0\n" % (3 if rel == "c" else 0))
+        (d / "cgroup.procs").write_text("101\n102\n" if rel == "a/x" else "")
+    got, chosen = cgroups.collect(None, 2, str(root), top=2, also=("/e",))
     assert got.status == "ok"
-    assert chosen == ["/", "/a/x", "/b", "/c"]
+    # d at 90% of its limit, c with memory.events max 3, then a/x (with its
+    # parent) and b by size, then what the caller asked for.
+    assert chosen == ["/", "/d", "/c", "/a", "/a/x", "/b", "/e"]
     doc = _json.loads(got.data)
-    assert doc["version"] == 2 and doc["usage_file"] == "memory.current" and doc["scanned"] == 5
-    assert doc["groups"]["/a/x"]["memory.events"].startswith("low 0")
+    assert doc["version"] == 2 and doc["usage_file"] == "memory.current" and doc["scanned"] == 7
+    assert doc["groups"]["/c"]["memory.events"].startswith("low 0")
     assert doc["groups"]["/a/x"]["memory.current"] == f"{50 << 20}\n"
+    assert doc["groups"]["/a/x"]["cgroup.procs"] == "101\n102\n"
     assert set(doc["groups"]["/"]) == {"memory.stat", "memory.pressure"}   # the root has no current/max
 
 
@@ -633,3 +639,44 @@ def test_a_process_whose_read_was_late_not_stuck_is_tried_again(tmp_path, monkey
     w.close(ended_at="t")
     assert seen == [False, True, False]
     assert s.state.blocked == {} and s.state.blocked_by == {}
+
+def test_cgroup_follower_reads_the_groups_that_matter_every_tick_and_accounts_its_cost(tmp_path, monkeypatch):
+    """The series: the chosen groups' series files each tick, a new group near its
+    limit picked up at the next reselection, reads spaced out when they cost too much."""
+    import json as _json
+
+    from snapcollect.collect.sources import cgroups
+
+    def group(rel, mib, limit_mib=None, procs=""):
+        d = tmp_path / rel
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "memory.current").write_text(f"{mib << 20}\n")
+        (d / "memory.max").write_text(f"{limit_mib << 20}\n" if limit_mib else "max\n")
+        (d / "memory.events").write_text("low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")
+        (d / "memory.stat").write_text(f"anon {mib << 20}\nfile 0\n")
+        (d / "memory.low").write_text("0\n")          # not a series file
+        (d / "cgroup.procs").write_text(procs)
+
+    (tmp_path / "memory.stat").write_text("anon 1\nfile 2\n")
+    (tmp_path / "cgroup.procs").write_text("1\n2\n")
+    group("web", 100, procs="10\n")
+    f = cgroups.Follower(2, str(tmp_path), 1.0, ["/web"])
+    got = f.tick()
+    doc = _json.loads(got.data)
+    assert got.status == "ok" and list(doc["groups"]) == ["/", "/web"]
+    assert doc["groups"]["/web"]["cgroup.procs"] == "10\n" and "memory.low" not in doc["groups"]["/web"]
+    assert "cgroup.procs" not in doc["groups"]["/"]            # the root's lists every process
+    group("batch/job", 95, 100)                               # appears at 95% of its limit
+    for _ in range(cgroups.RESELECT_EVERY - 1):
+        assert "/batch/job" not in _json.loads(f.tick().data)["groups"]
+    doc = _json.loads(f.tick().data)
+    assert ["/batch", "/batch/job"] == [g for g in doc["groups"] if g.startswith("/batch")]
+    cost = f.cost()
+    assert cost["reads"] == cgroups.RESELECT_EVERY + 1 and cost["walks"] == 2 and cost["groups"] == 4
+    assert cost["every_ticks"] == 1 and cost["last_walk"]["dirs"] == 4
+    monkeypatch.setattr(cgroups, "CPU_SHARE", 1e-9)           # any read now costs "too much"
+    f.tick()
+    assert f.every == cgroups.MAX_EVERY
+    skipped = [f.tick() for _ in range(cgroups.MAX_EVERY - 1)]
+    assert skipped == [None] * (cgroups.MAX_EVERY - 1) and f.tick() is not None
+    assert f.cost()["max_every_ticks"] == cgroups.MAX_EVERY

@@ -245,9 +245,13 @@ def test_cgroup_limit_hits_cited_are_the_rise_shown(report):
     f = findings(report).get("MEMCG_AT_LIMIT")
     if f is None:
         return
-    row = {r["path"]: r for r in rows(report, "cgroups")}[f.evidence.values["group"]]
-    shown = [int(x) for x in re.findall(r"(?:max|failcnt) \d+ \(\+(\d+)\)", row["events"])]
-    assert f.evidence.values["hits"] in shown
+    v = f.evidence.values
+    row = {r["path"]: r for r in rows(report, "cgroups")}[v["group"]]
+    shown = {k: int(x) for k, x in re.findall(r"(\w+) \d+ \(\+(\d+)\)", row["events"])}
+    for event, rise in v["events_rise"].items():
+        assert shown.get(event) == rise, (event, rise, row["events"])
+    assert round(row["at_limit_s"]) == round(v["at_limit_s"])      # as both print it
+    assert row["limit_kb"] == v["limit_bytes"] / 1024
 
 
 def test_each_finding_points_at_the_section_showing_its_numbers(report):

@@ -100,18 +100,20 @@ def test_memcg_at_limit_v1_failcnt():
     ds = build(start={"memcgs": {"/db": memcg("/db", 63 << 20, 64 << 20, failcnt=10)}},
                end={"memcgs": {"/db": memcg("/db", 64 << 20, 64 << 20, failcnt=910)}})
     f, _ = run("MEMCG_AT_LIMIT", ds)
+    # No memory.stat: what fills it is unknown, so the limit hits are not called harmless cache.
     assert f.severity == "WARN"
-    assert f.title == "Memory cgroup /db hit its limit 900 time(s)"
-    assert "64.0 MiB of limit 64.0 MiB" in f.explanation
+    assert f.title == "Memory cgroup /db hit its limit (64.0 MiB): failcnt +900, filled by unknown"
+    assert "/db used 64.0 MiB of its 64.0 MiB limit" in f.explanation
+    assert f.evidence.values["events_rise"] == {"failcnt": 900}
 
 
 def test_memcg_at_limit_v2_max_event_but_not_high():
     from snapcollect.parsers.records import MemCgroup
-    g = lambda **e: MemCgroup("/web", 2, 1 << 30, 1 << 30, events=e)  # noqa: E731
+    g = lambda **e: MemCgroup("/web", 2, 1 << 29, 1 << 30, events=e)  # noqa: E731  (half full)
     ds = build(start={"memcgs": {"/web": g(high=5, max=0)}}, end={"memcgs": {"/web": g(high=500, max=0)}})
     assert run("MEMCG_AT_LIMIT", ds)[0] is None
     ds = build(start={"memcgs": {"/web": g(high=5, max=0)}}, end={"memcgs": {"/web": g(high=5, max=7)}})
-    assert run("MEMCG_AT_LIMIT", ds)[0].evidence.values["hits"] == 7
+    assert run("MEMCG_AT_LIMIT", ds)[0].evidence.values["events_rise"] == {"max": 7}
 
 
 def test_memcg_at_limit_group_new_at_end_has_no_baseline():
@@ -121,7 +123,8 @@ def test_memcg_at_limit_group_new_at_end_has_no_baseline():
 
 def test_memcg_at_limit_missing_input():
     ds = build(drop=("cgroups",), missing={"cgroups/memory@start": ("denied", "not root")})
-    assert run("MEMCG_AT_LIMIT", ds) == (None, "needs cgroups/memory@start (denied: not root)")
+    assert run("MEMCG_AT_LIMIT", ds) == (None, "needs series/cgroups/memory (not in this bundle) or "
+                                               "cgroups/memory@end (not in this bundle)")
 
 
 def test_cgroup_v2_root_is_never_the_limited_or_reclaiming_group():

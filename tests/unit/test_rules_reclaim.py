@@ -36,9 +36,14 @@ def test_direct_reclaim_bpf_latency_by_process_high():
     assert f.evidence.section == "reclaim" and "bpf/reclaim" in f.evidence.artifacts
 
 
-def test_direct_reclaim_bpf_short_stalls_warn():
-    ds = build(bpf=bpf(reclaim=[stall(1.0, 5, "a", 2), stall(1.1, 5, "a", 3)]))
-    assert run("DIRECT_RECLAIM_STALLS", ds)[0].severity == "WARN"
+def test_direct_reclaim_bpf_calibration():
+    """WARN means a user would feel it: a 10 ms stall, or 100 ms stalled in all; below, INFO."""
+    sev = lambda stalls: run("DIRECT_RECLAIM_STALLS", build(bpf=bpf(reclaim=stalls)))[0].severity  # noqa: E731
+    assert sev([stall(1.0, 5, "a", 0.4)]) == "INFO"
+    assert sev([stall(1.0, 5, "a", 2), stall(1.1, 5, "a", 3)]) == "INFO"
+    assert sev([stall(1.0, 5, "a", 2), stall(1.1, 5, "a", 10)]) == "WARN"
+    assert sev([stall(1.0 + i / 100, 5, "a", 2) for i in range(50)]) == "WARN"      # 100 ms in all
+    assert sev([stall(1.0 + i / 100, 5, "a", 2) for i in range(49)]) == "INFO"
 
 
 def test_direct_reclaim_at_a_cgroup_v2_limit_from_memory_stat():

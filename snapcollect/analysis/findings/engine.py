@@ -41,6 +41,7 @@ def _series_len(ds: Dataset, name: str) -> int | None:
         "series/proc/pressure/memory": len(ds.psi),
         "series/procs": len(ds.procs),
         "series/sys/node/numastat": len(ds.numa),
+        "series/cgroups/memory": len(ds.memcgs),
     }.get(name)
 
 

@@ -1,4 +1,4 @@
-"""OOM kills, system-wide and in memory cgroups; cgroups at their limit.
+"""OOM kills, system-wide and in memory cgroups (cgroups at their limit: rules/cgroups.py).
 
 Inputs: BPF ``oom:mark_victim`` events, the kernel log's OOM report, the
 vmstat ``oom_kill`` counter (4.13+) and the memory cgroups' counters:
@@ -12,7 +12,7 @@ from snapcollect.analysis.cgroups import cgroup_event_rises
 from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.oom import memcg_of
 from snapcollect.analysis.series import vm_window
-from snapcollect.analysis.wording import hms, human_kb, kill_label
+from snapcollect.analysis.wording import hms, kill_label
 
 
 def _kill_sources(kills) -> list[str]:
@@ -100,31 +100,3 @@ def memcg_oom(m):
         "cgroup_oom_kill_rise": dict(rises),
     }, arts, (first, max(k.t for k in kills)) if kills else vm_window(ds),
         section="oom" if kills else "cgroups")
-
-
-@rule(
-    key="MEMCG_AT_LIMIT", area="oom", severities=("WARN",),
-    detects="A memory cgroup hit its hard limit during the window: allocations in it had to "
-            "reclaim (or fail) instead of getting memory.",
-    title="Memory cgroup {group} hit its limit {hits} time(s)",
-    explanation="Tasks in {group} (usage {_usage} of limit {_limit}) ran into the cgroup's hard "
-                "limit; each hit means reclaim inside the cgroup and, if it cannot free enough, "
-                "an OOM kill. Raise the limit, or reduce the workload's memory. (Rising "
-                "memory.events high is expected under memory.high and is not counted.)",
-    threshold="cgroup v2 memory.events max, or cgroup v1 memory.failcnt, rising over the window",
-    source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.events max); cgroup-v1/memory.rst (failcnt)",
-    needs=["cgroups/memory@start", "cgroups/memory@end"], section="cgroups")
-def memcg_at_limit(m):
-    ds = m.ds
-    rises = cgroup_event_rises(ds, "max") + cgroup_event_rises(ds, "failcnt")
-    if not rises:
-        return None
-    rises.sort(key=lambda x: -x[1])
-    g, hits = rises[0]
-    return Hit("WARN", {
-        "group": g.path, "hits": hits,
-        "_usage": human_kb(g.usage_bytes / 1024) if g.usage_bytes is not None else "?",
-        "_limit": human_kb(g.limit_bytes / 1024) if g.limit_bytes is not None else "none",
-        "groups": [{"path": x.path, "rise": r, "usage_bytes": x.usage_bytes,
-                    "limit_bytes": x.limit_bytes} for x, r in rises[:5]],
-    }, ["cgroups/memory@start", "cgroups/memory@end"], vm_window(ds))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from snapcollect.analysis import series
 from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
+from snapcollect.analysis.findings.rules.cgroups import where_reclaim
 from snapcollect.analysis.findings.signals import sustained
 from snapcollect.analysis.wording import hms
 
@@ -62,11 +63,10 @@ def psi_full_severe(m):
     key="PSI_PRESSURE", area="pressure", severities=("HIGH", "WARN"),
     detects="Over the window, a significant share of time in which all non-idle tasks were "
             "stalled on memory at once (sar -q MEM %fmem).",
-    title="Memory pressure: all tasks stalled {fmem:.1f}% of the window",
+    title="Memory pressure{_where}: all tasks stalled {fmem:.1f}% of the window",
     explanation="For {fmem:.1f}% of the window (some task stalled {smem:.1f}%; full avg10 peaked "
                 "at {full_avg10_peak:.1f}% at {_peak_at}) no task could make progress because of "
-                "memory. Work slows down in proportion. Check the reclaim and swap sections for "
-                "the cause, and the top processes for who fills memory.",
+                "memory. Work slows down in proportion. {_advice}",
     threshold="window %fmem >= 5% (WARN), >= 40% (HIGH)",
     source="oomd configuration examples (memory full pressure 5% / 40%)",
     needs=[("series/proc/pressure/memory", "proc/pressure/memory@end")], section="psi")
@@ -81,8 +81,16 @@ def psi_pressure(m):
         return None
     smem = m.psi_some.pct if m.psi_some else 0.0
     peak_t, peak = max(((t, p.full.avg10) for t, p in pts if p.full), key=lambda x: x[1])
+    # Host PSI counts the stalls at cgroup limits too: when the BPF
+    # reclaim stalls say where they were, say so.
+    where, advice = where_reclaim(m, m.stall_groups) if m.stall_groups else (None, None)
+    if where is None:
+        advice = ("Check the reclaim and swap sections for the cause, and the top processes for who "
+                  "fills memory.")
     return Hit("HIGH" if fmem >= FULL_HIGH_PCT else "WARN",
-               {"fmem": fmem, "smem": smem, "full_avg10_peak": peak, "_peak_at": hms(peak_t)},
+               {"fmem": fmem, "smem": smem, "full_avg10_peak": peak, "_peak_at": hms(peak_t),
+                "cgroup": where, "_where": f" (reclaim in memory cgroup {where})" if where else "",
+                "_advice": advice},
                series.sources(ds, "psi"), (t0, t1))
 
 

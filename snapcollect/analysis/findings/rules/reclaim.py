@@ -14,8 +14,10 @@ tracepoints, as drsnoop):
 from __future__ import annotations
 
 from snapcollect.analysis.bpf import percentile, stalls_by_process
+from snapcollect.analysis.cgroup_series import within
 from snapcollect.analysis.cgroups import cgroup_event_rises
 from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
+from snapcollect.analysis.findings.rules.cgroups import stalls_felt, task_names, thrashing_group, where_reclaim
 from snapcollect.analysis.findings.signals import page_kb
 from snapcollect.analysis.series import vm_delta, vm_window
 from snapcollect.analysis.wording import hms, human_kb, human_ms
@@ -67,17 +69,16 @@ def reclaim_by_process(stalls) -> list[dict]:
 
 
 @rule(
-    key="DIRECT_RECLAIM_STALLS", area="reclaim", severities=("HIGH", "WARN"),
+    key="DIRECT_RECLAIM_STALLS", area="reclaim", severities=("HIGH", "WARN", "INFO"),
     detects="Allocating tasks had to reclaim memory themselves (direct or memory-cgroup "
             "reclaim) and stalled while doing it.",
-    title="Allocating tasks stalled in reclaim: {_summary}",
+    title="Allocating tasks stalled in reclaim{_where}: {_summary}",
     explanation="{_detail} A task in direct reclaim is not doing its own work: this is latency "
-                "users feel. kswapd could not keep free memory above the low watermark, or a "
-                "cgroup is at its limit. Free memory (or raise the limit), or raise "
-                "vm.min_free_kbytes / vm.watermark_scale_factor so kswapd starts earlier.",
-    threshold="d(pgscan_direct) > 0 or allocstall rising, or BPF reclaim stalls (WARN); HIGH "
-              "when one stall >= 100 ms",
-    source="sar(1) pgscand/s; drsnoop (bcc); 100 ms: heuristic",
+                "users feel. {_advice}",
+    threshold="d(pgscan_direct) > 0 or allocstall rising (WARN), or BPF reclaim stalls: HIGH when "
+              "one stall >= 100 ms, WARN when one >= 10 ms or >= 100 ms in all, else INFO. Stalls of "
+              "tasks in a cgroup whose page cache thrashes are PAGECACHE_THRASHING's",
+    source="sar(1) pgscand/s; drsnoop (bcc); 100 ms / 10 ms: heuristic",
     needs=[("series/proc/vmstat", "bpf/reclaim")], section="sar-B")
 def direct_reclaim_stalls(m):
     ds = m.ds
@@ -87,10 +88,18 @@ def direct_reclaim_stalls(m):
     # mm/vmscan.c counts there only when !cgroup_reclaim(sc). cgroup v2's
     # memory.stat pgscan_direct shows it, and so does BPF.
     cg = cgroup_event_rises(ds, "pgscan_direct", "stat")
+    # Stalls of tasks in a thrashing cgroup are that finding's evidence:
+    # one cause, one finding (PAGECACHE_THRASHING cites them).
+    groups = [g for g in m.stall_groups if not thrashing_group(m, g.path)]
+    bpf = [s for g in groups for s in g.stalls]
+    if ds.bpf.reclaim and not bpf and not scand and not stalls_ct:
+        return None
     if not bpf and not scand and not stalls_ct and not cg:
         return None
+    where, advice = where_reclaim(m, groups)
     facts = {"pgscan_direct_delta": scand, "allocstall_delta": stalls_ct,
-             "cgroup_pgscan_direct_rise": {g.path: r for g, r in cg[:5]}}
+             "cgroup_pgscan_direct_rise": {g.path: r for g, r in cg[:5]},
+             "cgroup": where, "_where": f" in memory cgroup {where}" if where else "", "_advice": advice}
     arts = ["series/proc/vmstat"] if (scand or stalls_ct) else []
     if cg:
         arts += ["cgroups/memory@start", "cgroups/memory@end"]
@@ -100,16 +109,29 @@ def direct_reclaim_stalls(m):
         procs = reclaim_by_process(bpf)
         w = procs[0]
         lat = [s.latency_us for s in bpf]
-        sev = "HIGH" if w["max_us"] >= STALL_HIGH_US else "WARN"
+        sev = ("HIGH" if w["max_us"] >= STALL_HIGH_US else
+               "WARN" if stalls_felt(max(s.latency_us for s in bpf), sum(s.latency_us for s in bpf)) else "INFO")
         kinds = sorted({s.kind for s in bpf})
+        summary = f"{len(procs)} task(s), worst {w['comm']} (pid {w['pid']}) {human_ms(w['max_us'])}"
+        if where:
+            # The title names the group: its own tasks, then the others apart.
+            inside = [s for g in groups if g.path is not None and within(g.path, where) for s in g.stalls]
+            mine = reclaim_by_process(inside)
+            others = len(procs) - len(mine)
+            summary = f"{len(mine)} task(s), worst {mine[0]['comm']} (pid {mine[0]['pid']}) " \
+                      f"{human_ms(mine[0]['max_us'])}"
+            if others > 0:
+                ow = next(p for p in procs if (p["pid"], p["comm"]) not in {(x["pid"], x["comm"]) for x in mine})
+                summary += (f"; {others} task(s) elsewhere, worst {ow['comm']} (pid {ow['pid']}) "
+                            f"{human_ms(ow['max_us'])}")
         facts.update({
-            "_summary": f"{len(procs)} task(s), worst {w['comm']} (pid {w['pid']}) "
-                       f"{human_ms(w['max_us'])}",
+            "_summary": summary,
             "_detail": f"BPF saw {len(bpf)} {'/'.join(kinds)} reclaim stall(s) between "
                       f"{hms(min(s.t for s in bpf))} and {hms(max(s.t for s in bpf))}: "
                       f"p99 {human_ms(percentile(lat, 0.99))}, max {human_ms(max(lat))} "
-                      f"({w['comm']}, pid {w['pid']}, at {hms(w['max_t'])}).",
-            "stalls": len(bpf), "max_us": max(lat), "p99_us": percentile(lat, 0.99),
+                      f"({w['comm']}, pid {w['pid']}, at {hms(w['max_t'])}); {human_ms(sum(lat))} "
+                      f"stalled in all.",
+            "stalls": len(bpf), "max_us": max(lat), "p99_us": percentile(lat, 0.99), "total_us": sum(lat),
             "by_process": [{k: v for k, v in p.items()} for p in procs[:10]],
         })
         arts.append("bpf/reclaim")
@@ -181,24 +203,27 @@ def reclaim_inefficient(m):
 
 @rule(
     key="PAGECACHE_THRASHING", area="reclaim", severities=("WARN",),
-    detects="File pages evicted and read back soon after (refaults): the page cache is too "
-            "small for the files in use.",
-    title="Page cache thrashing: {pct:.0f}% of evicted file pages came back",
-    explanation="{refaults} file pages refaulted against {stolen} file pages reclaimed, and "
-                "{activations} refaults were hot enough to be activated. The same file data is "
-                "read from disk again and again. More memory for cache, or less anonymous "
-                "memory, helps; check the major-fault rate and disk reads.",
-    threshold="d(workingset_refault_file) / d(pgsteal_file) > 50% with "
-              "d(workingset_activate_file) > 0 and >= 1024 refaults",
-    source="heuristic, from kernel Documentation/admin-guide/cgroup-v2.rst (workingset_* in "
-           "memory.stat)",
-    needs=["series/proc/vmstat"], section="sar-B")
+    detects="File pages evicted and read back soon after (refaults), host-wide or in one memory "
+            "cgroup: the page cache is too small for the files in use.",
+    title="Page cache thrashing{_where}: {_summary}",
+    explanation="{_detail} The same file data is read from disk again and again; {_readers}{_stalls}"
+                "{_advice}",
+    threshold="refaulted file pages over the window >= the average file cache (host: Active(file) + "
+              "Inactive(file); a cgroup: memory.stat file, v1 total_cache - total_shmem), >= 64 MiB, "
+              "and refault/steal >= 50% where steal is known; or, host-wide, d(workingset_refault_file) "
+              "/ d(pgsteal_file) > 50% with d(workingset_activate_file) > 0 and >= 1024 refaults",
+    source="heuristic, from kernel mm/workingset.c (a refault is a page evicted recently enough that "
+           "a cache larger by its refault distance would have kept it) and Documentation/admin-guide/"
+           "cgroup-v2.rst (workingset_* in memory.stat)",
+    needs=[("series/proc/vmstat", "series/cgroups/memory")], section="sar-B")
 def pagecache_thrashing(m):
     ds = m.ds
     ref, act = _d(ds, "workingset_refault_file"), _d(ds, "workingset_activate_file")
     stolen = _d(ds, "pgsteal_file")
     if stolen is None:        # before 5.8 no file/anon split: all steals (conservative)
         stolen = _d(ds, "pgsteal")
+    if m.thrashing:
+        return _thrashing_hit(m, m.thrashing[0])
     if ref is None or stolen is None:
         raise SkipRule("needs workingset_refault and pgsteal counters in /proc/vmstat")
     if ref < MIN_REFAULTS or not act or stolen <= 0:
@@ -210,8 +235,69 @@ def pagecache_thrashing(m):
     if pct <= REFAULT_PCT:
         return None
     return Hit("WARN", {"pct": pct, "refaults": ref, "stolen": stolen, "activations": act,
-                        "workingset_refault_file_delta": ref, "pgsteal_file_delta": stolen},
+                        "workingset_refault_file_delta": ref, "pgsteal_file_delta": stolen,
+                        "cgroup": None, "_where": "",
+                        "_summary": f"{pct:.0f}% of evicted file pages came back",
+                        "_detail": f"{ref} file pages refaulted against {stolen} file pages reclaimed, and "
+                                   f"{act} refaults were hot enough to be activated.",
+                        "_readers": "", "_stalls": "",
+                        "_advice": " More memory for cache, or less anonymous memory, helps; check the "
+                                   "major-fault rate and disk reads."},
                ["series/proc/vmstat"], vm_window(ds))
+
+
+def _thrashing_hit(m, th) -> Hit:
+    ds = m.ds
+    group = None if th.where == "host" else th.where
+    g = m.cgroups.get(group) if group else None
+    per_s = human_kb(th.refault_bytes_per_s / 1024)
+    ratio = f", refault/steal {th.refault_steal_pct:.0f}%" if th.refault_steal_pct is not None else ""
+    host_pct = None
+    if group and th.refault_steal_pct is None:
+        # v1 memory.stat has no pgsteal: the host's ratio, which includes the group's reclaim.
+        ref, steal = _d(ds, "workingset_refault_file"), _d(ds, "pgsteal_file")
+        if ref is not None and steal:
+            host_pct = 100.0 * ref / steal
+            ratio = f" (host-wide refault/steal {host_pct:.0f}%)"
+    cache = "its page cache" if group else "the page cache"
+    summary = (f"{human_kb(th.refault_bytes / 1024)} of evicted file pages read back in {th.seconds:.0f} s, "
+               f"{th.turnover:.0f}x {cache} ({human_kb(th.cache_bytes / 1024)})")
+    detail = (f"{th.refaults} file pages ({human_kb(th.refault_bytes / 1024)}, {per_s}/s) came back after "
+              f"eviction{' in memory cgroup ' + group if group else ''}: {th.turnover:.1f} times the "
+              f"{human_kb(th.cache_bytes / 1024)} of file cache it held on average{ratio}.")
+    facts = {"cgroup": group, "refaults": th.refaults, "refault_bytes": th.refault_bytes,
+             "cache_bytes": th.cache_bytes, "turnover": th.turnover, "stolen": th.stolen,
+             "refault_steal_pct": th.refault_steal_pct, "pct": th.refault_steal_pct,
+             "host_refault_steal_pct": host_pct,
+             "_where": f" in memory cgroup {group}" if group else "", "_summary": summary, "_detail": detail}
+    arts = list(th.source)
+    if g is not None:
+        limit = f" (limit {human_kb(g.limit_bytes / 1024)})" if g.limit_bytes else ""
+        readers = task_names(m, g.tasks)
+        if g.tasks:
+            facts["_summary"] = summary + f", read by {task_names(m, g.tasks, most=1)}"
+        facts["_readers"] = f"the tasks of {group}{limit}, which read it: {readers}."
+        facts["tasks"] = list(g.tasks[:20])
+        mine = [s for s in m.stall_groups if s.path is not None and within(s.path, group)]
+        if mine:
+            n = sum(len(s.stalls) for s in mine)
+            facts["stall_total_us"] = sum(s.total_us for s in mine)
+            facts["_stalls"] = (f" They stalled in reclaim {n} time(s), {human_ms(facts['stall_total_us'])} in "
+                                f"all (longest {human_ms(max(s.max_us for s in mine))}).")
+            arts.append("bpf/reclaim")
+        else:
+            facts["_stalls"] = ""
+        facts["_advice"] = (" Give the group a memory limit above the files it reads over and over (its "
+                            "working set), or read them with O_DIRECT / posix_fadvise(DONTNEED) if they "
+                            "are streamed once per pass and need no cache.")
+        return Hit("WARN", facts, arts, (g.samples[0].t, g.samples[-1].t) if len(g.samples) > 1
+                   else vm_window(ds), section="cgroups")
+    facts["_readers"] = ("no followed memory cgroup holds these refaults, so the readers are not known "
+                         "(major faults do not count read() I/O).")
+    facts["_stalls"] = ""
+    facts["_advice"] = (" More memory for cache, or less anonymous memory, helps; check the disk reads "
+                        "of the processes.")
+    return Hit("WARN", facts, arts, vm_window(ds))
 
 
 @rule(
