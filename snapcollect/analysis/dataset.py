@@ -276,10 +276,33 @@ def _collector_pids(manifest: dict) -> frozenset[int]:
     return frozenset(p for p in raw if isinstance(p, int) and not isinstance(p, bool) and p > 0)
 
 
+def _descendants(pids: frozenset[int], procs: list[Point[dict[int, ProcSample]]]) -> frozenset[int]:
+    """``pids`` and every process of ``procs`` whose parent chain reaches one of them.
+
+    The manifest lists what the collector started itself; bcc's helpers
+    and a command's own children are theirs too (bundles of collectors
+    that did not leave them out at the source).
+    """
+    parent: dict[int, int] = {}
+    for p in procs:
+        for pid, s in p.value.items():
+            parent[pid] = s.ppid
+    out = set(pids)
+    grew = True
+    while grew:
+        grew = False
+        for pid, pp in parent.items():
+            if pid not in out and pp in out:
+                out.add(pid)
+                grew = True
+    return frozenset(out)
+
+
 def _without(pids: frozenset[int], ds: Dataset) -> None:
-    """Drop the collector's own processes from every per-process input."""
+    """Drop the collector's own processes (and their children) from every per-process input."""
     if not pids:
         return
+    pids = _descendants(pids, ds.procs)
     ds.procs = [Point(p.k, p.t, {pid: s for pid, s in p.value.items() if pid not in pids})
                 for p in ds.procs]
     ds.top = [d for d in ds.top if d.pid not in pids]

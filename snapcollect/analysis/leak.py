@@ -12,7 +12,9 @@ candidate. What runs out first decides the time left:
   estimate of what can be allocated without swapping.
 
 The smaller one wins; both are kept so the finding can say which it
-used. Only processes alive at the end of the window have a time left.
+used. Only processes alive at the end of the window, and still growing then,
+have a time left: one that stopped growing (flat for ``STOPPED_INTERVALS``
+intervals after its peak) is not extrapolated.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.processes import MIN_SUSPECT_KB, Growth
 
 MIN_LEAK_KB = MIN_SUSPECT_KB        # growth worth calling a leak: TOP_GROWER's 64 MiB floor
+STOPPED_INTERVALS = 3               # no new peak for this many intervals: it stopped growing
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Leak:
     runs_out: str | None            # "cgroup" or "MemAvailable"
     seconds_left: float | None
     artifacts: tuple[str, ...]
+    stopped_t: float | None = None  # its peak, when it stopped growing before the end
 
     @property
     def pid(self) -> int:
@@ -76,6 +80,8 @@ def leaks(ds: Dataset, grown: Sequence[Growth]) -> list[Leak]:
         arts = ["series/procs"]
         path, limit, usage, cg_art = (None, None, None, None)
         alive = end_t is not None and g.last_t >= end_t
+        stopped = g.peak_t if g.last_t - g.peak_t >= STOPPED_INTERVALS * ds.interval_s else None
+        alive = alive and stopped is None
         if alive:
             path, limit, usage, cg_art = _cgroup_of(ds, g.pid)
         options = []
@@ -87,6 +93,7 @@ def leaks(ds: Dataset, grown: Sequence[Growth]) -> list[Leak]:
             arts.append(mi_art)
         headroom, which = min(options) if options else (None, None)
         out.append(Leak(g, rate, path, limit, usage, available, headroom, which,
-                        headroom / rate if headroom is not None else None, tuple(dict.fromkeys(arts))))
+                        headroom / rate if headroom is not None else None, tuple(dict.fromkeys(arts)),
+                        stopped))
     out.sort(key=lambda x: (x.seconds_left if x.seconds_left is not None else float("inf"), -x.rate_kb_s))
     return out

@@ -38,6 +38,7 @@ from typing import Callable
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect.jobs import Jobs, run_bounded
 from snapcollect.collect.sources import numa, outcome_of, procfs
+from snapcollect.collect import own_processes
 from snapcollect.collect.sources.processes import PassResult, PassState, pid_from_current, procs_pass
 
 
@@ -107,7 +108,8 @@ class Sampler:
         budget = max(0.05, min(0.5 * self.interval, deadline_mono - t_mono))
         state = self.state
         run_pass = k >= self.next_pass_k
-        job = self.jobs.start(lambda j: procs_pass(j, state, budget), "procs") if run_pass else None
+        own = frozenset(own_processes.pids())
+        job = self.jobs.start(lambda j: procs_pass(j, state, budget, own), "procs") if run_pass else None
         items = self._system_items()
         system = run_bounded(self.jobs, items, deadline_mono, item_timeout_s=max(0.05, 0.5 * self.interval),
                              label="tick")

@@ -81,3 +81,10 @@ def test_memory_leak_counts_swap_and_ignores_steps():
     g, _ = run("TOP_GROWER", build(procs=step))
     assert "a step of 600.0 MiB" in g.explanation
     assert run("MEMORY_LEAK", build())[0] is None
+
+
+def test_memory_leak_that_stopped_is_not_extrapolated():
+    f, _ = run("MEMORY_LEAK", build(procs=_leaking(30 * 1024, ticks=20)))     # flat for the last 10 s
+    assert f.severity == "INFO" and f.evidence.values["seconds_left"] is None
+    assert f.title.endswith("grows 30.0 MiB/s: until " + f.title.split("until ")[1])
+    assert "then it stopped growing" in f.title

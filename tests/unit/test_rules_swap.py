@@ -64,6 +64,7 @@ def test_swap_filling_names_the_holders():
     f, _ = run("SWAP_FILLING", ds)
     assert "Holding the most swap at the end: hog (pid 31) 900.0 MiB, small (pid 32) 10.0 MiB." in f.explanation
     assert [h["pid"] for h in f.evidence.values["holders"]] == [31, 32]
+    assert f.title == "Swap 95% used (972.8 MiB of 1.0 GiB), 900.0 MiB of it by hog (pid 31)"
     # without the end's process memory: the per-tick VmSwap
     procs = lambda k: {**BASE_PROCS, 41: proc(41, "swapped", 100, swap_kb=500 * 1024)}  # noqa: E731
     f, _ = run("SWAP_FILLING", build(meminfo={"SwapTotal": total, "SwapFree": total // 20}, procs=procs))

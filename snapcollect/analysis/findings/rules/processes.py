@@ -101,9 +101,15 @@ def memory_leak(m):
     t = g.trend
     if lk.seconds_left is None:
         alive = bool(m.ds.procs) and g.last_t >= m.ds.procs[-1].t
-        left = "no limit or MemAvailable to extrapolate against" if alive else f"it ended at {hms(g.last_t)}"
-        outlook = ("The bundle has no cgroup limit or MemAvailable at the end to say when memory runs out."
-                   if alive else "It was gone before the end of the window.")
+        if lk.stopped_t is not None:
+            left = f"until {hms(lk.stopped_t)}, then it stopped growing"
+            outlook = "It stopped growing before the end of the window, so nothing is extrapolated."
+        elif alive:
+            left = "no limit or MemAvailable to extrapolate against"
+            outlook = "The bundle has no cgroup limit or MemAvailable at the end to say when memory runs out."
+        else:
+            left = f"it ended at {hms(g.last_t)}"
+            outlook = "It was gone before the end of the window."
         sev = "INFO"
     else:
         where = (f"its cgroup {lk.cgroup} ({human_kb(lk.cgroup_usage_kb)} of its {human_kb(lk.cgroup_limit_kb)} "
@@ -120,7 +126,7 @@ def memory_leak(m):
         "rate_kb_s": lk.rate_kb_s, "growth_kb": g.growth_kb, "first_kb": g.first_kb, "peak_kb": g.peak_kb,
         "seconds_left": lk.seconds_left, "headroom_kb": lk.headroom_kb, "runs_out": lk.runs_out,
         "cgroup": lk.cgroup, "cgroup_limit_kb": lk.cgroup_limit_kb, "cgroup_usage_kb": lk.cgroup_usage_kb,
-        "MemAvailable_kb": lk.available_kb,
+        "MemAvailable_kb": lk.available_kb, "stopped_t": lk.stopped_t,
     }, list(lk.artifacts), (t.fit_t0, t.fit_t1))
 
 

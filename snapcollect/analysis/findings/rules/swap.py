@@ -32,7 +32,7 @@ def _used_pct(m) -> float | None:
 @rule(
     key="SWAP_FILLING", area="swap", severities=("HIGH", "WARN"),
     detects="Swap space mostly used: little room left before RAM and swap are both gone.",
-    title="Swap {pct:.0f}% used ({_used} of {_total})",
+    title="Swap {pct:.0f}% used ({_used} of {_total}){_most}",
     explanation="From {_start} to {_end} more than {level:.0f}% of swap was in use. {_who}Swapped-out "
                 "pages are slow to get back and, once swap is full, the OOM killer is next: check "
                 "whether these processes are still growing (growth table) and restart or limit "
@@ -56,6 +56,7 @@ def swap_filling(mdl):
                          "level": level, "_start": hms(run.t0), "_end": hms(run.t1),
                          "swpused_pct_max": max(run.values), "SwapTotal_kb": m["SwapTotal"],
                          "swap_used_kb": used, "_who": sentence(who, "Holding the most swap at the end"),
+                         "_most": f", {human_kb(who[0].kb)} of it by {who[0].name}" if who else "",
                          "holders": [{"pid": h.pid, "name": h.name, "swap_kb": h.kb} for h in who]},
                    arts, (run.t0, run.t1))
     return None
