@@ -283,18 +283,18 @@ def _descendants(pids: frozenset[int], procs: list[Point[dict[int, ProcSample]]]
     and a command's own children are theirs too (bundles of collectors
     that did not leave them out at the source).
     """
-    parent: dict[int, int] = {}
+    children: dict[int, set[int]] = {}
     for p in procs:
         for pid, s in p.value.items():
-            parent[pid] = s.ppid
+            children.setdefault(s.ppid, set()).add(pid)
+    # A walk down the tree: linear in the processes, whatever chain a bundle holds.
     out = set(pids)
-    grew = True
-    while grew:
-        grew = False
-        for pid, pp in parent.items():
-            if pid not in out and pp in out:
-                out.add(pid)
-                grew = True
+    todo = list(pids)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
     return frozenset(out)
 
 

@@ -38,3 +38,9 @@ def test_the_process_pass_skips_the_collector_and_its_children():
     assert me not in pids
     parent = os.getppid()
     assert parent in pids or parent == 0       # the pass still sees everyone else
+
+
+def test_a_long_parent_chain_is_followed_in_linear_time():
+    from snapcollect.parsers.records import Point
+    chain = {i: proc(i, "c", 10).__class__(**{**proc(i, "c", 10).__dict__, "ppid": i - 1}) for i in range(2, 20002)}
+    assert dataset._descendants(frozenset({1}), [Point(0, 0.0, chain)]) == frozenset(range(1, 20002))

@@ -9,11 +9,12 @@ section.
 from __future__ import annotations
 
 from snapcollect.analysis.model import Model
+from snapcollect.report.formatting import iec_kb
 from snapcollect.report.model import Column, Paragraph, Section, Table
 
 MOUNT_COLUMNS = [Column("mount", "mount point", "", "left"), Column("fstype", "type", "", "left"),
                  Column("size_kb", "size", "iec_kb", unit="kB"), Column("start_kb", "used at start", "iec_kb", unit="kB"),
-                 Column("end_kb", "used at end", "iec_kb", unit="kB"), Column("growth_kb", "change", "+.0f", unit="kB"),
+                 Column("end_kb", "used at end", "iec_kb", unit="kB"), Column("growth_kb", "change, kB", "+.0f", unit="kB"),
                  Column("deleted_kb", "deleted, open", "iec_kb", unit="kB"),
                  Column("holders", "held by", "", "left")]
 SHM_COLUMNS = [Column("shmid", "shmid", "d"), Column("key", "key", "", "left"),
@@ -32,8 +33,8 @@ def shmem_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
     s = Section("shmem", "Shared memory and tmpfs")
     data: dict[str, Table] = {}
     if f.trend is not None:
-        s.blocks.append(Paragraph(f"Shmem (/proc/meminfo) went from {f.trend.first_kb} kB to "
-                                  f"{f.trend.last_kb} kB over the window. It counts tmpfs files, SysV "
+        s.blocks.append(Paragraph(f"Shmem (/proc/meminfo) went from {iec_kb(f.trend.first_kb)} to "
+                                  f"{iec_kb(f.trend.last_kb)} over the window. It counts tmpfs files, SysV "
                                   "and POSIX shared memory and shared anonymous mappings: free(1) shows "
                                   "it in buff/cache, but it cannot be dropped, only swapped."))
     rows = [{"mount": ", ".join(u.mount_points), "fstype": u.fstype, "size_kb": u.size_kb,

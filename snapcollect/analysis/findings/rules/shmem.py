@@ -17,6 +17,7 @@ GROWTH_MIN_KB = 256 * 1024       # heuristic: growth worth a note whatever the h
 SHARE_INFO_PCT = 25.0            # heuristic: a quarter of RAM that cannot be dropped like cache
 SHARE_WARN_PCT = 50.0            # heuristic: half of RAM: the host is small for what it runs
 AVAILABLE_WARN_PCT = 10.0        # LOW_AVAILABLE's level: below it, users meet reclaim and OOM kills
+PLACE_SHARE = 0.05               # a place holding less than 5% of Shmem is not worth a mention
 
 
 @rule(
@@ -47,7 +48,8 @@ def shmem_growth(m):
     sev = "WARN" if share >= SHARE_WARN_PCT or (grew >= GROWTH_MIN_KB and low) else "INFO"
     what = (f"grew {human_kb(grew)}" + (f" in a step at {hms(t.step_t1)}" if t.kind == "step" else "")
             if grew >= GROWTH_MIN_KB else f"holds {share:.0f}% of RAM ({human_kb(t.last_kb)})")
-    where = places(f)
+    floor = PLACE_SHARE * t.last_kb
+    where = [p for p in places(f) if p.kb >= floor or (p.growth_kb or 0) >= floor]
     arts = ["series/proc/meminfo"]
     if not f.collected:
         head = "the bundle has no shared-memory inventory (collected by newer versions)"
