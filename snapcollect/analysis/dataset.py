@@ -20,16 +20,21 @@ from snapcollect.parsers.buddyinfo import parse_buddyinfo
 from snapcollect.parsers.cgroups import parse_cgroups
 from snapcollect.parsers.kmsg import parse_kmsg
 from snapcollect.parsers.meminfo import parse_meminfo
+from snapcollect.parsers.memfs import parse_memfs
 from snapcollect.parsers.numastat import parse_node_meminfo, parse_node_numastat
+from snapcollect.parsers.open_deleted import parse_open_deleted
 from snapcollect.parsers.pmap_cmd import parse_pmap_x
+from snapcollect.parsers.proc_memory import parse_proc_memory
 from snapcollect.parsers.proc_status import kb_field, parse_status
 from snapcollect.parsers.procs import parse_procs
 from snapcollect.parsers.psi import parse_psi
-from snapcollect.parsers.records import (BpfData, KmsgLine, MemCgroup, Point, ProcDetail, ProcSample,
-                                         Psi, SlabCache, SwapDevice)
+from snapcollect.parsers.records import (BpfData, CgroupLimit, KmsgLine, MemCgroup, MemfsMount, OpenDeleted,
+                                         Point, ProcDetail, ProcSample, Psi, ShmSegment, SlabCache,
+                                         StatusMemory, SwapDevice)
 from snapcollect.parsers.slabinfo import parse_slabinfo
 from snapcollect.parsers.smaps import parse_smaps, parse_smaps_rollup, rollup_from_smaps
 from snapcollect.parsers.swaps import parse_swaps
+from snapcollect.parsers.sysvipc_shm import parse_sysvipc_shm
 from snapcollect.parsers.sysctl import parse_name_values
 from snapcollect.parsers.uptime import parse_uptime
 from snapcollect.parsers.vmstat import parse_vmstat
@@ -66,6 +71,15 @@ class Snapshot:
     memcgs: dict[str, MemCgroup] | None = None
     uptime_s: float | None = None                  # /proc/uptime first field
     vmstat_s: list[tuple[str, int, str]] | None = None   # parsed ``vmstat -s``: (label, value, unit)
+    # Where Shmem lives (collect/sources/shmem.py): memory file systems,
+    # SysV segments, every process's status memory fields and the limits
+    # of their cgroups; the deleted files still open (end only).
+    memfs: list[MemfsMount] | None = None
+    shm: list[ShmSegment] | None = None
+    proc_memory: list[StatusMemory] | None = None
+    cgroup_limits: dict[str, CgroupLimit] | None = None
+    open_deleted: list[OpenDeleted] | None = None
+    open_deleted_scan: str = ""                    # what the fd scan covered, in its own words
 
 
 @dataclass
@@ -112,11 +126,15 @@ class _Loader:
             if a.get("status", "ok") != "ok":
                 self.missing[a["name"]] = (a.get("status"), a.get("reason"))
 
-    def parse(self, name: str, parser: Callable[[str], T]) -> T | None:
-        """Parse a file artifact; None when absent or unparsable (then recorded)."""
+    def parse(self, name: str, parser: Callable[[str], T], newer: bool = False) -> T | None:
+        """Parse a file artifact; None when absent or unparsable (then recorded).
+
+        ``newer``: an artifact that bundles of older collectors lack; its
+        absence from such a bundle is not listed as missing.
+        """
         text = self.b.text(name)
         if text is None:
-            if name not in self.missing and self.b.entry(name) is None:
+            if name not in self.missing and self.b.entry(name) is None and not newer:
                 self.missing[name] = ("missing", "not in this bundle")
             return None
         try:
@@ -188,6 +206,15 @@ def _snapshot(ld: _Loader, phase: str) -> Snapshot:
         text = b.text(at(src))
         if text is not None:
             s.commands[key] = text
+    s.memfs = ld.parse(at("fs/memfs"), parse_memfs, newer=True)
+    s.shm = ld.parse(at("proc/sysvipc/shm"), parse_sysvipc_shm, newer=True)
+    memory = ld.parse(at("procs/memory"), parse_proc_memory, newer=True)
+    if memory is not None:
+        s.proc_memory, s.cgroup_limits = memory
+    if phase == "end":
+        deleted = ld.parse(at("procs/open-deleted"), parse_open_deleted, newer=True)
+        if deleted is not None:
+            s.open_deleted, s.open_deleted_scan = deleted
     if "vmstat-s" in s.commands:
         s.vmstat_s = ld.parse(at(COMMANDS["vmstat-s"]), parse_vmstat_s)
     return s
@@ -252,14 +279,42 @@ def _collector_pids(manifest: dict) -> frozenset[int]:
     return frozenset(p for p in raw if isinstance(p, int) and not isinstance(p, bool) and p > 0)
 
 
+def _descendants(pids: frozenset[int], procs: list[Point[dict[int, ProcSample]]]) -> frozenset[int]:
+    """``pids`` and every process of ``procs`` whose parent chain reaches one of them.
+
+    The manifest lists what the collector started itself; bcc's helpers
+    and a command's own children are theirs too (bundles of collectors
+    that did not leave them out at the source).
+    """
+    children: dict[int, set[int]] = {}
+    for p in procs:
+        for pid, s in p.value.items():
+            children.setdefault(s.ppid, set()).add(pid)
+    # A walk down the tree: linear in the processes, whatever chain a bundle holds.
+    out = set(pids)
+    todo = list(pids)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return frozenset(out)
+
+
 def _without(pids: frozenset[int], ds: Dataset) -> None:
-    """Drop the collector's own processes from every per-process input."""
+    """Drop the collector's own processes (and their children) from every per-process input."""
     if not pids:
         return
+    pids = _descendants(pids, ds.procs)
     ds.procs = [Point(p.k, p.t, {pid: s for pid, s in p.value.items() if pid not in pids})
                 for p in ds.procs]
     ds.top = [d for d in ds.top if d.pid not in pids]
     ds.bpf.majfaults_by_proc = {k: v for k, v in ds.bpf.majfaults_by_proc.items() if k[0] not in pids}
+    for snap in (ds.start, ds.end):
+        if snap.proc_memory is not None:
+            snap.proc_memory = [p for p in snap.proc_memory if p.pid not in pids]
+        if snap.open_deleted is not None:
+            snap.open_deleted = [f for f in snap.open_deleted if f.pid not in pids]
     ds.bpf.heap_growth = [e for e in ds.bpf.heap_growth
                           if not (isinstance(e, dict) and e.get("pid") in pids)]
 

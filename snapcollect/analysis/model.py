@@ -2,9 +2,11 @@
 
 ``build_model(dataset)`` derives, from the parsed Dataset, the facts that
 more than one reader needs: the OOM kills merged from every source, each
-process's life and growth, the pressure shares of the window, the
+process's life and growth (RSS + swap, its rate or step, the time left
+at a leak's rate), the pressure shares of the window, the
 cgroups' pressure, each memory cgroup over time (usage against its limit,
-refaults, reclaim, its tasks) and where the page cache thrashes. Rules (``findings``), the timeline, the verdict and
+refaults, reclaim, its tasks), where the page cache thrashes and where
+Shmem lives. Rules (``findings``), the timeline, the verdict and
 the report's sections read these facts from the model instead of
 deriving them again, so a finding and the section it points at show the
 same number. Facts only one reader needs stay with that reader, computed
@@ -24,10 +26,12 @@ from snapcollect.analysis.cgroup_series import (CgroupSeries, GroupStalls, Memcg
                                                 cgroup_series, memcg_reclaim, stalls_by_cgroup, task_cgroups,
                                                 thrashing)
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.leak import Leak, leaks
 from snapcollect.analysis.oom import OomFacts, oom_facts
 from snapcollect.analysis.pidstat import Life, lives
 from snapcollect.analysis.pressure import CgroupPressure, WindowShare, cgroup_pressure, window_share
 from snapcollect.analysis.processes import Growth, ProcMemory, growth, process_memory, suspects
+from snapcollect.analysis.shmem import ShmemFacts, shmem_facts
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Model:
     memory: tuple[ProcMemory, ...]           # every process by last RSS, largest first
     growth: tuple[Growth, ...]               # RSS first sight -> peak, >= 1 MiB, largest first
     suspects: tuple[Growth, ...]             # the growers oomd's thresholds single out
+    leaks: tuple[Leak, ...]                  # steady growers with the time left at their rate
     psi_some: WindowShare | None             # host PSI share of the window (sar %smem Average)
     psi_full: WindowShare | None             # (sar %fmem Average)
     cgroup_pressure: dict[str, CgroupPressure]
@@ -47,6 +52,7 @@ class Model:
     memcg_reclaim: MemcgReclaim | None       # reclaim at cgroup limits, host-wide (vmstat)
     thrashing: tuple[Thrashing, ...]         # where the page cache thrashes, most refaulted first
     stall_groups: tuple[GroupStalls, ...]    # BPF reclaim stalls by the cgroup of the task
+    shmem: ShmemFacts                        # where Shmem lives: mounts, SysV, processes, deleted files
 
 
 def build_model(ds: Dataset) -> Model:
@@ -60,8 +66,9 @@ def build_model(ds: Dataset) -> Model:
     return Model(
         ds=ds, oom=oom_facts(ds), lives=all_lives,
         memory=tuple(process_memory(ds.procs, total, all_lives)),
-        growth=grown, suspects=tuple(suspects(all_lives, grown)),
+        growth=grown, suspects=tuple(suspects(all_lives, grown)), leaks=tuple(leaks(ds, grown)),
         psi_some=window_share(ds, "some"), psi_full=window_share(ds, "full"),
         cgroup_pressure=cgroup_pressure(ds), mem_total_kb=total,
         cgroups=groups, task_cgroup=in_group, memcg_reclaim=memcg_reclaim(ds),
-        thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group))
+        thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group),
+        shmem=shmem_facts(ds, ds.top))

@@ -47,6 +47,14 @@ class Life:
     peak_rss_kb: int = 0
     peak_t: float = 0.0
     rss: tuple[tuple[float, int], ...] = ()     # (t, RSS kB) of every sight
+    # (t, RSS + VmSwap kB) of every sight. VmSwap is read on some ticks
+    # only (collect/sources/processes.py): between two reads the last one
+    # read stands, which is what the process held then to within a pass.
+    mem: tuple[tuple[float, int], ...] = ()
+
+    @property
+    def last_swap_kb(self) -> int:
+        return self.mem[-1][1] - self.rss[-1][1] if self.mem and self.rss else 0
 
     @property
     def comm(self) -> str:
@@ -63,6 +71,8 @@ def lives(procs: Sequence[Point[dict[int, ProcSample]]]) -> list[Life]:
     first: dict[tuple[int, int], tuple[Point, ProcSample]] = {}
     last: dict[tuple[int, int], tuple[Point, ProcSample]] = {}
     rss: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    mem: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    swap: dict[tuple[int, int], int] = {}
     peak: dict[tuple[int, int], tuple[int, float]] = {}
     for point in procs:
         for pid, s in point.value.items():
@@ -70,16 +80,20 @@ def lives(procs: Sequence[Point[dict[int, ProcSample]]]) -> list[Life]:
             if key not in first:
                 first[key] = (point, s)
                 rss[key] = []
+                mem[key] = []
                 peak[key] = (s.rss_kb, point.t)
             last[key] = (point, s)
             rss[key].append((point.t, s.rss_kb))
+            if s.swap_kb is not None:
+                swap[key] = s.swap_kb
+            mem[key].append((point.t, s.rss_kb + swap.get(key, 0)))
             if s.rss_kb > peak[key][0]:
                 peak[key] = (s.rss_kb, point.t)
     out = []
     for key, (p0, s0) in first.items():
         p1, s1 = last[key]
         out.append(Life(key[0], key[1], s0, s1, p0.t, p1.t, p0.k, p1.k, len(rss[key]),
-                        peak[key][0], peak[key][1], tuple(rss[key])))
+                        peak[key][0], peak[key][1], tuple(rss[key]), tuple(mem[key])))
     return out
 
 

@@ -1,8 +1,9 @@
 """Processes by memory: the ps/top view, PSS of the top N, growth over the window.
 
 Growth has one definition here, read by the growth table, the TOP_GROWER
-finding and the timeline alike: a process's RSS from its first sight to
-its peak (``Growth``). A suspect (``suspects``) is a grower that also
+and MEMORY_LEAK findings and the timeline alike: a process's RSS + swap
+from its first sight to its peak (``Growth``), with its shape (a
+sustained rate or a step, ``analysis/trend.py``). A suspect (``suspects``) is a grower that also
 passes oomd's kill_by_memory_size_or_growth thresholds.
 
 Inputs are the per-tick ``procs`` series (RSS = field 24 of
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from snapcollect.analysis.pidstat import Life, lives
+from snapcollect.analysis.trend import Trend, trend
 from snapcollect.parsers.records import Mapping_, Point, ProcDetail, ProcSample
 
 
@@ -86,53 +88,66 @@ MIN_GROWTH_KB = 1024        # the growth table's floor: 1 MiB
 
 @dataclass(frozen=True)
 class Growth:
-    """A process's RSS growth in the window: from its first sight to its peak."""
+    """A process's memory growth in the window, RSS + swap, from its first sight to its peak.
+
+    Swap counts because a process pushed out to swap still holds that
+    memory: ranking by RSS alone hides the leaker once it swaps. ``trend``
+    tells a sustained rate from a step (analysis/trend.py).
+    """
 
     pid: int
     comm: str
-    first_rss_kb: int
-    peak_rss_kb: int
-    last_rss_kb: int
+    first_kb: int           # RSS + VmSwap at the first sight
+    peak_kb: int
+    last_kb: int
+    last_swap_kb: int       # VmSwap at the last sight (the last one read)
     first_t: float
     peak_t: float
     last_t: float
     crossed_t: float        # first sample at GROWTH_RATIO and MIN_SUSPECT_KB above the first (else the peak)
+    trend: Trend
 
     @property
     def growth_kb(self) -> int:
-        return self.peak_rss_kb - self.first_rss_kb
+        return self.peak_kb - self.first_kb
 
     @property
     def ratio(self) -> float:
-        return self.peak_rss_kb / max(self.first_rss_kb, 1)
+        return self.peak_kb / max(self.first_kb, 1)
+
+    @property
+    def rate_kb_s(self) -> float | None:
+        """The sustained rate of growth; None for a step or an irregular growth."""
+        return self.trend.rate_kb_s
 
 
 def growth(all_lives: Sequence[Life], min_kb: int = MIN_GROWTH_KB) -> list[Growth]:
-    """Processes seen at least twice whose RSS peak is ``min_kb`` or more above their first sight."""
+    """Processes seen at least twice whose RSS + swap peak is ``min_kb`` or more above their first sight."""
     out = []
     for life in all_lives:
-        if life.samples < 2:
+        if life.samples < 2 or not life.mem:
             continue
-        base = life.first.rss_kb
-        if life.peak_rss_kb - base < min_kb:
+        shape = trend(life.mem)
+        if shape is None or shape.rise_kb < min_kb:
             continue
-        crossed = next((t for t, rss in life.rss
-                        if rss >= GROWTH_RATIO * max(base, 1) and rss - base >= MIN_SUSPECT_KB), life.peak_t)
-        out.append(Growth(life.pid, life.comm, base, life.peak_rss_kb, life.last.rss_kb, life.t_first,
-                          life.peak_t, life.t_last, crossed))
+        base = shape.first_kb
+        crossed = next((t for t, kb in life.mem
+                        if kb >= GROWTH_RATIO * max(base, 1) and kb - base >= MIN_SUSPECT_KB), shape.t_peak)
+        out.append(Growth(life.pid, life.comm, base, shape.peak_kb, shape.last_kb, life.last_swap_kb,
+                          life.t_first, shape.t_peak, life.t_last, crossed, shape))
     out.sort(key=lambda g: (-g.growth_kb, g.pid))
     return out
 
 
 def suspects(all_lives: Sequence[Life], grown: Sequence[Growth]) -> list[Growth]:
-    """Growers among the largest 20% (by peak RSS) that grew >= 1.25x and >= 64 MiB, biggest first."""
-    tracked = [life for life in all_lives if life.samples >= 2]
+    """Growers among the largest 20% (by peak RSS + swap) that grew >= 1.25x and >= 64 MiB, biggest first."""
+    tracked = [life for life in all_lives if life.samples >= 2 and life.mem]
     if not tracked:
         return []
-    sizes = sorted(life.peak_rss_kb for life in tracked)
+    sizes = sorted(max(kb for _, kb in life.mem) for life in tracked)
     cut = sizes[min(int(len(sizes) * SIZE_PERCENTILE / 100), len(sizes) - 1)]
-    return [g for g in grown if g.peak_rss_kb >= cut and g.growth_kb >= MIN_SUSPECT_KB
-            and g.peak_rss_kb >= GROWTH_RATIO * max(g.first_rss_kb, 1)]
+    return [g for g in grown if g.peak_kb >= cut and g.growth_kb >= MIN_SUSPECT_KB
+            and g.peak_kb >= GROWTH_RATIO * max(g.first_kb, 1)]
 
 
 def top_by_pss(top: Sequence[ProcDetail]) -> list[ProcDetail]:

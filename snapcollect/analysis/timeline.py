@@ -175,7 +175,7 @@ def _growth(m: Model) -> list[TimelineEvent]:
     out = []
     for g in m.suspects:
         out.append(TimelineEvent(g.crossed_t, "growth", f"{g.comm} (pid {g.pid}) grew from "
-                                 f"{human_kb(g.first_rss_kb)} to {human_kb(g.peak_rss_kb)} (peak at "
+                                 f"{human_kb(g.first_kb)} to {human_kb(g.peak_kb)} RSS + swap (peak at "
                                  f"{hms(g.peak_t)})", "INFO", "series/procs", "top-processes"))
     return out
 

@@ -15,6 +15,7 @@ import os
 import threading
 
 from snapcollect.bundle.writer import BundleWriter
+from snapcollect.collect import own_processes
 from snapcollect.collect.clock import Deadline
 from snapcollect.collect.jobs import Job, Jobs
 from snapcollect.collect.signals import StopFlag
@@ -40,11 +41,14 @@ def _worker(job: Job, queue: list[int], lock: threading.Lock, results: dict[int,
 def choose(last: PassResult | None, n: int, jobs: Jobs, deadline: Deadline) -> list[ProcInfo]:
     """Top ``n`` processes; runs one pass when no tick produced one."""
     if last is None:
-        job = jobs.start(lambda j: procs_pass(j, PassState(), min(0.5, deadline.remaining())), "procs-top")
+        own = frozenset(own_processes.pids())
+        job = jobs.start(lambda j: procs_pass(j, PassState(), min(0.5, deadline.remaining()), own), "procs-top")
         if job is None or not job.wait_until(deadline.at) or job.error is not None:
             return []
         last = job.result
-    return top_by_rss(last.procs, n, {os.getpid()})
+    # Never the collector's own (the BPF process holds LLVM's memory and
+    # would take a slot and a pmap of its own): the user's top N.
+    return top_by_rss(last.procs, n, set(own_processes.pids()))
 
 
 def collect_detail(writer: BundleWriter, jobs: Jobs, last: PassResult | None, last_k: int | None, n: int,

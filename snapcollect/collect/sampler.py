@@ -45,6 +45,7 @@ from functools import partial
 from typing import Callable
 
 from snapcollect.bundle.writer import BundleWriter
+from snapcollect.collect import own_processes
 from snapcollect.collect.jobs import NOT_RUN, Jobs, run_bounded
 from snapcollect.collect.sources import cgroups, numa, outcome_of, procfs
 from snapcollect.collect.sources.processes import PassResult, PassState, pid_from_current, procs_pass
@@ -132,7 +133,8 @@ class Sampler:
                 del state.blocked_by[pid]
                 state.blocked.pop(pid, None)
         run_pass = k >= self.next_pass_k
-        job = self.jobs.start(lambda j: procs_pass(j, state, budget), "procs") if run_pass else None
+        own = frozenset(own_processes.pids())
+        job = self.jobs.start(lambda j: procs_pass(j, state, budget, own), "procs") if run_pass else None
         items = self._system_items()
         system = run_bounded(self.jobs, items, deadline_mono, item_timeout_s=max(0.05, 0.5 * self.interval),
                              label="tick")

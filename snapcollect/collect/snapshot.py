@@ -24,7 +24,8 @@ from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect.clock import Deadline
 from snapcollect.collect.jobs import Jobs, run_bounded
 from snapcollect.collect.signals import StopFlag
-from snapcollect.collect.sources import Outcome, cgroups, numa, outcome_of, procfs
+from snapcollect.collect import own_processes
+from snapcollect.collect.sources import Outcome, cgroups, numa, outcome_of, procfs, shmem
 from snapcollect.collect.sources.commands import Command, run_commands
 
 # artifact source -> argv. Verbatim output of the tools the on-call knows.
@@ -67,6 +68,7 @@ def snapshot_sources(layout: HostLayout) -> list[str]:
     for n in layout.nodes:
         out += [numa.node_source(n, "meminfo"), numa.node_source(n, "numastat")]
     out.append("cgroups/memory")
+    out += ["fs/memfs", "procs/memory", "procs/open-deleted"]
     return out
 
 
@@ -148,6 +150,29 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
             if phase == names.START:
                 layout.cgroups_chosen = [c for c in chosen if c != "/"]
             put(name, got)
+
+    if (why := out_of_time()):
+        return cut_off(why)
+    # Where Shmem lives: cheap (statvfs of a few mounts, one status and
+    # cgroup read a process), and the end's open deleted files need the
+    # end's process memory to choose whose fds to read.
+    own = frozenset(own_processes.pids())
+    results = run_bounded(jobs, [("fs/memfs", shmem.memfs),
+                                 ("procs/memory", partial(shmem.process_memory, None, layout.cgroup,
+                                                          skip_pids=own))],
+                          deadline.at, item_timeout_s=ITEM_TIMEOUT_S, label="snapshot")
+    put("fs/memfs", outcome_of(results["fs/memfs"], "fs/memfs"))
+    memory = outcome_of(results["procs/memory"], "procs/memory")
+    put("procs/memory", memory)
+    if phase == names.END and memory.has_data and not out_of_time():
+        got = run_bounded(jobs, [("procs/open-deleted", partial(shmem.open_deleted, None, memory.text,
+                                                                 skip_pids=own))],
+                          deadline.at, item_timeout_s=ITEM_TIMEOUT_S, label="snapshot")
+        put("procs/open-deleted", outcome_of(got["procs/open-deleted"], "procs/open-deleted"))
+    elif phase == names.END:
+        put("procs/open-deleted", Outcome("missing", b"", "not read: no process memory pass to choose from"))
+    else:
+        done.add("procs/open-deleted")      # read at the end only
 
     if (why := out_of_time()):
         return cut_off(why)

@@ -219,3 +219,83 @@ class BpfData:
 
 Meminfo = Mapping[str, int]
 Vmstat = Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class MemfsMount:
+    """One tmpfs, ramfs or hugetlbfs mount and its usage (``fs/memfs@P``)."""
+
+    mount_id: int
+    dev: str                      # "major:minor": one per superblock, shared by bind mounts
+    mount_point: str
+    fstype: str
+    source: str
+    block_size: int | None        # statvfs f_frsize; None when statvfs failed
+    blocks: int | None
+    blocks_free: int | None
+    error: str | None = None      # errno name of a failed statvfs
+
+    @property
+    def used_kb(self) -> int | None:
+        if self.block_size is None or self.blocks is None or self.blocks_free is None:
+            return None
+        return max(0, self.blocks - self.blocks_free) * self.block_size // 1024
+
+    @property
+    def size_kb(self) -> int | None:
+        if self.block_size is None or self.blocks is None:
+            return None
+        return self.blocks * self.block_size // 1024
+
+
+@dataclass(frozen=True)
+class ShmSegment:
+    """One SysV shared memory segment of /proc/sysvipc/shm (sizes in bytes)."""
+
+    key: int
+    shmid: int
+    size_bytes: int
+    cpid: int                     # creator
+    lpid: int                     # last shmat/shmdt
+    nattch: int
+    uid: int
+    rss_bytes: int | None         # absent on older kernels
+    swap_bytes: int | None
+    locked: bool                  # SHM_LOCKED (02000) in perms: unevictable
+
+
+@dataclass(frozen=True)
+class StatusMemory:
+    """One process's memory fields of /proc/PID/status (kB) and its memory cgroup (``procs/memory@P``)."""
+
+    pid: int
+    comm: str
+    rss_kb: int | None
+    anon_kb: int | None
+    file_kb: int | None
+    shmem_kb: int | None          # RssShmem, 4.5+
+    swap_kb: int | None
+    locked_kb: int | None         # VmLck: mlock()ed
+    pinned_kb: int | None         # VmPin: pinned by the kernel (RDMA, io_uring), 3.2+
+    cgroup: str                   # memory cgroup path, "" when unknown
+
+
+@dataclass(frozen=True)
+class CgroupLimit:
+    """A memory cgroup's usage and limit in bytes at one moment; limit None: unlimited."""
+
+    path: str
+    usage_bytes: int | None
+    limit_bytes: int | None
+
+
+@dataclass(frozen=True)
+class OpenDeleted:
+    """A deleted file still held open (``procs/open-deleted@end``)."""
+
+    pid: int
+    fd: int
+    dev: str                      # "major:minor" of the file system holding it
+    size_bytes: int
+    blocks: int                   # 512-byte blocks allocated: what it really holds
+    target: str                   # the fd link, "... (deleted)"

@@ -36,6 +36,7 @@ from snapcollect.report.sections.pidstat import pidstat_sections
 from snapcollect.report.sections.pmap import pmap_sections
 from snapcollect.report.sections.processes import process_sections
 from snapcollect.report.sections.sar import psi_sections, sar_sections
+from snapcollect.report.sections.shmem import shmem_sections
 from snapcollect.report.sections.slabtop import slabtop_sections
 from snapcollect.report.sections.swapon import swapon_sections
 from snapcollect.report.sections.vmstat_s import vmstat_s_sections
@@ -119,7 +120,7 @@ def build_report_from_dataset(ds: Dataset, bundle=None) -> Report:
         data.update(tables)
 
     for sections in (bpf_sections, free_sections, vmstat_s_sections, swapon_sections, psi_sections,
-                     sar_sections, pidstat_sections, process_sections, pmap_sections, slabtop_sections,
+                     sar_sections, pidstat_sections, process_sections, pmap_sections, shmem_sections, slabtop_sections,
                      numastat_sections, buddyinfo_sections, cgroup_sections, kmsg_sections):
         # The cgroups section charts the groups the findings name.
         add(sections(m, incident.findings) if sections is cgroup_sections else sections(m))

@@ -201,7 +201,8 @@ def test_three_second_run_procs_series_format(three_second_run):
 
 
 def test_collector_and_its_commands_are_not_processes_of_the_incident(three_second_run):
-    """The manifest names the collector's pids; analysis leaves them out of every ranking."""
+    """The process pass leaves the collector, its programs and their children out at the source; the
+    manifest names them, and analysis leaves them out of older bundles' rankings too."""
     from snapcollect.analysis.dataset import load_dataset
     from snapcollect.analysis.processes import process_memory
 
@@ -212,8 +213,12 @@ def test_collector_and_its_commands_are_not_processes_of_the_incident(three_seco
     # snapshot and pmap for each top process.
     assert len(pids) >= 1 + 2 * 5 + 1 and len(set(pids)) == len(pids)
     me = pids[0]
-    raw = [ln for s in b.series("procs") for ln in s.text.splitlines() if ln.startswith(f"{me} (")]
-    assert raw, "the process pass saw the collector itself"
+    own = {str(p) for p in pids}
+    raw = [ln for s in b.series("procs") for ln in s.text.splitlines()
+           if ln.split(" ", 1)[0] in own or (len(ln.split(") ", 1)) == 2 and ln.split(") ", 1)[1].split()[1:2] == [str(me)])]
+    assert not raw, f"the process pass listed the collector's own: {raw[:3]}"
+    top = json.loads(b.text("procs/top"))
+    assert not {e["pid"] for e in top} & set(pids), "a top-N detail slot went to the collector's own"
     ds = load_dataset(b)
     assert ds.collector_pids == frozenset(pids)
     assert all(me not in p.value for p in ds.procs)

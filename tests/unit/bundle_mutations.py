@@ -32,7 +32,9 @@ from snapcollect.bundle import names
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEEDS = [os.path.join(ROOT, "tests", "fixtures", "bundles", "memcg-swap-6.18.tar.zst"),
          os.path.join(ROOT, "samples", "sample-idle.tar.zst"),
-         os.path.join(ROOT, "samples", "sample-memcg-oom.tar.zst")]
+         os.path.join(ROOT, "samples", "sample-memcg-oom.tar.zst"),
+         # with the shared-memory inventory (fs/memfs, procs/memory, procs/open-deleted, proc/sysvipc/shm)
+         os.path.join(ROOT, "tests", "fixtures", "bundles", "shmem-leak-6.18.tar.zst")]
 
 PLACEHOLDER = "\x00hostile\x00"
 HOSTILE_JSON = [

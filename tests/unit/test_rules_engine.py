@@ -100,7 +100,7 @@ def test_every_rule_is_declared_completely():
     assert len(keys) == len(set(keys))
     sections = {"free", "vmstat-s", "swapon", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H",
                 "pidstat-r", "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg",
-                "oom", "reclaim", "compaction", "page-faults", "heap-growth"}
+                "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem"}
     for r in all_rules():
         assert r.section in sections, r.key
         assert r.detects and r.title and r.explanation and r.threshold and r.source and r.needs, r.key
@@ -146,7 +146,7 @@ def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
           "SUnreclaim": int(MEMTOTAL * 0.2), "Committed_AS": int(MEMTOTAL * 1.2), "CommitLimit": MEMTOTAL,
           "HugePages_Total": 8, "HugePages_Free": 0, "Unevictable": lambda k: 16480 + k * 20000,
           "Dirty": lambda k: 400_000, "Active(file)": 100_000, "Inactive(file)": 100_000,
-          "Slab": lambda k: 200_000 + k * 9000}
+          "Slab": lambda k: 200_000 + k * 9000, "Shmem": lambda k: 8872 + k * 10_000}
     vm = {name: ramp(per) for name, per in {
         "pswpin": 3000, "pswpout": 3000, "pgmajfault": 3000, "pgscan_kswapd": 5000, "pgscan_direct": 5000,
         "pgsteal_kswapd": 500, "pgsteal_direct": 100, "pgsteal_file": 600, "allocstall_normal": 10,

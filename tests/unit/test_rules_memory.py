@@ -102,3 +102,20 @@ def test_overcommit_info_and_strict_high():
 def test_overcommit_negative_and_missing():
     assert run("OVERCOMMIT", build())[0] is None
     assert run("OVERCOMMIT", build(drop=("meminfo",)))[1].startswith("needs series/proc/meminfo")
+
+
+def test_unevictable_step_is_a_step_with_its_holders():
+    from snapcollect.parsers.records import ShmSegment, StatusMemory
+    step_kb = 1536 * 1024                # 1.5 GiB in one second: 6% of this host's RAM
+    mi = {"Unevictable": lambda k: 16480 + (step_kb if k >= 20 else 0)}
+    end = {"proc_memory": [StatusMemory(4242, "locker", step_kb, step_kb, 0, 0, 0, step_kb, 0, "/x")],
+           "shm": [ShmSegment(0, 9, 1 << 20, 4243, 4243, 0, 0, 1 << 20, 0, True)]}
+    f, _ = run("UNEVICTABLE_GROWTH", build(meminfo=mi, end=end))
+    assert f.severity == "WARN" and f.title.startswith("Unevictable memory rose by a step of 1.5 GiB at ")
+    assert "/min" not in f.title and f.evidence.values["kb_per_min"] is None
+    assert "locker (pid 4242) 1.5 GiB" in f.explanation and "SysV segment 9" in f.explanation
+    assert f.evidence.values["holders"][0]["pid"] == 4242
+    assert "procs/memory@end" in f.evidence.artifacts
+    # a small step (1.2% of RAM) is INFO
+    small = {"Unevictable": lambda k: 16480 + (300 * 1024 if k >= 20 else 0)}
+    assert run("UNEVICTABLE_GROWTH", build(meminfo=small))[0].severity == "INFO"

@@ -44,3 +44,47 @@ def test_huge_process():
 
 def test_huge_process_missing():
     assert run("HUGE_PROCESS", build(drop=("procs",)))[1].startswith("needs series/procs (not in this bundle) or procs/top")
+
+
+def _leaking(per_tick_kb: int, rss0: int = 100 * 1024, pid: int = 5150, comm: str = "leaker", ticks: int = 31):
+    return lambda k: {**BASE_PROCS, pid: proc(pid, comm, rss0 + per_tick_kb * min(k, ticks))}
+
+
+def test_memory_leak_in_a_cgroup_warns_with_the_time_left_to_its_limit():
+    from snapcollect.parsers.records import CgroupLimit, StatusMemory
+    row = StatusMemory(5150, "leaker", 0, 0, 0, 0, 0, 0, 0, "/leak")
+    end = {"proc_memory": [row], "cgroup_limits": {"/leak": CgroupLimit("/leak", 900 << 20, 1 << 30)}}
+    f, _ = run("MEMORY_LEAK", build(procs=_leaking(30 * 1024), end=end))
+    v = f.evidence.values
+    assert f.severity == "WARN" and v["runs_out"] == "cgroup" and v["cgroup"] == "/leak"
+    assert abs(v["rate_kb_s"] - 30 * 1024) < 0.01 and v["headroom_kb"] == 124 * 1024
+    assert abs(v["seconds_left"] - 124 / 30) < 0.01
+    assert f.title == "leaker (pid 5150) grows 30.0 MiB/s: its cgroup /leak runs out in 4 s at this rate"
+    assert "procs/memory@end" in f.evidence.artifacts
+
+
+def test_memory_leak_against_memavailable_is_info_when_far():
+    f, _ = run("MEMORY_LEAK", build(procs=_leaking(3 * 1024)))       # 3 MiB/s, 90 MiB in 30 s
+    v = f.evidence.values
+    assert f.severity == "INFO" and v["runs_out"] == "MemAvailable" and v["seconds_left"] > 600
+    assert "MemAvailable runs out in" in f.title
+
+
+def test_memory_leak_counts_swap_and_ignores_steps():
+    # RSS flat, the growth is in swap: still a leak
+    swapping = lambda k: {**BASE_PROCS, 77: proc(77, "swapper", 500 * 1024, swap_kb=k * 4096)}  # noqa: E731
+    f, _ = run("MEMORY_LEAK", build(procs=swapping))
+    assert f.evidence.values["pid"] == 77 and abs(f.evidence.values["rate_kb_s"] - 4096) < 0.01
+    # one jump of 600 MiB is a step: no rate, no leak (TOP_GROWER still names it)
+    step = lambda k: {**BASE_PROCS, 78: proc(78, "stepper", 100 * 1024 + (600 * 1024 if k >= 15 else 0))}  # noqa: E731
+    assert run("MEMORY_LEAK", build(procs=step))[0] is None
+    g, _ = run("TOP_GROWER", build(procs=step))
+    assert "a step of 600.0 MiB" in g.explanation
+    assert run("MEMORY_LEAK", build())[0] is None
+
+
+def test_memory_leak_that_stopped_is_not_extrapolated():
+    f, _ = run("MEMORY_LEAK", build(procs=_leaking(30 * 1024, ticks=20)))     # flat for the last 10 s
+    assert f.severity == "INFO" and f.evidence.values["seconds_left"] is None
+    assert f.title.endswith("grows 30.0 MiB/s: until " + f.title.split("until ")[1])
+    assert "then it stopped growing" in f.title

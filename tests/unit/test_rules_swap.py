@@ -52,3 +52,20 @@ def test_swap_thrashing_negative():
 def test_swap_thrashing_missing():
     ds = build(drop=("vmstat",), missing={"series/proc/vmstat": ("denied", "no")})
     assert run("SWAP_THRASHING", ds)[1] == "needs series/proc/vmstat (denied: no)"
+
+
+def test_swap_filling_names_the_holders():
+    from snapcollect.parsers.records import StatusMemory
+    rows = [StatusMemory(31, "hog", 1000, 0, 0, 0, 900 * 1024, 0, 0, "/"),
+            StatusMemory(32, "small", 1000, 0, 0, 0, 10 * 1024, 0, 0, "/"),
+            StatusMemory(33, "none", 1000, 0, 0, 0, 0, 0, 0, "/")]
+    total = 1024 * 1024
+    ds = build(meminfo={"SwapTotal": total, "SwapFree": total // 20}, end={"proc_memory": rows})
+    f, _ = run("SWAP_FILLING", ds)
+    assert "Holding the most swap at the end: hog (pid 31) 900.0 MiB, small (pid 32) 10.0 MiB." in f.explanation
+    assert [h["pid"] for h in f.evidence.values["holders"]] == [31, 32]
+    assert f.title == "Swap 95% used (972.8 MiB of 1.0 GiB), 900.0 MiB of it by hog (pid 31)"
+    # without the end's process memory: the per-tick VmSwap
+    procs = lambda k: {**BASE_PROCS, 41: proc(41, "swapped", 100, swap_kb=500 * 1024)}  # noqa: E731
+    f, _ = run("SWAP_FILLING", build(meminfo={"SwapTotal": total, "SwapFree": total // 20}, procs=procs))
+    assert f.evidence.values["holders"][0]["pid"] == 41 and "series/procs" in f.evidence.artifacts

@@ -74,7 +74,7 @@ def test_top_by_rss_and_growth():
     assert top[1].growth_kb == 4000 and top[1].growth_ratio == 5.0 and top[0].mem_pct == 45.0
     (g,) = growth(lives(ds.procs))
     # Growth runs from the first sight to the peak, not to the last sight.
-    assert (g.pid, g.first_rss_kb, g.peak_rss_kb, g.last_rss_kb, g.growth_kb) == (1, 1000, 8000, 5000, 7000)
+    assert (g.pid, g.first_kb, g.peak_kb, g.last_kb, g.growth_kb) == (1, 1000, 8000, 5000, 7000)
 
 
 def test_real_bundle_processes():

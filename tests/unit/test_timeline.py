@@ -55,7 +55,7 @@ def test_timeline_events_carry_the_right_times_and_texts():
     swap = [e for e in tl if e.kind == "swap"]
     assert len(swap) == 1 and swap[0].text.startswith("swap burst: 1600 pages in, 1600 out")
     growth = [e for e in tl if e.kind == "growth"]
-    assert growth[0].text.startswith("java (pid 4711) grew from 100.0 MiB to 1.3 GiB (peak at 02:20:30)")
+    assert growth[0].text.startswith("java (pid 4711) grew from 100.0 MiB to 1.3 GiB RSS + swap (peak at 02:20:30)")
     assert round(growth[0].t - T0) == 2   # 100 MiB -> 180 MiB: 1.25x and 64 MiB first reached at tick 2
 
 

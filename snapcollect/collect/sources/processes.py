@@ -189,8 +189,14 @@ def _watch(rows: list[tuple[int, int, int | None, bytes]], known: dict[int, Know
 
 def procs_pass(job: Job | None, state: PassState, budget_s: float, skip_pids: frozenset[int] = frozenset(),
                cap: int = PASS_CAP) -> PassResult:
-    """One pass over all processes (see the module docstring for the format)."""
+    """One pass over all processes (see the module docstring for the format).
+
+    ``skip_pids`` (the collector and the programs it started) and their
+    children are left out: they are never processes of the incident, and
+    a bundle cut short keeps no manifest to tell them apart later.
+    """
     cpu0 = time.thread_time()
+    skip_parents = {b"%d" % p for p in skip_pids}
     t_end = time.monotonic() + budget_s
     pids = list_pids()
     lines: list[bytes] = []
@@ -228,6 +234,8 @@ def procs_pass(job: Job | None, state: PassState, budget_s: float, skip_pids: fr
         rest = stat[rp + 2:].split(None, 22)
         if rp < 0 or len(rest) < 22:
             continue            # not a stat line: nothing to write or choose from
+        if rest[1] in skip_parents:
+            continue            # a child of the collector's (bcc runs helpers, a command its own)
         starttime = rest[19]
         k = known_before.get(pid)
         if k is None or k.starttime != starttime or pid in watch or pid % STATUS_EVERY == turn:

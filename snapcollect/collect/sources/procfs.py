@@ -39,6 +39,9 @@ SNAPSHOT_FILES: dict[str, tuple[str, int]] = {
     "proc/slabinfo": ("/proc/slabinfo", 4 * MIB),
     "proc/zoneinfo": ("/proc/zoneinfo", 4 * MIB),
     "proc/pagetypeinfo": ("/proc/pagetypeinfo", 1 * MIB),
+    # SysV shared memory segments: size, cpid/lpid, nattch; rss and swap
+    # columns only on newer kernels (the parser reads the header); bytes.
+    "proc/sysvipc/shm": ("/proc/sysvipc/shm", 4 * MIB),
 }
 
 # Read at every tick.

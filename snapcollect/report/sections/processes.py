@@ -21,9 +21,11 @@ PSS_COLUMNS = [Column("pid", "PID", "d"), Column("rss_kb", "RSS", ".0f", unit="k
                Column("comm", "COMMAND", "", "left"), Column("cmdline", "command line", "", "left")]
 
 GROW_COLUMNS = [Column("pid", "PID", "d"), Column("comm", "COMMAND", "", "left"),
-                Column("rss_first_kb", "RSS first", ".0f", unit="kB"), Column("rss_peak_kb", "RSS peak", ".0f", unit="kB"),
-                Column("rss_kb", "RSS last", ".0f", unit="kB"),
+                Column("first_kb", "RSS+swap first", ".0f", unit="kB"), Column("peak_kb", "peak", ".0f", unit="kB"),
+                Column("last_kb", "last", ".0f", unit="kB"), Column("swap_kb", "swap last", ".0f", unit="kB"),
                 Column("growth_kb", "growth", "+.0f", unit="kB"), Column("ratio", "ratio", ".2f"),
+                Column("shape", "shape", "", "left"), Column("rate_kb_s", "rate", ".0f", unit="kB/s"),
+                Column("seconds_left", "time left", ".0f", unit="s"),
                 Column("t_first", "first seen", "time", "left"), Column("t_peak", "peak at", "time", "left"),
                 Column("t_last", "last seen", "time", "left")]
 
@@ -45,13 +47,18 @@ def process_sections(m: Model, top_n: int = 15) -> tuple[list[Section], dict[str
         data[t.id] = t
         growers = m.growth[:GROWTH_ROWS]
         if growers:
-            rows = [{"pid": g.pid, "comm": g.comm, "rss_first_kb": g.first_rss_kb, "rss_peak_kb": g.peak_rss_kb,
-                     "rss_kb": g.last_rss_kb, "growth_kb": g.growth_kb, "ratio": g.ratio, "t_first": g.first_t,
-                     "t_peak": g.peak_t, "t_last": g.last_t} for g in growers]
-            g = Table("processes-growth", GROW_COLUMNS, rows, caption="Largest RSS growth over the window",
+            left = {lk.pid: lk.seconds_left for lk in m.leaks}
+            rows = [{"pid": g.pid, "comm": g.comm, "first_kb": g.first_kb, "peak_kb": g.peak_kb,
+                     "last_kb": g.last_kb, "swap_kb": g.last_swap_kb, "growth_kb": g.growth_kb, "ratio": g.ratio,
+                     "shape": g.trend.kind, "rate_kb_s": g.rate_kb_s, "seconds_left": left.get(g.pid),
+                     "t_first": g.first_t, "t_peak": g.peak_t, "t_last": g.last_t} for g in growers]
+            g = Table("processes-growth", GROW_COLUMNS, rows, caption="Largest growth of RSS + swap over the window",
                       source=["series/procs"],
-                      note=f"Growth is from each process's first sample to its peak; at least "
-                           f"{MIN_GROWTH_KB // 1024} MiB. The TOP_GROWER finding picks from these rows.")
+                      note=f"Growth is from each process's first sample to its peak of RSS + VmSwap; at least "
+                           f"{MIN_GROWTH_KB // 1024} MiB. Shape: steady (a line fits it: its slope is the "
+                           f"rate), step (one interval holds half the rise or more: no rate), irregular. "
+                           f"Time left: until its cgroup's limit or MemAvailable runs out at that rate. "
+                           f"The TOP_GROWER and MEMORY_LEAK findings pick from these rows.")
             s.blocks.append(g)
             data[g.id] = g
         else:

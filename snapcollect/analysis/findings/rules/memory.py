@@ -15,7 +15,9 @@ from __future__ import annotations
 from snapcollect.analysis import series
 from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
 from snapcollect.analysis.findings.signals import min_hold_s, sustained
+from snapcollect.analysis.holders import locked_holders, sentence
 from snapcollect.analysis.meminfo import mem_available_kb
+from snapcollect.analysis.trend import trend
 from snapcollect.analysis.wording import hms, human_kb
 
 LOW_AVAILABLE_PCT = 10.0          # node-exporter mixin: memory used > 90%
@@ -108,32 +110,56 @@ def _growth(ds, field):
     return a[field], b[field], (b[field] - a[field]) / ((t1 - t0) / 60), rising, t0, t1, b.get("MemTotal")
 
 
+UNEVICTABLE_STEP_WARN_PCT = 5.0   # heuristic: a step locking 5% of RAM at once is felt when memory is short
+
+
 @rule(
-    key="UNEVICTABLE_GROWTH", area="memory", severities=("WARN",),
-    detects="Memory the kernel may not reclaim (mlock, SHM_LOCK, ramfs) growing fast: it "
-            "shrinks what reclaim can work with.",
-    title="Unevictable memory grew {_growth} in the window ({_per_min}/min)",
+    key="UNEVICTABLE_GROWTH", area="memory", severities=("WARN", "INFO"),
+    detects="Memory the kernel may not reclaim (mlock, SHM_LOCK, ramfs) growing fast, or rising by "
+            "a large step: it shrinks what reclaim can work with.",
+    title="Unevictable memory {_what}",
     explanation="Unevictable went from {_first} to {_last} (Mlocked {_mlocked}). Pages there cannot "
                 "be reclaimed or swapped, so every kB of growth is taken from everyone else. "
-                "Find the process that mlocks (VmLck in /proc/PID/status) or the ramfs/SHM "
-                "segment that grows.",
-    threshold="Unevictable grows >= 1% of MemTotal per minute, rising in >= 80% of intervals",
-    source="heuristic (same growth threshold as SLAB_GROWTH)",
+                "{_who}Check whether that much locked memory is intended (a database's "
+                "buffer pool, a real-time process) and limit it (ulimit -l, LimitMEMLOCK=).",
+    threshold="Unevictable grows at a steady >= 1% of MemTotal per minute (least-squares rate, "
+              "analysis/trend.py) (WARN); or rises by a step: >= 5% of MemTotal (WARN), >= 1% (INFO)",
+    source="heuristic (same growth threshold as SLAB_GROWTH); a step is reported as a step, never "
+           "as a rate over the window",
     needs=["series/proc/meminfo"], section="sar-r")
 def unevictable_growth(m):
     ds = m.ds
-    g = _growth(ds, "Unevictable")
-    if g is None:
+    pts = [(t, mi["Unevictable"]) for t, mi in series.samples(ds, "meminfo") if "Unevictable" in mi]
+    shape = trend(pts)
+    if shape is None:
         raise SkipRule("needs two meminfo samples with Unevictable (2.6.28+)")
-    first, last, per_min, rising, t0, t1, total = g
-    if not total or per_min < total * GROWTH_PCT_PER_MIN / 100 or rising < 0.8:
-        return None
     end = series.samples(ds, "meminfo")[-1][1]
-    return Hit("WARN", {
-        "_growth": human_kb(last - first), "_per_min": human_kb(per_min), "_first": human_kb(first),
-        "_last": human_kb(last), "_mlocked": human_kb(end.get("Mlocked")),
-        "Unevictable_first_kb": first, "Unevictable_last_kb": last, "kb_per_min": per_min,
-    }, ["series/proc/meminfo"], (t0, t1))
+    total = end.get("MemTotal")
+    if not total or shape.rise_kb <= 0:
+        return None
+    if shape.kind == "step":
+        pct = 100.0 * shape.step_kb / total
+        if pct < GROWTH_PCT_PER_MIN:
+            return None
+        sev = "WARN" if pct >= UNEVICTABLE_STEP_WARN_PCT else "INFO"
+        what = f"rose by a step of {human_kb(shape.step_kb)} at {hms(shape.step_t1)}"
+        t_range = (shape.step_t0, shape.step_t1)
+        per_min = None
+    elif shape.kind == "steady" and shape.rate_kb_s * 60 >= total * GROWTH_PCT_PER_MIN / 100:
+        sev, per_min = "WARN", shape.rate_kb_s * 60
+        what = f"grew {human_kb(shape.rise_kb)} in the window ({human_kb(per_min)}/min)"
+        t_range = (shape.fit_t0, shape.fit_t1)
+    else:
+        return None
+    who = locked_holders(ds)
+    arts = ["series/proc/meminfo"] + sorted({h.artifact for h in who})
+    return Hit(sev, {
+        "_what": what, "_first": human_kb(shape.first_kb), "_last": human_kb(shape.last_kb),
+        "_mlocked": human_kb(end.get("Mlocked")), "_who": sentence(who, "Holding locked memory at the end"),
+        "Unevictable_first_kb": shape.first_kb, "Unevictable_last_kb": shape.last_kb, "kb_per_min": per_min,
+        "shape": shape.kind, "step_kb": shape.step_kb if shape.kind == "step" else None,
+        "holders": [{"what": h.what, "name": h.name, "pid": h.pid, "kb": h.kb} for h in who],
+    }, arts, t_range)
 
 
 def _dirty_limits(m, vm) -> tuple[float, float] | None:

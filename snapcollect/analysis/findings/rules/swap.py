@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from snapcollect.analysis import series
 from snapcollect.analysis.findings.rule import Hit, rule
+from snapcollect.analysis.holders import sentence, swap_holders
 from snapcollect.analysis.findings.signals import min_hold_s, page_kb, sustained
 from snapcollect.analysis.series import vm_intervals
 from snapcollect.analysis.wording import hms, human_kb
@@ -31,16 +32,16 @@ def _used_pct(m) -> float | None:
 @rule(
     key="SWAP_FILLING", area="swap", severities=("HIGH", "WARN"),
     detects="Swap space mostly used: little room left before RAM and swap are both gone.",
-    title="Swap {pct:.0f}% used ({_used} of {_total})",
-    explanation="From {_start} to {_end} more than {level:.0f}% of swap was in use. Swapped-out "
-                "pages are slow to get back and, once swap is full, the OOM killer is next. See "
-                "which processes hold swap (top processes, VmSwap) and whether they are still "
-                "growing.",
+    title="Swap {pct:.0f}% used ({_used} of {_total}){_most}",
+    explanation="From {_start} to {_end} more than {level:.0f}% of swap was in use. {_who}Swapped-out "
+                "pages are slow to get back and, once swap is full, the OOM killer is next: check "
+                "whether these processes are still growing (growth table) and restart or limit "
+                "the one that leaks.",
     threshold="%swpused > 80 (WARN), > 90 (HIGH), held >= 30 s (or half the window)",
     source="common alert rules (node-exporter swap 80%); systemd-oomd SwapUsedLimit=90%",
     needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-S")
-def swap_filling(m):
-    ds = m.ds
+def swap_filling(mdl):
+    ds = mdl.ds
     pts = series.samples(ds, "meminfo")
     samples = [(t, _used_pct(m)) for t, m in pts]
     for level, sev in ((SWAP_HIGH_PCT, "HIGH"), (SWAP_WARN_PCT, "WARN")):
@@ -49,10 +50,15 @@ def swap_filling(m):
             continue
         t, m = [(t, m) for t, m in pts if run.t0 <= t <= run.t1][-1]
         used = m["SwapTotal"] - m.get("SwapFree", 0)
+        who = swap_holders(ds, mdl.lives)
+        arts = series.sources(ds, "meminfo") + sorted({h.artifact for h in who})
         return Hit(sev, {"pct": _used_pct(m), "_used": human_kb(used), "_total": human_kb(m["SwapTotal"]),
                          "level": level, "_start": hms(run.t0), "_end": hms(run.t1),
                          "swpused_pct_max": max(run.values), "SwapTotal_kb": m["SwapTotal"],
-                         "swap_used_kb": used}, series.sources(ds, "meminfo"), (run.t0, run.t1))
+                         "swap_used_kb": used, "_who": sentence(who, "Holding the most swap at the end"),
+                         "_most": f", {human_kb(who[0].kb)} of it by {who[0].name}" if who else "",
+                         "holders": [{"pid": h.pid, "name": h.name, "swap_kb": h.kb} for h in who]},
+                   arts, (run.t0, run.t1))
     return None
 
 
@@ -83,19 +89,11 @@ def swap_thrashing(m):
     pin = sum(i.delta for i, _ in pairs)
     pout = sum(o.delta for _, o in pairs)
     kb = page_kb(ds)
-    # Who gained swap (VmSwap) the most: the likely thrasher.
-    who = ""
-    swappers = []
-    for p in ds.procs:
-        for s in p.value.values():
-            if s.swap_kb:
-                swappers.append((s.swap_kb, s.pid, s.comm))
-    if swappers:
-        top = max(swappers)
-        who = f"{top[2]} (pid {top[1]}) held the most swap ({human_kb(top[0])}). "
+    # Who holds swap (VmSwap): the likely thrasher.
+    holders = swap_holders(ds, m.lives, 1)
+    who = f"{holders[0].name} held the most swap ({human_kb(holders[0].kb)}). " if holders else ""
     arts = ["series/proc/vmstat"] + (["series/proc/pressure/memory"] if ds.psi else [])
-    if swappers:
-        arts.append("series/procs")
+    arts += [h.artifact for h in holders]
     return Hit(sev, {
         "both": len(both), "n": len(pairs), "_pin": pin, "_pout": pout,
         "_in_mb": human_kb(pin * kb), "_out_mb": human_kb(pout * kb),
