@@ -216,12 +216,16 @@ def memcg_at_limit(m):
         else:
             advice = ("Mostly page cache, which reclaim drops cheaply: normal for a group that reads "
                       "files, unless its tasks stall.")
+    def timed(seconds: float) -> float | None:
+        # measured over time only with the series; from two snapshots it is unknown
+        return seconds if g.covered_s > 0 else None
+
     return Hit(sev, {
         "group": g.path, "_state": title, "_usage": _mib(g.worst.usage_bytes), "_limit": _mib(g.limit_bytes),
         "pct": g.peak_pct, "_held": held, "_fill": fill_words(g), "_tasks": tasks, "_reclaim": reclaim,
         "_advice": advice,
-        "usage_bytes": g.worst.usage_bytes, "limit_bytes": g.limit_bytes, "at_limit_s": g.at_limit_s,
-        "at_near_s": g.at_near_s, "covered_s": g.covered_s, "events_rise": dict(g.events),
+        "usage_bytes": g.worst.usage_bytes, "limit_bytes": g.limit_bytes, "at_limit_s": timed(g.at_limit_s),
+        "at_near_s": timed(g.at_near_s), "covered_s": g.covered_s, "events_rise": dict(g.events),
         "fill": None if g.fill is None else {"anon": g.fill.anon, "file": g.fill.file, "shmem": g.fill.shmem,
                                              "kernel": g.fill.kernel},
         "tasks": list(g.tasks[:20]),
