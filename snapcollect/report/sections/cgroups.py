@@ -10,7 +10,7 @@ from snapcollect.report.sections.common import absent
 
 COLUMNS = [Column("path", "cgroup", "", "left"), Column("usage_kb", "usage", "iec_kb", unit="kB"),
            Column("limit_kb", "limit", "iec_kb", unit="kB"), Column("pct", "% of limit", ".1f", unit="%"),
-           Column("change_kb", "usage change", "+.0f", unit="kB"), Column("peak_kb", "peak", "iec_kb", unit="kB"),
+           Column("change_kb", "usage change", "+iec_kb", unit="kB"), Column("peak_kb", "peak", "iec_kb", unit="kB"),
            Column("swap_kb", "swap", "iec_kb", unit="kB"), Column("events", "events (change)", "", "left"),
            Column("psi", "stalled some / full (PSI)", "", "left")]
 
