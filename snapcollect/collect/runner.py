@@ -386,6 +386,8 @@ class Run:
             _say(f"snapcollect: wrote {_size(size)}, {final['ticks']} samples; {bad} artifacts not "
                  f"collected\n  see: {invocation.command()} show {out_path}")
         _say(out_path, sys.stdout)
+        # The command line prints the one-screen summary of it on a terminal.
+        self.args.bundle_path = out_path
         return code
 
 
