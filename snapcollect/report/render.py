@@ -3,7 +3,7 @@
 The format comes from ``--format`` or else the output's extension
 (``.md``, ``.html``, ``.pdf``, ``.json``); without ``-o`` (or with
 ``-o -``) the report goes to stdout, as Markdown unless ``--format``
-says otherwise, except on a terminal: there, without ``--format``, the
+says otherwise, except on a terminal: there, without ``--format`` or ``-o -``, the
 one-screen summary (report.summary) is printed instead. Markdown written to a file gets its charts as SVG files
 in ``<stem>-charts/`` beside it. Files are written to a fresh name in
 the same directory and then put in place (report.output_files), so a
@@ -190,7 +190,7 @@ def render_command(args) -> int:
     from snapcollect.report.build import build_report
 
     report = build_report(bundle)
-    if output in (None, "-") and getattr(args, "format", None) is None and _is_tty(sys.stdout):
+    if output is None and getattr(args, "format", None) is None and _is_tty(sys.stdout):
         # A person at a terminal: the answer on one screen, not 80 KB of Markdown.
         from snapcollect.invocation import command
         from snapcollect.report.summary import summary_text

@@ -46,3 +46,12 @@ def test_report_on_a_terminal_prints_the_summary(monkeypatch):
 def test_report_off_a_terminal_prints_markdown(capsys):
     assert main(["report", SAMPLE]) == 0
     assert capsys.readouterr().out.startswith('<a id="top"></a>')
+
+
+def test_dash_or_format_on_a_terminal_still_prints_the_report(monkeypatch):
+    for args in (["-o", "-"], ["--format", "md"]):
+        out = _Tty()
+        out.buffer = io.BytesIO()
+        monkeypatch.setattr("sys.stdout", out)
+        assert main(["report", SAMPLE, *args]) == 0
+        assert out.getvalue().startswith('<a id="top"></a>'), args
