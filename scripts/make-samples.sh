@@ -6,9 +6,13 @@
 #   sample-memcg-oom: 20 s during which a process thrashes swap inside a
 #                     64 MiB memory cgroup, then a second one outgrows a
 #                     64 MiB cgroup without swap and is OOM-killed.
+#
+# scripts/make-samples.sh --render   re-renders samples/*.md and *.pdf from
+# the bundles already there (after a change to the report), collecting
+# nothing; any user, no root. SNAPCOLLECT=... picks the command to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SC=.venv/bin/snapcollect
+SC=${SNAPCOLLECT:-.venv/bin/snapcollect}
 CG=/sys/fs/cgroup/memory
 tmp=$(mktemp -d)
 swapfile=/var/tmp/snapcollect-sample.swap
@@ -31,6 +35,14 @@ render() {  # bundle -> samples/<name>.{md,pdf}
     $SC report "$b" -o "samples/$name.md"
     $SC report "$b" -o "samples/$name.pdf"
 }
+
+if [ "${1:-}" = "--render" ]; then
+    trap - EXIT; rm -rf "$tmp"     # nothing to clean up: no swap, no cgroup
+    render samples/sample-idle.tar.zst sample-idle
+    render samples/sample-memcg-oom.tar.zst sample-memcg-oom
+    ls -l samples/
+    exit 0
+fi
 
 rm -f samples/*.tar.zst
 $SC collect -d 10 -q -o "$tmp" > "$tmp/idle.out"

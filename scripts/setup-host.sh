@@ -6,7 +6,7 @@ set -eu
 
 APT_PACKAGES="python3 python3-venv python3-pip python3-bpfcc bpfcc-tools libbpfcc
   linux-headers-amd64 sysstat numactl procps util-linux poppler-utils
-  libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core
+  libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core chromium
   gcc libc6-dev make zstd python3-zstandard"
 
 # --vm: what the VM tier (tests/vm) needs to build and boot its guests.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from snapcollect import __version__
 from snapcollect.collect.signals import StopFlag
 from snapcollect.errors import SnapcollectError
 
-SUBCOMMANDS = ("collect", "show", "report", "doctor", "rules")
+SUBCOMMANDS = ("collect", "show", "report", "export", "doctor", "rules")
 
 EPILOG = """\
 examples:
@@ -132,9 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_collect_options(p)
 
-    p = sub.add_parser("show", help="list what a bundle holds")
+    p = sub.add_parser("show", help="list what a bundle holds, or get one artifact out of it",
+                       epilog="examples:\n  snapcollect show B.tar.zst\n"
+                              "  snapcollect show B.tar.zst --extract bpf/fault_stacks.folded | flamegraph.pl > f.svg\n"
+                              "  snapcollect show B.tar.zst --extract kmsg -o kmsg.jsonl",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.add_argument("--extract", metavar="NAME",
+                   help="write one artifact (a name from the listing) to stdout or -o: files as stored, "
+                        "streams as JSON lines, series as their samples")
+    p.add_argument("-o", "--output", metavar="FILE", help="with --extract: write to FILE (mode 0600)")
+    p.add_argument("--force", action="store_true", help="with -o: replace an existing FILE")
     add_limit_options(p)
 
     p = sub.add_parser("report", help="render a bundle to Markdown, HTML, PDF or JSON")
@@ -147,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="permissions of the report and its charts (default 600, like the bundle: "
                         "it holds the same command lines and names)")
     p.add_argument("--force", action="store_true", help="replace an existing report (and its charts)")
+    add_limit_options(p)
+
+    p = sub.add_parser("export", help="write the time series of a bundle as CSV files",
+                       epilog="examples:\n  snapcollect export B.tar.zst -o series/\n"
+                              "  python3 -c 'import pandas as pd; print(pd.read_csv(\"series/sar-B.csv\", "
+                              "parse_dates=[\"timestamp\"]))'",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for the CSV files (created if it does not exist; its parent must)")
+    p.add_argument("--mode", type=_file_mode, default=None, metavar="OCTAL",
+                   help="file mode of the CSV files (default 0600, the bundle's)")
+    p.add_argument("--force", action="store_true", help="replace CSV files that exist")
     add_limit_options(p)
 
     p = sub.add_parser("doctor", help="check which collectors work on this host")
@@ -175,11 +198,72 @@ def cmd_show(args) -> int:
     from snapcollect.report.printable import printable
 
     bundle = open_bundle(args.bundle, limits_from_args(args))
+    if args.extract is not None:
+        return _extract(bundle, args)
+    if args.output:
+        print("snapcollect: show -o needs --extract NAME", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     else:
         # Names in the manifest may hold bytes that are not UTF-8: shown as \xNN.
         print(printable(format_show(bundle)))
+    return 0
+
+
+def _collect_summary(args, path: str | None, code: int) -> None:
+    """After a collection, on a terminal: the verdict of the bundle on one screen.
+
+    Only when a person is watching (stderr is a terminal, not --quiet), the
+    run ended normally and the zstandard reader and its version allow it;
+    the summary goes to stderr, so the bundle's path stays the last line
+    on stdout. Reading the bundle costs a second or two of CPU after the
+    window; a failure here says one line and never changes the exit code.
+    """
+    if code != 0 or not path or args.quiet or not sys.stderr.isatty():
+        return
+    try:
+        from snapcollect.dependencies import reading_problem
+
+        if reading_problem():
+            return
+        from snapcollect.bundle import open_bundle
+        from snapcollect.invocation import command
+        from snapcollect.report.build import build_report
+        from snapcollect.report.summary import summary_text
+
+        text = summary_text(build_report(open_bundle(path)), path, command())
+    except KeyboardInterrupt:
+        print("snapcollect: summary skipped (interrupted)", file=sys.stderr)
+        return
+    except Exception as exc:   # the bundle is written: a summary problem must not look like a failure
+        print(f"snapcollect: no summary ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
+        return
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _extract(bundle, args) -> int:
+    from snapcollect.bundle.show import ExtractError, extract
+
+    try:
+        data = extract(bundle, args.extract)
+    except ExtractError as exc:
+        print(f"snapcollect: {exc}", file=sys.stderr)
+        return 2
+    if args.output in (None, "-"):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    from snapcollect.report.output_files import open_dir, write_new
+
+    fd = open_dir(os.path.dirname(os.path.abspath(args.output)))
+    try:
+        write_new(fd, os.path.basename(args.output), data, force=bool(args.force), shown=args.output)
+    finally:
+        os.close(fd)
+    print(f"snapcollect: wrote {args.output} ({len(data):,} bytes)", file=sys.stderr)
     return 0
 
 
@@ -208,7 +292,7 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
         print(f"snapcollect: stopped by {stop.name} while starting; nothing done", file=sys.stderr)
         return stop.exit_code
     try:
-        if args.command in ("show", "report"):
+        if args.command in ("show", "report", "export"):
             from snapcollect.dependencies import reading_problem
 
             problem = reading_problem()
@@ -218,13 +302,21 @@ def _main(argv: list[str] | None, stop: StopFlag) -> int:
         if args.command == "collect":
             from snapcollect.collect.options import CollectOptions
             from snapcollect.collect.runner import run_collection
-            return run_collection(CollectOptions.from_namespace(args), stop)
+            opts = CollectOptions.from_namespace(args)
+            written: list[str] = []
+            code = run_collection(opts, stop, written)
+            _collect_summary(opts, written[-1] if written else None, code)
+            return code
         if args.command == "show":
             return cmd_show(args)
         if args.command == "report":
             from snapcollect.report.render import render_command
             args.limits = limits_from_args(args)
             return render_command(args)
+        if args.command == "export":
+            from snapcollect.report.export import export_command
+            args.limits = limits_from_args(args)
+            return export_command(args)
         if args.command == "doctor":
             from snapcollect.collect.doctor import run_doctor
             from snapcollect.collect.options import CollectOptions

@@ -159,3 +159,33 @@ def pidstat_r(procs: Sequence[Point[dict[int, ProcSample]]], mem_total_kb: int |
             started_in_window=started, exited_in_window=exited))
     rows.sort(key=lambda r: (-r.minflt_s, -r.majflt_s, r.pid))
     return rows
+
+
+def pidstat_r_intervals(procs: Sequence[Point[dict[int, ProcSample]]],
+                        mem_total_kb: int | None) -> list[PidstatRow]:
+    """pidstat -r with an interval (``pidstat -r -p ALL 1``): one row per process and interval.
+
+    A process is counted in an interval when the same (pid, starttime) is
+    in both samples; like pidstat, which prints only active tasks, a row
+    is kept when its fault counters moved or its RSS changed. Rates divide
+    by the wall time between the two samples; VSZ, RSS and %MEM are those
+    of the interval's end. Rows are in time order, then by pid.
+    """
+    rows: list[PidstatRow] = []
+    for prev, cur in zip(procs, procs[1:]):
+        dt = cur.t - prev.t
+        if dt <= 0:
+            continue
+        for pid in sorted(cur.value):
+            s1, s0 = cur.value[pid], prev.value.get(pid)
+            if s0 is None or s0.starttime != s1.starttime:
+                continue
+            minflt, majflt = s1.minflt - s0.minflt, s1.majflt - s0.majflt
+            if minflt == 0 and majflt == 0 and s1.rss_kb == s0.rss_kb:
+                continue
+            rows.append(PidstatRow(
+                pid=pid, uid=s1.uid, comm=s1.comm, minflt=minflt, majflt=majflt, seconds=dt,
+                minflt_s=minflt / dt, majflt_s=majflt / dt, vsz_kb=s1.vsize_kb, rss_kb=s1.rss_kb,
+                mem_pct=100.0 * s1.rss_kb / mem_total_kb if mem_total_kb else 0.0, t_from=prev.t, t_to=cur.t,
+                started_in_window=False, exited_in_window=False))
+    return rows

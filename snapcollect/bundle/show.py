@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 
@@ -102,3 +103,38 @@ def _wrap(text: str, indent: str) -> list[str]:
     """Long reasons wrapped to the terminal's 80 columns."""
     return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False,
                          break_long_words=False) or [text]
+
+
+class ExtractError(Exception):
+    """The artifact asked for is not in the bundle, or was not collected."""
+
+
+def extract(b: Bundle, name: str) -> bytes:
+    """One artifact's bytes, as the collector stored them (``show --extract NAME``).
+
+    - a file artifact (``proc/meminfo@end``, ``bpf/fault_stacks.folded``):
+      its bytes as stored;
+    - a stream (``kmsg``, ``bpf/oom_kill``): one JSON object per line, in
+      the order written;
+    - a series (``series/proc/vmstat``): every sample's text, each after a
+      line ``# k=<tick> t=<epoch seconds>``.
+    """
+    data = b.data(name)
+    if data is not None:
+        return data
+    if name in b.streams:
+        return b"".join(json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
+                        for r in b.records(name))
+    if name.startswith("series/"):
+        samples = b.series(name[len("series/"):])
+        if samples:
+            return b"".join(f"# k={s.k} t={s.t:.3f}\n".encode() + s.text.encode("utf-8", "surrogateescape")
+                            + (b"" if s.text.endswith("\n") else b"\n") for s in samples)
+    status, reason = b.status(name)
+    if status == "ok" and b.entry(name) is not None:
+        return b""          # collected, and empty (a stream with no record)
+    if status != "missing" or b.entry(name) is not None:
+        raise ExtractError(f"{name}: not collected ({status}: {reason or 'no reason recorded'})")
+    near = [n for n in b.names() if n.startswith(name.split("@")[0].rsplit("/", 1)[0])][:8]
+    hint = f"; artifacts near it: {', '.join(near)}" if near else "; `snapcollect show BUNDLE` lists them"
+    raise ExtractError(f"{name}: no such artifact in this bundle{hint}")

@@ -118,6 +118,7 @@ class Run:
         self.writer: BundleWriter | None = None
         self.bpf: BpfHook | None = None
         self.deadline_moved_s = 0.0
+        self.written: list[str] | None = None    # where execute() appends the bundle's path
         self.detail_top = args.top
         self.page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -394,6 +395,9 @@ class Run:
             _say(f"snapcollect: wrote {_size(size)}, {final['ticks']} samples; {bad} artifacts not "
                  f"collected\n  see: {invocation.command()} show {out_path}")
         _say(out_path, sys.stdout)
+        # The command line prints the one-screen summary of it on a terminal.
+        if self.written is not None:
+            self.written.append(out_path)
         return code
 
 
@@ -413,11 +417,12 @@ def _print_bpf(args) -> int:
     return print_programs(args)
 
 
-def run_collection(args, stop: StopFlag | None = None) -> int:
+def run_collection(args, stop: StopFlag | None = None, written: list[str] | None = None) -> int:
     """Entry point of ``snapcollect collect``; returns the exit code.
 
     ``stop``: the flag main() installed on its first line (signals during
-    start-up are in it); installed here if not given.
+    start-up are in it); installed here if not given. ``written``: gets the
+    bundle's path appended once it is written.
     """
     if args.print_bpf:
         return _print_bpf(args)
@@ -433,6 +438,7 @@ def run_collection(args, stop: StopFlag | None = None) -> int:
             progress = Progress.for_args(args.quiet)
             stop.check_not_stopped()
             run = Run(args, dest, t0_wall, t0_mono, progress, stop, privacy, messages, lowered)
+            run.written = written
             # Threads still blocked in a /proc read or in bcc when this returns
             # are daemon threads: they do not hold up the exit.
             return run.execute()

@@ -25,6 +25,7 @@ from snapcollect.analysis.incident import build_incident
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.sar import SYSSTAT_DEFINITIONS
 from snapcollect.report.formatting import hms
+from snapcollect.report.highlights import event_markers, involved_pids, key_chart_ids, time_charts
 from snapcollect.report.model import Report, Section, Table
 from snapcollect.report.sections.bpf import bpf_sections
 from snapcollect.report.sections.buddyinfo import buddyinfo_sections
@@ -119,11 +120,18 @@ def build_report_from_dataset(ds: Dataset, bundle=None) -> Report:
         report.sections.extend(sections)
         data.update(tables)
 
+    involved = involved_pids(m, incident.findings)
     for sections in (bpf_sections, free_sections, vmstat_s_sections, swapon_sections, psi_sections,
-                     sar_sections, pidstat_sections, process_sections, pmap_sections, shmem_sections, slabtop_sections,
+                     sar_sections, pidstat_sections, process_sections,
+                     lambda model: pmap_sections(model, involved), shmem_sections, slabtop_sections,
                      numastat_sections, buddyinfo_sections, cgroup_sections, kmsg_sections):
         # The cgroups section charts the groups the findings name.
         add(sections(m, incident.findings) if sections is cgroup_sections else sections(m))
+    # Every time chart marks the OOM kills and stall bursts of the window.
+    markers = event_markers(m)
+    for chart in time_charts(report.sections):
+        chart.markers = list(markers)
+    report.key_charts = key_chart_ids(incident.findings, report.sections)
     # Every table of the document is machine data too; the full-resolution
     # versions (sar, pidstat, slabtop) replace the shortened ones.
     for t in report.all_tables():

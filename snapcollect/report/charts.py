@@ -27,6 +27,7 @@ from snapcollect.report.model import Chart
 MAX_POINTS = 1000
 FIG_W_IN = 9.0
 FIG_H_IN = 3.2
+COMPACT_IN = (5.0, 2.5)
 # Colour-blind safe (Okabe-Ito), in a fixed order per series.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
@@ -181,17 +182,23 @@ def _value_axis(axis, ax, columns, horizontal: bool = False) -> None:
         axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
 
 
-def chart_svg(chart: Chart, *, id_prefix: str | None = None) -> str:
-    """One chart as SVG text without XML prolog, ready to inline or save."""
+def chart_svg(chart: Chart, *, id_prefix: str | None = None, compact: bool = False) -> str:
+    """One chart as SVG text without XML prolog, ready to inline or save.
+
+    ``compact``: a smaller figure (``COMPACT_IN``) with the same font sizes,
+    for the verdict's charts printed two across an A4 page, where the
+    full-size figure scaled down would print its labels at 3 pt.
+    """
     _setup()
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(FIG_W_IN, FIG_H_IN))
+    size = COMPACT_IN if compact and chart.kind != "bar" else (FIG_W_IN, FIG_H_IN)
+    fig = Figure(figsize=size)
     ax = fig.add_subplot()
     if chart.kind == "bar":
         _draw_bar(ax, chart)
     else:
-        _draw_time(ax, chart)
+        _draw_time(ax, chart, size)
     ax.set_title(chart.title, loc="left")
     if chart.y_label and chart.kind != "bar":
         ax.set_ylabel(chart.y_label)
@@ -200,7 +207,7 @@ def chart_svg(chart: Chart, *, id_prefix: str | None = None) -> str:
     return prefix_ids(_clean(buf.getvalue()), id_prefix or f"chart-{chart.id}")
 
 
-def _draw_time(ax, chart: Chart) -> None:
+def _draw_time(ax, chart: Chart, size: tuple[float, float] = (FIG_W_IN, FIG_H_IN)) -> None:
     import numpy as np
 
     if not chart.x or not chart.series:
@@ -226,7 +233,13 @@ def _draw_time(ax, chart: Chart) -> None:
             colour = PALETTE[i % len(PALETTE)]
             y = np.asarray(means[k], dtype=float)
             marker = "o" if len(xs) <= 3 else None
-            ax.plot(dates, y, label=k, color=colour, marker=marker, markersize=3)
+            # Earlier series are drawn wider and solid, later ones on top of
+            # them (dashed where the chart says): two series with the same
+            # values (some and full stalls in one cgroup) still read as two.
+            width = max(1.0, 2.6 - 0.5 * i) if len(names) > 1 else 1.5
+            style = (0, (4, 2)) if k in chart.dashed else "-"
+            ax.plot(dates, y, label=k, color=colour, marker=marker, markersize=3, linewidth=width,
+                    linestyle=style, zorder=2 + i)
             if n > 1:
                 ax.fill_between(dates, lows[k], highs[k], color=colour, alpha=0.18, linewidth=0)
         lo = np.nanmin([np.nanmin(lows[k]) if not np.all(np.isnan(lows[k])) else 0 for k in names])
@@ -234,13 +247,45 @@ def _draw_time(ax, chart: Chart) -> None:
             ax.set_ylim(bottom=0)
     _value_axis(ax.yaxis, ax, [highs[k] for k in names] if chart.kind != "stacked" else [bottom])
     _time_axis(ax, float(chart.x[0]), float(chart.x[-1]))
-    legend = len(names) > 1 or chart.kind == "stacked"
+    _markers(ax, chart)
+    legend = len(names) > 1 or chart.kind == "stacked" or bool(chart.markers)
     if legend:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2)
     # Fixed margins rather than tight_layout, which measures every text
     # twice; the legend sits right of the plot, sized by its longest name.
-    right = 1.0 - (0.7 + 0.072 * max((len(n) for n in names), default=0)) / FIG_W_IN if legend else 0.97
-    ax.figure.subplots_adjust(left=0.085, right=max(0.55, right), bottom=0.17, top=0.9)
+    longest = max([len(n) for n in names] + [len("reclaim stalls") if chart.markers else 0])
+    w, h = size
+    right = 1.0 - (0.7 + 0.072 * longest) / w if legend else 0.97
+    ax.figure.subplots_adjust(left=0.765 / w, right=max(0.5, right), bottom=0.544 / h, top=1 - 0.32 / h)
+
+
+MARKER_COLOUR = {"oom": "#B00020", "stall": "#7B3294"}
+
+
+def _markers(ax, chart: Chart) -> None:
+    """OOM kills as red vertical lines, reclaim stall bursts as shaded spans.
+
+    Only the events inside the chart's time range are drawn; each kind gets
+    one legend entry, so the legend stays short on a run with many kills.
+    """
+    if not chart.markers or not chart.x:
+        return
+    lo, hi = float(chart.x[0]) - 1.0, float(chart.x[-1]) + 1.0
+    labelled: set[str] = set()
+    for m in chart.markers:
+        end = m.end if m.end is not None else m.t
+        if end < lo or m.t > hi:
+            continue
+        colour = MARKER_COLOUR.get(m.kind, "#444444")
+        name = {"oom": "OOM kill", "stall": "reclaim stalls"}.get(m.kind, m.kind)
+        label = None if name in labelled else name
+        labelled.add(name)
+        if m.end is not None and m.end > m.t:
+            ax.axvspan(m.t / 86400.0, m.end / 86400.0, color=colour, alpha=0.12, linewidth=0, label=label,
+                       zorder=1)
+        else:
+            ax.axvline(m.t / 86400.0, color=colour, linewidth=1.4, linestyle=(0, (3, 1.5)), label=label,
+                       zorder=10)
 
 
 def _draw_bar(ax, chart: Chart) -> None:

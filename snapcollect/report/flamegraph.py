@@ -15,13 +15,25 @@ of the SVG. Each frame has a ``<title>`` tooltip with its count and share;
 colour comes from a hash of the frame name (flamegraph.pl's "hot"
 palette), so a function keeps its colour across graphs and runs.
 No maintained Python library renders folded stacks, hence this module.
+
+Deep stacks are merged for drawing (``merge_deep``): a stack of more than
+``MAX_DEPTH`` frames keeps its ``ROOT_FRAMES`` outermost and its innermost
+frames, the middle ones become one ``[N frames]`` frame. A 128-frame
+recursion would otherwise make a picture some 2,000 px high and nearly
+empty; the folded stacks themselves (JSON, the bundle) are not changed.
+
+Each frame's ``<g>`` carries its name, count, position and depth as data
+attributes, for ``FLAME_SCRIPT``: the HTML report's small inline script
+that zooms into a frame on click, highlights the frames a search matches
+(with their share of the samples) and resets. The PDF is the same SVG
+without the script.
 """
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 WIDTH = 1200.0
 FRAME_H = 16.0
@@ -32,6 +44,8 @@ CHAR_W = FONT_SIZE * 0.59
 PAD_TOP = 28.0
 PAD_BOTTOM = 8.0
 PAD_SIDE = 10.0
+MAX_DEPTH = 32
+ROOT_FRAMES = 4
 
 
 @dataclass
@@ -41,7 +55,16 @@ class _Node:
     children: dict[str, "_Node"] = field(default_factory=dict)
 
 
-def build_tree(folded: list[tuple[str, int]]) -> _Node:
+def merge_deep(frames: list[str], max_depth: int = MAX_DEPTH, keep_root: int = ROOT_FRAMES) -> list[str]:
+    """The frames of one stack (root first), its middle merged when deeper than ``max_depth``."""
+    if len(frames) <= max_depth:
+        return frames
+    keep_leaf = max_depth - keep_root - 1
+    merged = len(frames) - keep_root - keep_leaf
+    return frames[:keep_root] + [f"[{merged} frames]"] + frames[len(frames) - keep_leaf:]
+
+
+def build_tree(folded: list[tuple[str, int]], max_depth: int | None = None) -> _Node:
     """Merge folded stacks into a tree; counts add up along each path."""
     root = _Node("all")
     for stack, count in folded:
@@ -49,8 +72,10 @@ def build_tree(folded: list[tuple[str, int]]) -> _Node:
             continue
         root.count += count
         node = root
-        for frame in stack.split(";"):
-            frame = frame.strip() or "[unknown]"
+        frames = [f.strip() or "[unknown]" for f in stack.split(";")]
+        if max_depth is not None:
+            frames = merge_deep(frames, max_depth)
+        for frame in frames:
             child = node.children.get(frame)
             if child is None:
                 child = node.children[frame] = _Node(frame)
@@ -83,9 +108,9 @@ def fit_text(name: str, width_px: float) -> str:
 
 def render_flamegraph(folded: list[tuple[str, int]], *, title: str = "", count_name: str = "samples",
                       id_prefix: str = "fg", width: float = WIDTH, min_width_px: float = 0.5,
-                      max_depth: int = 128) -> str:
+                      max_depth: int = MAX_DEPTH) -> str:
     """Folded stacks -> SVG text (no XML prolog, ready to inline in HTML)."""
-    root = build_tree(folded)
+    root = build_tree(folded, max_depth)
     total = root.count
     plot_w = width - 2 * PAD_SIDE
     # Collect the frames to draw first: the depth sets the height.
@@ -93,7 +118,7 @@ def render_flamegraph(folded: list[tuple[str, int]], *, title: str = "", count_n
 
     def walk(node: _Node, x: float, depth: int) -> None:
         w = plot_w * node.count / total
-        if w < min_width_px or depth > max_depth:
+        if w < min_width_px:
             return
         rects.append((x, depth, w, node))
         cx = x
@@ -109,7 +134,8 @@ def render_flamegraph(folded: list[tuple[str, int]], *, title: str = "", count_n
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="flamegraph" id="{escape(id_prefix)}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
            f'font-family="DejaVu Sans, Verdana, sans-serif" font-size="{FONT_SIZE:g}" '
-           f'role="img">']
+           f'data-total="{total}" data-plot-x="{PAD_SIDE:g}" data-plot-w="{plot_w:.2f}" '
+           f'data-char-w="{CHAR_W:.3f}" role="img">']
     heading = title or "Flame graph"
     out.append(f'<text x="{width / 2:.1f}" y="17" text-anchor="middle" font-size="14">'
                f'{escape(heading)}</text>')
@@ -124,7 +150,8 @@ def render_flamegraph(folded: list[tuple[str, int]], *, title: str = "", count_n
         tip = f"{name} ({node.count:,} {count_name}, {share:.2f}%)"
         fill = "rgb(230,230,230)" if d == 0 else frame_colour(node.name)
         label = fit_text(name, w)
-        out.append(f'<g><title>{escape(tip)}</title>'
+        out.append(f'<g class="fg-frame" data-name={quoteattr(name)} data-count="{node.count}" '
+                   f'data-x="{x:.2f}" data-w="{w:.2f}" data-depth="{d}"><title>{escape(tip)}</title>'
                    f'<rect x="{x:.2f}" y="{y:.1f}" width="{w:.2f}" height="{FRAME_H - 1:.0f}" '
                    f'fill="{fill}" rx="2" ry="2"/>')
         if label:
@@ -137,3 +164,77 @@ def render_flamegraph(folded: list[tuple[str, int]], *, title: str = "", count_n
 def standalone(svg: str) -> str:
     """The SVG as a file of its own (XML prolog), for Markdown reports."""
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg + "\n"
+
+
+# The HTML report's only script: zoom, search and reset for every flame
+# graph of the page. It reads the data attributes render_flamegraph writes,
+# changes only geometry, colours and textContent (never markup), fetches
+# nothing, and is left out of the PDF (weasyprint runs no script anyway).
+FLAME_SCRIPT = r"""
+(function () {
+  function fit(name, w, cw) {
+    var n = Math.floor((w - 6) / cw);
+    if (n < 3) return "";
+    return name.length <= n ? name : name.slice(0, n - 2) + "..";
+  }
+  function setup(box) {
+    var svg = box.querySelector("svg.flamegraph");
+    if (!svg) return;
+    var frames = Array.prototype.slice.call(svg.querySelectorAll("g.fg-frame"));
+    var px = parseFloat(svg.getAttribute("data-plot-x")), pw = parseFloat(svg.getAttribute("data-plot-w"));
+    var cw = parseFloat(svg.getAttribute("data-char-w")), total = parseFloat(svg.getAttribute("data-total"));
+    var input = box.querySelector("input.fg-search"), reset = box.querySelector("button.fg-reset");
+    var status = box.querySelector(".fg-status");
+    frames.forEach(function (g) {
+      var r = g.querySelector("rect");
+      g.fg = {name: g.getAttribute("data-name"), x: parseFloat(g.getAttribute("data-x")),
+              w: parseFloat(g.getAttribute("data-w")), d: parseInt(g.getAttribute("data-depth"), 10),
+              count: parseFloat(g.getAttribute("data-count")), rect: r, text: g.querySelector("text"),
+              fill: r.getAttribute("fill")};
+      g.style.cursor = "pointer";
+      g.addEventListener("click", function () { zoom(g.fg); });
+    });
+    function place(f, x, w) {
+      f.rect.setAttribute("x", x.toFixed(2));
+      f.rect.setAttribute("width", Math.max(w, 0).toFixed(2));
+      if (f.text) {
+        f.text.setAttribute("x", (x + 3).toFixed(2));
+        f.text.textContent = fit(f.d === 0 ? "all" : f.name, w, cw);
+      }
+    }
+    function zoom(t) {
+      var scale = pw / t.w, eps = 1e-6;
+      frames.forEach(function (g) {
+        var f = g.fg, inside = f.d >= t.d && f.x >= t.x - eps && f.x + f.w <= t.x + t.w + eps;
+        var below = f.d < t.d && f.x <= t.x + eps && f.x + f.w >= t.x + t.w - eps;
+        g.style.display = inside || below ? "" : "none";
+        if (inside) place(f, px + (f.x - t.x) * scale, f.w * scale);
+        else if (below) place(f, px, pw);
+      });
+      reset.disabled = t.d === 0;
+    }
+    function search() {
+      var text = input.value, re = null;
+      if (text) { try { re = new RegExp(text); } catch (e) { re = null; } }
+      var matched = 0, seen = [];
+      frames.forEach(function (g) {
+        var f = g.fg, hit = re !== null && f.d > 0 && re.test(f.name);
+        f.rect.setAttribute("fill", hit ? "rgb(230,0,230)" : f.fill);
+        // a match inside another match is not counted twice
+        if (hit && !seen.some(function (s) { return f.x >= s.x - 1e-6 && f.x + f.w <= s.x + s.w + 1e-6 && f.d > s.d; })) {
+          matched += f.count; seen.push(f);
+        }
+      });
+      status.textContent = !text ? "" : re === null ? "not a regular expression" :
+        "matched " + (100 * matched / total).toFixed(1) + "% of the samples";
+    }
+    input.addEventListener("input", search);
+    reset.addEventListener("click", function () {
+      zoom(frames[0].fg); input.value = ""; search();
+    });
+    reset.disabled = true;
+    box.querySelector(".fg-controls").hidden = false;
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("figure.flamegraph"), setup);
+})();
+"""

@@ -64,10 +64,18 @@ def _kb(v: float) -> str:
     return f"{int(round(v)):,}"
 
 
+def signed_iec_kb(kb: float) -> str:
+    """A change in kB, ``free -h`` style with its sign: ``+95Mi``, ``-1.5Gi``, ``0B``."""
+    if kb == 0:
+        return "0B"
+    return ("+" if kb > 0 else "-") + iec_kb(abs(kb))
+
+
 NAMED = {
     "time": hms,
     "datetime": date_time,
     "iec_kb": iec_kb,
+    "+iec_kb": signed_iec_kb,
     "kb": _kb,
 }
 TIME_FORMATS = ("time", "datetime")
@@ -166,11 +174,15 @@ def _is_id(key: str | None) -> bool:
     return key in _ID_KEYS or key.endswith(("_pid", "_uid", "_nid", "_id"))
 
 
-def _is_time(key: str | None) -> bool:
+def is_time_key(key: str | None) -> bool:
+    """A key whose number is a time (epoch seconds): ``t``, ``*_t``, ``*_at``, ``*_time``."""
     if not key:
         return False
     key = key.lower()
     return key == "t" or key.endswith(("_t", "_at", "_time"))
+
+
+_is_time = is_time_key
 
 
 def value_text(v: Any, key: str | None = None) -> str:
@@ -401,3 +413,47 @@ def condense_rows(columns: list[Column], rows: list[dict], max_rows: int) -> tup
         chunk = rows[i:i + k]
         out.append({c.key: _merge([r.get(c.key) for r in chunk], how) for c, how in zip(columns, plan)})
     return out, k
+
+
+def header_line(report) -> str:
+    """One line under the title: host, kernel, window and, when it is so, that the bundle is incomplete."""
+    m = report.meta
+    parts = []
+    if m.get("host"):
+        parts.append(f"Host {m['host']}")
+    if m.get("kernel"):
+        parts.append(f"kernel {m['kernel']}")
+    window = m.get("window")
+    if window:
+        a, b = window
+        parts.append(f"{date_time(a)[:-4]}–{hms(b)} UTC ({format_duration(b - a)})")
+    elif m.get("started_at"):
+        parts.append(f"from {m['started_at']}")
+    if m.get("complete") is False:
+        parts.append("INCOMPLETE bundle (see About this bundle)")
+    return " · ".join(str(p) for p in parts)
+
+
+def top_advice(report) -> tuple[str, str] | None:
+    """(key, explanation) of the worst finding above INFO: what happened and what to do next."""
+    found = [f for f in sorted_findings(report.findings) if f.severity != "INFO"]
+    if not found or not found[0].explanation:
+        return None
+    return found[0].key, found[0].explanation
+
+
+def key_charts(report) -> list:
+    """The chart blocks named by ``Report.key_charts``, in that order."""
+    from snapcollect.report.model import Chart
+
+    by_id: dict[str, Any] = {}
+
+    def walk(items) -> None:
+        for s in items:
+            for b in s.blocks:
+                if isinstance(b, Chart):
+                    by_id.setdefault(b.id, b)
+            walk(s.subsections)
+
+    walk(report.sections)
+    return [by_id[i] for i in report.key_charts if i in by_id]

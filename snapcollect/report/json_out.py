@@ -38,6 +38,23 @@ def _clean(v: Any) -> Any:
     return str(v)
 
 
+def _times(v: Any, key: str = "") -> Any:
+    """Evidence values with their times as ISO 8601 strings, as everywhere else in the JSON.
+
+    A time is a number under a key ``formatting`` reads as a time (``t``,
+    ``*_t``, ``*_at``, ``*_time``) that lies in epoch seconds (2001-2286),
+    at any depth (``kills: [{"t": ...}]``); other values are kept.
+    """
+    if isinstance(v, dict):
+        return {k: _times(x, str(k)) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_times(x, key) for x in v]
+    if (F.is_time_key(key) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v) and 1e9 <= v < 1e10):
+        return _time(float(v))
+    return v
+
+
 def _time(t: float | None) -> str | None:
     return F.iso(t) if isinstance(t, (int, float)) and math.isfinite(t) else None
 
@@ -84,6 +101,8 @@ def _chart(c: Chart) -> dict:
             "x": [_time(x) for x in c.x] if timeseries else _clean(c.x),
             "categories": list(c.categories),
             "series": {k: _clean(list(v)) for k, v in c.series.items()},
+            "markers": [{"t": _time(m.t), "end": _time(m.end) if m.end is not None else None, "kind": m.kind,
+                         "label": m.label} for m in c.markers] if timeseries else [],
             "note": c.note, "source": list(c.source)}
 
 
@@ -93,7 +112,8 @@ def _block(b, table_ids: dict[int, str]) -> dict:
     if isinstance(b, Table):
         return {"type": "table", "id": table_ids[id(b)]}
     if isinstance(b, Preformatted):
-        return {"type": "preformatted", "caption": b.caption, "text": b.text, "source": list(b.source)}
+        return {"type": "preformatted", "caption": b.caption, "text": b.text, "source": list(b.source),
+                "collapsed": b.collapsed}
     if isinstance(b, KeyValues):
         return {"type": "key_values", "caption": b.caption, "items": [[k, v] for k, v in b.items]}
     if isinstance(b, Chart):
@@ -143,7 +163,7 @@ def report_dict(report: Report) -> dict:
             "evidence": {
                 "artifacts": list(ev.artifacts),
                 "time_range": {"start": _time(tr[0]), "end": _time(tr[1])} if tr else None,
-                "values": _clean(ev.values),
+                "values": _clean(_times(ev.values)),
                 "section": ev.section,
             },
         })
@@ -167,6 +187,7 @@ def report_dict(report: Report) -> dict:
         "findings": findings,
         "skipped_rules": [{"key": s.key, "reason": s.reason} for s in report.skipped_rules],
         "timeline": timeline,
+        "key_charts": list(report.key_charts),
         "tables": list(tables.values()),
         "sections": [section(s) for s in report.sections],
     }

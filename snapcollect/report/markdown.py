@@ -1,11 +1,15 @@
 """Render a ``Report`` to GitHub-flavoured Markdown.
 
-Layout, top to bottom: the header (host, kernel, window, collector and
-its cost, completeness, artifacts not collected and why), the verdict
-with the worst severity and the findings table (each finding linking to
-its details and to the section holding its evidence), the skipped rules
-folded in a ``<details>``, the timeline, the findings in detail, then one
-heading per section. Every heading is preceded by ``<a id="...">`` with
+Layout, top to bottom, the answer first: the title and one line naming
+the host and window; the verdict with the worst severity, the findings
+table (each finding linking to its details and to the section holding
+its evidence), what to do (the worst finding's advice) and the one to
+three charts that prove it (``Report.key_charts``, drawn here and
+pointed at from their sections); the skipped rules folded in a
+``<details>``; then "About this bundle" (host, kernel, window, collector
+and its cost, completeness, notes, and the artifacts not collected,
+folded); the timeline, the findings in detail, then one heading per
+section. Every heading is preceded by ``<a id="...">`` with
 the section's id, so ``#sar-B`` links keep working whatever the title.
 
 Nothing from the bundle reaches the document as raw HTML or as Markdown
@@ -34,7 +38,7 @@ from snapcollect.report.printable import printable_report
 # Anchors the renderers use for their own parts of the page; section ids
 # from the report builder must not reuse them.
 RESERVED_ANCHORS = ("top", "header", "not-collected", "verdict", "skipped-rules", "timeline",
-                    "finding-details", "contents")
+                    "finding-details", "contents", "about")
 
 
 @dataclass
@@ -128,9 +132,19 @@ class _Writer:
     # -- top of the report ------------------------------------------
 
     def header(self) -> None:
+        """The title and one line saying which host and window: the rest of the
+        metadata waits below the verdict (``about``)."""
         r = self.report
         host = r.meta.get("host") or "unknown host"
         self.add(f'<a id="top"></a>', "", f"# Memory report: {E.heading(host)}", "")
+        line = F.header_line(r)
+        if line:
+            self.add(E.block_start(E.text(line)))
+
+    def about(self) -> None:
+        """Metadata, notes and what was not collected: after the verdict, compact."""
+        r = self.report
+        self.heading(2, "about", "About this bundle")
         for label, text in F.header_items(r):
             self.add(f"- **{E.text(label)}:** {E.text(text)}")
         notes = r.meta.get("notes") or []
@@ -139,11 +153,17 @@ class _Writer:
             for n in notes:
                 self.add(f"> {E.text(n)}", ">")
             self.lines.pop()
+        for hint in r.hints:
+            self.blank()
+            self.add(E.block_start(E.inline(hint)))
         missing = F.missing_rows(r)
         if missing:
-            self.heading(3, "not-collected", f"Not collected ({len(missing)})")
+            self.blank()
+            self.add('<a id="not-collected"></a>', "",
+                     f"<details><summary>Not collected ({len(missing)})</summary>", "")
             self.add(*md_table(["Artifact", "Status", "Why"], [list(m) for m in missing],
                                ["left", "left", "left"]))
+            self.add("", "</details>")
 
     def verdict(self) -> None:
         r = self.report
@@ -163,6 +183,14 @@ class _Writer:
                              _Md(self.section_link(f.evidence.section) or "-")])
             self.add(*md_table(["Severity", "Key", "Finding", "Evidence"], rows,
                                ["left", "left", "left", "left"]))
+        advice = F.top_advice(r)
+        if advice is not None:
+            key, text = advice
+            self.blank()
+            self.add(f"**What to do** ({E.code(key)}): " + E.inline(text))
+        for b in F.key_charts(r):
+            self.blank()
+            self.picture(b)
         if r.skipped_rules:
             self.blank()
             self.add('<a id="skipped-rules"></a>', "",
@@ -226,17 +254,23 @@ class _Writer:
         elif isinstance(b, Table):
             self.table(b)
         elif isinstance(b, Preformatted):
-            if b.caption:
+            if b.collapsed:
+                self.add(f"<details><summary>{E.text(b.caption or 'Text')}</summary>", "")
+            elif b.caption:
                 self.add(f"**{E.text(b.caption)}**", "")
             fence = _fence(b.text)
             self.add(fence + "text", b.text.rstrip("\n"), fence)
             if b.source:
                 self.add("", _source(b.source))
+            if b.collapsed:
+                self.add("", "</details>")
         elif isinstance(b, KeyValues):
             if b.caption:
                 self.add(f"**{E.text(b.caption)}**", "")
             for k, v in b.items:
                 self.add(f"- **{E.text(k)}:** {E.text(v)}")
+        elif isinstance(b, Chart) and b.id in self.report.key_charts:
+            self.add(f"_Chart “{E.text(b.title)}”: shown under the [verdict](#verdict)._")
         elif isinstance(b, (Chart, FlameGraph)):
             self.picture(b)
         else:  # an unknown block type is a bug in the builder, not data
@@ -295,6 +329,7 @@ def render_markdown(report: Report, chart_dir: str | None = None, *,
     w = _Writer(report, chart_dir, stdout_note, charts_missing)
     w.header()
     w.verdict()
+    w.about()
     w.timeline()
     w.finding_details()
     for s in report.sections:

@@ -14,7 +14,12 @@ Besides Python format specs, ``Column.fmt`` takes these names
 - ``"time"``      epoch seconds -> ``HH:MM:SS`` UTC (sar's time column)
 - ``"datetime"``  epoch seconds -> ``YYYY-mm-dd HH:MM:SS`` UTC
 - ``"iec_kb"``    kB -> ``free -h`` style (``1.5Gi``, ``512Mi``)
+- ``"+iec_kb"``   a change in kB, the same with its sign (``+95Mi``)
 - ``"kb"``        kB -> integer with thousands separators (``1,234,567``)
+
+One table, one unit convention: either every quantity cell carries its
+unit (``iec_kb``) or the column title does (``RSS kB``); a table never
+mixes the two (tests/unit/test_units.py).
 
 A cell holding a string (sar's ``"Average:"`` label) or ``None`` (not
 available, shown as ``-``) is printed as is, whatever ``fmt`` says.
@@ -68,6 +73,12 @@ class Table:
     footer: list[dict[str, Any]] = field(default_factory=list)  # e.g. sar's "Average:" row
     source: list[str] = field(default_factory=list)              # artifact names the numbers come from
     note: str = ""
+    # One row per sampling interval, keyed by a time column "t": what
+    # ``snapcollect export`` writes as CSV (the sar tables; cgroup series).
+    time_series: bool = False
+    # Rows sorted most important first (worst stalls, largest processes):
+    # the PDF may print the first ones only, and says so.
+    ranked: bool = False
 
 
 @dataclass
@@ -80,12 +91,27 @@ class Preformatted:
     text: str             # verbatim text (classic command output, kernel log)
     caption: str = ""
     source: list[str] = field(default_factory=list)
+    # Folded by default (HTML/Markdown <details>); left out of the PDF, whose
+    # reader gets ``collapsed_note`` instead (where the full text is).
+    collapsed: bool = False
+    collapsed_note: str = ""
 
 
 @dataclass
 class KeyValues:
     items: list[tuple[str, str]]
     caption: str = ""
+
+
+@dataclass
+class Marker:
+    """An event drawn on every time chart: a line at ``t`` (an OOM kill), or a
+    shaded span from ``t`` to ``end`` (a burst of reclaim stalls)."""
+
+    t: float                     # epoch seconds
+    kind: str                    # "oom" or "stall"
+    label: str                   # one line: "OOM kill: java (4711)"
+    end: float | None = None     # end of a span; None for a point in time
 
 
 @dataclass
@@ -101,6 +127,11 @@ class Chart:
     categories: list[str] = field(default_factory=list)   # for kind == "bar"
     source: list[str] = field(default_factory=list)
     note: str = ""                       # one line shown under the chart
+    markers: list[Marker] = field(default_factory=list)   # events on the time axis (report.build adds them)
+    dashed: list[str] = field(default_factory=list)       # series drawn dashed (a 10 s average beside its share)
+    # False: left out of the PDF, where a table beside it says the same
+    # (a latency histogram drawn as bars next to bcc's star histogram).
+    in_print: bool = True
 
 
 @dataclass
@@ -137,6 +168,11 @@ class Report:
     worst_severity: Severity | None = None
     # Machine-readable tables (sar tables etc.) for JSON: id -> Table
     data_tables: dict[str, Table] = field(default_factory=dict)
+    # Ids of the one to three charts that prove the verdict, shown under it
+    # (each stays a block of its section; the renderers draw it once, on top).
+    key_charts: list[str] = field(default_factory=list)
+    # What the findings cite, in words: how to get more out of the bundle.
+    hints: list[str] = field(default_factory=list)
 
     def all_tables(self) -> list[Table]:
         out: list[Table] = []

@@ -3,7 +3,8 @@
 The format comes from ``--format`` or else the output's extension
 (``.md``, ``.html``, ``.pdf``, ``.json``); without ``-o`` (or with
 ``-o -``) the report goes to stdout, as Markdown unless ``--format``
-says otherwise. Markdown written to a file gets its charts as SVG files
+says otherwise, except on a terminal: there, without ``--format`` or ``-o -``, the
+one-screen summary (report.summary) is printed instead. Markdown written to a file gets its charts as SVG files
 in ``<stem>-charts/`` beside it. Files are written to a fresh name in
 the same directory and then put in place (report.output_files), so a
 failed render never leaves half a report behind; they get mode 0600 like
@@ -189,6 +190,14 @@ def render_command(args) -> int:
     from snapcollect.report.build import build_report
 
     report = build_report(bundle)
+    if output is None and getattr(args, "format", None) is None and _is_tty(sys.stdout):
+        # A person at a terminal: the answer on one screen, not 80 KB of Markdown.
+        from snapcollect.invocation import command
+        from snapcollect.report.summary import summary_text
+
+        sys.stdout.write(summary_text(report, args.bundle, command()))
+        sys.stdout.flush()
+        return 0
     render_to(report, fmt, output, mode=mode, force=force)
     if output not in (None, "-"):
         where = output
@@ -196,6 +205,13 @@ def render_command(args) -> int:
             where += f" (charts in {os.path.join(os.path.dirname(output), chart_dir_for(output))}/)"
         print(f"snapcollect: wrote {where}", file=sys.stderr)
     return 0
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _pictures(report):

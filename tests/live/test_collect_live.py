@@ -464,6 +464,10 @@ def test_progress_on_a_terminal_and_in_a_pipe(tmp_path):
     rc, out, term = _run_on_pty("collect", "-d", "2", "--no-bpf", "-o", str(tmp_path))
     assert rc == 0
     assert "Ctrl-C to stop early and keep what was collected" in term
+    # the one-screen summary after the run, on the terminal; stdout still ends with the path
+    path = out.strip().splitlines()[-1]
+    assert f"  bundle: {path}" in term and f"report {path} -o report.html" in term, term[-2000:]
+    assert re.search(r"snapcollect: (CRIT|HIGH|WARN|INFO|no findings): ", term), term[-2000:]
     assert "sampling" in term and "samples" in term and "s left" in term
     for line in term.replace("\r", "\n").splitlines():
         if str(tmp_path) not in line:       # a long output path cannot fit

@@ -110,6 +110,10 @@ def render(bundle: str, out_dir: str) -> tuple[dict, str]:
         doc = json.load(fh)
     with open(md, encoding="utf-8") as fh:
         text = fh.read()
+    # Every real report keeps the machine contract (docs/report-schema.json).
+    from report_schema import assert_valid_report
+
+    assert_valid_report(doc)
     return doc, text
 
 

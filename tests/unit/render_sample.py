@@ -22,18 +22,18 @@ SAR_R_COLS = ["kbmemfree", "kbavail", "kbmemused", "%memused", "kbbuffers", "kbc
 
 
 def sar_b_table(n: int = 5) -> Table:
-    cols = [Column("time", "time", "time", "left")]
+    cols = [Column("t", "time", "time", "left")]
     cols += [Column(k, k, ".2f", unit="%" if k.startswith("%") else "kB/s" if "pgpg" in k else "pages/s")
              for k in SAR_B_COLS]
     rows = []
     for i in range(n):
-        row = {"time": T0 + i + 1}
+        row = {"t": T0 + i + 1}
         for j, k in enumerate(SAR_B_COLS):
             row[k] = (i + 1) * (j + 1) * 10.125
         rows.append(row)
     if n > 2:
         rows[2]["majflt/s"] = None   # a failed read
-    avg = {"time": "Average:"}
+    avg = {"t": "Average:"}
     for k in SAR_B_COLS:
         vals = [r[k] for r in rows if r[k] is not None]
         avg[k] = sum(vals) / len(vals)
@@ -43,16 +43,16 @@ def sar_b_table(n: int = 5) -> Table:
 
 
 def sar_r_table(n: int = 3) -> Table:
-    cols = [Column("time", "time", "time", "left")]
+    cols = [Column("t", "time", "time", "left")]
     cols += [Column(k, k, ".2f" if k.startswith("%") else "d", unit="%" if k.startswith("%") else "kB")
              for k in SAR_R_COLS]
     rows = []
     for i in range(n):
-        row = {"time": T0 + i + 1}
+        row = {"t": T0 + i + 1}
         for j, k in enumerate(SAR_R_COLS):
             row[k] = 12.5 + i if k.startswith("%") else 24000000 - 1000 * i * (j + 1)
         rows.append(row)
-    avg = {"time": "Average:", **{k: rows[0][k] for k in SAR_R_COLS}}
+    avg = {"t": "Average:", **{k: rows[0][k] for k in SAR_R_COLS}}
     return Table("sar-r", cols, rows, caption="sar -r ALL: memory", footer=[avg],
                  source=["series/proc/meminfo"])
 

@@ -80,10 +80,24 @@ def test_charts(real):
 
 
 def test_pmap_sections_total_matches_pmap_output(real):
-    _, r = real
+    b, r = real
+    from snapcollect.analysis.dataset import load_dataset
+    from snapcollect.analysis.incident import build_incident
+    from snapcollect.report.highlights import involved_pids
+    from snapcollect.report.sections.pmap import pmap_sections
+
+    incident = build_incident(load_dataset(b))
+    top = {d.pid: d for d in incident.model.ds.top}
+    mapper_pid = next(pid for pid, d in top.items() if d.comm == "sc (fix) x) 2")
+    # Full detail only for the processes the findings involve; one table row for each of the others.
+    involved = involved_pids(incident.model, incident.findings)
     pmap = next(s for s in r.sections if s.id == "pmap")
-    assert len(pmap.subsections) == 3
-    mapper = next(s for s in pmap.subsections if "sc (fix) x) 2" in s.title)
+    assert {s.id for s in pmap.subsections} == {f"pmap-{p}" for p in involved & set(top)}
+    summary = next(t for t in pmap.blocks if isinstance(t, Table) and t.id == "pmap-summary")
+    assert {row["pid"] for row in summary.rows} == set(top) - involved
+    # The detail of one process: its total is pmap -x's.
+    sec, = pmap_sections(incident.model, {mapper_pid})
+    mapper, = sec.subsections
     t = next(b for b in mapper.blocks if isinstance(b, Table))
     assert t.footer[0]["rss_kb"] == 64620 and len(t.rows) == 20
     assert "same total" in paragraphs(mapper)

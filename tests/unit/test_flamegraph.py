@@ -77,3 +77,34 @@ def test_escaping_and_empty_input():
     empty = render_flamegraph([])
     ET.fromstring(empty)
     assert "no stacks recorded" in empty
+
+
+def test_deep_stack_merged_in_the_middle():
+    from snapcollect.report.flamegraph import MAX_DEPTH, ROOT_FRAMES, merge_deep
+
+    frames = [f"f{i}" for i in range(128)]
+    merged = merge_deep(frames)
+    assert len(merged) == MAX_DEPTH
+    assert merged[:ROOT_FRAMES] == frames[:ROOT_FRAMES] and merged[-1] == "f127"
+    assert merged[ROOT_FRAMES] == f"[{128 - MAX_DEPTH + 1} frames]"
+    assert merge_deep(frames[:10]) == frames[:10]
+    # The picture of a 128-frame stack is as high as a 32-frame one, not 2,000 units.
+    svg = render_flamegraph([(";".join(frames), 10), ("a;b", 5)])
+    height = float(re.search(r'viewBox="0 0 \d+ (\d+)"', svg).group(1))
+    assert height <= 28 + (MAX_DEPTH + 1) * 16 + 8
+    assert "[97 frames]" in svg
+
+
+def test_frames_carry_what_the_script_needs():
+    from snapcollect.report.flamegraph import FLAME_SCRIPT
+
+    svg = render_flamegraph([('a"&<x>;b', 3), ('a"&<x>;c', 1)])
+    root = ET.fromstring(svg)
+    assert root.get("data-total") == "4"
+    frames = {g.get("data-name"): g for g in root.iter(NS + "g")}
+    assert set(frames) == {"all", 'a"&<x>', "b", "c"}          # attribute-escaped, read back intact
+    g = frames["b"]
+    assert (g.get("data-count"), g.get("data-depth")) == ("3", "2")
+    assert float(g.get("data-w")) == float(g.find(NS + "rect").get("width"))
+    # The script only changes geometry, colours and textContent: it never writes markup.
+    assert "innerHTML" not in FLAME_SCRIPT and "fetch" not in FLAME_SCRIPT and "XMLHttpRequest" not in FLAME_SCRIPT

@@ -164,7 +164,7 @@ def test_markdown_shows_the_text(reports, s):
     text, _ = render_markdown(reports(s), CHARTS)
     seen = re.sub(r"\s+", " ", _visible(text))
     one_line = re.sub(r"\s+", " ", s).strip()
-    assert f"pmap -x 7303 ({one_line})" in seen      # a heading
+    assert f"7303 {one_line}" in seen                # a table row (pmap summary)
     assert f"Host: {one_line}" in seen               # the header
     assert f"/opt/{one_line}" in seen                # command lines
 

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 from render_sample import sample_report
 
+from snapcollect.report.flamegraph import FLAME_SCRIPT
 from snapcollect.report.html import render_html
 from snapcollect.report.model import Paragraph
 
@@ -46,8 +47,13 @@ def external_references(html: str) -> list[str]:
 def test_no_external_references():
     html = render_html(sample_report())
     assert external_references(html) == []
-    assert "<script" not in html and "<link" not in html and "@font-face" not in html
+    assert "<link" not in html and "@font-face" not in html
     assert "<img" not in html and "<iframe" not in html
+    # One script, inline, the flame graph's; none in the page for print.
+    assert re.findall(r"<script[^>]*>", html) == ["<script>"]
+    assert FLAME_SCRIPT in html
+    printed = render_html(sample_report(), for_print=True)
+    assert "<script" not in printed and 'class="fg-controls"' not in printed
 
 
 def test_external_link_in_text_is_shown_not_linked():
@@ -103,9 +109,16 @@ def test_screen_tables_are_cell_tables():
 
 def test_print_tables_are_aligned_lines_sized_to_fit():
     html = render_html(sample_report(), for_print=True)
-    # sar -r ALL does not fit portrait at a legible size: landscape, heading included
-    assert re.search(r'<section id="sar-r" class="level3 wide-page">', html)
-    assert re.search(r'<figure class="table text short landscape" id="table-sar-r">', html)
+    # sar -r ALL does not fit portrait at a legible size: its columns are split
+    # into parts printed one under the other, each starting with the time.
+    m = re.search(r'<figure class="table text short" id="table-sar-r">(.*?)</figure>', html, re.S)
+    assert m, "sar -r ALL is not a portrait text table"
+    parts = re.findall(r'<table class="text part" style="font-size: ([0-9.]+)pt">\s*<thead><tr><td>(.*?)</td>',
+                       m.group(1))
+    assert len(parts) >= 2 and all(h.startswith("time") for _, h in parts)
+    assert all(float(size) >= 5.8 for size, _ in parts)
+    assert "kbvmused" in parts[-1][1] and "kbmemfree" in parts[0][1]
+    assert "text short landscape" not in html and "wide-page\"" not in html
     m = re.search(r'<figure class="table text short" id="table-sar-B">.*?font-size: ([0-9.]+)pt.*?'
                   r'<thead><tr><td>(.*?)</td></tr></thead>\s*<tbody>\s*<tr><td>(.*?)</td>', html, re.S)
     assert m, "sar -B is not a portrait text table"
@@ -120,7 +133,7 @@ def test_print_tables_are_aligned_lines_sized_to_fit():
 
     r = sample_report()
     t = sar_b_table(3)
-    t.rows[0]["time"] = "x" * 400
+    t.rows[0]["t"] = "x" * 400
     r.sections[1].blocks[1] = t
     assert 'id="table-sar-B"' in render_html(r, for_print=True)
     assert re.search(r'<figure class="table wide short" id="table-sar-B">', render_html(r, for_print=True))
@@ -130,8 +143,8 @@ def test_text_is_escaped():
     r = sample_report()
     r.sections[0].title = "free <b>&</b>"
     r.findings[0].title = "<script>alert(1)</script>"
-    html = render_html(r)
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    html = render_html(r).replace(f"<script>{FLAME_SCRIPT}</script>", "")
+    assert "<script" not in html and "&lt;script&gt;" in html
     assert "free &lt;b&gt;&amp;&lt;/b&gt;" in html
 
 
@@ -158,12 +171,16 @@ def test_print_merges_long_time_series_tables_only_when_columns_say_how():
     rows, k = condense_rows(t.columns, t.rows, PRINT_MAX_ROWS)
     assert k == 4 and len(rows) <= PRINT_MAX_ROWS
     first = t.rows[:4]
-    assert rows[0]["time"] == first[-1]["time"]                          # labelled by its end
+    assert rows[0]["t"] == first[-1]["t"]                          # labelled by its end
     assert rows[0]["fault/s"] == sum(r["fault/s"] for r in first) / 4
     assert rows[0]["majflt/s"] == (first[0]["majflt/s"] + first[1]["majflt/s"] + first[3]["majflt/s"]) / 3
     assert rows[0]["%vmeff"] is None
     r = sample_report()
     r.sections[1].blocks[1] = t
     screen, paper = render_html(r), render_html(r, for_print=True)
-    assert screen.count("<tr>") - paper.count("<tr>") == len(t.rows) - len(rows)
+
+    def sar_b(html: str) -> str:
+        return re.search(r'id="table-sar-B">(.*?)</figure>', html, re.S).group(1)
+
+    assert sar_b(screen).count("<tr>") - sar_b(paper).count("<tr>") == len(t.rows) - len(rows)
     assert "Printed as" in paper and "Printed as" not in screen

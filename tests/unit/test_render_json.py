@@ -45,14 +45,14 @@ def test_sar_table_rows_and_average():
     d = _doc()
     tables = {t["id"]: t for t in d["tables"]}
     sar = tables["sar-B"]
-    assert sar["columns"][0] == {"key": "time", "title": "time", "unit": "", "type": "time"}
+    assert sar["columns"][0] == {"key": "t", "title": "time", "unit": "", "type": "time"}
     assert {"key": "%vmeff", "title": "%vmeff", "unit": "%"} in sar["columns"]
     assert len(sar["rows"]) == 5
-    assert sar["rows"][0]["time"] == "2025-11-22T14:02:11.000Z"
+    assert sar["rows"][0]["t"] == "2025-11-22T14:02:11.000Z"
     assert sar["rows"][0]["pgpgin/s"] == 10.125          # raw number, not the printed "10.12"
     assert sar["rows"][2]["majflt/s"] is None
-    assert sar["average"]["%vmeff"] == 273.375 and "time" not in sar["average"]
-    assert sar["footer"][0]["time"] == "Average:"
+    assert sar["average"]["%vmeff"] == 273.375 and "t" not in sar["average"]
+    assert sar["footer"][0]["t"] == "Average:"
     assert sar["source"] == ["series/proc/vmstat", "series/proc/uptime"]
     assert list(tables) == ["sar-B", "sar-r", "top-rss"]   # reading order, each once
 

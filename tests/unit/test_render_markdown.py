@@ -29,9 +29,11 @@ def _table_after(text: str, caption: str) -> list[str]:
 
 def test_top_of_report_order():
     text, _ = _md()
-    pos = [text.index(s) for s in ("# Memory report: web1", "**Host:** web1", "### Not collected (2)",
-                                   "## Verdict: CRIT", "rules skipped", "## Timeline",
-                                   "## Findings in detail", "## free")]
+    # The answer first: verdict, findings, what to do; then the metadata.
+    pos = [text.index(s) for s in ("# Memory report: web1", "Host web1 · kernel 6.18.0-test",
+                                   "## Verdict: CRIT", "**What to do** (`OOM_KILL`)", "rules skipped",
+                                   "## About this bundle", "**Host:** web1", "Not collected (2)",
+                                   "## Timeline", "## Findings in detail", "## free")]
     assert pos == sorted(pos)
     assert "**Complete:** NO: stopped by SIGINT after 60 s" in text
     assert "0.84 s CPU, peak RSS 40Mi" in text

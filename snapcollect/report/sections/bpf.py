@@ -13,6 +13,7 @@ from snapcollect.analysis.model import Model
 from snapcollect.analysis.oom import is_memcg_kill, kmsg_lines_for, memcg_of
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
+from snapcollect.report.sections.kmsg import log_blocks
 
 TIME = Column("t", "TIME", "time", "left")
 WORST_ROWS = 20
@@ -102,16 +103,17 @@ def oom_section(m: Model) -> Section:
             "oom-kills",
             [TIME, Column("pid", "PID"), Column("comm", "COMM", align="left"),
              Column("trigger", "TRIGGERED BY", align="left"), Column("kind", "OOM", align="left"),
-             Column("anon", "anon-rss", "kb", unit="kB"), Column("file", "file-rss", "kb", unit="kB"),
-             Column("shmem", "shmem-rss", "kb", unit="kB"), Column("total_vm", "total-vm", "kb", unit="kB"),
+             Column("anon", "anon-rss kB", "kb", unit="kB"), Column("file", "file-rss kB", "kb", unit="kB"),
+             Column("shmem", "shmem-rss kB", "kb", unit="kB"), Column("total_vm", "total-vm kB", "kb", unit="kB"),
              Column("adj", "oom_score_adj"), Column("source", "SOURCE", align="left")],
             rows, caption=f"OOM kills in the window, from {src}",
             source=sorted({x for k in s.kills for x in k.sources})))
         lines = []
         for k in s.kills:
-            lines += [ln.text for ln in kmsg_lines_for(ds.kmsg, k)]
+            lines += kmsg_lines_for(ds.kmsg, k)
         if lines:
-            sec.blocks.append(Preformatted("\n".join(lines), caption="Kernel log", source=["kmsg"]))
+            sec.blocks += log_blocks(lines, "Kernel log: the OOM report's headlines",
+                                     "The kernel's whole OOM report", line=lambda k: str(k.text))
     else:
         sec.blocks.append(Paragraph(f"No OOM kill during the window (looked at {src}"
                                     + (", the kernel log" if src != "the kernel log" and ds.kmsg else "")
@@ -122,16 +124,38 @@ def oom_section(m: Model) -> Section:
             note += f"; {s.unattributed} of them were seen by neither BPF nor the kernel log"
         sec.blocks.append(Paragraph(note + "."))
     if s.earlier:
-        sec.blocks.append(Table(
-            "oom-kills-earlier",
-            [TIME, Column("pid", "PID"), Column("comm", "COMM", align="left"),
-             Column("kind", "OOM", align="left"), Column("anon", "anon-rss", "kb", unit="kB")],
-            [{"t": k.t, "pid": k.victim_pid, "comm": k.victim_comm, "kind": _kind(k).strip(),
-              "anon": k.anon_rss_kb} for k in s.earlier],
-            caption="OOM kills in the kernel log before the window", source=["kmsg"]))
+        sec.blocks.append(earlier_table(list(s.earlier)))
     if bpf_state[0] != "ok" and A.any_ok(ds):
         sec.blocks.append(Paragraph(f"BPF OOM events not collected: {bpf_state[1] or bpf_state[0]}."))
     return sec
+
+
+def earlier_table(earlier: list) -> Table:
+    """OOM kills before the window, one row per (command, kind of OOM).
+
+    They happened before the collection and may have nothing to do with
+    it (a host that ran OOM tests logs dozens): how many, when first and
+    last, the largest victim, and the pids, which OOM_BEFORE_WINDOW cites.
+    """
+    groups: dict[tuple[str, str], list] = {}
+    for k in earlier:
+        groups.setdefault((str(k.victim_comm), _kind(k).strip()), []).append(k)
+    rows = []
+    for (comm, kind), kills in groups.items():
+        times = [k.t for k in kills if isinstance(k.t, (int, float))]
+        anon = [k.anon_rss_kb for k in kills if isinstance(k.anon_rss_kb, int)]
+        pids = [str(k.victim_pid) for k in kills]
+        rows.append({"comm": comm, "kind": kind, "count": len(kills), "first_t": min(times) if times else None,
+                     "last_t": max(times) if times else None, "anon": max(anon) if anon else None,
+                     "pids": ", ".join(pids[-5:]) + (f" (+{len(pids) - 5} earlier)" if len(pids) > 5 else "")})
+    rows.sort(key=lambda r: -(r["last_t"] or 0))
+    return Table(
+        "oom-kills-earlier",
+        [Column("comm", "COMM", align="left"), Column("kind", "OOM", align="left"), Column("count", "KILLS"),
+         Column("first_t", "FIRST", "time", "left"), Column("last_t", "LAST", "time", "left"),
+         Column("anon", "max anon-rss kB", "kb", unit="kB"), Column("pids", "PIDs (last 5)", align="left")],
+        rows, caption=f"{len(earlier)} OOM kill(s) in the kernel log before the window, by command",
+        source=["kmsg"], note="Before the collection started: check whether they belong to this incident.")
 
 
 # -- reclaim ------------------------------------------------------------------
@@ -148,7 +172,7 @@ def _hist_blocks(prefix: str, title: str, values_us: list[float], source: str) -
                    for b in buckets], caption=title, source=[source])
     chart = Chart(f"{prefix}-hist-chart", title, x=list(range(len(buckets))),
                   series={"count": [float(b.count) for b in buckets]}, y_label="count", kind="bar",
-                  categories=[b.label + " us" for b in buckets], source=[source])
+                  categories=[b.label + " us" for b in buckets], source=[source], in_print=False)
     return [table, chart]
 
 
@@ -184,7 +208,7 @@ def reclaim_section(ds: Dataset) -> Section:
         [{"t": s.t, "comm": s.comm, "pid": s.pid, "lat_ms": s.latency_us / 1000, "pages": s.nr_reclaimed,
           "kind": s.kind, "order": s.order, "gfp": s.gfp_flags} for s in A.worst(stalls, WORST_ROWS)],
         caption=f"Worst reclaim stalls (drsnoop; {min(WORST_ROWS, len(stalls))} of {len(stalls)})",
-        source=["bpf/reclaim"]))
+        source=["bpf/reclaim"], ranked=True))
     hist = Section("reclaim-hist", "Reclaim stall latency", level=3)
     for kind in sorted(kinds):
         hist.blocks += _hist_blocks(f"reclaim-{kind}", f"{kind} reclaim latency (usecs)",
@@ -283,7 +307,11 @@ def faults_section(ds: Dataset) -> Section:
             note += (f" {bpf.stack_errors} sample(s) lost their stack (stack map full or colliding); "
                      "they are counted under a `[stack lost]` or `[no user stack]` frame.")
         note += (" Programs built without frame pointers show short stacks ending in the "
-                 "library or `[unknown]`.")
+                 "library or `[unknown]`. Stacks deeper than 32 frames are drawn with their middle "
+                 "merged into one `[N frames]` frame. The bundle's `bpf/fault_stacks.folded` holds every "
+                 "stack, one `frame;frame;... count` line each with the counts drawn here, as "
+                 "flamegraph.pl and speedscope read them: `snapcollect show BUNDLE --extract "
+                 "bpf/fault_stacks.folded | flamegraph.pl > faults.svg`, or open the file in speedscope.")
         sec.blocks.append(FlameGraph("page-fault-flamegraph", "Page faults (user stacks)",
                                      bpf.fault_stacks, count_name="faults", note=note,
                                      source=["bpf/fault_stacks.folded"]))

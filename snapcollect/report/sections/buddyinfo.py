@@ -38,7 +38,7 @@ def buddyinfo_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
     start = {(z["node"], z["zone"]): z for z in ds.start.buddyinfo or []}
     cols = [Column("node", "node", "d"), Column("zone", "zone", "", "left")]
     cols += [Column(str(o), str(o), "d", unit="blocks") for o in range(orders)]
-    cols += [Column("free_kb", "free", "iec_kb", unit="kB"), Column("free_change_kb", "change", "+.0f", unit="kB"),
+    cols += [Column("free_kb", "free", "iec_kb", unit="kB"), Column("free_change_kb", "change", "+iec_kb", unit="kB"),
              Column("ge3", ">= order 3", ".1f", unit="%"), Column("ge9", ">= order 9", ".1f", unit="%")]
     rows = []
     for z in end:

@@ -18,7 +18,7 @@ from snapcollect.report.sections.common import absent
 
 COLUMNS = [Column("path", "cgroup", "", "left"), Column("usage_kb", "usage", "iec_kb", unit="kB"),
            Column("limit_kb", "limit", "iec_kb", unit="kB"), Column("pct", "% of limit", ".1f", unit="%"),
-           Column("change_kb", "usage change", "+.0f", unit="kB"), Column("peak_kb", "peak", "iec_kb", unit="kB"),
+           Column("change_kb", "usage change", "+iec_kb", unit="kB"), Column("peak_kb", "peak", "iec_kb", unit="kB"),
            Column("swap_kb", "swap", "iec_kb", unit="kB"),
            Column("at_limit_s", "time at >= 99% of limit", ".0f", unit="s"),
            Column("refaults_ps", "file refaults/s", ",.0f", unit="pages/s"),

@@ -1,4 +1,9 @@
-"""``pmap -x`` for each of the top processes: largest mappings by RSS.
+"""``pmap -x`` of the processes the findings involve; one table for the rest.
+
+The processes with full detail (their largest mappings by RSS) are those
+``report.highlights.involved_pids`` names: culprits, victims, top growers.
+The other top processes of the bundle get one row each (RSS, PSS, swap,
+anonymous and file RSS, mappings): the bundle keeps their full smaps.
 
 From /proc/PID/smaps (parsers.smaps gives pmap's columns); the total row
 covers every mapping, as pmap's ``total kB`` line. When the bundle holds
@@ -78,11 +83,47 @@ def pmap_section(d: ProcDetail, why: str = "") -> Section:
     return s
 
 
-def pmap_sections(m: Model) -> list[Section]:
+SUMMARY_COLUMNS = [Column("pid", "PID", "d"), Column("comm", "Command", "", "left"),
+                   Column("rss_kb", "RSS kB", "kb", unit="kB"), Column("pss_kb", "PSS kB", "kb", unit="kB"),
+                   Column("anon_kb", "Anon kB", "kb", unit="kB"), Column("file_kb", "File kB", "kb", unit="kB"),
+                   Column("swap_kb", "Swap kB", "kb", unit="kB"), Column("mappings", "Mappings", "d"),
+                   Column("why", "Detail", "", "left")]
+
+
+def _n_processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
+
+
+def _summary_row(d: ProcDetail, why: str) -> dict:
+    if not d.mappings:
+        return {"pid": d.pid, "comm": d.comm, "rss_kb": d.rss_kb, "pss_kb": d.pss_kb, "anon_kb": None,
+                "file_kb": None, "swap_kb": None, "mappings": None, "why": why or "no smaps"}
+    split = mapping_split(d.mappings)
+    return {"pid": d.pid, "comm": d.comm, "rss_kb": split.rss_kb, "pss_kb": split.pss_kb,
+            "anon_kb": split.anon_rss_kb, "file_kb": split.file_rss_kb, "swap_kb": split.swap_kb,
+            "mappings": len(d.mappings), "why": f"procs/{d.pid}/smaps"}
+
+
+def pmap_sections(m: Model, involved: set[int] | frozenset[int] = frozenset()) -> list[Section]:
     ds = m.ds
     s = Section("pmap", "Mappings of the top processes: pmap -x")
     if not ds.top:
         s.blocks.append(absent(ds, "per-process mappings", "procs/top"))
         return [s]
-    s.subsections = [pmap_section(d, why_missing(ds, f"procs/{d.pid}/smaps")) for d in top_by_pss(ds.top)]
+    ordered = top_by_pss(ds.top)
+    detail = [d for d in ordered if d.pid in involved]
+    rest = [d for d in ordered if d.pid not in involved]
+    if rest:
+        rows = [_summary_row(d, why_missing(ds, f"procs/{d.pid}/smaps").strip("`") if not d.mappings else "")
+                for d in rest]
+        s.blocks.append(Table(
+            "pmap-summary", SUMMARY_COLUMNS, rows,
+            caption=(f"The other {_n_processes(len(rest))} of the top by PSS" if detail else
+                     f"The top {_n_processes(len(rest))} by PSS"),
+            source=sorted({f"procs/{d.pid}/smaps" for d in rest}),
+            note=("Full pmap -x below only for the processes the findings involve (culprits, victims, top "
+                  "growers); every process's smaps is in the bundle (the Detail column names it)."
+                  if detail else "No finding involves one of these processes, so none gets its full "
+                  "pmap -x here; each one's smaps is in the bundle (the Detail column names it).")))
+    s.subsections = [pmap_section(d, why_missing(ds, f"procs/{d.pid}/smaps")) for d in detail]
     return [s]

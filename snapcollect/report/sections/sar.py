@@ -32,7 +32,7 @@ def to_table(t: S.SarTable, rows: list[dict] | None = None, note: str = "") -> T
     cols = [TIME] + [Column(c.name, c.name, c.fmt, unit=c.unit) for c in t.columns]
     footer = [{"t": "Average:", **t.average}] if t.average is not None else []
     return Table(t.id, cols, t.rows if rows is None else rows, caption=t.title, footer=footer,
-                 source=list(t.source), note=" ".join(x for x in (t.note, note) if x))
+                 source=list(t.source), note=" ".join(x for x in (t.note, note) if x), time_series=True)
 
 
 def thinned(ds: Dataset, max_rows: int = MAX_ROWS) -> tuple[Dataset, float | None]:
@@ -156,7 +156,10 @@ def psi_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
             text += f" and all non-idle tasks were stalled at once {avg['%fmem']:.2f}% of the time (%fmem)"
         s.blocks.append(Paragraph(text + "."))
     s.blocks.append(shown)
-    s.blocks.append(_line_chart("chart-psi", "Memory pressure", full,
-                                ["%smem-10", "%fmem-10", "%smem", "%fmem"], "% of time",
-                                "-10: the kernel's 10 s running average; %smem/%fmem: share of each interval."))
+    chart = _line_chart("chart-psi", "Memory pressure", full, ["%smem", "%fmem", "%smem-10", "%fmem-10"],
+                        "% of time", "%smem/%fmem: share of each interval (solid); -10: the kernel's 10 s "
+                        "running average (dashed). Where full equals some, the thin line runs inside the "
+                        "wide one.")
+    chart.dashed = ["%smem-10", "%fmem-10"]
+    s.blocks.append(chart)
     return [s], {full.id: to_table(full)}
