@@ -112,6 +112,12 @@ class CgroupSeries:
     def peak_pct(self) -> float | None:
         return self.worst.pct if self.worst is not None else None
 
+    @property
+    def timed(self) -> bool:
+        """Whether time at the limit was measured: only the series samples the group
+        through the window; two snapshots give rates, not how long it was held."""
+        return self.covered_s > 0 and self.source == ("series/cgroups/memory",)
+
     def rate(self, n: int | None) -> float | None:
         """Per second over the series, of a window count."""
         return None if n is None or self.covered_s <= 0 else n / self.covered_s

@@ -48,7 +48,7 @@ VERY_WIDE_COLUMNS = 14
 # Longer tables are merged for print when their columns say how (Column.agg).
 PRINT_MAX_ROWS = 180
 # In print, sections no finding cites keep this many rows of a long table.
-PRINT_UNCITED_ROWS = 5
+PRINT_UNCITED_ROWS = 3
 # ... and those a finding cites this many rows of a ranked table (Table.ranked).
 PRINT_CITED_RANKED_ROWS = 8
 # Tables up to this many rows are kept on one page in print (longer ones
@@ -191,7 +191,8 @@ class _Builder:
         importance. Time-series tables keep their ``Average:`` row, other
         long tables and texts their first ``PRINT_UNCITED_ROWS`` rows
         (tables are sorted most important first), charts other than the
-        verdict's are left out; each cut says so and where the rest is.
+        verdict's and flame graphs are left out; each cut says so and where
+        the rest is.
         """
         where = "the HTML, Markdown and JSON reports have all of it"
         if cited:
@@ -215,6 +216,9 @@ class _Builder:
                                                f"lines; {where})".strip())
         if isinstance(b, Chart) and b.id not in self.report.key_charts:
             return Paragraph(f"Chart “{b.title}”: in the HTML report.")
+        if isinstance(b, FlameGraph):
+            # the hottest stacks are printed as text beside it; the picture zooms in the HTML
+            return Paragraph(f"Flame graph “{b.title}”: in the HTML report (it zooms and searches there).")
         return b
 
     def block(self, b) -> dict:

@@ -26,7 +26,9 @@ def test_summary_fits_one_screen_and_answers():
     assert len(lines) <= MAX_LINES
     assert all(len(line) <= WIDTH for line in lines if path not in line), lines
     assert lines[0].startswith("snapcollect: CRIT: ")
-    assert "OOM-killed python3 (pid 13139)" in " ".join(line.strip() for line in lines[:5])
+    report = build_report(open_bundle(SAMPLE))
+    victim = next(f for f in report.findings if f.key == "MEMCG_OOM").evidence.values["kills"][0]
+    assert f"OOM-killed {victim['comm']} (pid {victim['pid']})" in " ".join(line.strip() for line in lines[:5])
     assert any("CRIT MEMCG_OOM:" in line for line in lines)
     assert any(line.strip().startswith("what to do:") for line in lines)
     assert f"  bundle: {path}" in lines and any(f"report {path} -o report.html" in line for line in lines)

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import driver  # noqa: E402
+from report_schema import assert_valid_report  # noqa: E402
 
 COLLECTIONS = ("incident", "swap")
 _GUESTS: dict[str, "Guest"] = {}
@@ -60,6 +62,7 @@ def _render(bundle: str, out_base: str) -> tuple[dict, str]:
             raise AssertionError(f"report -o {out_base}.{ext} exited {r.returncode}: {r.stderr[-2000:]}")
     with open(out_base + ".json", encoding="utf-8") as fh:
         doc = json.load(fh)
+    assert_valid_report(doc)        # docs/report-schema.json: the JSON contract, on these kernels too
     with open(out_base + ".md", encoding="utf-8") as fh:
         return doc, fh.read()
 

@@ -152,5 +152,5 @@ def cgroup_sections(m: Model, findings=None) -> tuple[list[Section], dict[str, T
 def _window(g: CgroupSeries | None) -> dict:
     if g is None:
         return {"at_limit_s": None, "refaults_ps": None, "reclaim_ps": None}
-    return {"at_limit_s": g.at_limit_s if g.limit_bytes and g.covered_s > 0 else None,
+    return {"at_limit_s": g.at_limit_s if g.limit_bytes and g.timed else None,
             "refaults_ps": g.rate(g.refaults_file), "reclaim_ps": g.rate(g.stolen)}

@@ -14,7 +14,7 @@ from snapcollect.report.model import Column, Paragraph, Section, Table
 
 MOUNT_COLUMNS = [Column("mount", "mount point", "", "left"), Column("fstype", "type", "", "left"),
                  Column("size_kb", "size", "iec_kb", unit="kB"), Column("start_kb", "used at start", "iec_kb", unit="kB"),
-                 Column("end_kb", "used at end", "iec_kb", unit="kB"), Column("growth_kb", "change, kB", "+.0f", unit="kB"),
+                 Column("end_kb", "used at end", "iec_kb", unit="kB"), Column("growth_kb", "change", "+iec_kb", unit="kB"),
                  Column("deleted_kb", "deleted, open", "iec_kb", unit="kB"),
                  Column("holders", "held by", "", "left")]
 SHM_COLUMNS = [Column("shmid", "shmid", "d"), Column("key", "key", "", "left"),

@@ -123,7 +123,7 @@ def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
     """(severity, state) of one group: at its limit, close to it, or None."""
     if g.path == ROOT or g.collector_only or not g.limit_bytes or g.worst is None or g.peak_pct is None:
         return None
-    if g.covered_s > 0:
+    if g.timed:
         held = g.at_limit_s >= HELD_SHARE * g.covered_s
         near = g.at_near_s >= HELD_SHARE * g.covered_s
     else:                      # one sample: that is all there is
@@ -183,18 +183,20 @@ def memcg_at_limit(m):
     if state == "near":
         title = (f"is close to its limit: {g.peak_pct:.0f}% ({_mib(g.worst.usage_bytes)} of "
                  f"{_mib(g.limit_bytes)}){tail}")
-        held = f"at 90% of it or more for {g.at_near_s:.0f} s of {g.covered_s:.0f} s"
+        held = (f"at 90% of it or more for {g.at_near_s:.0f} s of {g.covered_s:.0f} s" if g.timed
+                else "at the end of the window (no cgroup series: how long is not known)")
         reclaim = (f"Nothing in the group reached the limit in the window, so no task had to reclaim "
                    f"for it yet; {_mib(headroom)} is left before it does. ")
         advice = "If the workload is meant to grow, raise the limit before it gets there."
     else:
         filled = g.fill.largest() if fill_at_limit(g) else "unknown"
-        if g.covered_s > 0 and g.at_limit_s >= HELD_SHARE * g.covered_s:
+        if g.timed and g.at_limit_s >= HELD_SHARE * g.covered_s:
             title = (f"held at its limit ({_mib(g.limit_bytes)}) for {g.at_limit_s:.0f} s of "
                      f"{g.covered_s:.0f} s, filled by {filled}{tail}")
         else:
             title = f"hit its limit ({_mib(g.limit_bytes)}): {events}, filled by {filled}{tail}"
-        held = (f"at 99% of it or more for {g.at_limit_s:.0f} s of {g.covered_s:.0f} s"
+        held = ((f"at 99% of it or more for {g.at_limit_s:.0f} s of {g.covered_s:.0f} s" if g.timed
+                 else "how long at the limit is not known (no cgroup series, only the start and end snapshots)")
                 + (f" (limit events: {events})" if events else ""))
         if mine:
             n = sum(len(s.stalls) for s in mine)
@@ -218,7 +220,7 @@ def memcg_at_limit(m):
                       "files, unless its tasks stall.")
     def timed(seconds: float) -> float | None:
         # measured over time only with the series; from two snapshots it is unknown
-        return seconds if g.covered_s > 0 else None
+        return seconds if g.timed else None
 
     return Hit(sev, {
         "group": g.path, "_state": title, "_usage": _mib(g.worst.usage_bytes), "_limit": _mib(g.limit_bytes),
