@@ -3,10 +3,12 @@
 For pandas (``pd.read_csv(f, parse_dates=["timestamp"])``), DuckDB
 (``read_csv_auto``) or a spreadsheet. One file per table, named by the
 table's id (``sar-B.csv``, ``sar-r.csv``, ``sar-S.csv``, ``sar-W.csv``,
-``sar-H.csv``, ``sar-q-MEM.csv``, ``pidstat-r.csv``, and the cgroup series
-when the report has them): every table of the report marked
-``time_series`` (``Report.data_tables``, full resolution), plus
-``pidstat -r`` per interval (``analysis.pidstat.pidstat_r_intervals``).
+``sar-H.csv``, ``sar-q-MEM.csv``, ``pidstat-r.csv``, ``cgroups-memory.csv``):
+every table of the report marked ``time_series`` (``Report.data_tables``,
+full resolution), plus ``pidstat -r`` per interval
+(``analysis.pidstat.pidstat_r_intervals``) and each followed memory cgroup
+at each sample (``analysis.cgroup_series``: the ``series/cgroups/memory``
+series, else the start and end snapshots), one row per cgroup and sample.
 
 Columns as sadf -d writes sar's: ``hostname``, ``interval`` (seconds),
 ``timestamp`` (the end of the interval, ISO 8601 UTC with milliseconds,
@@ -27,6 +29,7 @@ import os
 
 from snapcollect.analysis.dataset import load_dataset
 from snapcollect.analysis import series
+from snapcollect.analysis.cgroup_series import cgroup_series
 from snapcollect.analysis.pidstat import pidstat_r_intervals
 from snapcollect.report.build import build_report_from_dataset
 from snapcollect.report.formatting import iso
@@ -35,6 +38,8 @@ from snapcollect.report.output_files import DEFAULT_MODE, ReportOutputError, mak
 from snapcollect.report.printable import printable
 
 PIDSTAT_COLUMNS = ("UID", "PID", "minflt/s", "majflt/s", "VSZ", "RSS", "%MEM", "Command")
+# bytes, as memory.current / memory.max (v2) and usage_in_bytes / limit_in_bytes (v1) give them
+CGROUP_COLUMNS = ("cgroup", "usage_bytes", "limit_bytes", "%limit", "file_bytes")
 
 
 def _cell(v) -> str:
@@ -76,6 +81,19 @@ def pidstat_csv(ds, host: str) -> bytes | None:
                   r.rss_kb, r.mem_pct, r.comm] for r in rows])
 
 
+def cgroups_csv(ds, host: str, interval) -> bytes | None:
+    groups = cgroup_series(ds)
+    if not groups:
+        return None
+    rows = []
+    for path, g in sorted(groups.items()):
+        for s in g.samples:
+            pct = None if s.pct is None else round(s.pct, 3)
+            rows.append([host, interval, iso(s.t), path, s.usage_bytes, s.limit_bytes, pct, s.file_bytes])
+    rows.sort(key=lambda r: (r[2] or "", r[3]))
+    return _csv(["hostname", "interval", "timestamp", *CGROUP_COLUMNS], rows)
+
+
 def export_files(bundle) -> dict[str, bytes]:
     """File name -> CSV bytes for an opened bundle."""
     ds = load_dataset(bundle)
@@ -89,6 +107,9 @@ def export_files(bundle) -> dict[str, bytes]:
     pid = pidstat_csv(ds, host)
     if pid is not None:
         out["pidstat-r.csv"] = pid
+    cg = cgroups_csv(ds, host, interval)
+    if cg is not None:
+        out["cgroups-memory.csv"] = cg
     return out
 
 

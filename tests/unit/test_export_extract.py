@@ -73,3 +73,22 @@ def test_show_extract_cli(tmp_path, capsysbinary):
     assert target.read_bytes() == out
     assert main(["show", BUNDLE, "--extract", "proc/meminfo@end", "-o", str(target)]) != 0   # no overwrite
     assert main(["show", BUNDLE, "--extract", "nope"]) == 2
+
+
+def test_export_writes_each_followed_cgroup_at_each_sample(tmp_path):
+    """The sample was collected with the cgroup series: one row per group and tick, bytes raw."""
+    out = tmp_path / "series"
+    assert main(["export", SAMPLE, "-o", str(out)]) == 0
+    rows = _rows(out / "cgroups-memory.csv")
+    assert list(rows[0])[:8] == ["hostname", "interval", "timestamp", "cgroup", "usage_bytes", "limit_bytes",
+                                 "%limit", "file_bytes"]
+    from snapcollect.analysis.cgroup_series import cgroup_series
+
+    groups = cgroup_series(load_dataset(open_bundle(SAMPLE)))
+    assert len(rows) == sum(len(g.samples) for g in groups.values())
+    thrash = [r for r in rows if r["cgroup"] == "/sample-thrash"]
+    g = groups["/sample-thrash"]
+    assert len(thrash) == len(g.samples) > 2
+    assert int(thrash[0]["limit_bytes"]) == 64 << 20
+    assert [int(r["usage_bytes"]) for r in thrash] == [s.usage_bytes for s in g.samples]
+    assert max(float(r["%limit"]) for r in thrash) >= 99.0
