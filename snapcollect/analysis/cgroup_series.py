@@ -226,7 +226,11 @@ def cgroup_series(ds: Dataset) -> dict[str, CgroupSeries]:
                 at += b.t - a.t
         with_pct = [s for s in smp if s.pct is not None]
         if with_pct:
-            worst = max(with_pct, key=lambda s: (s.pct, s.t))
+            # The fullest sample, the latest of those within half a point of it: a group
+            # held at its limit sits at 99.x% in every sample, and what fills it is best
+            # told by the last of them (an early one may catch a workload still starting).
+            top = max(s.pct for s in with_pct)
+            worst = max((s for s in with_pct if s.pct >= top - 0.5), key=lambda s: s.t)
         else:
             worst = max(smp, key=lambda s: (s.usage_bytes or 0, s.t))
         worst_g = next(g for t, g in seq if t == worst.t)

@@ -232,7 +232,11 @@ def test_swap_filling_names_the_process_holding_it(small_swapfile, workdir):
     assert holders[0]["swap_kb"] >= 180 * 1024
     assert f"sc-swapped (pid {hog.pid})" in f["explanation"]
     assert f"of it by sc-swapped (pid {hog.pid})" in doc["verdict"], doc["verdict"]
-    assert not _loud_except(doc, "SWAP_FILLING"), f"more than swap filling: {_describe(doc)}"
+    # The group the hog lives in is held at its 64 MiB limit with the rest in swap: that is
+    # this incident too, and MEMCG_AT_LIMIT may say so, naming that group and no other.
+    others = [f for f in _loud_except(doc, "SWAP_FILLING")
+              if not (f["key"] == "MEMCG_AT_LIMIT" and "/sc-test-swapped" in f["title"])]
+    assert not others, f"more than swap filling: {_describe(doc)}"
     _no_collector_named(doc, _collector_pids(bundle))
 
 

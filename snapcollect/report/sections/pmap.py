@@ -87,7 +87,10 @@ SUMMARY_COLUMNS = [Column("pid", "PID", "d"), Column("comm", "Command", "", "lef
                    Column("rss_kb", "RSS kB", "kb", unit="kB"), Column("pss_kb", "PSS kB", "kb", unit="kB"),
                    Column("anon_kb", "Anon kB", "kb", unit="kB"), Column("file_kb", "File kB", "kb", unit="kB"),
                    Column("swap_kb", "Swap kB", "kb", unit="kB"), Column("mappings", "Mappings", "d"),
-                   Column("why", "Detail", "", "left")]
+                   Column("why", "Detail", "", "left"),
+                   # the whole command line (cut at 200): the one place the report shows it for a
+                   # process that gets no pmap detail
+                   Column("cmdline", "command line", "", "left")]
 
 
 def _n_processes(n: int) -> str:
@@ -97,11 +100,12 @@ def _n_processes(n: int) -> str:
 def _summary_row(d: ProcDetail, why: str) -> dict:
     if not d.mappings:
         return {"pid": d.pid, "comm": d.comm, "rss_kb": d.rss_kb, "pss_kb": d.pss_kb, "anon_kb": None,
-                "file_kb": None, "swap_kb": None, "mappings": None, "why": why or "no smaps"}
+                "file_kb": None, "swap_kb": None, "mappings": None, "why": why or "no smaps",
+                "cmdline": one_line(d.cmdline) or None}
     split = mapping_split(d.mappings)
     return {"pid": d.pid, "comm": d.comm, "rss_kb": split.rss_kb, "pss_kb": split.pss_kb,
             "anon_kb": split.anon_rss_kb, "file_kb": split.file_rss_kb, "swap_kb": split.swap_kb,
-            "mappings": len(d.mappings), "why": f"procs/{d.pid}/smaps"}
+            "mappings": len(d.mappings), "why": f"procs/{d.pid}/smaps", "cmdline": one_line(d.cmdline) or None}
 
 
 def pmap_sections(m: Model, involved: set[int] | frozenset[int] = frozenset()) -> list[Section]:
