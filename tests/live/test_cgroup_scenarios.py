@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from test_scenarios import (CG_ROOT, SEVERE, _describe, _findings, _need_cgroup_v1, _need_root, _rm_cgroup,
-                            finish_collection, render, script, start_collection, wait_for_window,
+from test_scenarios import (SEVERE, _describe, _findings, _need_root, _rm_cgroup,
+                            finish_collection, render, script, start_collection, v1_group, wait_for_window,
                             workdir)  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.live
@@ -66,18 +66,7 @@ while time.monotonic() < end:
 
 
 def _group(name: str, limit: int) -> str:
-    _need_root()
-    _need_cgroup_v1()
-    path = os.path.join(CG_ROOT, name)
-    _rm_cgroup(path)
-    os.mkdir(path)
-    with open(os.path.join(path, "memory.limit_in_bytes"), "w") as fh:
-        fh.write(str(limit))
-    memsw = os.path.join(path, "memory.memsw.limit_in_bytes")
-    if os.path.exists(memsw):
-        with open(memsw, "w") as fh:        # no escape into swap: the limit is the limit
-            fh.write(str(limit))
-    return path
+    return v1_group(name, limit, no_swap=True)
 
 
 @pytest.fixture

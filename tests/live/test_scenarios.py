@@ -140,16 +140,27 @@ def _rm_cgroup(path: str) -> None:
             time.sleep(0.1)
 
 
-@pytest.fixture
-def memcg(request):
-    """A v1 memory cgroup with a 64 MiB limit; removed afterwards."""
+def v1_group(name: str, limit: int, no_swap: bool = False) -> str:
+    """A fresh v1 memory cgroup limited to ``limit`` bytes (and memsw too when ``no_swap``:
+    no escape into swap, the limit is the limit); the caller removes it with _rm_cgroup."""
     _need_root()
     _need_cgroup_v1()
-    path = os.path.join(CG_ROOT, request.param)
+    path = os.path.join(CG_ROOT, name)
     _rm_cgroup(path)
     os.mkdir(path)
     with open(os.path.join(path, "memory.limit_in_bytes"), "w") as fh:
-        fh.write(str(64 << 20))
+        fh.write(str(limit))
+    memsw = os.path.join(path, "memory.memsw.limit_in_bytes")
+    if no_swap and os.path.exists(memsw):
+        with open(memsw, "w") as fh:
+            fh.write(str(limit))
+    return path
+
+
+@pytest.fixture
+def memcg(request):
+    """A v1 memory cgroup with a 64 MiB limit; removed afterwards."""
+    path = v1_group(request.param, 64 << 20)
     yield path
     _rm_cgroup(path)
 
@@ -201,25 +212,32 @@ def test_memcg_oom_kill_is_crit_and_names_the_victim(memcg, workdir):
     assert f"{f['key']}" in md and "sc-oom-victim" in md
 
 
-@pytest.fixture
-def swapfile():
+def swap_file(path: str, mb: int):
+    """A swap file of ``mb`` MiB, on (written out with dd: a swap file may have no holes), for a
+    fixture to ``yield from``; off and removed after. Skips where swapon refuses it."""
     _need_root()
     if not shutil.which("mkswap") or not shutil.which("swapon"):
         pytest.skip("mkswap/swapon not installed (util-linux)")
-    path = "/var/tmp/snapcollect-test.swap"
     subprocess.run(["swapoff", path], capture_output=True)
     with open(path, "wb") as fh:
         fh.truncate(0)
-    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", "count=512", "status=none"], check=True)
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mb}", "status=none"], check=True)
     os.chmod(path, 0o600)
     subprocess.run(["mkswap", path], check=True, capture_output=True)
     r = subprocess.run(["swapon", path], capture_output=True, text=True)
     if r.returncode != 0:
         os.unlink(path)
         pytest.skip(f"swapon refused a swap file here: {r.stderr.strip()}")
-    yield path
-    subprocess.run(["swapoff", path], capture_output=True)
-    os.unlink(path)
+    try:
+        yield path
+    finally:
+        subprocess.run(["swapoff", path], capture_output=True)
+        os.unlink(path)
+
+
+@pytest.fixture
+def swapfile():
+    yield from swap_file("/var/tmp/snapcollect-test.swap", 512)
 
 
 @pytest.mark.parametrize("memcg", ["snapcollect-test-swap"], indirect=True)

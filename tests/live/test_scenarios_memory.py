@@ -18,8 +18,9 @@ import time
 
 import pytest
 
-from test_scenarios import (CG_ROOT, SEVERE, _describe, _findings, _need_cgroup_v1, _need_root, _rm_cgroup,
-                            finish_collection, render, script, start_collection, swapfile, wait_for_window,
+from test_scenarios import (SEVERE, _describe, _findings, _need_root, _rm_cgroup,
+                            finish_collection, render, script, start_collection, swap_file, swapfile,
+                            v1_group, wait_for_window,
                             workdir)  # noqa: F401  (pytest fixtures)
 
 pytestmark = pytest.mark.live
@@ -62,14 +63,7 @@ with open(sys.argv[2], "ab") as log:
 
 
 def _cgroup(name: str, limit_bytes: int) -> str:
-    _need_root()
-    _need_cgroup_v1()
-    path = os.path.join(CG_ROOT, name)
-    _rm_cgroup(path)
-    os.mkdir(path)
-    with open(os.path.join(path, "memory.limit_in_bytes"), "w") as fh:
-        fh.write(str(limit_bytes))
-    return path
+    return v1_group(name, limit_bytes)
 
 
 def _no_collector_named(doc: dict, bundle_pids: list[int]) -> None:
@@ -184,24 +178,10 @@ def test_leak_warns_with_its_rate_and_the_time_left_to_its_cgroup_limit(workdir)
 def small_swapfile():
     """A 256 MiB swap file: a workload fills most of it."""
     _need_root()
-    import shutil
-    if not shutil.which("mkswap") or not shutil.which("swapon"):
-        pytest.skip("mkswap/swapon not installed (util-linux)")
     with open("/proc/swaps") as fh:
         if len(fh.read().splitlines()) > 1:
             pytest.skip("the host already has swap in use: the scenario needs its own swap to fill")
-    path = "/var/tmp/snapcollect-test-small.swap"
-    subprocess.run(["swapoff", path], capture_output=True)
-    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", "count=256", "status=none"], check=True)
-    os.chmod(path, 0o600)
-    subprocess.run(["mkswap", path], check=True, capture_output=True)
-    r = subprocess.run(["swapon", path], capture_output=True, text=True)
-    if r.returncode != 0:
-        os.unlink(path)
-        pytest.skip(f"swapon refused a swap file here: {r.stderr.strip()}")
-    yield path
-    subprocess.run(["swapoff", path], capture_output=True)
-    os.unlink(path)
+    yield from swap_file("/var/tmp/snapcollect-test-small.swap", 256)
 
 
 def test_swap_filling_names_the_process_holding_it(small_swapfile, workdir):
