@@ -159,15 +159,17 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
     own = frozenset(own_processes.pids())
     results = run_bounded(jobs, [("fs/memfs", shmem.memfs),
                                  ("procs/memory", partial(shmem.process_memory, None, layout.cgroup,
+                                                          budget_s=shmem.MEMORY_BUDGET_S * speed,
                                                           skip_pids=own))],
-                          deadline.at, item_timeout_s=ITEM_TIMEOUT_S, label="snapshot")
+                          deadline.at, item_timeout_s=ITEM_TIMEOUT_S * speed, label="snapshot")
     put("fs/memfs", outcome_of(results["fs/memfs"], "fs/memfs"))
     memory = outcome_of(results["procs/memory"], "procs/memory")
     put("procs/memory", memory)
     if phase == names.END and memory.has_data and not out_of_time():
         got = run_bounded(jobs, [("procs/open-deleted", partial(shmem.open_deleted, None, memory.text,
+                                                                 budget_s=shmem.FD_BUDGET_S * speed,
                                                                  skip_pids=own))],
-                          deadline.at, item_timeout_s=ITEM_TIMEOUT_S, label="snapshot")
+                          deadline.at, item_timeout_s=ITEM_TIMEOUT_S * speed, label="snapshot")
         put("procs/open-deleted", outcome_of(got["procs/open-deleted"], "procs/open-deleted"))
     elif phase == names.END:
         put("procs/open-deleted", Outcome("missing", b"", "not read: no process memory pass to choose from"))

