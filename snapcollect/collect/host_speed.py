@@ -33,6 +33,8 @@ from dataclasses import dataclass
 HEALTHY_S = 0.010
 MAX_FACTOR = 8.0
 ROUNDS = 3
+# One round that takes longer counts as this slow: slower than any factor given.
+ROUND_TIMEOUT_S = HEALTHY_S * MAX_FACTOR * 4
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def factor_of(probe_s: float | None) -> float:
 def _one_round() -> float:
     t = time.monotonic()
     subprocess.run(["true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=HEALTHY_S * MAX_FACTOR * 4, check=False)
+                   timeout=ROUND_TIMEOUT_S, check=False)
     for path in ("/proc/meminfo", "/proc/vmstat"):
         with open(path, "rb") as fh:
             fh.read()
@@ -71,7 +73,7 @@ def measure() -> HostSpeed:
         try:
             rounds.append(_one_round())
         except subprocess.TimeoutExpired:
-            rounds.append(HEALTHY_S * MAX_FACTOR * 4)       # slower than any factor we give
+            rounds.append(ROUND_TIMEOUT_S)
         except OSError:
             return HostSpeed(None, 1.0)                    # no /bin/true (a minimal container): keep the bounds
     probe = statistics.median(rounds)
