@@ -324,14 +324,13 @@ def boot_until_sound(release: str, image: str, run_dir: str, tries: int = BOOT_T
     failures = []
     for attempt in range(1, max(1, tries) + 1):
         b = boot(release, image, run_dir)
+        first = (b.kernel_failure() or "").strip().splitlines()[:1]
         if not b.panicked() or attempt == tries:
-            sign = (b.kernel_failure() or "").strip().splitlines()[:1]
-            if sign:
-                b.notes.append(f"the guest kernel reported: {sign[0].strip()}")
+            if first:
+                b.notes.append(f"the guest kernel reported: {first[0].strip()}")
             b.notes.extend(failures)
             b.earlier_failures = len(failures)
             return b
-        first = (b.kernel_failure() or "").strip().splitlines()[:1]
         why = "kernel panic" + (f": {first[0].strip()}" if first else "")
         kept = f"{run_dir}.try{attempt}"
         shutil.rmtree(kept, ignore_errors=True)
