@@ -23,15 +23,19 @@ took), ``texts``, ``failures`` and, when the process pass was cut short,
 ``cut``: {"procs": reason}.
 
 On a host with many processes the process pass is the collector's main
-cost (about 7 us of CPU a process for /proc/PID/stat alone; 10,000
-processes, 0.1 s a pass). Above ``ADAPT_ABOVE_PIDS`` processes it runs
-every few ticks instead of every tick, so that on average it costs at
-most ``PASS_CPU_SHARE`` of one core; the system files are still read
-every tick. Ticks between passes carry no ``procs`` text. Each change of
+cost (about 7 us of CPU a process for /proc/PID/stat alone on a quiet
+host, 15-35 us on a busy one with the line handled; 10,000 processes,
+0.1-0.3 s a pass). Above ``ADAPT_ABOVE_PIDS`` processes it runs every
+few ticks instead of every tick, so that on average it costs at most
+``PASS_CPU_SHARE`` of one core; the system files are still read every
+tick. The share is what is left of the collector's 2% of a core once
+the system files, cgroups and compression have theirs (about 0.6-0.9%
+measured by benchmarks/bench_scale.py): with 1,000 processes a pass of
+20 ms runs every other tick. Ticks between passes carry no ``procs`` text. Each change of
 spacing is recorded in the manifest's ``procs_pass``::
 
-    "procs_pass": {"every_ticks": 4, "max_every_ticks": 4, "adapt_above_pids": 2000,
-                   "cpu_share": 0.025, "changes": [{"k": 1, "every_ticks": 4, "pids": 10088,
+    "procs_pass": {"every_ticks": 9, "max_every_ticks": 9, "adapt_above_pids": 500,
+                   "cpu_share": 0.011, "changes": [{"k": 1, "every_ticks": 9, "pids": 10088,
                    "pass_cpu_s": 0.094}]}
 """
 
@@ -52,12 +56,13 @@ from snapcollect.collect.sources.processes import PassResult, PassState, pid_fro
 
 
 # At or below this many processes the pass runs every tick: per-tick fault
-# counters of every process, as pidstat -r 1 prints them.
-ADAPT_ABOVE_PIDS = 2000
+# counters of every process, as pidstat -r 1 prints them. A pass over 500
+# processes costs 4-15 ms, within the share below on any host we measured.
+ADAPT_ABOVE_PIDS = 500
 # Above it, passes are spaced so that they cost at most this share of one
 # core on average (median of the last passes), but never fewer than one
 # pass every MAX_PASS_EVERY ticks.
-PASS_CPU_SHARE = 0.025
+PASS_CPU_SHARE = 0.011
 MAX_PASS_EVERY = 10
 MAX_CHANGES_KEPT = 50
 CGROUPS = "cgroups/memory"

@@ -239,8 +239,10 @@ def test_procs_pass_rereads_status_of_a_reused_pid(monkeypatch):
 def test_pass_spacing_above_the_threshold_only():
     assert sampler_mod.pass_every(0.5, sampler_mod.ADAPT_ABOVE_PIDS, 1.0) == 1
     assert sampler_mod.pass_every(0.01, 10000, 1.0) == 1
-    assert sampler_mod.pass_every(0.1, 10000, 1.0) == 4      # 0.1 s / (2.5% of 1 s)
-    assert sampler_mod.pass_every(0.1, 10000, 2.0) == 2
+    assert sampler_mod.pass_every(0.1, 10000, 1.0) == 10     # 0.1 s / (1.1% of 1 s)
+    assert sampler_mod.pass_every(0.1, 10000, 2.0) == 5
+    # 1,000 processes at 20 ms a pass: every other tick, about 1% of a core.
+    assert sampler_mod.pass_every(0.02, 1000, 1.0) == 2
     assert sampler_mod.pass_every(9.0, 10000, 1.0) == sampler_mod.MAX_PASS_EVERY
 
 
@@ -250,7 +252,7 @@ def test_sampler_spaces_passes_and_records_it(tmp_path, monkeypatch):
     def costly_pass(job, state, budget, skip_pids=frozenset(), cap=0):
         res = procs_pass(job, state, budget)
         calls.append(state.passes)
-        res.seen, res.cpu_s = 10000, 0.1      # as on a host with 10,000 processes
+        res.seen, res.cpu_s = 10000, 0.04     # as on a host with 10,000 processes
         return res
 
     monkeypatch.setattr(sampler_mod, "procs_pass", costly_pass)
@@ -267,7 +269,7 @@ def test_sampler_spaces_passes_and_records_it(tmp_path, monkeypatch):
     assert all("proc/vmstat" in t["texts"] and "procs" not in t["failures"] for t in b.ticks)
     pp = b.manifest["procs_pass"]
     assert pp["every_ticks"] == 4 and pp["max_every_ticks"] == 4
-    assert pp["changes"] == [{"k": 1, "every_ticks": 4, "pids": 10000, "pass_cpu_s": 0.1}]
+    assert pp["changes"] == [{"k": 1, "every_ticks": 4, "pids": 10000, "pass_cpu_s": 0.04}]
 
 
 # -- files and commands ----------------------------------------------------------
