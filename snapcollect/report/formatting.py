@@ -235,6 +235,40 @@ def procs_pass_text(pp: Any) -> str | None:
             "the collector spaced out its pass over them to bound its CPU)")
 
 
+def cgroups_pass_text(cp: Any) -> str | None:
+    """The manifest's ``cgroups_pass`` in a line, when the collector spaced
+    out its reads of the memory cgroups; else None."""
+    if not isinstance(cp, dict):
+        return None
+    most = _count(cp.get("max_every_ticks"))
+    if most is None or most <= 1:
+        return None
+    groups = _count(cp.get("groups"))
+    which = f"{groups} groups" if groups is not None else "the groups followed"
+    return (f"{which} read every {most} samples at most, not every sample "
+            "(the collector spaced out its reads of them to bound its CPU)")
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def host_speed_text(hs: Any) -> str | None:
+    """The manifest's ``host_speed`` in a line, when the host answered so
+    slowly that the collector stretched its time bounds; else None."""
+    if not isinstance(hs, dict):
+        return None
+    factor = _number(hs.get("factor"))
+    if factor is None or factor <= 1:
+        return None
+    probe, healthy = _number(hs.get("probe_ms")), _number(hs.get("healthy_ms"))
+    took = (f"starting a program and reading two /proc files took {probe:.0f} ms"
+            + (f" (healthy: {healthy:.0f} ms)" if healthy else "")) if probe is not None else "the host was slow"
+    return f"slow: {took}; the collector's time bounds were stretched {factor:g} times"
+
+
 def header_items(report) -> list[tuple[str, str]]:
     """The report header as (label, text) pairs, from ``Report.meta``."""
     m = report.meta
@@ -265,7 +299,10 @@ def header_items(report) -> list[tuple[str, str]]:
         if m.get("duration_requested_s") is not None:
             extra.append(f"{format_value(m['duration_requested_s'], 'g')} s requested")
         add("Interval", f"{format_value(interval, 'g')} s" + (f" ({', '.join(extra)})" if extra else ""))
-    add("Processes", procs_pass_text((m.get("collector") or {}).get("procs_pass")))
+    collector_meta = m.get("collector") if isinstance(m.get("collector"), dict) else {}
+    add("Processes", procs_pass_text(collector_meta.get("procs_pass")))
+    add("Cgroups", cgroups_pass_text(collector_meta.get("cgroups_pass")))
+    add("Host speed", host_speed_text(collector_meta.get("host_speed")))
     collector = []
     if m.get("tool_version"):
         collector.append(f"snapcollect {m['tool_version']}")
@@ -277,7 +314,7 @@ def header_items(report) -> list[tuple[str, str]]:
     if m.get("peak_rss_kb") is not None:
         cost.append(f"peak RSS {iec_kb(m['peak_rss_kb'])}")
     # the BPF compile runs in a process of its own: its peak is not the collector's
-    bpf_process = (m.get("collector") or {}).get("bpf_process")
+    bpf_process = collector_meta.get("bpf_process")
     if isinstance(bpf_process, dict) and isinstance(bpf_process.get("peak_rss_kb"), int):
         cost.append(f"BPF process peak RSS {iec_kb(bpf_process['peak_rss_kb'])}")
     if cost:
