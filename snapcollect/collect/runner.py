@@ -411,7 +411,7 @@ def _say(text: str, stream=None) -> None:
 
 def _print_bpf(args) -> int:
     try:
-        from snapcollect.collect.bpf.session import print_programs
+        from snapcollect.collect.bpf.host_plan import print_programs
     except ImportError as exc:
         raise SnapcollectError(f"BPF support is not available: {exc}") from None
     return print_programs(args)

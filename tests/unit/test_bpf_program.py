@@ -126,7 +126,7 @@ def test_tracefs_mounts():
 
 
 def test_heap_trace_is_opt_in_and_its_absence_says_why():
-    from snapcollect.collect.bpf.session import make_plan
+    from snapcollect.collect.bpf.host_plan import make_plan
     from snapcollect.collect.options import CollectOptions
 
     formats = {tp: FORMATS.get(tp) for tp in program.TRACEPOINTS}

@@ -11,7 +11,7 @@ import pytest
 from snapcollect.collect.options import CollectOptions
 from snapcollect.bundle.reader import open_bundle
 from snapcollect.bundle.writer import BundleWriter
-from snapcollect.collect.bpf import capabilities, session as session_mod
+from snapcollect.collect.bpf import capabilities, host_plan
 from snapcollect.collect.bpf.capabilities import Problem
 from snapcollect.collect.bpf.session import BpfSession
 from snapcollect.parsers.bpf_events import ARTIFACTS
@@ -89,7 +89,7 @@ def test_too_little_time_to_compile(tmp_path, monkeypatch):
     monkeypatch.setattr(capabilities, "bcc_problem", lambda: (types.SimpleNamespace(), None))
     monkeypatch.setattr(capabilities, "tracefs_problem", lambda: ("/nonexistent", None))
     monkeypatch.setattr(capabilities, "find_headers", lambda release=None: ("/usr/src/h", "6.1"))
-    monkeypatch.setattr(session_mod, "read_formats", lambda where: ({}, {}, {}))
+    monkeypatch.setattr(host_plan, "read_formats", lambda where: ({}, {}, {}))
     bundle, _ = _run(tmp_path, _args(), deadline_s=0.3)
     for name in ARTIFACTS:
         e = bundle.entry(name)

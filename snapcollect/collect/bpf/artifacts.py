@@ -1,0 +1,85 @@
+"""The final maps -> the bundle's BPF file artifacts, through aggregates.py.
+
+Read once the probes are off: ``fault_counts`` (sampled page faults per
+process and stack) -> bpf/fault_stacks.folded + .json, ``majfaults`` ->
+bpf/majfault_by_proc, ``heap`` (brk/mmap growth per stack) ->
+bpf/heap_growth, and the ``errors`` array of the BPF program's own
+failure counts (full maps, stack collisions), which each document cites.
+"""
+
+from __future__ import annotations
+
+import json
+
+from snapcollect.collect.bpf import aggregates, events, program
+from snapcollect.collect.bpf.maps import as_int
+
+ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
+               "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
+               "majfault_keys_full", "seen_full")
+
+
+def read_errors(maps) -> dict[str, int]:
+    return dict(zip(ERROR_SLOTS, maps.array_ints("errors", len(ERROR_SLOTS))))
+
+
+class ArtifactWriter:
+    """``resolver`` is a symbolize.StackResolver; ``own_tgids`` are
+    snapcollect's processes, whose faults are its cost, not the incident's."""
+
+    def __init__(self, writer, maps, resolver, plan: program.Plan, unavailable, own_tgids,
+                 sampler_kind: str):
+        self.writer = writer
+        self.maps = maps
+        self.resolver = resolver
+        self.plan = plan
+        self.unavailable = unavailable
+        self.own_tgids = own_tgids
+        self.sampler_kind = sampler_kind
+
+    def write_all(self, errors: dict[str, int], deadline: float) -> list[str]:
+        """Every file artifact; one that fails leaves the others. Returns
+        what failed (an OSError is the bundle's own and is raised)."""
+        failures = []
+        for writer_fn in (self.write_faults, self.write_majfaults, self.write_heap):
+            try:
+                writer_fn(errors, deadline)
+            except OSError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{writer_fn.__name__}: {exc}")
+        return failures
+
+    def write_faults(self, errors: dict[str, int], deadline: float) -> None:
+        if "bpf/fault_stacks.folded" in self.unavailable:
+            return
+        rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), as_int(v))
+                for k, v in self.maps.items("fault_counts") if k.tgid not in self.own_tgids]
+        self.resolver.unresolved = 0
+        text, meta = aggregates.fault_documents(
+            rows, self.plan.fault_period, self.plan.kernel_stacks, program.STACK_ENTRIES, errors,
+            lambda tgid, sid: self.resolver.user_frames("stacks", tgid, sid, deadline),
+            lambda sid: self.resolver.kernel_frames("stacks", sid),
+            sampler=self.sampler_kind)
+        meta["stacks_unresolved"] = self.resolver.unresolved
+        self.writer.add_file("bpf/fault_stacks.folded", text, sample_period=self.plan.fault_period)
+        self.writer.add_file("bpf/fault_stacks.json", json.dumps(meta, indent=1))
+
+    def write_majfaults(self, errors: dict[str, int], _deadline: float) -> None:
+        if program.MAJFAULT_ARTIFACT in self.unavailable:
+            return
+        rows = [(k.tgid, events.cstr(bytes(k.comm)), as_int(v)) for k, v in self.maps.items("majfaults")]
+        self.writer.add_file(program.MAJFAULT_ARTIFACT,
+                             json.dumps(aggregates.majfault_document(rows, errors), indent=1))
+
+    def write_heap(self, errors: dict[str, int], deadline: float) -> None:
+        if "bpf/heap_growth" in self.unavailable:
+            return
+        rows = [aggregates.HeapRow(k.tgid, k.ustack, k.kind, events.cstr(bytes(k.comm)), int(v.calls),
+                                   int(v.grow_bytes), int(v.shrink_bytes), int(v.calls_no_baseline))
+                for k, v in self.maps.items("heap")]
+        self.resolver.unresolved = 0
+        doc = aggregates.heap_document(
+            rows, errors, lambda tgid, sid: self.resolver.user_frames("sys_stacks", tgid, sid, deadline))
+        doc["stacks_unresolved"] = self.resolver.unresolved
+        self.writer.add_file("bpf/heap_growth", json.dumps(doc, indent=1))

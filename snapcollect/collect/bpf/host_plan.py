@@ -1,0 +1,93 @@
+"""The BPF plan for this host: tracefs format files + the collection's
+options -> ``program.Plan`` (what is compiled, what is attached, what is
+missing and why), and ``--print-bpf``.
+
+Kernel interfaces: the tracefs ``events/*/*/format`` files of the
+tracepoints in program.TRACEPOINTS, and
+/proc/sys/kernel/perf_event_max_sample_rate (whether the perf sampler can
+take 1 in N faults without being throttled).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from snapcollect.collect.bpf import capabilities, program, tracefs
+
+HEAP_TRACE_OFF = ("not traced by default: the brk/mmap syscall tracepoints slow every syscall on "
+                  "the host; growth is in the per-process RSS and size series (/proc/PID/stat) and the "
+                  "sampled page-fault stacks")
+HEAP_TRACE_REMEDY = "give --heap-trace to trace brk/mmap with stacks (costs every syscall on the host)"
+
+
+def max_sample_rate() -> int | None:
+    try:
+        with open("/proc/sys/kernel/perf_event_max_sample_rate") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_formats(tracefs_dir: str) -> tuple[dict[str, str | None], dict[str, str], dict[str, str]]:
+    """tracepoint -> format text (None when absent), and why / what to do when absent."""
+    formats: dict[str, str | None] = {}
+    reasons: dict[str, str] = {}
+    remedies: dict[str, str] = {}
+    for tp in program.TRACEPOINTS:
+        text, why = tracefs.read_format(tracefs_dir, tp)
+        formats[tp] = text
+        if why:
+            reasons[tp] = why
+            if "permission denied" in why:
+                remedies[tp] = capabilities.ROOT_REMEDY
+    return formats, reasons, remedies
+
+
+def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
+    period = args.fault_sample or program.DEFAULT_FAULT_PERIOD
+    if not args.heap_trace:
+        # Opt-in: any syscall tracepoint sends every task on the host
+        # through the slow syscall path (a getppid() loop ran 18.6 % slower
+        # here, benchmarks/bench_fault_overhead.py --syscalls). By default
+        # growth comes from what costs nothing extra: the RSS and vsize
+        # series of every process (/proc/PID/stat) and the sampled page-fault stacks.
+        heap_tps = {tp for groups in program.TRACEPOINT_GROUPS["bpf/heap_growth"] for tp in groups}
+        formats = {tp: (None if tp in heap_tps else text) for tp, text in formats.items()}
+        reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
+        remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
+    return program.build_plan(formats, fault_period=int(period),
+                              kernel_stacks=args.kernel_stacks, reasons=reasons,
+                              remedies=remedies, max_sample_rate=max_sample_rate())
+
+
+def print_programs(args) -> int:
+    """``--print-bpf``: the program text that would be compiled on this host."""
+    where, problem = capabilities.tracefs_problem()
+    if problem is not None:
+        formats = {tp: None for tp in program.TRACEPOINTS}
+        reasons = {tp: problem.reason for tp in program.TRACEPOINTS}
+        remedies = {tp: problem.remedy for tp in program.TRACEPOINTS}
+    else:
+        formats, reasons, remedies = read_formats(where)
+    plan = make_plan(args, formats, reasons, remedies)
+    out = [plan.text]
+    if plan.missing:
+        out.append("/* not compiled on this host:")
+        for artifact, (why, remedy) in sorted(plan.missing.items()):
+            out += textwrap.wrap(f"{artifact}: {why}; {remedy}", 76, initial_indent=" *   ",
+                                 subsequent_indent=" *       ")
+        out.append(" */")
+    out.append("/* attach points:")
+    out += [f" *   tracepoint {tp} -> {program.function_name(tp)}" for tp in plan.probes]
+    if plan.perf_sampler_problem is None:
+        out.append(f" *   perf software event page-faults, sample_period {plan.fault_period}, "
+                   f"per CPU -> {program.FAULT_PERF_FUNCTION}")
+        if plan.fault_tracepoint:
+            out.append(f" *     (fallback: raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]})")
+    elif plan.fault_tracepoint:
+        out.append(f" *   raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]}, 1 in "
+                   f"{plan.fault_period} per CPU ({plan.perf_sampler_problem})")
+    out.append(f" *   perf software event major-faults -> {program.MAJFAULT_FUNCTION}")
+    out.append(" */")
+    print("\n".join(out))
+    return 0
