@@ -38,11 +38,14 @@ import textwrap
 import threading
 import time
 
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
+                                      BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM,
+                                      BPF_TRACEPOINT_FORMATS)
 from snapcollect.collect.bpf import aggregates, capabilities, events, program, tracefs
 from snapcollect.collect.bpf.capabilities import Problem
 from snapcollect.collect.bpf.symbols import Symbolizer
 
-FORMATS_ARTIFACT = "bpf/tracepoint_formats"
+FORMATS_ARTIFACT = BPF_TRACEPOINT_FORMATS
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
                "majfault_keys_full", "seen_full")
@@ -50,8 +53,8 @@ STACK_NOT_RECORDED = -1000      # SC_STACK_NOT_RECORDED: file mmaps keep no stac
 
 # Bounds: a host in trouble can produce reclaim events by the hundred
 # thousand; keep the bundle small and say how many were left out.
-STREAM_CAP = {"bpf/oom_kill": 10_000, "bpf/reclaim": 100_000, "bpf/kswapd_wake": 50_000,
-              "bpf/compaction": 50_000}
+STREAM_CAP = {BPF_OOM_KILL: 10_000, BPF_RECLAIM: 100_000, BPF_KSWAPD_WAKE: 50_000,
+              BPF_COMPACTION: 50_000}
 CHUNK = 5000
 PERF_PAGES = 64                 # per CPU, 256 KiB
 MIN_COMPILE_S = 1.0             # do not start a compile with less time left
@@ -109,7 +112,7 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
         # here, benchmarks/bench_fault_overhead.py --syscalls). By default
         # growth comes from what costs nothing extra: the RSS and vsize
         # series of every process (/proc/PID/stat) and the sampled page-fault stacks.
-        heap_tps = {tp for groups in program.TRACEPOINT_GROUPS["bpf/heap_growth"] for tp in groups}
+        heap_tps = {tp for groups in program.TRACEPOINT_GROUPS[BPF_HEAP_GROWTH] for tp in groups}
         formats = {tp: (None if tp in heap_tps else text) for tp, text in formats.items()}
         reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
         remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
@@ -510,9 +513,9 @@ class BpfSession:
         left = 0
         waiting: set[int] = set()          # processes with stacks still to resolve
         for map_name, stack_table in (("fault_counts", "stacks"), ("heap", "sys_stacks")):
-            if map_name == "fault_counts" and "bpf/fault_stacks.folded" in self.unavailable:
+            if map_name == "fault_counts" and BPF_FAULT_STACKS_FOLDED in self.unavailable:
                 continue
-            if map_name == "heap" and "bpf/heap_growth" in self.unavailable:
+            if map_name == "heap" and BPF_HEAP_GROWTH in self.unavailable:
                 continue
             table = self.bpf[stack_table.encode()]
             items = self._map_items(map_name)
@@ -718,7 +721,7 @@ class BpfSession:
             return ["[stack unreadable]"]
 
     def _write_faults(self, errors: dict[str, int], deadline: float) -> None:
-        if "bpf/fault_stacks.folded" in self.unavailable:
+        if BPF_FAULT_STACKS_FOLDED in self.unavailable:
             return
         rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), _int(v))
                 for k, v in self._map_items("fault_counts") if k.tgid not in self.own_tgids]
@@ -729,8 +732,8 @@ class BpfSession:
             lambda sid: self._symbols.kernel_stack(self.bpf[b"stacks"], sid),
             sampler=self.fault_sampler.get("kind", "tracepoint"))
         meta["stacks_unresolved"] = self._unresolved
-        self.writer.add_file("bpf/fault_stacks.folded", text, sample_period=self.plan.fault_period)
-        self.writer.add_file("bpf/fault_stacks.json", json.dumps(meta, indent=1))
+        self.writer.add_file(BPF_FAULT_STACKS_FOLDED, text, sample_period=self.plan.fault_period)
+        self.writer.add_file(BPF_FAULT_STACKS_JSON, json.dumps(meta, indent=1))
 
     def _write_majfaults(self, errors: dict[str, int], _deadline: float) -> None:
         if program.MAJFAULT_ARTIFACT in self.unavailable:
@@ -740,7 +743,7 @@ class BpfSession:
                              json.dumps(aggregates.majfault_document(rows, errors), indent=1))
 
     def _write_heap(self, errors: dict[str, int], deadline: float) -> None:
-        if "bpf/heap_growth" in self.unavailable:
+        if BPF_HEAP_GROWTH in self.unavailable:
             return
         rows = [aggregates.HeapRow(k.tgid, k.ustack, k.kind, events.cstr(bytes(k.comm)), int(v.calls),
                                    int(v.grow_bytes), int(v.shrink_bytes), int(v.calls_no_baseline))
@@ -749,4 +752,4 @@ class BpfSession:
         doc = aggregates.heap_document(rows, errors, lambda tgid, sid: self._frames("sys_stacks", tgid, sid,
                                                                                      deadline))
         doc["stacks_unresolved"] = self._unresolved
-        self.writer.add_file("bpf/heap_growth", json.dumps(doc, indent=1))
+        self.writer.add_file(BPF_HEAP_GROWTH, json.dumps(doc, indent=1))
