@@ -8,6 +8,7 @@ import os
 import sys
 
 from snapcollect import __version__
+from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, KMSG
 from snapcollect.collect.signals import StopFlag
 from snapcollect.errors import SnapcollectError
 
@@ -135,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="list what a bundle holds, or get one artifact out of it",
                        epilog="examples:\n  snapcollect show B.tar.zst\n"
-                              "  snapcollect show B.tar.zst --extract bpf/fault_stacks.folded | flamegraph.pl > f.svg\n"
-                              "  snapcollect show B.tar.zst --extract kmsg -o kmsg.jsonl",
+                              f"  snapcollect show B.tar.zst --extract {BPF_FAULT_STACKS_FOLDED}"
+                              " | flamegraph.pl > f.svg\n"
+                              f"  snapcollect show B.tar.zst --extract {KMSG} -o kmsg.jsonl",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")

@@ -35,6 +35,8 @@ from snapcollect.analysis import series
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.rates import window_seconds
 from snapcollect.analysis.sar import cgroup_reclaim
+from snapcollect.bundle.names import (CGROUPS_MEMORY, SERIES_CGROUPS_MEMORY, SERIES_PROC_MEMINFO,
+                                      SERIES_PROC_VMSTAT, end_of, start_of)
 from snapcollect.parsers.records import MemCgroup
 
 ROOT = "/"
@@ -116,7 +118,7 @@ class CgroupSeries:
     def timed(self) -> bool:
         """Whether time at the limit was measured: only the series samples the group
         through the window; two snapshots give rates, not how long it was held."""
-        return self.covered_s > 0 and self.source == ("series/cgroups/memory",)
+        return self.covered_s > 0 and self.source == (SERIES_CGROUPS_MEMORY,)
 
     def rate(self, n: int | None) -> float | None:
         """Per second over the series, of a window count."""
@@ -181,12 +183,12 @@ def _rise(values: list[int | None]) -> int | None:
 def samples(ds: Dataset) -> tuple[list[tuple[float, dict[str, MemCgroup]]], tuple[str, ...]]:
     """The groups at each sample: the series, else the start and end snapshots."""
     if ds.memcgs:
-        return [(p.t, p.value) for p in ds.memcgs], ("series/cgroups/memory",)
+        return [(p.t, p.value) for p in ds.memcgs], (SERIES_CGROUPS_MEMORY,)
     out = []
     for snap, phase in ((ds.start, "start"), (ds.end, "end")):
         if snap.memcgs and snap.t is not None:
             out.append((snap.t, snap.memcgs))
-    return out, tuple(f"cgroups/memory@{p}" for p in ("start", "end")) if out else ()
+    return out, (start_of(CGROUPS_MEMORY), end_of(CGROUPS_MEMORY)) if out else ()
 
 
 def _descendants(path: str, paths) -> list[str]:
@@ -363,7 +365,7 @@ def thrashing(ds: Dataset, groups: dict[str, CgroupSeries]) -> list[Thrashing]:
     stolen = series.vm_delta(ds, "pgsteal_file")
     win = series.vm_window(ds)
     host = _thrashing("host", ref, sum(caches) * 1024 / len(caches) if caches else None, stolen, page,
-                      (win[1] - win[0]) if win else 0.0, ("series/proc/vmstat", "series/proc/meminfo"))
+                      (win[1] - win[0]) if win else 0.0, (SERIES_PROC_VMSTAT, SERIES_PROC_MEMINFO))
     if host is not None:
         out.append(host)
     return out

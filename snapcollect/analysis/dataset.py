@@ -14,6 +14,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
+from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, CMD_FREE, CMD_NUMASTAT, CMD_NUMASTAT_M,
+                                      CMD_SWAPON, CMD_VMSTAT_S, FS_MEMFS, HOST_INFO, KMSG, NODE_DIR_PREFIX,
+                                      PID_CMDLINE, PID_PMAP_X, PID_SMAPS, PID_SMAPS_ROLLUP, PID_STATUS,
+                                      PROCS, PROCS_MEMORY, PROCS_OPEN_DELETED, PROCS_TOP, PROC_BUDDYINFO,
+                                      PROC_MEMINFO, PROC_PRESSURE_MEMORY, PROC_SLABINFO, PROC_SWAPS,
+                                      PROC_SYSVIPC_SHM, PROC_SYS_VM, PROC_UPTIME, PROC_VMSTAT,
+                                      PROC_ZONEINFO, SERIES_CGROUPS_MEMORY, SYS_THP,
+                                      pid_file, series, series_source)
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.bpf_events import load_bpf_data
 from snapcollect.parsers.buddyinfo import parse_buddyinfo
@@ -44,8 +52,8 @@ from snapcollect.parsers.zoneinfo import parse_zoneinfo
 T = TypeVar("T")
 
 # Classic command outputs kept verbatim per phase: Snapshot.commands key -> artifact source.
-COMMANDS = {"free": "cmd/free", "vmstat-s": "cmd/vmstat-s", "swapon": "cmd/swapon",
-            "numastat": "cmd/numastat", "numastat-m": "cmd/numastat-m"}
+COMMANDS = {"free": CMD_FREE, "vmstat-s": CMD_VMSTAT_S, "swapon": CMD_SWAPON,
+            "numastat": CMD_NUMASTAT, "numastat-m": CMD_NUMASTAT_M}
 
 
 @dataclass
@@ -153,7 +161,7 @@ class _Loader:
             except ParseError as exc:
                 errors += 1
                 first_error = first_error or str(exc)
-        name = f"series/{source}"
+        name = series(source)
         if errors:
             self.missing[name] = ("error", f"{errors} samples could not be parsed, e.g.: {first_error}")
         elif not out and name not in self.missing and self.b.entry(name) is None:
@@ -166,13 +174,13 @@ def _nodes(bundle, kind: str, phase: str | None) -> list[tuple[int, str]]:
     out = []
     suffix = f"/{kind}@{phase}" if phase else f"/{kind}"
     if phase:
-        candidates = bundle.names("sys/node/node")
+        candidates = bundle.names(NODE_DIR_PREFIX)
     else:
-        candidates = [f"series/{s}" for s in bundle.series_sources() if s.startswith("sys/node/node")]
+        candidates = [series(s) for s in bundle.series_sources() if s.startswith(NODE_DIR_PREFIX)]
     for name in candidates:
-        body = name[len("series/"):] if name.startswith("series/") else name
+        body = series_source(name)
         if body.endswith(suffix):
-            node = body[len("sys/node/node"):-len(suffix)]
+            node = body[len(NODE_DIR_PREFIX):-len(suffix)]
             if node.isdigit():
                 out.append((int(node), name))
     return sorted(out)
@@ -182,17 +190,17 @@ def _snapshot(ld: _Loader, phase: str) -> Snapshot:
     b = ld.b
     s = Snapshot()
     at = lambda src: f"{src}@{phase}"  # noqa: E731
-    s.meminfo = ld.parse(at("proc/meminfo"), parse_meminfo)
-    s.vmstat = ld.parse(at("proc/vmstat"), parse_vmstat)
-    s.swaps = ld.parse(at("proc/swaps"), parse_swaps)
-    s.slabinfo = ld.parse(at("proc/slabinfo"), parse_slabinfo)
-    s.buddyinfo = ld.parse(at("proc/buddyinfo"), parse_buddyinfo)
-    s.zoneinfo = ld.parse(at("proc/zoneinfo"), parse_zoneinfo)
-    s.psi = ld.parse(at("proc/pressure/memory"), parse_psi)
-    s.sysvm = ld.parse(at("proc/sys/vm"), parse_name_values)
-    s.thp = ld.parse(at("sys/kernel/mm/transparent_hugepage"), parse_name_values)
-    s.uptime_s = ld.parse(at("proc/uptime"), parse_uptime)
-    raw_cg = ld.parse(at("cgroups/memory"), lambda t: (parse_cgroups(t), _json(t)))
+    s.meminfo = ld.parse(at(PROC_MEMINFO), parse_meminfo)
+    s.vmstat = ld.parse(at(PROC_VMSTAT), parse_vmstat)
+    s.swaps = ld.parse(at(PROC_SWAPS), parse_swaps)
+    s.slabinfo = ld.parse(at(PROC_SLABINFO), parse_slabinfo)
+    s.buddyinfo = ld.parse(at(PROC_BUDDYINFO), parse_buddyinfo)
+    s.zoneinfo = ld.parse(at(PROC_ZONEINFO), parse_zoneinfo)
+    s.psi = ld.parse(at(PROC_PRESSURE_MEMORY), parse_psi)
+    s.sysvm = ld.parse(at(PROC_SYS_VM), parse_name_values)
+    s.thp = ld.parse(at(SYS_THP), parse_name_values)
+    s.uptime_s = ld.parse(at(PROC_UPTIME), parse_uptime)
+    raw_cg = ld.parse(at(CGROUPS_MEMORY), lambda t: (parse_cgroups(t), _json(t)))
     if raw_cg is not None:
         parsed, s.cgroups = raw_cg
         s.memcgs = parsed["groups"]
@@ -206,13 +214,13 @@ def _snapshot(ld: _Loader, phase: str) -> Snapshot:
         text = b.text(at(src))
         if text is not None:
             s.commands[key] = text
-    s.memfs = ld.parse(at("fs/memfs"), parse_memfs, newer=True)
-    s.shm = ld.parse(at("proc/sysvipc/shm"), parse_sysvipc_shm, newer=True)
-    memory = ld.parse(at("procs/memory"), parse_proc_memory, newer=True)
+    s.memfs = ld.parse(at(FS_MEMFS), parse_memfs, newer=True)
+    s.shm = ld.parse(at(PROC_SYSVIPC_SHM), parse_sysvipc_shm, newer=True)
+    memory = ld.parse(at(PROCS_MEMORY), parse_proc_memory, newer=True)
     if memory is not None:
         s.proc_memory, s.cgroup_limits = memory
     if phase == "end":
-        deleted = ld.parse(at("procs/open-deleted"), parse_open_deleted, newer=True)
+        deleted = ld.parse(at(PROCS_OPEN_DELETED), parse_open_deleted, newer=True)
         if deleted is not None:
             s.open_deleted, s.open_deleted_scan = deleted
     if "vmstat-s" in s.commands:
@@ -222,7 +230,7 @@ def _snapshot(ld: _Loader, phase: str) -> Snapshot:
 
 def _top(ld: _Loader) -> list[ProcDetail]:
     b = ld.b
-    chosen = ld.parse("procs/top", _json)
+    chosen = ld.parse(PROCS_TOP, _json)
     if not isinstance(chosen, list):
         return []
     out = []
@@ -231,19 +239,19 @@ def _top(ld: _Loader) -> list[ProcDetail]:
             pid = int(entry["pid"])
         except (KeyError, TypeError, ValueError):
             continue
-        smaps_name = f"procs/{pid}/smaps"
+        smaps_name = pid_file(pid, PID_SMAPS)
         mappings = ld.parse(smaps_name, parse_smaps) or ()
-        rollup = ld.parse(f"procs/{pid}/smaps_rollup", parse_smaps_rollup)
+        rollup = ld.parse(pid_file(pid, PID_SMAPS_ROLLUP), parse_smaps_rollup)
         if rollup is None and mappings:
             rollup = rollup_from_smaps(mappings)   # kernels before 4.14
         rollup = rollup or {}
-        status = ld.parse(f"procs/{pid}/status", parse_status) or {}
-        cmdline_raw = b.text(f"procs/{pid}/cmdline")
+        status = ld.parse(pid_file(pid, PID_STATUS), parse_status) or {}
+        cmdline_raw = b.text(pid_file(pid, PID_CMDLINE))
         cmdline = cmdline_raw.replace("\0", " ").strip() if cmdline_raw else ""
         comm = status.get("Name") or str(entry.get("comm") or "")
         rss = rollup.get("Rss", kb_field(status, "VmRSS") or entry.get("rss_kb"))
         swap = rollup.get("Swap", kb_field(status, "VmSwap"))
-        pmap_name = f"procs/{pid}/pmap-x"
+        pmap_name = pid_file(pid, PID_PMAP_X)
         pmap_text = b.text(pmap_name)
         pmap = ld.parse(pmap_name, parse_pmap_x) if pmap_text is not None else None
         out.append(ProcDetail(pid=pid, comm=comm, cmdline=cmdline, rss_kb=rss, pss_kb=rollup.get("Pss"),
@@ -262,7 +270,7 @@ def _json(text: str) -> Any:
 
 
 def _bpf(ld: _Loader) -> BpfData:
-    names = [a["name"] for a in ld.b.artifacts() if a["name"].startswith("bpf/")]
+    names = [a["name"] for a in ld.b.artifacts() if a["name"].startswith(BPF_PREFIX)]
     streams = {n: ld.b.records(n) for n in names}
     status = {n: ld.b.status(n) for n in names}
     try:
@@ -323,7 +331,7 @@ def load_dataset(bundle) -> Dataset:
     """Parse every artifact of an opened bundle (``bundle.reader.Bundle``)."""
     ld = _Loader(bundle)
     m = bundle.manifest
-    host = ld.parse("host/info", _json)
+    host = ld.parse(HOST_INFO, _json)
     if not isinstance(host, dict):
         host = {}
     page_size = int(host.get("page_size") or 4096)
@@ -332,21 +340,21 @@ def load_dataset(bundle) -> Dataset:
 
     ds = Dataset(manifest=m, host=host, interval_s=float(m.get("interval_s") or 1.0), page_size=page_size,
                  start=start, end=end, clk_tck=clk_tck, ticks=len(bundle.ticks))
-    ds.meminfo = ld.series("proc/meminfo", parse_meminfo)
-    ds.vmstat = ld.series("proc/vmstat", parse_vmstat)
-    ds.uptime = ld.series("proc/uptime", parse_uptime)
-    ds.psi = ld.series("proc/pressure/memory", parse_psi)
+    ds.meminfo = ld.series(PROC_MEMINFO, parse_meminfo)
+    ds.vmstat = ld.series(PROC_VMSTAT, parse_vmstat)
+    ds.uptime = ld.series(PROC_UPTIME, parse_uptime)
+    ds.psi = ld.series(PROC_PRESSURE_MEMORY, parse_psi)
     cache: dict = {}
-    ds.procs = ld.series("procs", lambda text: parse_procs(text, page_size, cache))
-    if bundle.entry("series/cgroups/memory") is not None:
+    ds.procs = ld.series(PROCS, lambda text: parse_procs(text, page_size, cache))
+    if bundle.entry(SERIES_CGROUPS_MEMORY) is not None:
         # Bundles of earlier versions have only the start/end snapshots,
         # which analysis.cgroup_series falls back to: not a missing source.
-        ds.memcgs = ld.series("cgroups/memory", lambda text: parse_cgroups(text)["groups"])
+        ds.memcgs = ld.series(CGROUPS_MEMORY, lambda text: parse_cgroups(text)["groups"])
     node_series = _nodes(bundle, "numastat", None)
     if node_series:
         by_k: dict[int, tuple[float, dict[int, dict[str, int]]]] = {}
         for node, name in node_series:
-            for p in ld.series(name[len("series/"):], parse_node_numastat):
+            for p in ld.series(series_source(name), parse_node_numastat):
                 by_k.setdefault(p.k, (p.t, {}))[1][node] = p.value
         ds.numa = [Point(k, t, v) for k, (t, v) in sorted(by_k.items())]
     # Snapshots carry no read time of their own: the first and last ticks
@@ -354,12 +362,12 @@ def load_dataset(bundle) -> Dataset:
     times = [t["t"] for t in bundle.ticks]
     if times:
         start.t, end.t = times[0], times[-1]
-    records = bundle.records("kmsg")
+    records = bundle.records(KMSG)
     if records:
         try:
             ds.kmsg = parse_kmsg(records, m.get("clock"))
         except ParseError as exc:
-            ld.missing["kmsg"] = ("error", f"could not parse: {exc}")
+            ld.missing[KMSG] = ("error", f"could not parse: {exc}")
     ds.top = _top(ld)
     ds.bpf = _bpf(ld)
     ds.collector_pids = _collector_pids(m)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.wording import human_kb
+from snapcollect.bundle.names import FS_MEMFS, PROCS_MEMORY, PROC_SYSVIPC_SHM, SERIES_PROCS, end_of
 
 TOP = 5
 
@@ -38,11 +39,11 @@ def swap_holders(ds: Dataset, lives=(), n: int = TOP) -> list[Holder]:
     """The ``n`` processes holding the most swap, largest first."""
     rows = ds.end.proc_memory
     if rows:
-        got = [Holder("process", f"{p.comm} (pid {p.pid})", p.swap_kb, p.pid, "procs/memory@end")
+        got = [Holder("process", f"{p.comm} (pid {p.pid})", p.swap_kb, p.pid, end_of(PROCS_MEMORY))
                for p in rows if p.swap_kb]
     else:
         end_k = ds.procs[-1].k if ds.procs else None
-        got = [Holder("process", f"{life.comm} (pid {life.pid})", life.last_swap_kb, life.pid, "series/procs")
+        got = [Holder("process", f"{life.comm} (pid {life.pid})", life.last_swap_kb, life.pid, SERIES_PROCS)
                for life in lives if life.last_swap_kb > 0 and life.k_last == end_k]
     got.sort(key=lambda h: (-(h.kb or 0), h.pid or 0))
     return got[:n]
@@ -50,15 +51,15 @@ def swap_holders(ds: Dataset, lives=(), n: int = TOP) -> list[Holder]:
 
 def locked_holders(ds: Dataset, n: int = TOP) -> list[Holder]:
     """Locked memory at the end: processes by VmLck, SHM_LOCKed segments, ramfs mounts."""
-    procs = [Holder("process", f"{p.comm} (pid {p.pid})", p.locked_kb, p.pid, "procs/memory@end")
+    procs = [Holder("process", f"{p.comm} (pid {p.pid})", p.locked_kb, p.pid, end_of(PROCS_MEMORY))
              for p in ds.end.proc_memory or [] if p.locked_kb]
     procs.sort(key=lambda h: (-(h.kb or 0), h.pid or 0))
     segs = [Holder("sysv", f"SysV segment {s.shmid} (key {s.key:#x}, created by pid {s.cpid})",
                    (s.rss_bytes if s.rss_bytes is not None else s.size_bytes) // 1024, None,
-                   "proc/sysvipc/shm@end")
+                   end_of(PROC_SYSVIPC_SHM))
             for s in ds.end.shm or [] if s.locked]
     segs.sort(key=lambda h: -(h.kb or 0))
-    ramfs = [Holder("ramfs", m.mount_point, None, None, "fs/memfs@end")
+    ramfs = [Holder("ramfs", m.mount_point, None, None, end_of(FS_MEMFS))
              for m in ds.end.memfs or [] if m.fstype == "ramfs"]
     return procs[:n] + segs[:n] + ramfs[:n]
 

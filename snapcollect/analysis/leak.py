@@ -26,6 +26,7 @@ from snapcollect.analysis import series
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.processes import MIN_SUSPECT_KB, Growth
+from snapcollect.bundle.names import CGROUPS_MEMORY, PROCS_MEMORY, SERIES_PROCS, end_of
 
 MIN_LEAK_KB = MIN_SUSPECT_KB        # growth worth calling a leak: TOP_GROWER's 64 MiB floor
 STOPPED_INTERVALS = 3               # no new peak for this many intervals: it stopped growing
@@ -59,12 +60,12 @@ def _cgroup_of(ds: Dataset, pid: int) -> tuple[str | None, int | None, int | Non
     lim = (ds.end.cgroup_limits or {}).get(path)
     if lim is not None and lim.usage_bytes is not None:
         return (path, None if lim.limit_bytes is None else lim.limit_bytes // 1024, lim.usage_bytes // 1024,
-                "procs/memory@end")
+                end_of(PROCS_MEMORY))
     g = (ds.end.memcgs or {}).get(path)
     if g is not None and g.usage_bytes is not None:
         return (path, None if g.limit_bytes is None else g.limit_bytes // 1024, g.usage_bytes // 1024,
-                "cgroups/memory@end")
-    return path, None, None, "procs/memory@end"
+                end_of(CGROUPS_MEMORY))
+    return path, None, None, end_of(PROCS_MEMORY)
 
 
 def leaks(ds: Dataset, grown: Sequence[Growth]) -> list[Leak]:
@@ -77,7 +78,7 @@ def leaks(ds: Dataset, grown: Sequence[Growth]) -> list[Leak]:
         rate = g.rate_kb_s
         if rate is None or rate <= 0 or g.growth_kb < MIN_LEAK_KB:
             continue
-        arts = ["series/procs"]
+        arts = [SERIES_PROCS]
         path, limit, usage, cg_art = (None, None, None, None)
         alive = end_t is not None and g.last_t >= end_t
         stopped = g.peak_t if g.last_t - g.peak_t >= STOPPED_INTERVALS * ds.interval_s else None

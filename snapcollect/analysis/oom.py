@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from snapcollect.analysis.cgroups import cgroup_event_rises
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.series import vm_delta
+from snapcollect.bundle.names import KMSG
 from snapcollect.parsers.bpf_events import UNKNOWN_COMM
 from snapcollect.parsers.oom_report import oom_kills_from_kmsg
 from snapcollect.parsers.records import KmsgLine, OomKill
@@ -77,7 +78,7 @@ def merge_oom_kills(kills: list[OomKill], logged: list[OomKill]) -> list[OomKill
                 best = i
         if best is not None:
             taken.add(best)
-            if "kmsg" not in k.sources:
+            if KMSG not in k.sources:
                 k = _fill(k, logged[best])
         out.append(k)
     out += [log for i, log in enumerate(logged) if i not in taken]

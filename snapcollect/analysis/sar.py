@@ -35,6 +35,8 @@ from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.pressure import stall_pct
 from snapcollect.analysis.rates import intervals, vm_counter, window_seconds
+from snapcollect.bundle.names import (SERIES_PROC_MEMINFO, SERIES_PROC_PRESSURE_MEMORY, SERIES_PROC_UPTIME,
+                                      SERIES_PROC_VMSTAT)
 from snapcollect.parsers.records import Point
 
 SYSSTAT_DEFINITIONS = ("sar tables follow the definitions of upstream sysstat 12.7.9 and later "
@@ -93,7 +95,7 @@ def _rate_table(ds: Dataset, tid: str, command: str, title: str, columns: list[S
         return None
     rows, average = found
     return SarTable(tid, command, title, columns, rows, average,
-                    ["series/proc/vmstat", "series/proc/uptime"], note)
+                    [SERIES_PROC_VMSTAT, SERIES_PROC_UPTIME], note)
 
 
 def _d(a: Mapping[str, int], b: Mapping[str, int], name: str) -> int:
@@ -182,7 +184,7 @@ def _level_table(ds: Dataset, tid: str, command: str, title: str, columns: list[
     n = len(printed)
     means = {k: v / n for k, v in acc.items()}
     return SarTable(tid, command, title, columns, rows, average_of(means, printed[-1].value),
-                    ["series/proc/meminfo"], note)
+                    [SERIES_PROC_MEMINFO], note)
 
 
 def _mi(m: Mapping[str, int], key: str) -> int:
@@ -309,7 +311,7 @@ def sar_q_mem(ds: Dataset) -> SarTable | None:
             # version (3.12's sum() of floats compensates, earlier ones do not).
             average[key] = math.fsum(vals) / len(vals) if vals else None
     return SarTable("sar-q-MEM", "sar -q MEM", "Memory pressure (sar -q MEM)", SAR_Q_MEM_COLUMNS, rows,
-                    average, ["series/proc/pressure/memory", "series/proc/uptime"],
+                    average, [SERIES_PROC_PRESSURE_MEMORY, SERIES_PROC_UPTIME],
                     "PSI (4.20+): %smem/%fmem = share of the interval in which some/all non-idle tasks "
                     "stalled on memory; -10/-60/-300 are the kernel's running averages.")
 

@@ -22,13 +22,14 @@ from typing import Any
 
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.rates import elapsed, vm_counter
+from snapcollect.bundle.names import PROC_MEMINFO, PROC_PRESSURE_MEMORY, PROC_VMSTAT
 
 # Sources sampled both per tick and as snapshots: Dataset series attribute,
 # Snapshot attribute, artifact source.
 SOURCES = {
-    "meminfo": ("meminfo", "meminfo", "proc/meminfo"),
-    "vmstat": ("vmstat", "vmstat", "proc/vmstat"),
-    "psi": ("psi", "psi", "proc/pressure/memory"),
+    "meminfo": ("meminfo", "meminfo", PROC_MEMINFO),
+    "vmstat": ("vmstat", "vmstat", PROC_VMSTAT),
+    "psi": ("psi", "psi", PROC_PRESSURE_MEMORY),
 }
 
 

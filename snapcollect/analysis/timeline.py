@@ -31,6 +31,8 @@ from snapcollect.analysis.oom import is_memcg_kill, memcg_of
 from snapcollect.analysis.results import TimelineEvent
 from snapcollect.analysis.series import Interval, vm_intervals
 from snapcollect.analysis.wording import hms, human_kb, human_ms, kill_label
+from snapcollect.bundle.names import (BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM, KMSG, SERIES_PROCS,
+                                      SERIES_PROC_VMSTAT)
 
 # (PSI line, avg10 threshold %, severity when rising above it)
 PSI_LEVELS = (("some", 10.0, "INFO"), ("full", 5.0, "WARN"), ("full", 60.0, "CRIT"))
@@ -75,7 +77,7 @@ def _reclaim(ds: Dataset) -> list[TimelineEvent]:
             text = (f"{'kswapd' if who == 'kswapd' else 'direct'} reclaim: {pages} pages scanned "
                     f"({human_kb(pages * kb)}, peak {max(i.rate for i in run):.0f}/s) until "
                     f"{hms(run[-1].t1)}")
-            out.append(TimelineEvent(run[0].t0, "reclaim", text, sev, "series/proc/vmstat", "sar-B"))
+            out.append(TimelineEvent(run[0].t0, "reclaim", text, sev, SERIES_PROC_VMSTAT, "sar-B"))
     # BPF: kswapd wake-ups, one event per burst and node.
     by_node: dict[int, list[tuple[float, int]]] = {}
     for t, nid, order in sorted(ds.bpf.kswapd_wakes):
@@ -89,7 +91,7 @@ def _reclaim(ds: Dataset) -> list[TimelineEvent]:
             if burst:
                 out.append(TimelineEvent(
                     burst[0][0], "reclaim", f"kswapd{nid} woken {len(burst)} time(s) (highest order "
-                    f"{max(o for _, o in burst)}) until {hms(burst[-1][0])}", "INFO", "bpf/kswapd_wake",
+                    f"{max(o for _, o in burst)}) until {hms(burst[-1][0])}", "INFO", BPF_KSWAPD_WAKE,
                     "reclaim"))
             burst = [w] if w is not None else []
     # BPF: one event per episode of each task.
@@ -108,7 +110,7 @@ def _reclaim(ds: Dataset) -> list[TimelineEvent]:
                 out.append(TimelineEvent(
                     episode[0].t, "reclaim",
                     f"{kinds} reclaim stalled {comm} (pid {pid}): {len(episode)} stall(s), worst "
-                    f"{human_ms(worst)}", "HIGH" if worst >= 100_000 else "WARN", "bpf/reclaim",
+                    f"{human_ms(worst)}", "HIGH" if worst >= 100_000 else "WARN", BPF_RECLAIM,
                     "reclaim"))
             episode = [s] if s is not None else []
     return out
@@ -121,7 +123,7 @@ def _ooms(m: Model) -> list[TimelineEvent]:
                  else " (memcg limit)" if is_memcg_kill(k) else
                  " (system-wide)" if k.memcg is False or k.constraint else "")
         out.append(TimelineEvent(k.t, "oom", f"OOM kill: {kill_label(k)}{where}", "CRIT",
-                                 (k.sources or ("bpf/oom_kill",))[0], "oom"))
+                                 (k.sources or (BPF_OOM_KILL,))[0], "oom"))
     earlier = list(m.oom.earlier)
     # The kernel log kept from before the window can hold many old kills;
     # the most recent ones matter, the rest is one line pointing to the log.
@@ -130,11 +132,11 @@ def _ooms(m: Model) -> list[TimelineEvent]:
         out.append(TimelineEvent(older[-1].t, "oom",
                                  f"{len(older)} older OOM kill(s) before the window, the first at "
                                  f"{hms(older[0].t)} (listed in the kernel log section)",
-                                 "INFO", "kmsg", "kmsg"))
+                                 "INFO", KMSG, "kmsg"))
         earlier = earlier[-EARLIER_OOM_SHOWN:]
     for k in earlier:
         out.append(TimelineEvent(k.t, "oom", f"OOM kill before the window: {kill_label(k)}",
-                                 "INFO", "kmsg", "kmsg"))
+                                 "INFO", KMSG, "kmsg"))
     return out
 
 
@@ -148,7 +150,7 @@ def _swap(ds: Dataset) -> list[TimelineEvent]:
         pout = sum(i.delta for i in run) - pin
         sev = "WARN" if pin and pout else "INFO"
         out.append(TimelineEvent(run[0].t0, "swap", f"swap burst: {pin} pages in, {pout} out "
-                                 f"until {hms(run[-1].t1)}", sev, "series/proc/vmstat", "sar-W"))
+                                 f"until {hms(run[-1].t1)}", sev, SERIES_PROC_VMSTAT, "sar-W"))
     return out
 
 
@@ -157,7 +159,7 @@ def _faults(ds: Dataset) -> list[TimelineEvent]:
     for run in interval_runs(vm_intervals(ds, "pgmajfault"), lambda i: i.rate > MAJFLT_BURST_S):
         out.append(TimelineEvent(run[0].t0, "faults", f"major faults above {MAJFLT_BURST_S}/s "
                                  f"(peak {max(i.rate for i in run):.0f}/s) until {hms(run[-1].t1)}",
-                                 "WARN", "series/proc/vmstat", "sar-B"))
+                                 "WARN", SERIES_PROC_VMSTAT, "sar-B"))
     return out
 
 
@@ -167,7 +169,7 @@ def _kmsg(ds: Dataset) -> list[TimelineEvent]:
         if e.line.t is None or e.kind == "oom_invoked" or (e.kind == "oom" and e.pid is not None):
             continue   # kills are events of their own (_ooms)
         sev = {"alloc_failure": "WARN", "hung_task": "WARN", "oom": "CRIT"}.get(e.kind)
-        out.append(TimelineEvent(e.line.t, "kmsg", f"kernel: {e.text[:100]}", sev, "kmsg", "kmsg"))
+        out.append(TimelineEvent(e.line.t, "kmsg", f"kernel: {e.text[:100]}", sev, KMSG, "kmsg"))
     return out
 
 
@@ -176,7 +178,7 @@ def _growth(m: Model) -> list[TimelineEvent]:
     for g in m.suspects:
         out.append(TimelineEvent(g.crossed_t, "growth", f"{g.comm} (pid {g.pid}) grew from "
                                  f"{human_kb(g.first_kb)} to {human_kb(g.peak_kb)} RSS + swap (peak at "
-                                 f"{hms(g.peak_t)})", "INFO", "series/procs", "top-processes"))
+                                 f"{hms(g.peak_t)})", "INFO", SERIES_PROCS, "top-processes"))
     return out
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from snapcollect.bundle import names, schema
 from snapcollect.bundle.limits import MANIFEST_SHARE, LimitExceeded, Limits
+from snapcollect.bundle.names import is_series, series_source
 from snapcollect.bundle.tarstream import TarFormatError, TarStream, TarTruncated
 from snapcollect.bundle.zstdblocks import MAGIC, ZstdBlocks, ZstdFormatError
 from snapcollect.errors import BundleError
@@ -346,7 +347,7 @@ def _verify(manifest: dict, files: dict, ticks: list[dict], raw: dict[str, list[
         if name in seen:
             continue
         seen.add(name)
-        kind = a.get("kind") or ("series" if name.startswith("series/") else
+        kind = a.get("kind") or ("series" if is_series(name) else
                                  "stream" if name in raw else "file")
         # Hashed piece by piece: a series can be 200 MiB of text.
         h, size = hashlib.sha256(), 0
@@ -357,7 +358,7 @@ def _verify(manifest: dict, files: dict, ticks: list[dict], raw: dict[str, list[
                 h.update(data)
                 size = len(data)
         elif kind == "series":
-            src = name[len("series/"):]
+            src = series_source(name)
             present = False
             for t in ticks:
                 if src in t["texts"]:

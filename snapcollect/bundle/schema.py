@@ -31,6 +31,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from snapcollect.bundle.names import BPF_COMPACTION, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM, KMSG
+
 
 class Invalid(ValueError):
     """A record that cannot be used; the message is one line."""
@@ -213,24 +215,24 @@ TICK = Shape("tick", {"k": COUNT, "t": NUM, "texts": map_of(STR)}, {
 
 _BPF_HEAD = {"t": NUM, "ts_ns": COUNT, "cpu": COUNT, "tid": COUNT, "comm": STR}
 
-KMSG = Shape("kmsg record", {"seq": COUNT, "ts_us": COUNT}, {
+KMSG_RECORD = Shape(f"{KMSG} record", {"seq": COUNT, "ts_us": COUNT}, {
     "prio": INT, "facility": INT, "text": STR, "before_window": BOOL,
 }, keep_other=False)
 
 RECORDS: dict[str, Shape] = {
-    "kmsg": KMSG,
-    "bpf/oom_kill": Shape("bpf/oom_kill record", {"pid": COUNT}, {
+    KMSG: KMSG_RECORD,
+    BPF_OOM_KILL: Shape(f"{BPF_OOM_KILL} record", {"pid": COUNT}, {
         **_BPF_HEAD, "trigger_pid": COUNT, "trigger_tid": COUNT, "trigger_comm": nullable(STR),
         "total_vm": COUNT, "anon_rss": COUNT, "file_rss": COUNT, "shmem_rss": COUNT, "uid": COUNT,
         "pgtables": COUNT, "oom_score_adj": INT, "kstack": list_of(STR),
     }, keep_other=False),
-    "bpf/reclaim": Shape("bpf/reclaim record", {"pid": COUNT, "latency_ns": COUNT}, {
+    BPF_RECLAIM: Shape(f"{BPF_RECLAIM} record", {"pid": COUNT, "latency_ns": COUNT}, {
         **_BPF_HEAD, "kind": STR, "order": nullable(INT), "gfp_flags": COUNT, "nr_reclaimed": COUNT,
     }, keep_other=False),
-    "bpf/kswapd_wake": Shape("bpf/kswapd_wake record", {"pid": COUNT}, {
+    BPF_KSWAPD_WAKE: Shape(f"{BPF_KSWAPD_WAKE} record", {"pid": COUNT}, {
         **_BPF_HEAD, "nid": INT, "zid": nullable(INT), "order": INT, "gfp_flags": COUNT,
     }, keep_other=False),
-    "bpf/compaction": Shape("bpf/compaction record", {"pid": COUNT, "latency_ns": COUNT}, {
+    BPF_COMPACTION: Shape(f"{BPF_COMPACTION} record", {"pid": COUNT, "latency_ns": COUNT}, {
         **_BPF_HEAD, "status": nullable(INT), "sync": BOOL,
     }, keep_other=False),
 }

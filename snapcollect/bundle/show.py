@@ -6,6 +6,7 @@ import json
 import textwrap
 import time
 
+from snapcollect.bundle.names import is_series, series_source
 from snapcollect.bundle.reader import Bundle
 
 WIDTH = 79
@@ -125,8 +126,8 @@ def extract(b: Bundle, name: str) -> bytes:
     if name in b.streams:
         return b"".join(json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
                         for r in b.records(name))
-    if name.startswith("series/"):
-        samples = b.series(name[len("series/"):])
+    if is_series(name):
+        samples = b.series(series_source(name))
         if samples:
             return b"".join(f"# k={s.k} t={s.t:.3f}\n".encode() + s.text.encode("utf-8", "surrogateescape")
                             + (b"" if s.text.endswith("\n") else b"\n") for s in samples)

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 
+from snapcollect.bundle.names import PID_PMAP_X, PROCS_TOP, pid_file
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import own_processes
 from snapcollect.collect.clock import Deadline
@@ -57,7 +58,7 @@ def collect_detail(writer: BundleWriter, jobs: Jobs, last: PassResult | None, la
     top = choose(last, n, jobs, deadline)
     listing = [{"pid": p.pid, "comm": p.comm, "rss_kb": p.rss_pages * page_kb, "uid": p.uid, "tick": last_k}
                for p in top]
-    writer.add_file("procs/top", json.dumps(listing, indent=1).encode())
+    writer.add_file(PROCS_TOP, json.dumps(listing, indent=1).encode())
     if not top:
         return last is not None
 
@@ -70,7 +71,7 @@ def collect_detail(writer: BundleWriter, jobs: Jobs, last: PassResult | None, la
         if w is not None:
             workers.append(w)
 
-    cmds = [Command(f"procs/{p.pid}/pmap-x", ["pmap", "-x", str(p.pid)], cap=16 * 1024 * 1024) for p in top]
+    cmds = [Command(pid_file(p.pid, PID_PMAP_X), ["pmap", "-x", str(p.pid)], cap=16 * 1024 * 1024) for p in top]
     if stop.hurry:
         for c in cmds:
             c.outcome = Outcome("missing", b"", "skipped: the run was stopped by a second signal")
@@ -89,7 +90,7 @@ def collect_detail(writer: BundleWriter, jobs: Jobs, last: PassResult | None, la
     for p in top:
         got = dict(results.get(p.pid, {}))     # a blocked worker may still add to it
         for name in DETAIL_FILES:
-            art = f"procs/{p.pid}/{name}"
+            art = pid_file(p.pid, name)
             if name in got:
                 record(writer, art, got[name])
             else:

@@ -31,6 +31,8 @@ import secrets
 import socket
 from dataclasses import dataclass
 
+from snapcollect.bundle.names import (KERNEL_PREFIXES, PID_SMAPS, PID_SMAPS_ROLLUP, PID_STATUS,
+                                      PROCS_PREFIX, SERIES_PROCS, series_source)
 from snapcollect.collect.mask_secrets import mask_secrets
 from snapcollect.collect.redact import MIN_NAME, PATHS_AND_ADDRESSES, Redactor
 from snapcollect.collect.sources import read_capped
@@ -85,22 +87,20 @@ def users_and_homes() -> tuple[list[str], list[str]]:
 # The per-tick process lines: stat and status fields, no command line (the
 # only text is comm, 15 bytes). With 10,000 processes they are 3 MB a tick:
 # not scanning them for arguments keeps masking off the per-tick cost.
-PROCESS_LINES = "series/procs"
+PROCESS_LINES = SERIES_PROCS
 
 # Tables the kernel formats for one process: mapped file paths and comm are
 # their only text, never an argument; smaps can be 32 MB, not worth a scan.
-_PROCESS_TABLES = ("/smaps", "/smaps_rollup", "/status")
+_PROCESS_TABLES = tuple(f"/{fname}" for fname in (PID_SMAPS, PID_SMAPS_ROLLUP, PID_STATUS))
 
 
 def is_kernel_table(artifact: str) -> bool:
     """A /proc or /sys table of the kernel (not procs/PID/..., which quote users' text)."""
-    if artifact.startswith("series/"):
-        artifact = artifact[len("series/"):]
-    return artifact.startswith(("proc/", "sys/"))
+    return series_source(artifact).startswith(KERNEL_PREFIXES)
 
 
 def _is_process_table(artifact: str) -> bool:
-    return artifact.startswith("procs/") and artifact.endswith(_PROCESS_TABLES)
+    return artifact.startswith(PROCS_PREFIX) and artifact.endswith(_PROCESS_TABLES)
 
 
 def may_hold_arguments(artifact: str) -> bool:

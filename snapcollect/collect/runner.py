@@ -35,6 +35,7 @@ import traceback
 
 from snapcollect import __version__, invocation
 from snapcollect.bundle import names
+from snapcollect.bundle.names import HOST_INFO, KMSG, PROCS_TOP
 from snapcollect.bundle.writer import BundleWriter, DiskFull
 from snapcollect.collect import degrade, headroom, output, own_processes, priority
 from snapcollect.collect.bpf_hook import BpfHook
@@ -143,7 +144,7 @@ class Run:
     def _flush_kmsg(self) -> None:
         if self.pending_kmsg:
             recs, self.pending_kmsg = self.pending_kmsg, []
-            self.writer.add_records("kmsg", recs)
+            self.writer.add_records(KMSG, recs)
 
     def _wait_until(self, t_mono: float) -> bool:
         """Wait for ``t_mono`` while draining the kernel log; False if stopped."""
@@ -187,13 +188,13 @@ class Run:
 
     def _setup(self) -> HostLayout:
         w = self.writer
-        w.add_file("host/info", host.info_bytes())
+        w.add_file(HOST_INFO, host.info_bytes())
         self.kmsg.open(Deadline.after(1.0).at)
         if self.kmsg.mode is None:
-            w.declare_stream("kmsg", status=self.kmsg.status.status, reason=self.kmsg.status.reason,
+            w.declare_stream(KMSG, status=self.kmsg.status.status, reason=self.kmsg.status.reason,
                              source="none")
         else:
-            w.declare_stream("kmsg", source=self.kmsg.mode)
+            w.declare_stream(KMSG, source=self.kmsg.mode)
         return HostLayout(nodes=numa.nodes(), cgroup=cgroups.find_hierarchy())
 
     def _sample(self) -> None:
@@ -257,7 +258,7 @@ class Run:
         t = now()
         last = self.sampler.last_pass
         if self.stop.hurry:
-            w.add_missing("procs/top", "missing", "skipped: the run was stopped by a second signal")
+            w.add_missing(PROCS_TOP, "missing", "skipped: the run was stopped by a second signal")
             self.incomplete.append("process detail")
         elif not collect_detail(w, self.jobs, last, self.sampler.last_pass_k, self.detail_top, self.page_kb,
                                 Deadline(end.at - 0.1), self.stop):
@@ -271,7 +272,7 @@ class Run:
         self.pending_kmsg.extend(self.kmsg.final(end.sooner(0.5).at))
         self._flush_kmsg()
         if self.kmsg.mode is not None:
-            w.declare_stream("kmsg", **self.kmsg.manifest_extra())
+            w.declare_stream(KMSG, **self.kmsg.manifest_extra())
 
     def _move_deadline(self, waited_s: float) -> None:
         """The window opens after the BPF start: the deadline moves by what it took."""

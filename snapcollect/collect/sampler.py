@@ -48,6 +48,7 @@ from collections import deque
 from functools import partial
 from typing import Callable
 
+from snapcollect.bundle.names import CGROUPS_MEMORY, PROCS
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import own_processes
 from snapcollect.collect.jobs import NOT_RUN, Jobs, run_bounded
@@ -65,7 +66,7 @@ ADAPT_ABOVE_PIDS = 500
 PASS_CPU_SHARE = 0.011
 MAX_PASS_EVERY = 10
 MAX_CHANGES_KEPT = 50
-CGROUPS = "cgroups/memory"
+CGROUPS = CGROUPS_MEMORY
 
 
 def pass_every(cpu_s: float, pids: int, interval_s: float) -> int:
@@ -155,25 +156,25 @@ class Sampler:
             pass                    # spaced out on a host with many processes (see above)
         elif job is None:
             stuck = ", ".join(sorted({j.current or j.label for j in self.jobs.stuck}))
-            failures["procs"] = ("timeout", f"not read: earlier reads are still blocked ({stuck})")
+            failures[PROCS] = ("timeout", f"not read: earlier reads are still blocked ({stuck})")
         elif not job.wait_until(deadline_mono):
             what = self.jobs.abandon(job)
             pid = pid_from_current(what)
             if pid is not None:
                 state.blocked[pid] = what
                 state.blocked_by[pid] = job
-            failures["procs"] = ("timeout", f"blocked reading {what}; that process is skipped until the read "
+            failures[PROCS] = ("timeout", f"blocked reading {what}; that process is skipped until the read "
                                             "returns")
         elif job.error is not None:
-            failures["procs"] = ("error", f"{type(job.error).__name__}: {job.error}")
+            failures[PROCS] = ("error", f"{type(job.error).__name__}: {job.error}")
         else:
             res: PassResult = job.result
-            texts["procs"] = res.text
+            texts[PROCS] = res.text
             self.last_pass = res
             self.last_pass_k = k
             self._space_passes(k, res)
             if res.cut_reason:
-                extra["cut"] = {"procs": res.cut_reason}
+                extra["cut"] = {PROCS: res.cut_reason}
         if state.blocked:
             extra["skipped_pids"] = sorted(state.blocked)
         if self.cgroups is not None:

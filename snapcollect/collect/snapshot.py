@@ -20,6 +20,9 @@ from functools import partial
 from typing import Callable
 
 from snapcollect.bundle import names
+from snapcollect.bundle.names import (CGROUPS_MEMORY, CMD_FREE, CMD_NUMASTAT, CMD_NUMASTAT_M, CMD_SWAPON,
+                                      CMD_VMSTAT_S, FS_MEMFS, PROCS_MEMORY, PROCS_OPEN_DELETED,
+                                      PROC_MEMINFO, PROC_SWAPS, PROC_SYS_VM, PROC_VMSTAT, SYS_THP)
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect.clock import Deadline
 from snapcollect.collect.jobs import Jobs, run_bounded
@@ -30,14 +33,14 @@ from snapcollect.collect.sources.commands import Command, run_commands
 
 # artifact source -> argv. Verbatim output of the tools the on-call knows.
 COMMANDS: dict[str, list[str]] = {
-    "cmd/free": ["free", "-w"],
-    "cmd/vmstat-s": ["vmstat", "-s"],
-    "cmd/swapon": ["swapon", "--show"],
-    "cmd/numastat": ["numastat"],
-    "cmd/numastat-m": ["numastat", "-m"],
+    CMD_FREE: ["free", "-w"],
+    CMD_VMSTAT_S: ["vmstat", "-s"],
+    CMD_SWAPON: ["swapon", "--show"],
+    CMD_NUMASTAT: ["numastat"],
+    CMD_NUMASTAT_M: ["numastat", "-m"],
 }
 
-FIRST_FILES = ("proc/meminfo", "proc/vmstat", "proc/swaps")
+FIRST_FILES = (PROC_MEMINFO, PROC_VMSTAT, PROC_SWAPS)
 
 # One /proc or /sys file may take this long before it counts as blocked
 # (slabinfo waits for slab_mutex, pagetypeinfo walks zones under their lock).
@@ -64,11 +67,11 @@ def record(writer: BundleWriter, name: str, got: Outcome, **extra) -> None:
 
 def snapshot_sources(layout: HostLayout) -> list[str]:
     """Every source a snapshot covers, for recording what was cut off."""
-    out = list(procfs.SNAPSHOT_FILES) + list(COMMANDS) + ["proc/sys/vm", "sys/kernel/mm/transparent_hugepage"]
+    out = list(procfs.SNAPSHOT_FILES) + list(COMMANDS) + [PROC_SYS_VM, SYS_THP]
     for n in layout.nodes:
         out += [numa.node_source(n, "meminfo"), numa.node_source(n, "numastat")]
-    out.append("cgroups/memory")
-    out += ["fs/memfs", "procs/memory", "procs/open-deleted"]
+    out.append(CGROUPS_MEMORY)
+    out += [FS_MEMFS, PROCS_MEMORY, PROCS_OPEN_DELETED]
     return out
 
 
@@ -122,14 +125,14 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
         return cut_off(why)
     items: list[tuple[str, Callable]] = [(src, partial(procfs.read_file, src))
                                          for src in procfs.SNAPSHOT_FILES if src not in done]
-    items += [("proc/sys/vm", procfs.sysvm), ("sys/kernel/mm/transparent_hugepage", procfs.thp)]
+    items += [(PROC_SYS_VM, procfs.sysvm), (SYS_THP, procfs.thp)]
     items += [(numa.node_source(n, f), partial(numa.read_node_file, n, f))
               for n in layout.nodes for f in ("meminfo", "numastat")]
     bounded(items)
 
     if (why := out_of_time()):
         return cut_off(why)
-    name = "cgroups/memory"
+    name = CGROUPS_MEMORY
     if layout.cgroup is None:
         put(name, Outcome("missing", b"", "no memory cgroup hierarchy mounted (v1 memory controller "
                                           "or v2 with memory in cgroup.controllers)"))
@@ -157,24 +160,24 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
     # cgroup read a process), and the end's open deleted files need the
     # end's process memory to choose whose fds to read.
     own = frozenset(own_processes.pids())
-    results = run_bounded(jobs, [("fs/memfs", shmem.memfs),
-                                 ("procs/memory", partial(shmem.process_memory, None, layout.cgroup,
+    results = run_bounded(jobs, [(FS_MEMFS, shmem.memfs),
+                                 (PROCS_MEMORY, partial(shmem.process_memory, None, layout.cgroup,
                                                           budget_s=shmem.MEMORY_BUDGET_S * speed,
                                                           skip_pids=own))],
                           deadline.at, item_timeout_s=ITEM_TIMEOUT_S * speed, label="snapshot")
-    put("fs/memfs", outcome_of(results["fs/memfs"], "fs/memfs"))
-    memory = outcome_of(results["procs/memory"], "procs/memory")
-    put("procs/memory", memory)
+    put(FS_MEMFS, outcome_of(results[FS_MEMFS], FS_MEMFS))
+    memory = outcome_of(results[PROCS_MEMORY], PROCS_MEMORY)
+    put(PROCS_MEMORY, memory)
     if phase == names.END and memory.has_data and not out_of_time():
-        got = run_bounded(jobs, [("procs/open-deleted", partial(shmem.open_deleted, None, memory.text,
+        got = run_bounded(jobs, [(PROCS_OPEN_DELETED, partial(shmem.open_deleted, None, memory.text,
                                                                  budget_s=shmem.FD_BUDGET_S * speed,
                                                                  skip_pids=own))],
                           deadline.at, item_timeout_s=ITEM_TIMEOUT_S * speed, label="snapshot")
-        put("procs/open-deleted", outcome_of(got["procs/open-deleted"], "procs/open-deleted"))
+        put(PROCS_OPEN_DELETED, outcome_of(got[PROCS_OPEN_DELETED], PROCS_OPEN_DELETED))
     elif phase == names.END:
-        put("procs/open-deleted", Outcome("missing", b"", "not read: no process memory pass to choose from"))
+        put(PROCS_OPEN_DELETED, Outcome("missing", b"", "not read: no process memory pass to choose from"))
     else:
-        done.add("procs/open-deleted")      # read at the end only
+        done.add(PROCS_OPEN_DELETED)      # read at the end only
 
     if (why := out_of_time()):
         return cut_off(why)

@@ -25,13 +25,16 @@ import ast
 import json
 import re
 
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
+                                      BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
+                                      BPF_RECLAIM, BPF_STREAMS, BPF_FILES, BPF_TRACEPOINT_FORMATS)
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.records import BpfData, CompactionStall, OomKill, ReclaimStall
 
-STREAMS = ("bpf/oom_kill", "bpf/reclaim", "bpf/kswapd_wake", "bpf/compaction")
-FILES = ("bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/majfault_by_proc", "bpf/heap_growth")
+STREAMS = BPF_STREAMS
+FILES = BPF_FILES
 ARTIFACTS = STREAMS + FILES
-FORMATS = "bpf/tracepoint_formats"
+FORMATS = BPF_TRACEPOINT_FORMATS
 
 GFP_TRACEPOINTS = ("vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_memcg_reclaim_begin",
                    "vmscan:mm_vmscan_wakeup_kswapd")
@@ -181,20 +184,20 @@ def memcg_from_stack(kstack: list[str] | None) -> bool | None:
 def oom_kill_from_record(rec: dict, clock: dict | None = None) -> OomKill:
     num = lambda k: int(rec[k]) if rec.get(k) is not None else None  # noqa: E731
     return OomKill(
-        t=_t(rec, clock), victim_pid=int(_req(rec, "pid", "bpf/oom_kill")),
+        t=_t(rec, clock), victim_pid=int(_req(rec, "pid", BPF_OOM_KILL)),
         victim_comm=rec.get("comm") or UNKNOWN_COMM,
         trigger_pid=num("trigger_pid"), trigger_comm=rec.get("trigger_comm"),
         memcg=memcg_from_stack(rec.get("kstack")),
         total_vm_kb=num("total_vm"), anon_rss_kb=num("anon_rss"), file_rss_kb=num("file_rss"),
         shmem_rss_kb=num("shmem_rss"), pgtables_kb=num("pgtables"), uid=num("uid"),
-        oom_score_adj=num("oom_score_adj"), sources=("bpf/oom_kill",))
+        oom_score_adj=num("oom_score_adj"), sources=(BPF_OOM_KILL,))
 
 
 def reclaim_from_record(rec: dict, gfp: list[tuple[int, str]], clock: dict | None = None) -> ReclaimStall:
     flags = rec.get("gfp_flags")
     return ReclaimStall(
-        t=_t(rec, clock), latency_us=int(_req(rec, "latency_ns", "bpf/reclaim")) / 1000.0,
-        pid=int(_req(rec, "pid", "bpf/reclaim")), comm=rec.get("comm", ""),
+        t=_t(rec, clock), latency_us=int(_req(rec, "latency_ns", BPF_RECLAIM)) / 1000.0,
+        pid=int(_req(rec, "pid", BPF_RECLAIM)), comm=rec.get("comm", ""),
         kind=rec.get("kind", "direct"), order=rec.get("order"),
         gfp_flags=decode_flags(int(flags), gfp) if flags is not None else None,
         nr_reclaimed=rec.get("nr_reclaimed"))
@@ -204,8 +207,8 @@ def compaction_from_record(rec: dict, status_names: dict[int, str],
                            clock: dict | None = None) -> CompactionStall:
     status = rec.get("status")
     return CompactionStall(
-        t=_t(rec, clock), latency_us=int(_req(rec, "latency_ns", "bpf/compaction")) / 1000.0,
-        pid=int(_req(rec, "pid", "bpf/compaction")), comm=rec.get("comm", ""),
+        t=_t(rec, clock), latency_us=int(_req(rec, "latency_ns", BPF_COMPACTION)) / 1000.0,
+        pid=int(_req(rec, "pid", BPF_COMPACTION)), comm=rec.get("comm", ""),
         status=None if status is None else status_names.get(int(status), str(status)))
 
 
@@ -216,7 +219,7 @@ def parse_folded(text: str) -> list[tuple[str, int]]:
             continue
         stack, sep, count = line.rpartition(" ")
         if not sep or not stack or not count.isdigit():
-            raise ParseError(f"bpf/fault_stacks.folded: line {n} is not 'frames count': {line[:80]!r}")
+            raise ParseError(f"{BPF_FAULT_STACKS_FOLDED}: line {n} is not 'frames count': {line[:80]!r}")
         out.append((stack, int(count)))
     return out
 
@@ -295,43 +298,43 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     status_names = part(FORMATS, lambda: symbolic_table(formats[COMPACTION_END], "status")
                         if formats.get(COMPACTION_END) else {}, {})
 
-    data.oom_kills = part("bpf/oom_kill", lambda: sorted(
-        (oom_kill_from_record(r, clock) for r in streams.get("bpf/oom_kill", [])), key=lambda k: k.t), [])
-    data.reclaim = part("bpf/reclaim", lambda: sorted(
-        (reclaim_from_record(r, gfp, clock) for r in streams.get("bpf/reclaim", [])), key=lambda s: s.t), [])
-    data.kswapd_wakes = part("bpf/kswapd_wake", lambda: sorted(
-        (_t(r, clock), int(_req(r, "nid", "bpf/kswapd_wake")), int(_req(r, "order", "bpf/kswapd_wake")))
-        for r in streams.get("bpf/kswapd_wake", [])), [])
-    data.compaction = part("bpf/compaction", lambda: sorted(
-        (compaction_from_record(r, status_names, clock) for r in streams.get("bpf/compaction", [])),
+    data.oom_kills = part(BPF_OOM_KILL, lambda: sorted(
+        (oom_kill_from_record(r, clock) for r in streams.get(BPF_OOM_KILL, [])), key=lambda k: k.t), [])
+    data.reclaim = part(BPF_RECLAIM, lambda: sorted(
+        (reclaim_from_record(r, gfp, clock) for r in streams.get(BPF_RECLAIM, [])), key=lambda s: s.t), [])
+    data.kswapd_wakes = part(BPF_KSWAPD_WAKE, lambda: sorted(
+        (_t(r, clock), int(_req(r, "nid", BPF_KSWAPD_WAKE)), int(_req(r, "order", BPF_KSWAPD_WAKE)))
+        for r in streams.get(BPF_KSWAPD_WAKE, [])), [])
+    data.compaction = part(BPF_COMPACTION, lambda: sorted(
+        (compaction_from_record(r, status_names, clock) for r in streams.get(BPF_COMPACTION, [])),
         key=lambda s: s.t), [])
 
-    folded = files.get("bpf/fault_stacks.folded")
+    folded = files.get(BPF_FAULT_STACKS_FOLDED)
     if folded is not None:
-        data.fault_stacks = part("bpf/fault_stacks.folded",
+        data.fault_stacks = part(BPF_FAULT_STACKS_FOLDED,
                                  lambda: parse_folded(folded.decode("utf-8", "surrogateescape")), [])
 
     def fault_side() -> None:
-        meta = _json(files.get("bpf/fault_stacks.json"), "bpf/fault_stacks.json") or {}
+        meta = _json(files.get(BPF_FAULT_STACKS_JSON), BPF_FAULT_STACKS_JSON) or {}
         data.fault_sample_period = int(meta.get("sample_period") or 1)
         # Bundles written before the perf-event sampler name no source.
         data.fault_source = str(meta.get("source") or "")
         data.fault_sampling_error = str(meta.get("sampling_error") or "")
         data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
 
-    part("bpf/fault_stacks.json", fault_side, None)
+    part(BPF_FAULT_STACKS_JSON, fault_side, None)
 
     def majfaults() -> dict[tuple[int, str], int]:
         out: dict[tuple[int, str], int] = {}
-        maj = _json(files.get("bpf/majfault_by_proc"), "bpf/majfault_by_proc") or {}
+        maj = _json(files.get(BPF_MAJFAULT_BY_PROC), BPF_MAJFAULT_BY_PROC) or {}
         for row in maj.get("processes", []):
             key = (int(row["pid"]), str(row["comm"]))
             out[key] = out.get(key, 0) + int(row["majfaults"])
         return out
 
-    data.majfaults_by_proc = part("bpf/majfault_by_proc", majfaults, {})
-    data.heap_growth = part("bpf/heap_growth", lambda: list(
-        (_json(files.get("bpf/heap_growth"), "bpf/heap_growth") or {}).get("entries", [])), [])
+    data.majfaults_by_proc = part(BPF_MAJFAULT_BY_PROC, majfaults, {})
+    data.heap_growth = part(BPF_HEAP_GROWTH, lambda: list(
+        (_json(files.get(BPF_HEAP_GROWTH), BPF_HEAP_GROWTH) or {}).get("entries", [])), [])
 
     return data
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from snapcollect.bundle.names import KMSG
 from snapcollect.parsers.records import KmsgLine, OomKill
 
 # The comm ends at the ")" followed by the sizes, a comma or the line's end,
@@ -73,7 +74,7 @@ def oom_kills_from_kmsg(lines: list[KmsgLine]) -> list[tuple[OomKill, list[KmsgL
             total_vm_kb=sizes.get("total-vm"), anon_rss_kb=sizes.get("anon-rss"),
             file_rss_kb=sizes.get("file-rss"), shmem_rss_kb=sizes.get("shmem-rss"),
             pgtables_kb=sizes.get("pgtables"), uid=sizes.get("uid"),
-            oom_score_adj=sizes.get("oom_score_adj"), sources=("kmsg",))
+            oom_score_adj=sizes.get("oom_score_adj"), sources=(KMSG,))
         out.append((kill, used + [ln]))
         summary, used, trigger_comm, trigger_pid = {}, [], None, None
     return out

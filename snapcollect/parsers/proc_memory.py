@@ -15,6 +15,7 @@ Sample (kernel 6.1, cgroup v1)::
 
 from __future__ import annotations
 
+from snapcollect.bundle.names import PROCS_MEMORY
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.records import CgroupLimit, StatusMemory
 
@@ -27,7 +28,7 @@ def _kb(text: str, line: str) -> int | None:
     if not text:
         return None
     if not text.isdigit() or len(text) > 18:
-        raise ParseError(f"procs/memory: not a size in kB {text[:20]!r} in {line.strip()[:80]!r}")
+        raise ParseError(f"{PROCS_MEMORY}: not a size in kB {text[:20]!r} in {line.strip()[:80]!r}")
     return int(text)
 
 
@@ -37,7 +38,7 @@ def _bytes(text: str, line: str) -> int | None:
     try:
         v = int(text)
     except ValueError:
-        raise ParseError(f"procs/memory: not a byte count {text[:20]!r} in {line.strip()[:80]!r}") from None
+        raise ParseError(f"{PROCS_MEMORY}: not a byte count {text[:20]!r} in {line.strip()[:80]!r}") from None
     return None if v < 0 or v >= NO_LIMIT_FROM else v
 
 
@@ -45,7 +46,7 @@ def parse_proc_memory(text: str) -> tuple[list[StatusMemory], dict[str, CgroupLi
     lines = text.split("\n")
     head = lines[0].rstrip("\r").split("\t") if lines else []
     if head[:2] != ["pid", "Name"] or "cgroup" not in head:
-        raise ParseError("procs/memory: missing the 'pid<TAB>Name<TAB>VmRSS...' header")
+        raise ParseError(f"{PROCS_MEMORY}: missing the 'pid<TAB>Name<TAB>VmRSS...' header")
     col = {h: i for i, h in enumerate(head)}
     procs: list[StatusMemory] = []
     groups: dict[str, CgroupLimit] = {}
@@ -55,12 +56,12 @@ def parse_proc_memory(text: str) -> tuple[list[StatusMemory], dict[str, CgroupLi
         parts = line.split("\t")
         if parts[0] == "cgroup":
             if len(parts) != 4:
-                raise ParseError(f"procs/memory: a cgroup line has 4 fields: {line.strip()[:80]!r}")
+                raise ParseError(f"{PROCS_MEMORY}: a cgroup line has 4 fields: {line.strip()[:80]!r}")
             limit = _bytes(parts[3], line)
             groups[parts[1]] = CgroupLimit(parts[1], _bytes(parts[2], line), limit)
             continue
         if len(parts) != len(head) or not parts[0].isdigit() or len(parts[0]) > 10:
-            raise ParseError(f"procs/memory: unexpected line {line.strip()[:80]!r}")
+            raise ParseError(f"{PROCS_MEMORY}: unexpected line {line.strip()[:80]!r}")
         v = {f: _kb(parts[col[f]], line) if f in col else None for f in FIELDS}
         procs.append(StatusMemory(int(parts[0]), parts[col["Name"]], v["VmRSS"], v["RssAnon"], v["RssFile"],
                                  v["RssShmem"], v["VmSwap"], v["VmLck"], v["VmPin"], parts[col["cgroup"]]))

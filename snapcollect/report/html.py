@@ -21,6 +21,7 @@ from html import escape
 from markupsafe import Markup
 
 from snapcollect import __version__
+from snapcollect.bundle.names import KMSG
 from snapcollect.report import formatting as F
 from snapcollect.report import markdown_escape
 from snapcollect.report.model import (Chart, FlameGraph, KeyValues, Paragraph, Preformatted, Report, Section,
@@ -229,7 +230,7 @@ class _Builder:
         if isinstance(b, Preformatted):
             # Log lines wrap on screen (a kernel log line runs past any page);
             # command output keeps its columns and scrolls.
-            log = any(x == "kmsg" or x.startswith("kmsg") for x in b.source)
+            log = any(x == KMSG or x.startswith(KMSG) for x in b.source)
             return {"type": "pre", "text": b.text.rstrip("\n"), "caption": b.caption, "source": b.source,
                     "collapsed": b.collapsed, "collapsed_note": b.collapsed_note,
                     "pre_class": "log" if log else "", "for_print": self.for_print}

@@ -19,6 +19,13 @@ from snapcollect.analysis.findings import rules as _rules  # noqa: F401  (regist
 from snapcollect.analysis.findings.rule import REGISTRY, Hit, Rule, SkipRule
 from snapcollect.analysis.model import Model, build_model
 from snapcollect.analysis.results import SEVERITY_ORDER, Evidence, Finding, SkippedRule
+from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, KMSG, NODES_MEMINFO, NODES_NUMASTAT,
+                                      NODE_DIR_PREFIX, NODE_PREFIX, PROCS_PREFIX, PROC_BUDDYINFO,
+                                      PROC_MEMINFO, PROC_PRESSURE_MEMORY, PROC_SLABINFO, PROC_SWAPS,
+                                      PROC_SYS_VM, PROC_VMSTAT, PROC_ZONEINFO, SERIES_CGROUPS_MEMORY,
+                                      SERIES_NODES_NUMASTAT, SERIES_PROCS, SERIES_PROC_MEMINFO,
+                                      SERIES_PROC_PRESSURE_MEMORY, SERIES_PROC_VMSTAT, SYS_THP,
+                                      series_source)
 
 
 def all_rules() -> list[Rule]:
@@ -36,25 +43,25 @@ def get_rule(key: str) -> Rule:
 
 def _series_len(ds: Dataset, name: str) -> int | None:
     return {
-        "series/proc/vmstat": len(ds.vmstat),
-        "series/proc/meminfo": len(ds.meminfo),
-        "series/proc/pressure/memory": len(ds.psi),
-        "series/procs": len(ds.procs),
-        "series/sys/node/numastat": len(ds.numa),
-        "series/cgroups/memory": len(ds.memcgs),
+        SERIES_PROC_VMSTAT: len(ds.vmstat),
+        SERIES_PROC_MEMINFO: len(ds.meminfo),
+        SERIES_PROC_PRESSURE_MEMORY: len(ds.psi),
+        SERIES_PROCS: len(ds.procs),
+        SERIES_NODES_NUMASTAT: len(ds.numa),
+        SERIES_CGROUPS_MEMORY: len(ds.memcgs),
     }.get(name)
 
 
 # Series that need two samples to give a delta; meminfo is a level.
-_NEED_TWO = {"series/proc/vmstat", "series/proc/pressure/memory", "series/procs",
-             "series/sys/node/numastat"}
+_NEED_TWO = {SERIES_PROC_VMSTAT, SERIES_PROC_PRESSURE_MEMORY, SERIES_PROCS,
+             SERIES_NODES_NUMASTAT}
 
 _SNAPSHOT_FIELDS = {
-    "proc/meminfo": "meminfo", "proc/vmstat": "vmstat", "proc/swaps": "swaps",
-    "proc/slabinfo": "slabinfo", "proc/buddyinfo": "buddyinfo", "proc/zoneinfo": "zoneinfo",
-    "proc/pressure/memory": "psi", "proc/sys/vm": "sysvm",
-    "sys/kernel/mm/transparent_hugepage": "thp", "cgroups/memory": "cgroups",
-    "sys/node/numastat": "numastat", "sys/node/meminfo": "numa_meminfo",
+    PROC_MEMINFO: "meminfo", PROC_VMSTAT: "vmstat", PROC_SWAPS: "swaps",
+    PROC_SLABINFO: "slabinfo", PROC_BUDDYINFO: "buddyinfo", PROC_ZONEINFO: "zoneinfo",
+    PROC_PRESSURE_MEMORY: "psi", PROC_SYS_VM: "sysvm",
+    SYS_THP: "thp", CGROUPS_MEMORY: "cgroups",
+    NODES_NUMASTAT: "numastat", NODES_MEMINFO: "numa_meminfo",
 }
 
 
@@ -63,13 +70,13 @@ def _missing_reason(ds: Dataset, name: str) -> str | None:
     if name in ds.missing:
         status, reason = ds.missing[name]
         return f"{status}: {reason}" if reason else status
-    if name.startswith("sys/node/") or name.startswith("series/sys/node/"):
+    if series_source(name).startswith(NODE_PREFIX):
         # per-node artifacts are named sys/node/node<N>/...: report the first
         base = name.split("@")[0].rsplit("/", 1)[-1]
         for n, (status, reason) in sorted(ds.missing.items()):
-            if n.startswith(name.split("sys/node/")[0] + "sys/node/node") and base in n:
+            if n.startswith(name.split(NODE_PREFIX)[0] + NODE_DIR_PREFIX) and base in n:
                 return f"{status}: {reason}" if reason else status
-    if name.startswith("bpf/"):
+    if name.startswith(BPF_PREFIX):
         status = _bpf_status(ds, name)
         if status and status[0] != "ok":
             return f"{status[0]}: {status[1]}" if status[1] else status[0]
@@ -97,15 +104,15 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
         if why:
             return False, why
         return False, ("not in this bundle" if n == 0 else f"{n} sample; {need} needed")
-    if name.startswith("bpf/"):
+    if name.startswith(BPF_PREFIX):
         st = _bpf_status(ds, name)
         if st and st[0] == "ok":
             return True, ""
         return False, why or "not in this bundle"
-    if name == "kmsg":
+    if name == KMSG:
         if why:
             return False, why
-        listed = any(a.get("name") == "kmsg" for a in ds.manifest.get("artifacts", []))
+        listed = any(a.get("name") == KMSG for a in ds.manifest.get("artifacts", []))
         if ds.kmsg or listed:
             return True, ""
         return False, "not in this bundle"
@@ -121,7 +128,7 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
         if value is not None and value != {} and value != []:
             return True, ""
         return False, why or "not in this bundle"
-    if name.startswith("procs/"):       # expensive per-process detail
+    if name.startswith(PROCS_PREFIX):       # expensive per-process detail
         if ds.top:
             return True, ""
         return False, why or "not in this bundle"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH
 from snapcollect.collect.bpf import aggregates, events, program
 from snapcollect.collect.bpf.maps import as_int
 
@@ -51,7 +52,7 @@ class ArtifactWriter:
         return failures
 
     def write_faults(self, errors: dict[str, int], deadline: float) -> None:
-        if "bpf/fault_stacks.folded" in self.unavailable:
+        if BPF_FAULT_STACKS_FOLDED in self.unavailable:
             return
         rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), as_int(v))
                 for k, v in self.maps.items("fault_counts") if k.tgid not in self.own_tgids]
@@ -62,8 +63,8 @@ class ArtifactWriter:
             lambda sid: self.resolver.kernel_frames("stacks", sid),
             sampler=self.sampler_kind)
         meta["stacks_unresolved"] = self.resolver.unresolved
-        self.writer.add_file("bpf/fault_stacks.folded", text, sample_period=self.plan.fault_period)
-        self.writer.add_file("bpf/fault_stacks.json", json.dumps(meta, indent=1))
+        self.writer.add_file(BPF_FAULT_STACKS_FOLDED, text, sample_period=self.plan.fault_period)
+        self.writer.add_file(BPF_FAULT_STACKS_JSON, json.dumps(meta, indent=1))
 
     def write_majfaults(self, errors: dict[str, int], _deadline: float) -> None:
         if program.MAJFAULT_ARTIFACT in self.unavailable:
@@ -73,7 +74,7 @@ class ArtifactWriter:
                              json.dumps(aggregates.majfault_document(rows, errors), indent=1))
 
     def write_heap(self, errors: dict[str, int], deadline: float) -> None:
-        if "bpf/heap_growth" in self.unavailable:
+        if BPF_HEAP_GROWTH in self.unavailable:
             return
         rows = [aggregates.HeapRow(k.tgid, k.ustack, k.kind, events.cstr(bytes(k.comm)), int(v.calls),
                                    int(v.grow_bytes), int(v.shrink_bytes), int(v.calls_no_baseline))
@@ -82,4 +83,4 @@ class ArtifactWriter:
         doc = aggregates.heap_document(
             rows, errors, lambda tgid, sid: self.resolver.user_frames("sys_stacks", tgid, sid, deadline))
         doc["stacks_unresolved"] = self.resolver.unresolved
-        self.writer.add_file("bpf/heap_growth", json.dumps(doc, indent=1))
+        self.writer.add_file(BPF_HEAP_GROWTH, json.dumps(doc, indent=1))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import struct
 
+from snapcollect.bundle.names import BPF_COMPACTION, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM
+
 EV_OOM, EV_RECLAIM, EV_KSWAPD, EV_COMPACTION, EV_TASK = 1, 2, 3, 4, 5
 
 HEAD = struct.Struct("=IIIIQ16s")                 # struct ev_head, 40 bytes
@@ -25,8 +27,8 @@ RECLAIM = struct.Struct("=" + HEAD.format[1:] + "QQQiI")
 KSWAPD = struct.Struct("=" + HEAD.format[1:] + "QiiiI")
 COMPACTION = struct.Struct("=" + HEAD.format[1:] + "QiI")
 
-STREAMS = {EV_OOM: "bpf/oom_kill", EV_RECLAIM: "bpf/reclaim", EV_KSWAPD: "bpf/kswapd_wake",
-           EV_COMPACTION: "bpf/compaction"}
+STREAMS = {EV_OOM: BPF_OOM_KILL, EV_RECLAIM: BPF_RECLAIM, EV_KSWAPD: BPF_KSWAPD_WAKE,
+           EV_COMPACTION: BPF_COMPACTION}
 
 # Bits of ev_oom.fields, in the order the C sets them.
 OOM_FIELDS = ("comm", "total_vm", "anon_rss", "file_rss", "shmem_rss", "uid", "pgtables", "oom_score_adj")

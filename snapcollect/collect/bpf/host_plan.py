@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import textwrap
 
+from snapcollect.bundle.names import BPF_HEAP_GROWTH
 from snapcollect.collect.bpf import capabilities, program, tracefs
 
 HEAP_TRACE_OFF = ("not traced by default: the brk/mmap syscall tracepoints slow every syscall on "
@@ -51,7 +52,7 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
         # here, benchmarks/bench_fault_overhead.py --syscalls). By default
         # growth comes from what costs nothing extra: the RSS and vsize
         # series of every process (/proc/PID/stat) and the sampled page-fault stacks.
-        heap_tps = {tp for groups in program.TRACEPOINT_GROUPS["bpf/heap_growth"] for tp in groups}
+        heap_tps = {tp for groups in program.TRACEPOINT_GROUPS[BPF_HEAP_GROWTH] for tp in groups}
         formats = {tp: (None if tp in heap_tps else text) for tp, text in formats.items()}
         reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
         remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}

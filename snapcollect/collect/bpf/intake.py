@@ -14,11 +14,12 @@ from __future__ import annotations
 import ctypes as ct
 from typing import Callable
 
+from snapcollect.bundle.names import BPF_COMPACTION, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM
 from snapcollect.collect.bpf import events, program
 
 # Bounds: keep the bundle small and say how many were left out.
-STREAM_CAP = {"bpf/oom_kill": 10_000, "bpf/reclaim": 100_000, "bpf/kswapd_wake": 50_000,
-              "bpf/compaction": 50_000}
+STREAM_CAP = {BPF_OOM_KILL: 10_000, BPF_RECLAIM: 100_000, BPF_KSWAPD_WAKE: 50_000,
+              BPF_COMPACTION: 50_000}
 CHUNK = 5000
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
+                                      BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
+                                      BPF_RECLAIM)
 from snapcollect.collect.bpf.tracefs import parse_fields
 from snapcollect.collect.resources import package_text
 
@@ -38,23 +41,23 @@ FAULT_KEYS = 40960
 
 # artifact -> tracepoints it needs (all of one group; any group will do)
 TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
-    "bpf/oom_kill": [["oom:mark_victim"]],
-    "bpf/reclaim": [["vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_direct_reclaim_end"],
+    BPF_OOM_KILL: [["oom:mark_victim"]],
+    BPF_RECLAIM: [["vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_direct_reclaim_end"],
                     ["vmscan:mm_vmscan_memcg_reclaim_begin", "vmscan:mm_vmscan_memcg_reclaim_end"]],
-    "bpf/kswapd_wake": [["vmscan:mm_vmscan_wakeup_kswapd"]],
-    "bpf/compaction": [["compaction:mm_compaction_begin", "compaction:mm_compaction_end"]],
-    "bpf/heap_growth": [["syscalls:sys_exit_brk"], ["syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap"]],
+    BPF_KSWAPD_WAKE: [["vmscan:mm_vmscan_wakeup_kswapd"]],
+    BPF_COMPACTION: [["compaction:mm_compaction_begin", "compaction:mm_compaction_end"]],
+    BPF_HEAP_GROWTH: [["syscalls:sys_exit_brk"], ["syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap"]],
 }
 # Attached when present, needed by no artifact on its own: an exec resets
 # a process's brk baseline and symbols, an exit frees its map slots.
 HELPER_TRACEPOINTS = ["sched:sched_process_exec", "sched:sched_process_exit"]
 # Perf software events, not tracepoints.
-MAJFAULT_ARTIFACT = "bpf/majfault_by_proc"
+MAJFAULT_ARTIFACT = BPF_MAJFAULT_BY_PROC
 MAJFAULT_FUNCTION = "on_major_fault"
-FAULT_ARTIFACTS = ("bpf/fault_stacks.folded", "bpf/fault_stacks.json")
+FAULT_ARTIFACTS = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON)
 
-STREAMS = ("bpf/oom_kill", "bpf/reclaim", "bpf/kswapd_wake", "bpf/compaction")
-FILES = ("bpf/fault_stacks.folded", "bpf/fault_stacks.json", "bpf/majfault_by_proc", "bpf/heap_growth")
+STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION)
+FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH)
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}

@@ -29,6 +29,7 @@ import json
 import os
 import time
 
+from snapcollect.bundle.names import BPF_TRACEPOINT_FORMATS
 from snapcollect.collect.bpf import aggregates, capabilities, host_plan, program
 from snapcollect.collect.bpf import compile as bpf_compile
 from snapcollect.collect.bpf.artifacts import ArtifactWriter, read_errors
@@ -39,7 +40,7 @@ from snapcollect.collect.bpf.maps import BccMaps
 from snapcollect.collect.bpf.symbolize import StackResolver
 from snapcollect.collect.bpf.symbols import Symbolizer
 
-FORMATS_ARTIFACT = "bpf/tracepoint_formats"
+FORMATS_ARTIFACT = BPF_TRACEPOINT_FORMATS
 PERF_PAGES = 64                 # per CPU, 256 KiB
 MIN_COMPILE_S = 1.0             # do not start a compile with less time left
 RESOLVE_EVERY_S = 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_HEAP_GROWTH
 from snapcollect.collect.bpf.maps import as_int
 
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
@@ -24,8 +25,8 @@ EEXIST = 17                     # a stack id of -EEXIST: the hash bucket was tak
 
 # the aggregate map, the stack map its keys point into, the artifact it
 # feeds, and the weight that orders the resolving
-RESOLVED_MAPS = (("fault_counts", "stacks", "bpf/fault_stacks.folded", as_int),
-                 ("heap", "sys_stacks", "bpf/heap_growth", lambda v: int(v.grow_bytes)))
+RESOLVED_MAPS = (("fault_counts", "stacks", BPF_FAULT_STACKS_FOLDED, as_int),
+                 ("heap", "sys_stacks", BPF_HEAP_GROWTH, lambda v: int(v.grow_bytes)))
 
 
 class StackResolver:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 
+from snapcollect.bundle.names import node_file
 from snapcollect.collect.sources import Outcome, read_capped
 
 NODE_DIR = "/sys/devices/system/node"
@@ -27,7 +28,7 @@ def nodes() -> list[int]:
 
 def node_source(node: int, fname: str) -> str:
     """Artifact source name: ``sys/node/node0/meminfo``."""
-    return f"sys/node/node{node}/{fname}"
+    return node_file(node, fname)
 
 
 def read_node_file(node: int, fname: str) -> Outcome:

@@ -21,6 +21,9 @@ that brought them:
 
 from __future__ import annotations
 
+from snapcollect.bundle.names import (PROC_BUDDYINFO, PROC_LOADAVG, PROC_MEMINFO, PROC_PAGETYPEINFO,
+                                      PROC_PRESSURE_MEMORY, PROC_SLABINFO, PROC_SWAPS, PROC_SYSVIPC_SHM,
+                                      PROC_UPTIME, PROC_VMSTAT, PROC_ZONEINFO)
 from snapcollect.collect.sources import Outcome, dump_dir, read_capped
 
 KIB = 1024
@@ -29,27 +32,27 @@ MIB = 1024 * KIB
 # artifact source name -> (path, size cap). Order is priority: cheap and
 # important first, so a deadline cuts what matters least.
 SNAPSHOT_FILES: dict[str, tuple[str, int]] = {
-    "proc/meminfo": ("/proc/meminfo", 64 * KIB),
-    "proc/vmstat": ("/proc/vmstat", 64 * KIB),
-    "proc/pressure/memory": ("/proc/pressure/memory", 4 * KIB),
-    "proc/swaps": ("/proc/swaps", 256 * KIB),
-    "proc/uptime": ("/proc/uptime", 4 * KIB),
-    "proc/loadavg": ("/proc/loadavg", 4 * KIB),
-    "proc/buddyinfo": ("/proc/buddyinfo", 64 * KIB),
-    "proc/slabinfo": ("/proc/slabinfo", 4 * MIB),
-    "proc/zoneinfo": ("/proc/zoneinfo", 4 * MIB),
-    "proc/pagetypeinfo": ("/proc/pagetypeinfo", 1 * MIB),
+    PROC_MEMINFO: ("/proc/meminfo", 64 * KIB),
+    PROC_VMSTAT: ("/proc/vmstat", 64 * KIB),
+    PROC_PRESSURE_MEMORY: ("/proc/pressure/memory", 4 * KIB),
+    PROC_SWAPS: ("/proc/swaps", 256 * KIB),
+    PROC_UPTIME: ("/proc/uptime", 4 * KIB),
+    PROC_LOADAVG: ("/proc/loadavg", 4 * KIB),
+    PROC_BUDDYINFO: ("/proc/buddyinfo", 64 * KIB),
+    PROC_SLABINFO: ("/proc/slabinfo", 4 * MIB),
+    PROC_ZONEINFO: ("/proc/zoneinfo", 4 * MIB),
+    PROC_PAGETYPEINFO: ("/proc/pagetypeinfo", 1 * MIB),
     # SysV shared memory segments: size, cpid/lpid, nattch; rss and swap
     # columns only on newer kernels (the parser reads the header); bytes.
-    "proc/sysvipc/shm": ("/proc/sysvipc/shm", 4 * MIB),
+    PROC_SYSVIPC_SHM: ("/proc/sysvipc/shm", 4 * MIB),
 }
 
 # Read at every tick.
 TICK_FILES: dict[str, tuple[str, int]] = {
-    "proc/vmstat": ("/proc/vmstat", 64 * KIB),
-    "proc/meminfo": ("/proc/meminfo", 64 * KIB),
-    "proc/pressure/memory": ("/proc/pressure/memory", 4 * KIB),
-    "proc/uptime": ("/proc/uptime", 4 * KIB),
+    PROC_VMSTAT: ("/proc/vmstat", 64 * KIB),
+    PROC_MEMINFO: ("/proc/meminfo", 64 * KIB),
+    PROC_PRESSURE_MEMORY: ("/proc/pressure/memory", 4 * KIB),
+    PROC_UPTIME: ("/proc/uptime", 4 * KIB),
 }
 
 SYSVM_DIR = "/proc/sys/vm"

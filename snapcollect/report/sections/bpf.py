@@ -11,6 +11,9 @@ from snapcollect.analysis import bpf as A
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.oom import is_memcg_kill, kmsg_lines_for, memcg_of
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_HEAP_GROWTH,
+                                      BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL, BPF_RECLAIM,
+                                      KMSG)
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
 from snapcollect.report.sections.kmsg import log_blocks
@@ -87,7 +90,7 @@ def oom_section(m: Model) -> Section:
     ds = m.ds
     s = m.oom
     sec = Section("oom", "OOM kills")
-    bpf_state = A.bpf_status(ds).get("bpf/oom_kill", ("missing", None))
+    bpf_state = A.bpf_status(ds).get(BPF_OOM_KILL, ("missing", None))
     src = "BPF `oom:mark_victim`" if bpf_state[0] == "ok" else "the kernel log"
     if s.kills:
         rows = []
@@ -155,7 +158,7 @@ def earlier_table(earlier: list) -> Table:
          Column("first_t", "FIRST", "time", "left"), Column("last_t", "LAST", "time", "left"),
          Column("anon", "max anon-rss kB", "kb", unit="kB"), Column("pids", "PIDs (last 5)", align="left")],
         rows, caption=f"{len(earlier)} OOM kill(s) in the kernel log before the window, by command",
-        source=["kmsg"], note="Before the collection started: check whether they belong to this incident.")
+        source=[KMSG], note="Before the collection started: check whether they belong to this incident.")
 
 
 # -- reclaim ------------------------------------------------------------------
@@ -178,12 +181,12 @@ def _hist_blocks(prefix: str, title: str, values_us: list[float], source: str) -
 
 def reclaim_section(ds: Dataset) -> Section:
     sec = Section("reclaim", "Reclaim stalls (direct and memcg)")
-    missing = _not_collected(ds, "bpf/reclaim")
+    missing = _not_collected(ds, BPF_RECLAIM)
     if missing:
         sec.blocks.append(missing)
         return sec
     stalls = ds.bpf.reclaim
-    dropped = (ds.manifest.get("bpf") or {}).get("dropped", {}).get("bpf/reclaim")
+    dropped = (ds.manifest.get("bpf") or {}).get("dropped", {}).get(BPF_RECLAIM)
     if not stalls:
         sec.blocks.append(Paragraph("No direct or memcg reclaim stall during the window "
                                     "(BPF `vmscan:mm_vmscan_{direct,memcg}_reclaim_begin/end`)."))
@@ -208,11 +211,11 @@ def reclaim_section(ds: Dataset) -> Section:
         [{"t": s.t, "comm": s.comm, "pid": s.pid, "lat_ms": s.latency_us / 1000, "pages": s.nr_reclaimed,
           "kind": s.kind, "order": s.order, "gfp": s.gfp_flags} for s in A.worst(stalls, WORST_ROWS)],
         caption=f"Worst reclaim stalls (drsnoop; {min(WORST_ROWS, len(stalls))} of {len(stalls)})",
-        source=["bpf/reclaim"], ranked=True))
+        source=[BPF_RECLAIM], ranked=True))
     hist = Section("reclaim-hist", "Reclaim stall latency", level=3)
     for kind in sorted(kinds):
         hist.blocks += _hist_blocks(f"reclaim-{kind}", f"{kind} reclaim latency (usecs)",
-                                    [s.latency_us for s in stalls if s.kind == kind], "bpf/reclaim")
+                                    [s.latency_us for s in stalls if s.kind == kind], BPF_RECLAIM)
     per = Section("reclaim-by-process", "Reclaim stalls per process", level=3)
     per.blocks.append(Table(
         "reclaim-by-process",
@@ -223,14 +226,14 @@ def reclaim_section(ds: Dataset) -> Section:
         [{"pid": a["pid"], "comm": a["comm"], "kinds": a["kinds"], "count": a["count"],
           "total_ms": a["total_us"] / 1000, "avg_ms": a["avg_us"] / 1000, "max_ms": a["max_us"] / 1000,
           "pages": a["pages"]} for a in A.stalls_by_process(stalls)[:WORST_ROWS]],
-        caption="Time each process spent in reclaim, most first", source=["bpf/reclaim"]))
+        caption="Time each process spent in reclaim, most first", source=[BPF_RECLAIM]))
     sec.subsections += [hist, per]
     return sec
 
 
 def kswapd_section(ds: Dataset) -> Section:
     sec = Section("kswapd", "kswapd wake-ups")
-    missing = _not_collected(ds, "bpf/kswapd_wake")
+    missing = _not_collected(ds, BPF_KSWAPD_WAKE)
     if missing:
         sec.blocks.append(missing)
         return sec
@@ -244,17 +247,17 @@ def kswapd_section(ds: Dataset) -> Section:
         [Column("nid", "NODE"), Column("order", "ORDER"), Column("count", "WAKE-UPS"),
          Column("first_t", "FIRST", "time", "left"), Column("last_t", "LAST", "time", "left")],
         A.kswapd_by_node_order(wakes), caption="kswapd wake-ups by node and allocation order",
-        source=["bpf/kswapd_wake"]))
+        source=[BPF_KSWAPD_WAKE]))
     x, counts = A.per_second([w[0] for w in wakes], ds.window)
     sec.blocks.append(Chart("kswapd-wakes-chart", "kswapd wake-ups per second", x=x,
                             series={"wake-ups/s": counts}, y_label="wake-ups/s",
-                            source=["bpf/kswapd_wake"]))
+                            source=[BPF_KSWAPD_WAKE]))
     return sec
 
 
 def compaction_section(ds: Dataset) -> Section:
     sec = Section("compaction", "Compaction stalls")
-    missing = _not_collected(ds, "bpf/compaction")
+    missing = _not_collected(ds, BPF_COMPACTION)
     if missing:
         sec.blocks.append(missing)
         return sec
@@ -272,14 +275,14 @@ def compaction_section(ds: Dataset) -> Section:
          Column("total_ms", "TOTAL(ms)", ".2f", unit="ms"), Column("max_ms", "MAX(ms)", ".2f", unit="ms")],
         [{"status": a["status"], "count": a["count"], "total_ms": a["total_us"] / 1000,
           "max_ms": a["max_us"] / 1000} for a in A.by_status(stalls)],
-        caption="Compaction runs by result", source=["bpf/compaction"]))
+        caption="Compaction runs by result", source=[BPF_COMPACTION]))
     sec.blocks.append(Table(
         "compaction-worst",
         [TIME, Column("comm", "COMM", align="left"), Column("pid", "PID"),
          Column("lat_ms", "LAT(ms)", ".2f", unit="ms"), Column("status", "STATUS", align="left")],
         [{"t": s.t, "comm": s.comm, "pid": s.pid, "lat_ms": s.latency_us / 1000, "status": s.status}
-         for s in A.worst(stalls, 10)], caption="Longest compaction runs", source=["bpf/compaction"]))
-    sec.blocks += _hist_blocks("compaction", "compaction latency (usecs)", lat, "bpf/compaction")
+         for s in A.worst(stalls, 10)], caption="Longest compaction runs", source=[BPF_COMPACTION]))
+    sec.blocks += _hist_blocks("compaction", "compaction latency (usecs)", lat, BPF_COMPACTION)
     return sec
 
 
@@ -288,7 +291,7 @@ def compaction_section(ds: Dataset) -> Section:
 
 def faults_section(ds: Dataset) -> Section:
     sec = Section("page-faults", "Page faults by stack")
-    missing = _not_collected(ds, "bpf/fault_stacks.folded")
+    missing = _not_collected(ds, BPF_FAULT_STACKS_FOLDED)
     bpf = ds.bpf
     period = bpf.fault_sample_period
     if missing:
@@ -308,26 +311,26 @@ def faults_section(ds: Dataset) -> Section:
                      "they are counted under a `[stack lost]` or `[no user stack]` frame.")
         note += (" Programs built without frame pointers show short stacks ending in the "
                  "library or `[unknown]`. Stacks deeper than 32 frames are drawn with their middle "
-                 "merged into one `[N frames]` frame. The bundle's `bpf/fault_stacks.folded` holds every "
+                 f"merged into one `[N frames]` frame. The bundle's `{BPF_FAULT_STACKS_FOLDED}` holds every "
                  "stack, one `frame;frame;... count` line each with the counts drawn here, as "
                  "flamegraph.pl and speedscope read them: `snapcollect show BUNDLE --extract "
-                 "bpf/fault_stacks.folded | flamegraph.pl > faults.svg`, or open the file in speedscope.")
+                 f"{BPF_FAULT_STACKS_FOLDED} | flamegraph.pl > faults.svg`, or open the file in speedscope.")
         sec.blocks.append(FlameGraph("page-fault-flamegraph", "Page faults (user stacks)",
                                      bpf.fault_stacks, count_name="faults", note=note,
-                                     source=["bpf/fault_stacks.folded"]))
+                                     source=[BPF_FAULT_STACKS_FOLDED]))
         sec.blocks.append(Table(
             "faults-by-command",
             [Column("comm", "COMM", align="left"), Column("faults", "FAULTS (est.)", ",d"),
              Column("share", "%", ".1f", unit="%")],
             [{"comm": c, "faults": n, "share": 100.0 * n / total} for c, n in A.faults_by_command(bpf.fault_stacks)[:15]],
             caption="Page faults per command, estimated from the samples",
-            source=["bpf/fault_stacks.folded"]))
+            source=[BPF_FAULT_STACKS_FOLDED]))
         sec.blocks.append(Preformatted(
             "\n".join(f"{s} {c}" for s, c in A.top_stacks(bpf.fault_stacks, 10)),
             caption="Hottest stacks (folded: command;outermost;...;innermost count)",
-            source=["bpf/fault_stacks.folded"]))
+            source=[BPF_FAULT_STACKS_FOLDED]))
     maj = Section("major-faults", "Major faults per process", level=3)
-    missing = _not_collected(ds, "bpf/majfault_by_proc")
+    missing = _not_collected(ds, BPF_MAJFAULT_BY_PROC)
     if missing:
         maj.blocks.append(missing)
     elif not bpf.majfaults_by_proc:
@@ -340,14 +343,14 @@ def faults_section(ds: Dataset) -> Section:
             [Column("pid", "PID"), Column("comm", "COMM", align="left"), Column("majflt", "MAJFLT", ",d")],
             [{"pid": pid, "comm": comm, "majflt": n} for (pid, comm), n in items],
             caption="Major faults (pages read from disk or swap) per process, every fault counted",
-            source=["bpf/majfault_by_proc"]))
+            source=[BPF_MAJFAULT_BY_PROC]))
     sec.subsections.append(maj)
     return sec
 
 
 def heap_section(ds: Dataset) -> Section:
     sec = Section("heap-growth", "Heap and mapping growth (brk, mmap)")
-    missing = _not_collected(ds, "bpf/heap_growth")
+    missing = _not_collected(ds, BPF_HEAP_GROWTH)
     if missing:
         sec.blocks.append(missing)
         return sec
@@ -362,7 +365,7 @@ def heap_section(ds: Dataset) -> Section:
          Column("mib", "GROWTH(MiB)", ".1f", unit="MiB"), Column("top_stack", "TOP STACK", align="left")],
         [{**r, "mib": _mib(r["bytes"])} for r in rows],
         caption="Bytes added by brk (heap) and mmap (anonymous or file) per process, biggest first",
-        source=["bpf/heap_growth"],
+        source=[BPF_HEAP_GROWTH],
         note="brk growth counts from the first brk call seen for a process; mmap counts the "
              "length of every successful call (unmaps are not subtracted)."))
     return sec

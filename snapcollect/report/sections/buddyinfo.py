@@ -11,6 +11,7 @@ wake kswapd (low) and stall allocators in direct reclaim (min).
 from __future__ import annotations
 
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import PROC_BUDDYINFO, PROC_ZONEINFO, end_of, start_of
 from snapcollect.report.model import Column, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -31,7 +32,7 @@ def buddyinfo_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
     data: dict[str, Table] = {}
     end = ds.end.buddyinfo
     if not end:
-        s.blocks.append(absent(ds, "buddy allocator statistics", "proc/buddyinfo@end"))
+        s.blocks.append(absent(ds, "buddy allocator statistics", end_of(PROC_BUDDYINFO)))
         return [s], data
     page_kb = ds.page_size // 1024
     orders = max(len(z["free"]) for z in end)
@@ -51,7 +52,7 @@ def buddyinfo_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
                    ge3=_share(z["free"], 3), ge9=_share(z["free"], 9))
         rows.append(row)
     t = Table("buddyinfo", cols, rows, caption="Free blocks per order at the end",
-              source=["proc/buddyinfo@end"] + (["proc/buddyinfo@start"] if start else []),
+              source=[end_of(PROC_BUDDYINFO)] + ([start_of(PROC_BUDDYINFO)] if start else []),
               note=f"Order n is a block of 2^n pages of {page_kb} KiB. The last two columns are the share of the "
                    "zone's free memory in blocks of at least order 3 (32 KiB) and 9 (2 MiB): low values mean "
                    "free memory is fragmented and larger allocations need compaction.")
@@ -70,7 +71,8 @@ def buddyinfo_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
                                       Column("free", "free", ".0f", unit="kB"), Column("min", "min", ".0f", unit="kB"),
                                       Column("low", "low", ".0f", unit="kB"), Column("high", "high", ".0f", unit="kB"),
                                       Column("managed", "managed", ".0f", unit="kB")],
-                  wrows, caption="Zone free memory and watermarks at the end (zoneinfo)", source=["proc/zoneinfo@end"],
+                  wrows, caption="Zone free memory and watermarks at the end (zoneinfo)",
+                  source=[end_of(PROC_ZONEINFO)],
                   note="Below low, kswapd reclaims in the background; below min, allocating tasks reclaim "
                        "directly (stall).")
         s.blocks.append(w)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from snapcollect.analysis.cgroup_series import CgroupSeries
 from snapcollect.analysis.cgroups import counter_changes
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import CGROUPS_MEMORY, SERIES_CGROUPS_MEMORY, end_of, start_of
 from snapcollect.parsers.records import MemCgroup
 from snapcollect.report.model import Chart, Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
@@ -101,7 +102,7 @@ def cgroup_sections(m: Model, findings=None) -> tuple[list[Section], dict[str, T
     s = Section("cgroups", "Memory cgroups")
     end = ds.end.memcgs
     if not end:
-        s.blocks.append(absent(ds, "memory cgroup data", "cgroups/memory@end"))
+        s.blocks.append(absent(ds, "memory cgroup data", end_of(CGROUPS_MEMORY)))
         return [s], {}
     start = ds.start.memcgs or {}
     pressure = m.cgroup_pressure
@@ -131,7 +132,8 @@ def cgroup_sections(m: Model, findings=None) -> tuple[list[Section], dict[str, T
         " Time at the limit, refaults and reclaim are over the window, from the cgroup series (else the "
         "start and end snapshots); reclaimed/s is v2 memory.stat pgsteal.")
     t = Table("cgroups", COLUMNS, rows, caption=f"Memory cgroups (cgroup v{version}) holding the most memory, at "
-              "the end", source=["cgroups/memory@start", "cgroups/memory@end"] + (["series/cgroups/memory"] if ds.memcgs else []),
+              "the end",
+              source=[start_of(CGROUPS_MEMORY), end_of(CGROUPS_MEMORY)] + ([SERIES_CGROUPS_MEMORY] if ds.memcgs else []),
               note=note)
     s.blocks.append(t)
     if version == 1:

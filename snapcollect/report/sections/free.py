@@ -10,6 +10,7 @@ from __future__ import annotations
 from snapcollect.analysis.classic import free_w
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import CMD_FREE, PROC_MEMINFO, SERIES_PROC_MEMINFO, end_of
 from snapcollect.report.formatting import iec_kb
 from snapcollect.report.model import Column, Paragraph, Preformatted, Section, Table
 from snapcollect.report.sections.common import absent, snapshot_meminfo
@@ -57,7 +58,7 @@ def free_sections(m: Model) -> list[Section]:
     s = Section("free", "Memory: free -w")
     t = free_table(ds)
     if t is None:
-        s.blocks.append(absent(ds, "memory figures", "proc/meminfo@end", "series/proc/meminfo"))
+        s.blocks.append(absent(ds, "memory figures", end_of(PROC_MEMINFO), SERIES_PROC_MEMINFO))
         return [s]
     s.blocks.append(t)
     m, _, _ = snapshot_meminfo(ds, "end")
@@ -68,5 +69,5 @@ def free_sections(m: Model) -> list[Section]:
     if text:
         s.blocks.append(Preformatted(text.rstrip("\n"), caption="free -w as run by the collector at the end "
                                      "(a moment apart from /proc/meminfo@end, so figures may differ slightly)",
-                                     source=["cmd/free@end"]))
+                                     source=[end_of(CMD_FREE)]))
     return [s]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import KMSG
 from snapcollect.parsers.records import KmsgLine
 from snapcollect.report.formatting import hms
 from snapcollect.report.model import Paragraph, Preformatted, Section
@@ -52,10 +53,10 @@ def log_blocks(lines: list[KmsgLine], caption: str, everything: str, line=None) 
     shown = [k for k in lines if is_memory_line(str(k.text))]
     out: list = []
     if shown:
-        out.append(Preformatted("\n".join(_line_of(k) for k in shown), caption=caption, source=["kmsg"]))
+        out.append(Preformatted("\n".join(_line_of(k) for k in shown), caption=caption, source=[KMSG]))
     if len(shown) < len(lines):
         out.append(Preformatted(
-            "\n".join(_line_of(k) for k in lines), caption=f"{everything} ({len(lines)} lines)", source=["kmsg"],
+            "\n".join(_line_of(k) for k in lines), caption=f"{everything} ({len(lines)} lines)", source=[KMSG],
             collapsed=True,
             collapsed_note=(f"{everything}: {len(lines)} lines, {len(lines) - len(shown)} of them not about "
                             "memory or part of an OOM report's dump, are in the HTML and Markdown reports "
@@ -67,8 +68,8 @@ def kmsg_sections(m: Model) -> list[Section]:
     ds = m.ds
     s = Section("kmsg", "Kernel log")
     if not ds.kmsg:
-        if "kmsg" in ds.missing:
-            s.blocks.append(absent(ds, "kernel log", "kmsg"))
+        if KMSG in ds.missing:
+            s.blocks.append(absent(ds, "kernel log", KMSG))
         else:
             s.blocks.append(Paragraph("The kernel logged nothing during the window."))
         return [s]

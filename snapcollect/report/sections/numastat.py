@@ -7,6 +7,7 @@ From /sys/devices/system/node/node<N>/numastat (pages) and .../meminfo
 from __future__ import annotations
 
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import NODE_MEMINFO, NODE_NUMASTAT, end_of, node_file, series, start_of
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -44,8 +45,8 @@ def numastat_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
         end = ds.numa[-1].value
         start = ds.numa[0].value
     if end:
-        src = (["sys/node/node*/numastat@start", "sys/node/node*/numastat@end"] if ds.end.numastat
-               else ["series/sys/node/node*/numastat"])
+        every_node = node_file("*", NODE_NUMASTAT)
+        src = [start_of(every_node), end_of(every_node)] if ds.end.numastat else [series(every_node)]
         t = _per_node("numastat", "numastat at the end and change over the window (pages)", COUNTERS, start, end,
                       "d", "pages", src,
                       "numa_miss: allocated here although another node was preferred; numa_foreign: meant for "
@@ -53,11 +54,11 @@ def numastat_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
         s.blocks.append(t)
         data[t.id] = t
     else:
-        s.blocks.append(absent(ds, "NUMA counters", "sys/node/node0/numastat@end"))
+        s.blocks.append(absent(ds, "NUMA counters", end_of(node_file(0, NODE_NUMASTAT))))
     if ds.end.numa_meminfo:
         t = _per_node("numastat-m", "Per-node memory at the end and change (kB, as numastat -m in kB)", MEMINFO,
                       ds.start.numa_meminfo, ds.end.numa_meminfo, ".0f", "kB",
-                      ["sys/node/node*/meminfo@start", "sys/node/node*/meminfo@end"],
+                      [start_of(node_file("*", NODE_MEMINFO)), end_of(node_file("*", NODE_MEMINFO))],
                       "HugePages_* are page counts.")
         s.blocks.append(t)
         data[t.id] = t

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.pidstat import PidstatRow, pidstat_r
+from snapcollect.bundle.names import SERIES_PROCS, SERIES_PROC_MEMINFO, SERIES_PROC_UPTIME
 from snapcollect.report.formatting import hms
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
@@ -43,10 +44,10 @@ def pidstat_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
     ds = m.ds
     s = Section("pidstat-r", "Page faults per process: pidstat -r")
     if len(ds.procs) < 2:
-        s.blocks.append(absent(ds, "per-process samples (needs two)", "series/procs"))
+        s.blocks.append(absent(ds, "per-process samples (needs two)", SERIES_PROCS))
         return [s], {}
     rows = [r for r in pidstat_r(ds.procs, m.mem_total_kb, ds.uptime, ds.clk_tck, m.lives) if r.minflt or r.majflt]
-    src = ["series/procs", "series/proc/uptime", "series/proc/meminfo"]
+    src = [SERIES_PROCS, SERIES_PROC_UPTIME, SERIES_PROC_MEMINFO]
     full = Table("pidstat-r", COLUMNS, [_row(r) for r in rows], caption="pidstat -r over the window", source=src,
                  note=NOTE)
     if not rows:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.processes import largest_mappings, mapping_split, top_by_pss
+from snapcollect.bundle.names import PID_SMAPS, PROCS_TOP, pid_file
 from snapcollect.parsers.records import ProcDetail
 from snapcollect.report.model import Column, KeyValues, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent, why_missing
@@ -54,7 +55,8 @@ def _crosscheck(d: ProcDetail, kbytes: int, rss: int, dirty: int) -> Paragraph |
 def pmap_section(d: ProcDetail, why: str = "") -> Section:
     s = Section(f"pmap-{d.pid}", f"pmap -x {d.pid} ({d.comm})", level=3)
     if not d.mappings:
-        s.blocks.append(Paragraph(f"No mappings for pid {d.pid}: {why or f'`procs/{d.pid}/smaps` not collected'}."))
+        why = why or f"`{pid_file(d.pid, PID_SMAPS)}` not collected"
+        s.blocks.append(Paragraph(f"No mappings for pid {d.pid}: {why}."))
         return s
     split = mapping_split(d.mappings)
     s.blocks.append(KeyValues([
@@ -74,7 +76,7 @@ def pmap_section(d: ProcDetail, why: str = "") -> Section:
     shown = len(rows)
     s.blocks.append(Table(f"pmap-{d.pid}", COLUMNS, rows, footer=footer,
                           caption=f"The {shown} largest of {len(d.mappings)} mappings by RSS",
-                          source=[f"procs/{d.pid}/smaps"],
+                          source=[pid_file(d.pid, PID_SMAPS)],
                           note="Dirty = Shared_Dirty + Private_Dirty; Mode as pmap (s = shared); the total row "
                                "covers every mapping."))
     check = _crosscheck(d, split.kbytes, split.rss_kb, split.dirty_kb)
@@ -105,29 +107,29 @@ def _summary_row(d: ProcDetail, why: str) -> dict:
     split = mapping_split(d.mappings)
     return {"pid": d.pid, "comm": d.comm, "rss_kb": split.rss_kb, "pss_kb": split.pss_kb,
             "anon_kb": split.anon_rss_kb, "file_kb": split.file_rss_kb, "swap_kb": split.swap_kb,
-            "mappings": len(d.mappings), "why": f"procs/{d.pid}/smaps", "cmdline": one_line(d.cmdline) or None}
+            "mappings": len(d.mappings), "why": pid_file(d.pid, PID_SMAPS), "cmdline": one_line(d.cmdline) or None}
 
 
 def pmap_sections(m: Model, involved: set[int] | frozenset[int] = frozenset()) -> list[Section]:
     ds = m.ds
     s = Section("pmap", "Mappings of the top processes: pmap -x")
     if not ds.top:
-        s.blocks.append(absent(ds, "per-process mappings", "procs/top"))
+        s.blocks.append(absent(ds, "per-process mappings", PROCS_TOP))
         return [s]
     ordered = top_by_pss(ds.top)
     detail = [d for d in ordered if d.pid in involved]
     rest = [d for d in ordered if d.pid not in involved]
     if rest:
-        rows = [_summary_row(d, why_missing(ds, f"procs/{d.pid}/smaps").strip("`") if not d.mappings else "")
+        rows = [_summary_row(d, why_missing(ds, pid_file(d.pid, PID_SMAPS)).strip("`") if not d.mappings else "")
                 for d in rest]
         s.blocks.append(Table(
             "pmap-summary", SUMMARY_COLUMNS, rows,
             caption=(f"The other {_n_processes(len(rest))} of the top by PSS" if detail else
                      f"The top {_n_processes(len(rest))} by PSS"),
-            source=sorted({f"procs/{d.pid}/smaps" for d in rest}),
+            source=sorted({pid_file(d.pid, PID_SMAPS) for d in rest}),
             note=("Full pmap -x below only for the processes the findings involve (culprits, victims, top "
                   "growers); every process's smaps is in the bundle (the Detail column names it)."
                   if detail else "No finding involves one of these processes, so none gets its full "
                   "pmap -x here; each one's smaps is in the bundle (the Detail column names it).")))
-    s.subsections = [pmap_section(d, why_missing(ds, f"procs/{d.pid}/smaps")) for d in detail]
+    s.subsections = [pmap_section(d, why_missing(ds, pid_file(d.pid, PID_SMAPS))) for d in detail]
     return [s]

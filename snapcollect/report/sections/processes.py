@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.processes import MIN_GROWTH_KB, top_by_pss, top_by_rss
+from snapcollect.bundle.names import PID_SMAPS_ROLLUP, PROCS_TOP, SERIES_PROCS, pid_file
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
 from snapcollect.report.sections.pmap import one_line
@@ -40,7 +41,7 @@ def process_sections(m: Model, top_n: int = 15) -> tuple[list[Section], dict[str
                  "swap_kb": p.swap_kb, "state": p.state, "rss_first_kb": p.rss_first_kb,
                  "growth_kb": p.growth_kb, "comm": p.comm} for p in top]
         t = Table("processes-rss", RSS_COLUMNS, rows, caption=f"Top {len(rows)} processes by RSS at the end",
-                  source=["series/procs"],
+                  source=[SERIES_PROCS],
                   note="RSS counts shared pages in every process mapping them; SWAP is VmSwap. "
                        "RSS start is the first sample of the window (or the process's first sample).")
         s.blocks.append(t)
@@ -53,7 +54,7 @@ def process_sections(m: Model, top_n: int = 15) -> tuple[list[Section], dict[str
                      "shape": g.trend.kind, "rate_kb_s": g.rate_kb_s, "seconds_left": left.get(g.pid),
                      "t_first": g.first_t, "t_peak": g.peak_t, "t_last": g.last_t} for g in growers]
             g = Table("processes-growth", GROW_COLUMNS, rows, caption="Largest growth of RSS + swap over the window",
-                      source=["series/procs"],
+                      source=[SERIES_PROCS],
                       note=f"Growth is from each process's first sample to its peak of RSS + VmSwap; at least "
                            f"{MIN_GROWTH_KB // 1024} MiB. Shape: steady (a line fits it: its slope is the "
                            f"rate), step (one interval holds half the rise or more: no rate), irregular. "
@@ -65,16 +66,16 @@ def process_sections(m: Model, top_n: int = 15) -> tuple[list[Section], dict[str
             s.blocks.append(Paragraph(f"No process grew its RSS by {MIN_GROWTH_KB // 1024} MiB or more "
                                       "during the window."))
     else:
-        s.blocks.append(absent(ds, "per-process samples", "series/procs"))
+        s.blocks.append(absent(ds, "per-process samples", SERIES_PROCS))
     if ds.top:
         rows = [{"pid": d.pid, "rss_kb": d.rss_kb, "pss_kb": d.pss_kb, "swap_kb": d.swap_kb, "comm": d.comm,
                  "cmdline": one_line(d.cmdline, 80)}
                 for d in top_by_pss(ds.top)]
         p = Table("processes-pss", PSS_COLUMNS, rows, caption="Top processes by PSS at the end (smaps_rollup)",
-                  source=["procs/top"] + [f"procs/{d.pid}/smaps_rollup" for d in ds.top],
+                  source=[PROCS_TOP] + [pid_file(d.pid, PID_SMAPS_ROLLUP) for d in ds.top],
                   note="PSS shares each page among the processes mapping it, so PSS adds up across processes.")
         s.blocks.append(p)
         data[p.id] = p
     else:
-        s.blocks.append(absent(ds, "per-process detail (smaps)", "procs/top"))
+        s.blocks.append(absent(ds, "per-process detail (smaps)", PROCS_TOP))
     return [s], data

@@ -14,17 +14,19 @@ import dataclasses
 from snapcollect.analysis import sar as S
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import (PROC_PRESSURE_MEMORY, SERIES_PROC_MEMINFO,
+                                      SERIES_PROC_PRESSURE_MEMORY, SERIES_PROC_VMSTAT, end_of)
 from snapcollect.report.model import Chart, Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import TIME, absent, thin_indexes
 
 MAX_ROWS = 120
 
 SECTIONS = (
-    ("sar-B", "Paging: sar -B", S.sar_B, ("series/proc/vmstat",)),
-    ("sar-r", "Memory utilization: sar -r ALL", S.sar_r, ("series/proc/meminfo",)),
-    ("sar-S", "Swap space: sar -S", S.sar_S, ("series/proc/meminfo",)),
-    ("sar-W", "Swapping: sar -W", S.sar_W, ("series/proc/vmstat",)),
-    ("sar-H", "Hugepages: sar -H", S.sar_H, ("series/proc/meminfo",)),
+    ("sar-B", "Paging: sar -B", S.sar_B, (SERIES_PROC_VMSTAT,)),
+    ("sar-r", "Memory utilization: sar -r ALL", S.sar_r, (SERIES_PROC_MEMINFO,)),
+    ("sar-S", "Swap space: sar -S", S.sar_S, (SERIES_PROC_MEMINFO,)),
+    ("sar-W", "Swapping: sar -W", S.sar_W, (SERIES_PROC_VMSTAT,)),
+    ("sar-H", "Hugepages: sar -H", S.sar_H, (SERIES_PROC_MEMINFO,)),
 )
 
 
@@ -83,7 +85,7 @@ def memory_chart(ds: Dataset) -> Chart | None:
     return Chart("chart-memory", "Memory breakdown", x,
                  {"anon (AnonPages)": anon, "page cache (Cached + Buffers)": cache, "slab (Slab)": slab,
                   "other kernel (rest of MemTotal)": other, "free (MemFree)": free},
-                 y_label="MiB", kind="stacked", source=["series/proc/meminfo"],
+                 y_label="MiB", kind="stacked", source=[SERIES_PROC_MEMINFO],
                  note="Cached includes Shmem (tmpfs, shared memory); 'other kernel' is MemTotal minus the "
                       "four others: page tables, kernel stacks, vmalloc, drivers, hugetlb pool.")
 
@@ -144,7 +146,7 @@ def psi_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
             s.blocks.append(Paragraph("Only one pressure sample: the window's stall share needs two."))
         else:
             s.blocks.append(absent(ds, "pressure stall information (PSI needs kernel 4.20+ and psi=1)",
-                                   "series/proc/pressure/memory", "proc/pressure/memory@end"))
+                                   SERIES_PROC_PRESSURE_MEMORY, end_of(PROC_PRESSURE_MEMORY)))
         return [s], {}
     thin, step = thinned(ds)
     _, shown = _shown(S.sar_q_mem, ds, thin, step)

@@ -9,6 +9,8 @@ section.
 from __future__ import annotations
 
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import (FS_MEMFS, PROCS_MEMORY, PROCS_OPEN_DELETED, PROC_SYSVIPC_SHM, end_of,
+                                      start_of)
 from snapcollect.report.formatting import iec_kb
 from snapcollect.report.model import Column, Paragraph, Section, Table
 
@@ -42,7 +44,7 @@ def shmem_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
              "deleted_kb": u.deleted_open_kb, "holders": ", ".join(u.holders) or "none"} for u in f.mounts]
     if rows:
         t = Table("shmem-mounts", MOUNT_COLUMNS, rows, caption="Memory file systems (tmpfs, hugetlbfs, ramfs)",
-                  source=["fs/memfs@start", "fs/memfs@end", "procs/open-deleted@end"],
+                  source=[start_of(FS_MEMFS), end_of(FS_MEMFS), end_of(PROCS_OPEN_DELETED)],
                   note="One row per file system (bind mounts of one share a row). Used: statvfs blocks "
                        "in use (ramfs keeps no count). Held by: processes with a deleted file there still "
                        f"open ({f.deleted_scan or 'fd scan not collected'}), or mapping a file there "
@@ -55,7 +57,7 @@ def shmem_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
                  "swap_kb": None if g.swap_bytes is None else g.swap_bytes // 1024, "nattch": g.nattch,
                  "cpid": g.cpid, "lpid": g.lpid, "locked": "SHM_LOCK" if g.locked else ""} for g in f.segments[:20]]
         t = Table("shmem-sysv", SHM_COLUMNS, rows, caption="SysV shared memory segments at the end (ipcs -m)",
-                  source=["proc/sysvipc/shm@end"])
+                  source=[end_of(PROC_SYSVIPC_SHM)])
         s.blocks.append(t)
         data[t.id] = t
     else:
@@ -64,7 +66,7 @@ def shmem_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
         rows = [{"pid": p.pid, "comm": p.comm, "shmem_kb": p.shmem_kb, "rss_kb": p.rss_kb,
                  "locked_kb": p.locked_kb, "swap_kb": p.swap_kb} for p in f.processes]
         t = Table("shmem-processes", PROC_COLUMNS, rows, caption="Processes by shared memory mapped (RssShmem)",
-                  source=["procs/memory@end"])
+                  source=[end_of(PROCS_MEMORY)])
         s.blocks.append(t)
         data[t.id] = t
     return [s], data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from snapcollect.analysis import slab
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import PROC_SLABINFO, end_of, start_of
 from snapcollect.report.model import Column, KeyValues, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -23,7 +24,7 @@ def slabtop_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
     end = ds.end.slabinfo
     if end is None:
         s.blocks.append(absent(ds, "slab statistics (/proc/slabinfo is readable by root only)",
-                               "proc/slabinfo@end"))
+                               end_of(PROC_SLABINFO)))
         return [s], {}
     ps = ds.page_size
     sm = slab.summary(end)
@@ -44,7 +45,8 @@ def slabtop_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
              "slabs": c.num_slabs, "per_slab": c.objperslab, "cache_kb": slab.cache_size_kb(c, ps), "name": c.name}
             for c in slab.largest(end, ps, len(end))]
     full = Table("slabtop", COLUMNS, rows, caption="Largest caches at the end (slabtop -s c)",
-                 source=["proc/slabinfo@end"], note=f"CACHE SIZE = SLABS x pages per slab x {ps // 1024} KiB pages.")
+                 source=[end_of(PROC_SLABINFO)],
+                 note=f"CACHE SIZE = SLABS x pages per slab x {ps // 1024} KiB pages.")
     s.blocks.append(Table("slabtop", COLUMNS, rows[:20], caption=full.caption, source=full.source, note=full.note))
     data = {"slabtop": full}
     if ds.start.slabinfo is not None:
@@ -54,7 +56,7 @@ def slabtop_sections(m: Model) -> tuple[list[Section], dict[str, Table]]:
                       [{"name": x.name, "start_kb": x.size_start_kb, "end_kb": x.size_end_kb, "change_kb": x.change_kb,
                         "objs_start": x.objs_start, "objs_end": x.objs_end} for x in grown],
                       caption="Caches that grew most between the start and the end",
-                      source=["proc/slabinfo@start", "proc/slabinfo@end"], note="objs are active objects.")
+                      source=[start_of(PROC_SLABINFO), end_of(PROC_SLABINFO)], note="objs are active objects.")
             s.blocks.append(g)
             data[g.id] = g
         else:

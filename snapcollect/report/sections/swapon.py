@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import PROC_SWAPS, at, end_of
 from snapcollect.report.model import Column, Paragraph, Section, Table
 from snapcollect.report.sections.common import absent
 
@@ -17,7 +18,7 @@ def swapon_table(ds: Dataset) -> Table | None:
     for phase, snap in (("start", ds.start), ("end", ds.end)):
         if snap.swaps is None:
             continue
-        sources.append(f"proc/swaps@{phase}")
+        sources.append(at(PROC_SWAPS, phase))
         for d in snap.swaps:
             rows.append({"when": phase, "name": d.filename, "type": d.type, "size": d.size_kb,
                          "used": d.used_kb, "pct": 100.0 * d.used_kb / d.size_kb if d.size_kb else 0.0,
@@ -35,7 +36,7 @@ def swapon_sections(m: Model) -> list[Section]:
     s = Section("swapon", "Swap devices: swapon")
     t = swapon_table(ds)
     if t is None:
-        s.blocks.append(absent(ds, "swap device list", "proc/swaps@end"))
+        s.blocks.append(absent(ds, "swap device list", end_of(PROC_SWAPS)))
     elif not t.rows:
         s.blocks.append(Paragraph("No swap configured: /proc/swaps lists no device at the start or the end."))
     else:

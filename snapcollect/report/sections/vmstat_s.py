@@ -11,6 +11,7 @@ from __future__ import annotations
 from snapcollect.analysis.classic import vmstat_s
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import CMD_VMSTAT_S, PROC_VMSTAT, SERIES_PROC_VMSTAT, at, end_of
 from snapcollect.report.model import Column, Section, Table
 from snapcollect.report.sections.common import absent, snapshot_meminfo, snapshot_vmstat, uniq
 
@@ -47,7 +48,7 @@ def vmstat_s_table(ds: Dataset) -> Table | None:
             units[label] = unit
             order.append(label)
             cmd_used = True
-            sources.append(f"cmd/vmstat-s@{phase}")
+            sources.append(at(CMD_VMSTAT_S, phase))
     if not values:
         return None
     rows = []
@@ -72,5 +73,5 @@ def vmstat_s_sections(m: Model) -> list[Section]:
     ds = m.ds
     s = Section("vmstat-s", "Counters: vmstat -s")
     t = vmstat_s_table(ds)
-    s.blocks.append(t if t is not None else absent(ds, "counters", "proc/vmstat@end", "series/proc/vmstat"))
+    s.blocks.append(t if t is not None else absent(ds, "counters", end_of(PROC_VMSTAT), SERIES_PROC_VMSTAT))
     return [s]

@@ -20,6 +20,7 @@ from snapcollect.analysis.cgroup_series import NEAR_PCT, ROOT, CgroupSeries, wit
 from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.wording import human_kb, human_ms
+from snapcollect.bundle.names import CGROUPS_MEMORY, SERIES_CGROUPS_MEMORY, end_of
 
 HELD_SHARE = 0.5          # heuristic: "held" = at least half of the time the series covers
 UNRECLAIMABLE_SHARE = 0.8  # heuristic: anon + shmem + kernel >= 80% of the limit: reclaim cannot make room
@@ -161,7 +162,7 @@ def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
               "when its page cache thrashes: PAGECACHE_THRASHING); usage >= 90% for >= half the series: INFO",
     source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.max, memory.events), "
            "cgroup-v1/memory.rst (failcnt); 99% / 90% / 80% / 10 ms: heuristic",
-    needs=[("series/cgroups/memory", "cgroups/memory@end")], section="cgroups")
+    needs=[(SERIES_CGROUPS_MEMORY, end_of(CGROUPS_MEMORY))], section="cgroups")
 def memcg_at_limit(m):
     graded = []
     for g in m.cgroups.values():

@@ -13,6 +13,7 @@ from snapcollect.analysis import series
 from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.findings.signals import min_hold_s, sustained
 from snapcollect.analysis.wording import hms, human_kb
+from snapcollect.bundle.names import PROC_MEMINFO, PROC_SYS_VM, SERIES_PROC_MEMINFO, end_of
 
 COMMIT_INFO_PCT = 100.0      # sar -r %commit above 100: more promised than RAM + swap
 STRICT_HIGH_PCT = 90.0       # heuristic share of CommitLimit under strict accounting
@@ -32,7 +33,7 @@ STRICT_HIGH_PCT = 90.0       # heuristic share of CommitLimit under strict accou
               "(or half the window)",
     source="sar(1) man page (%commit); kernel Documentation/mm/overcommit-accounting.rst; 90%: "
            "heuristic",
-    needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-r")
+    needs=[(SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))], section="sar-r")
 def overcommit(m):
     ds = m.ds
     pts = series.samples(ds, "meminfo")
@@ -52,7 +53,7 @@ def overcommit(m):
                           f"{human_kb(m['CommitLimit'])} from {hms(run.t0)} to {hms(run.t1)}.",
                 "commit_limit_pct": max(run.values), "Committed_AS_kb": m["Committed_AS"],
                 "CommitLimit_kb": m["CommitLimit"], "overcommit_memory": mode,
-            }, series.sources(ds, "meminfo") + ["proc/sys/vm@end"], (run.t0, run.t1))
+            }, series.sources(ds, "meminfo") + [end_of(PROC_SYS_VM)], (run.t0, run.t1))
     samples = [(t, 100.0 * m["Committed_AS"] / (m["MemTotal"] + m.get("SwapTotal", 0))
                 if m.get("MemTotal") and "Committed_AS" in m else None) for t, m in pts]
     run = sustained(samples, lambda v: v > COMMIT_INFO_PCT, hold)

@@ -14,6 +14,7 @@ from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.findings.signals import min_hold_s, sustained_intervals
 from snapcollect.analysis.series import vm_intervals
 from snapcollect.analysis.wording import hms
+from snapcollect.bundle.names import SERIES_PROCS, SERIES_PROC_VMSTAT
 
 MAJFLT_WARN = 500.0     # node-exporter mixin (NodeMemoryMajorPagesFaults: > 500/s)
 MAJFLT_HIGH = 1000.0    # common alert rules
@@ -44,7 +45,7 @@ def top_major_faulters(m, n: int = 3) -> list[dict]:
     threshold="majflt/s > 500 (WARN) or > 1000 (HIGH) in every interval for >= 30 s (or half "
               "the window)",
     source="node-exporter mixin (major page faults > 500/s); common alert rules (1000/s)",
-    needs=["series/proc/vmstat"], section="sar-B")
+    needs=[SERIES_PROC_VMSTAT], section="sar-B")
 def major_faults(m):
     ds = m.ds
     ivs = vm_intervals(ds, "pgmajfault")
@@ -58,7 +59,7 @@ def major_faults(m):
             who = "Most of them: " + ", ".join(f"{p['comm']} (pid {p['pid']}, {p['majflt']})"
                                                for p in top) + ". "
         secs = run[-1].t1 - run[0].t0
-        arts = ["series/proc/vmstat"] + (["series/procs"] if ds.procs else [])
+        arts = [SERIES_PROC_VMSTAT] + ([SERIES_PROCS] if ds.procs else [])
         return Hit(sev, {
             "peak": max(i.rate for i in run), "level": level, "held_s": secs,
             "rate": sum(i.delta for i in run) / secs, "_start": hms(run[0].t0),

@@ -16,6 +16,8 @@ from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
 from snapcollect.analysis.findings.signals import min_hold_s, sustained
 from snapcollect.analysis.series import vm_delta, vm_window
 from snapcollect.analysis.wording import hms, human_ms
+from snapcollect.bundle.names import (BPF_COMPACTION, PROC_MEMINFO, SERIES_PROC_MEMINFO,
+                                      SERIES_PROC_VMSTAT, end_of)
 
 COMPACT_FAIL_PCT = 50.0   # heuristic
 THP_FALLBACK_PCT = 10.0   # heuristic
@@ -35,7 +37,7 @@ THP_MIN_FALLBACKS = 10    # heuristic floor
     threshold="d(compact_stall) > 0 (INFO); d(compact_fail) / d(compact_stall) > 50% (WARN)",
     source="kernel Documentation/admin-guide/mm/transhuge.rst (compact_stall, compact_fail); "
            "50%: heuristic",
-    needs=[("series/proc/vmstat", "bpf/compaction")], section="compaction")
+    needs=[(SERIES_PROC_VMSTAT, BPF_COMPACTION)], section="compaction")
 def compaction_stalls(m):
     ds = m.ds
     stalls, fails = vm_delta(ds, "compact_stall"), vm_delta(ds, "compact_fail")
@@ -56,7 +58,7 @@ def compaction_stalls(m):
         facts = {"max_us": worst.latency_us, "worst_comm": worst.comm, "worst_pid": worst.pid}
     facts.update({"stalls": stalls, "fails": fails, "fail_pct": pct, "_lat": lat,
                   "compact_stall_delta": stalls, "compact_fail_delta": fails})
-    arts = ["series/proc/vmstat"] + (["bpf/compaction"] if bpf else [])
+    arts = [SERIES_PROC_VMSTAT] + ([BPF_COMPACTION] if bpf else [])
     return Hit("WARN" if pct > COMPACT_FAIL_PCT else "INFO", facts, arts, vm_window(ds))
 
 
@@ -71,7 +73,7 @@ def compaction_stalls(m):
     threshold="d(thp_fault_fallback) / (d(thp_fault_alloc) + d(thp_fault_fallback)) > 10%, "
               "with >= 10 fallbacks",
     source="heuristic, on kernel Documentation/admin-guide/mm/transhuge.rst counters",
-    needs=["series/proc/vmstat"], section="vmstat-s")
+    needs=[SERIES_PROC_VMSTAT], section="vmstat-s")
 def thp_fallback(m):
     ds = m.ds
     alloc, fb = vm_delta(ds, "thp_fault_alloc"), vm_delta(ds, "thp_fault_fallback")
@@ -85,7 +87,7 @@ def thp_fallback(m):
         return None
     return Hit("INFO", {"pct": pct, "fallback": fb, "attempts": attempts,
                         "thp_fault_fallback_delta": fb, "thp_fault_alloc_delta": alloc},
-               ["series/proc/vmstat"], vm_window(ds))
+               [SERIES_PROC_VMSTAT], vm_window(ds))
 
 
 @rule(
@@ -100,7 +102,7 @@ def thp_fallback(m):
     threshold="HugePages_Total > 0 and HugePages_Free - HugePages_Rsvd <= 0, held >= 30 s (or "
               "half the window)",
     source="sar -H fields (kbhugfree, kbhugrsvd); kernel Documentation/admin-guide/mm/hugetlbpage.rst",
-    needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-H")
+    needs=[(SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))], section="sar-H")
 def hugetlb_exhausted(m):
     ds = m.ds
     pts = series.samples(ds, "meminfo")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from snapcollect.analysis.findings.kmsg_events import kernel_events
 from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.wording import hms, kill_label
+from snapcollect.bundle.names import KMSG
 
 
 def _range(evs):
@@ -31,7 +32,7 @@ def _range(evs):
                 "or atomic allocations outrunning kswapd (raise vm.min_free_kbytes).",
     threshold="any \"page allocation failure\" or \"SLUB: Unable to allocate\" line in the window",
     source="kernel mm/page_alloc.c warn_alloc(); mm/slub.c slab_out_of_memory()",
-    needs=["kmsg"], section="kmsg")
+    needs=[KMSG], section="kmsg")
 def kmsg_alloc_failure(m):
     ds = m.ds
     evs = [e for e in kernel_events(ds.kmsg) if e.kind == "alloc_failure"]
@@ -43,7 +44,7 @@ def kmsg_alloc_failure(m):
         "count": len(evs), "_first": f"first {first.comm or 'kernel'} at {hms(first.line.t)}",
         "_example": first.text[:120], "max_order": max(orders) if orders else "unknown",
         "lines": [e.text[:200] for e in evs[:5]],
-    }, ["kmsg"], _range(evs))
+    }, [KMSG], _range(evs))
 
 
 @rule(
@@ -57,7 +58,7 @@ def kmsg_alloc_failure(m):
                 "memory.",
     threshold="any \"blocked for more than N seconds\" line in the window",
     source="kernel/hung_task.c (kernel.hung_task_timeout_secs, default 120 s)",
-    needs=["kmsg"], section="kmsg")
+    needs=[KMSG], section="kmsg")
 def kmsg_hung_task(m):
     ds = m.ds
     evs = [e for e in kernel_events(ds.kmsg) if e.kind == "hung_task"]
@@ -65,7 +66,7 @@ def kmsg_hung_task(m):
         return None
     names = list(dict.fromkeys(f"{e.comm} (pid {e.pid})" for e in evs))
     return Hit("WARN", {"count": len(names), "_example": ", ".join(names[:3]),
-                        "lines": [e.text[:200] for e in evs[:5]]}, ["kmsg"], _range(evs))
+                        "lines": [e.text[:200] for e in evs[:5]]}, [KMSG], _range(evs))
 
 
 @rule(
@@ -78,11 +79,11 @@ def kmsg_hung_task(m):
                 "why someone is looking: read the kernel log section for the full OOM report.",
     threshold="any OOM kill line in the kernel log lines from before the window",
     source="kernel mm/oom_kill.c OOM report",
-    needs=["kmsg"], section="kmsg")
+    needs=[KMSG], section="kmsg")
 def oom_before_window(m):
     kills = m.oom.earlier
     if not kills:
         return None
     labels = list(dict.fromkeys(kill_label(k) for k in kills))
     return Hit("INFO", {"_victims": ", ".join(labels[-3:]), "count": len(kills),
-                        "_last": hms(kills[-1].t)}, ["kmsg"], (kills[0].t, kills[-1].t))
+                        "_last": hms(kills[-1].t)}, [KMSG], (kills[0].t, kills[-1].t))

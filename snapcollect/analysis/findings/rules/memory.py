@@ -19,6 +19,7 @@ from snapcollect.analysis.holders import locked_holders, sentence
 from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.trend import trend
 from snapcollect.analysis.wording import hms, human_kb
+from snapcollect.bundle.names import PROC_MEMINFO, PROC_SYS_VM, SERIES_PROC_MEMINFO, end_of
 
 LOW_AVAILABLE_PCT = 10.0          # node-exporter mixin: memory used > 90%
 SWAP_FREE_LOW_PCT = 10.0          # systemd-oomd SwapUsedLimit=90%
@@ -43,7 +44,7 @@ def _avail_pct(m) -> float | None:
                 "out.{_note}",
     threshold="MemAvailable / MemTotal < 10%, held >= 30 s (or half the window when shorter)",
     source="node-exporter mixin (NodeMemoryHighUtilization: 90% used)",
-    needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-r")
+    needs=[(SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))], section="sar-r")
 def low_available(m):
     ds = m.ds
     pts = series.samples(ds, "meminfo")
@@ -76,7 +77,7 @@ def low_available(m):
     threshold="MemAvailable < 10% of MemTotal and SwapFree < 10% of SwapTotal, held >= 30 s (or "
               "half the window)",
     source="systemd-oomd SwapUsedLimit=90%; node-exporter mixin 90% memory used",
-    needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-S")
+    needs=[(SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))], section="sar-S")
 def mem_and_swap_exhausted(m):
     ds = m.ds
     pts = series.samples(ds, "meminfo")
@@ -126,7 +127,7 @@ UNEVICTABLE_STEP_WARN_PCT = 5.0   # heuristic: a step locking 5% of RAM at once 
               "analysis/trend.py) (WARN); or rises by a step: >= 5% of MemTotal (WARN), >= 1% (INFO)",
     source="heuristic (same growth threshold as SLAB_GROWTH); a step is reported as a step, never "
            "as a rate over the window",
-    needs=["series/proc/meminfo"], section="sar-r")
+    needs=[SERIES_PROC_MEMINFO], section="sar-r")
 def unevictable_growth(m):
     ds = m.ds
     pts = [(t, mi["Unevictable"]) for t, mi in series.samples(ds, "meminfo") if "Unevictable" in mi]
@@ -152,7 +153,7 @@ def unevictable_growth(m):
     else:
         return None
     who = locked_holders(ds)
-    arts = ["series/proc/meminfo"] + sorted({h.artifact for h in who})
+    arts = [SERIES_PROC_MEMINFO] + sorted({h.artifact for h in who})
     return Hit(sev, {
         "_what": what, "_first": human_kb(shape.first_kb), "_last": human_kb(shape.last_kb),
         "_mlocked": human_kb(end.get("Mlocked")), "_who": sentence(who, "Holding locked memory at the end"),
@@ -204,7 +205,7 @@ def _dirty_limits(m, vm) -> tuple[float, float] | None:
               "held >= 30 s (or half the window)",
     source="kernel Documentation/admin-guide/sysctl/vm.rst (dirty_ratio, dirty_background_ratio); "
            "mm/page-writeback.c",
-    needs=[("series/proc/meminfo", "proc/meminfo@end"), "proc/sys/vm@end"], section="sar-r")
+    needs=[(SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO)), end_of(PROC_SYS_VM)], section="sar-r")
 def dirty_throttling(m):
     ds = m.ds
     vm = ds.end.sysvm or {}
@@ -213,7 +214,7 @@ def dirty_throttling(m):
     for t, m in pts:
         lim = _dirty_limits(m, vm)
         if lim is None:
-            raise SkipRule("needs vm.dirty_ratio or vm.dirty_bytes in proc/sys/vm@end")
+            raise SkipRule(f"needs vm.dirty_ratio or vm.dirty_bytes in {end_of(PROC_SYS_VM)}")
         dirty = m.get("Dirty", 0) + m.get("Writeback", 0)
         samples.append((t, dirty - (lim[0] + lim[1]) / 2))
     run = sustained(samples, lambda v: v >= 0, min_hold_s(ds))
@@ -226,4 +227,4 @@ def dirty_throttling(m):
     return Hit("WARN", {
         "_dirty": human_kb(dirty), "_limit": human_kb((bg + th) / 2), "_start": hms(run.t0),
         "_end": hms(run.t1), "dirty_writeback_kb": dirty, "background_kb": bg, "thresh_kb": th,
-    }, series.sources(ds, "meminfo") + ["proc/sys/vm@end"], (run.t0, run.t1))
+    }, series.sources(ds, "meminfo") + [end_of(PROC_SYS_VM)], (run.t0, run.t1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
 from snapcollect.analysis.series import vm_window
+from snapcollect.bundle.names import NODES_NUMASTAT, SERIES_NODES_NUMASTAT, end_of, start_of
 
 MISS_INFO_PCT = 10.0     # heuristic
 MISS_WARN_PCT = 30.0     # heuristic
@@ -22,11 +23,11 @@ def numa_deltas(ds) -> tuple[dict[int, dict[str, int]], list[str], tuple[float, 
     """Per-node counter deltas over the window, the artifacts, the time range."""
     if len(ds.numa) >= 2:
         a, b = ds.numa[0].value, ds.numa[-1].value
-        arts = ["series/sys/node/numastat"]
+        arts = [SERIES_NODES_NUMASTAT]
         tr = (ds.numa[0].t, ds.numa[-1].t)
     else:
         a, b = ds.start.numastat or {}, ds.end.numastat or {}
-        arts = ["sys/node/numastat@start", "sys/node/numastat@end"]
+        arts = [start_of(NODES_NUMASTAT), end_of(NODES_NUMASTAT)]
         tr = vm_window(ds)
     out = {}
     for node, cur in b.items():
@@ -49,12 +50,12 @@ def numa_deltas(ds) -> tuple[dict[int, dict[str, int]], list[str], tuple[float, 
     threshold="d(numa_miss) / (d(numa_hit) + d(numa_miss)) > 10% (INFO), > 30% (WARN), with >= "
               "1024 misses",
     source="heuristic, on kernel Documentation/admin-guide/numastat.rst",
-    needs=[("series/sys/node/numastat", "sys/node/numastat@end")], section="numastat")
+    needs=[(SERIES_NODES_NUMASTAT, end_of(NODES_NUMASTAT))], section="numastat")
 def numa_misses(m):
     ds = m.ds
     deltas, arts, tr = numa_deltas(ds)
     if not deltas:
-        raise SkipRule("needs two numastat samples per node (series/sys/node/numastat, or the "
+        raise SkipRule(f"needs two numastat samples per node ({SERIES_NODES_NUMASTAT}, or the "
                        "@start and @end snapshots)")
     worst = None
     for node, d in deltas.items():

@@ -13,12 +13,13 @@ from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.oom import memcg_of
 from snapcollect.analysis.series import vm_window
 from snapcollect.analysis.wording import hms, kill_label
+from snapcollect.bundle.names import BPF_OOM_KILL, CGROUPS_MEMORY, KMSG, SERIES_PROC_VMSTAT, end_of, start_of
 
 
 def _kill_sources(kills) -> list[str]:
     arts = []
     for k in kills:
-        for s in k.sources or ("bpf/oom_kill",):
+        for s in k.sources or (BPF_OOM_KILL,):
             arts.append(s)
     return arts
 
@@ -36,7 +37,7 @@ def _kill_sources(kills) -> list[str]:
     threshold="any kill in the window: BPF oom:mark_victim event, kernel log \"Killed process\", "
               "or vmstat oom_kill rising",
     source="every alerting ruleset (node-exporter, oomd); the kernel's OOM report",
-    needs=[("bpf/oom_kill", "series/proc/vmstat", "kmsg")], section="oom")
+    needs=[(BPF_OOM_KILL, SERIES_PROC_VMSTAT, KMSG)], section="oom")
 def oom_kill(m):
     ds = m.ds
     oom = m.oom
@@ -54,7 +55,7 @@ def oom_kill(m):
              else "(scope unknown: no kernel log line says whether a cgroup limit was hit)")
     first = min((k.t for k in other), default=None)
     w = vm_window(ds)
-    arts = _kill_sources(other) + (["series/proc/vmstat"] if counted else [])
+    arts = _kill_sources(other) + ([SERIES_PROC_VMSTAT] if counted else [])
     return Hit("CRIT", {
         "_victims": ", ".join(labels[:3]) + (" and more" if len(labels) > 3 else ""),
         "count": len(other) + unexplained, "_scope": scope,
@@ -78,7 +79,7 @@ def oom_kill(m):
     threshold="any kill in the window: kill constrained by a memcg (CONSTRAINT_MEMCG), or the "
               "cgroup's oom_kill counter rising",
     source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.events oom_kill)",
-    needs=[("bpf/oom_kill", "kmsg", "cgroups/memory@end")], section="oom")
+    needs=[(BPF_OOM_KILL, KMSG, end_of(CGROUPS_MEMORY))], section="oom")
 def memcg_oom(m):
     ds = m.ds
     kills = m.oom.memcg_kills
@@ -90,7 +91,7 @@ def memcg_oom(m):
     count = m.oom.memcg_count
     labels = [kill_label(k) for k in kills] or [f"{count} process(es)"]
     first = min((k.t for k in kills), default=None)
-    arts = _kill_sources(kills) + (["cgroups/memory@start", "cgroups/memory@end"] if rises else [])
+    arts = _kill_sources(kills) + ([start_of(CGROUPS_MEMORY), end_of(CGROUPS_MEMORY)] if rises else [])
     return Hit("CRIT", {
         "_victims": ", ".join(labels[:3]) + (" and more" if len(labels) > 3 else ""),
         "memcg": ", ".join(memcgs[:3]) or "a memory cgroup", "count": count,

@@ -16,6 +16,7 @@ from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
 from snapcollect.analysis.findings.rules.cgroups import where_reclaim
 from snapcollect.analysis.findings.signals import sustained
 from snapcollect.analysis.wording import hms
+from snapcollect.bundle.names import PROC_PRESSURE_MEMORY, SERIES_PROC_PRESSURE_MEMORY, end_of
 
 FULL_SEVERE_AVG10 = 60.0     # systemd-oomd ManagedOOMMemoryPressureLimit default 60%
 FULL_SEVERE_HOLD_S = 30.0    # systemd-oomd ManagedOOMMemoryPressureDurationSec default 30 s
@@ -24,7 +25,7 @@ FULL_HIGH_PCT = 40.0
 SOME_INFO_PCT = 100 * 10 / 6000   # senpai: 10 ms of stall per 6 s interval
 
 
-_NO_WINDOW = ("needs two samples of /proc/pressure/memory (series/proc/pressure/memory, "
+_NO_WINDOW = (f"needs two samples of /proc/pressure/memory ({SERIES_PROC_PRESSURE_MEMORY}, "
               "or the @start and @end snapshots)")
 
 
@@ -46,7 +47,7 @@ def _need_full(ds):
                 "restart the biggest grower) and find what filled it.",
     threshold="PSI memory full avg10 >= 60% held >= 30 s over the series",
     source="systemd-oomd defaults (ManagedOOMMemoryPressureLimit=60%, 30 s)",
-    needs=["series/proc/pressure/memory"], section="psi")
+    needs=[SERIES_PROC_PRESSURE_MEMORY], section="psi")
 def psi_full_severe(m):
     ds = m.ds
     pts = _need_full(ds)
@@ -69,7 +70,7 @@ def psi_full_severe(m):
                 "memory. Work slows down in proportion. {_advice}",
     threshold="window %fmem >= 5% (WARN), >= 40% (HIGH)",
     source="oomd configuration examples (memory full pressure 5% / 40%)",
-    needs=[("series/proc/pressure/memory", "proc/pressure/memory@end")], section="psi")
+    needs=[(SERIES_PROC_PRESSURE_MEMORY, end_of(PROC_PRESSURE_MEMORY))], section="psi")
 def psi_pressure(m):
     ds = m.ds
     pts = _need_full(ds)
@@ -104,7 +105,7 @@ def psi_pressure(m):
                 "trend; senpai-style tuning aims just above this level.",
     threshold="window %smem > 0.17% (10 ms of stall per 6 s)",
     source="senpai defaults (facebookincubator/senpai: 10 ms per 6 s)",
-    needs=[("series/proc/pressure/memory", "proc/pressure/memory@end")], section="psi")
+    needs=[(SERIES_PROC_PRESSURE_MEMORY, end_of(PROC_PRESSURE_MEMORY))], section="psi")
 def psi_stalls(m):
     ds = m.ds
     share = m.psi_some

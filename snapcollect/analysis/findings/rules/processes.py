@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.wording import hms, human_kb
+from snapcollect.bundle.names import PROCS_TOP, PROC_MEMINFO, SERIES_PROCS, SERIES_PROC_MEMINFO, end_of
 
 HUGE_SHARE_PCT = 50.0     # oomd kill_by_memory_size_or_growth: size_threshold 50%
 
@@ -27,7 +28,7 @@ HUGE_SHARE_PCT = 50.0     # oomd kill_by_memory_size_or_growth: size_threshold 5
     threshold="RSS + swap grows >= 1.25x and >= 64 MiB, for a process among the largest 20%",
     source="oomd kill_by_memory_size_or_growth defaults (growth ratio 1.25, size percentile "
            "80); 64 MiB floor: heuristic",
-    needs=["series/procs"], section="top-processes")
+    needs=[SERIES_PROCS], section="top-processes")
 def top_grower(m):
     gs = m.suspects
     if not gs:
@@ -42,7 +43,7 @@ def top_grower(m):
         "ratio": g.ratio, "_t0": hms(g.first_t), "_t1": hms(g.peak_t), "_others": others,
         "_shape": shape(g),
         "growers": [_growth_facts(x) for x in gs[:5]],
-    }, ["series/procs"], (g.first_t, g.peak_t))
+    }, [SERIES_PROCS], (g.first_t, g.peak_t))
 
 
 def _growth_facts(g) -> dict:
@@ -92,7 +93,7 @@ def _duration(s: float) -> str:
               "that rate is < 10 min",
     source="heuristic: 10 min is the order of an on-call acknowledgement target; the 64 MiB floor "
            "is TOP_GROWER's",
-    needs=["series/procs"], section="top-processes")
+    needs=[SERIES_PROCS], section="top-processes")
 def memory_leak(m):
     if not m.leaks:
         return None
@@ -141,7 +142,7 @@ def memory_leak(m):
                 "what the memory is.",
     threshold="RSS >= 50% of MemTotal",
     source="oomd kill_by_memory_size_or_growth default size_threshold 50%",
-    needs=[("series/procs", "procs/top"), ("series/proc/meminfo", "proc/meminfo@end")],
+    needs=[(SERIES_PROCS, PROCS_TOP), (SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))],
     section="top-processes")
 def huge_process(m):
     ds = m.ds
@@ -152,11 +153,11 @@ def huge_process(m):
     best = None
     for p in m.lives:
         if best is None or p.peak_rss_kb > best[0]:
-            best = (p.peak_rss_kb, p.pid, p.comm, p.peak_t, "series/procs")
+            best = (p.peak_rss_kb, p.pid, p.comm, p.peak_t, SERIES_PROCS)
     if best is None:
         for d in ds.top:
             if d.rss_kb and (best is None or d.rss_kb > best[0]):
-                best = (d.rss_kb, d.pid, d.comm, ds.end.t, "procs/top")
+                best = (d.rss_kb, d.pid, d.comm, ds.end.t, PROCS_TOP)
     if best is None:
         return None
     rss, pid, comm, t, art = best

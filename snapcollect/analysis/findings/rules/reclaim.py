@@ -21,6 +21,8 @@ from snapcollect.analysis.findings.rules.cgroups import stalls_felt, task_names,
 from snapcollect.analysis.findings.signals import page_kb
 from snapcollect.analysis.series import vm_delta, vm_window
 from snapcollect.analysis.wording import hms, human_kb, human_ms
+from snapcollect.bundle.names import (BPF_RECLAIM, CGROUPS_MEMORY, SERIES_CGROUPS_MEMORY,
+                                      SERIES_PROC_VMSTAT, end_of, start_of)
 
 STALL_HIGH_US = 100_000          # heuristic: one stall of 100 ms is felt by users
 VMEFF_LOW_PCT = 30.0             # sar(1): below 30% the VM "is having some difficulty"
@@ -43,7 +45,7 @@ def _d(ds, name):
                 "themselves (see DIRECT_RECLAIM_STALLS). Watch pgscank/s and pgscand/s in sar -B.",
     threshold="d(pgscan_kswapd) + d(pgscan_direct) > 0 over the window",
     source="USE method (Brendan Gregg), memory saturation: page scanning",
-    needs=["series/proc/vmstat"], section="sar-B")
+    needs=[SERIES_PROC_VMSTAT], section="sar-B")
 def page_scanning(m):
     ds = m.ds
     k, d = _d(ds, "pgscan_kswapd"), _d(ds, "pgscan_direct")
@@ -55,7 +57,7 @@ def page_scanning(m):
     return Hit("INFO", {"scanned": total, "_kswapd": k or 0, "_direct": d or 0,
                         "_scanned_mb": human_kb(total * page_kb(ds)),
                         "pgscan_kswapd_delta": k, "pgscan_direct_delta": d},
-               ["series/proc/vmstat"], vm_window(ds))
+               [SERIES_PROC_VMSTAT], vm_window(ds))
 
 
 def reclaim_by_process(stalls) -> list[dict]:
@@ -79,7 +81,7 @@ def reclaim_by_process(stalls) -> list[dict]:
               "one stall >= 100 ms, WARN when one >= 10 ms or >= 100 ms in all, else INFO. Stalls of "
               "tasks in a cgroup whose page cache thrashes are PAGECACHE_THRASHING's",
     source="sar(1) pgscand/s; drsnoop (bcc); 100 ms / 10 ms: heuristic",
-    needs=[("series/proc/vmstat", "bpf/reclaim")], section="sar-B")
+    needs=[(SERIES_PROC_VMSTAT, BPF_RECLAIM)], section="sar-B")
 def direct_reclaim_stalls(m):
     ds = m.ds
     scand, stalls_ct = _d(ds, "pgscan_direct"), _d(ds, "allocstall")
@@ -100,9 +102,9 @@ def direct_reclaim_stalls(m):
     facts = {"pgscan_direct_delta": scand, "allocstall_delta": stalls_ct,
              "cgroup_pgscan_direct_rise": {g.path: r for g, r in cg[:5]},
              "cgroup": where, "_where": f" in memory cgroup {where}" if where else "", "_advice": advice}
-    arts = ["series/proc/vmstat"] if (scand or stalls_ct) else []
+    arts = [SERIES_PROC_VMSTAT] if (scand or stalls_ct) else []
     if cg:
-        arts += ["cgroups/memory@start", "cgroups/memory@end"]
+        arts += [start_of(CGROUPS_MEMORY), end_of(CGROUPS_MEMORY)]
     tr = vm_window(ds)
     sev = "WARN"
     if bpf:
@@ -134,7 +136,7 @@ def direct_reclaim_stalls(m):
             "stalls": len(bpf), "max_us": max(lat), "p99_us": percentile(lat, 0.99), "total_us": sum(lat),
             "by_process": [{k: v for k, v in p.items()} for p in procs[:10]],
         })
-        arts.append("bpf/reclaim")
+        arts.append(BPF_RECLAIM)
         tr = (min(s.t for s in bpf), max(s.t + s.latency_us / 1e6 for s in bpf))
         return Hit(sev, facts, arts, tr, section="reclaim")
     no_bpf = "BPF not collected" if not ds.bpf.available else "no stall recorded"
@@ -162,7 +164,7 @@ def direct_reclaim_stalls(m):
                 "memory now.",
     threshold="d(pgscan_direct_throttle) > 0",
     source="kernel mm/vmscan.c (throttle_direct_reclaim, allow_direct_reclaim)",
-    needs=["series/proc/vmstat"], section="sar-B")
+    needs=[SERIES_PROC_VMSTAT], section="sar-B")
 def direct_reclaim_throttled(m):
     ds = m.ds
     n = _d(ds, "pgscan_direct_throttle")
@@ -170,7 +172,7 @@ def direct_reclaim_throttled(m):
         raise SkipRule("needs pgscan_direct_throttle in /proc/vmstat (3.5+)")
     if n <= 0:
         return None
-    return Hit("HIGH", {"n": n, "pgscan_direct_throttle_delta": n}, ["series/proc/vmstat"], vm_window(ds))
+    return Hit("HIGH", {"n": n, "pgscan_direct_throttle_delta": n}, [SERIES_PROC_VMSTAT], vm_window(ds))
 
 
 @rule(
@@ -185,7 +187,7 @@ def direct_reclaim_throttled(m):
     threshold="%vmeff = 100 * d(pgsteal) / (d(pgscank) + d(pgscand)) < 30 with >= 1024 pages "
               "scanned",
     source="sar(1) man page (%vmeff below 30% means difficulty); 1024-page floor: heuristic",
-    needs=["series/proc/vmstat"], section="sar-B")
+    needs=[SERIES_PROC_VMSTAT], section="sar-B")
 def reclaim_inefficient(m):
     ds = m.ds
     k, d, steal = _d(ds, "pgscan_kswapd"), _d(ds, "pgscan_direct"), _d(ds, "pgsteal")
@@ -198,7 +200,7 @@ def reclaim_inefficient(m):
     if vmeff >= VMEFF_LOW_PCT:
         return None
     return Hit("WARN", {"_vmeff": vmeff, "stolen": steal, "scanned": scanned, "vmeff_pct": vmeff},
-               ["series/proc/vmstat"], vm_window(ds))
+               [SERIES_PROC_VMSTAT], vm_window(ds))
 
 
 @rule(
@@ -215,7 +217,7 @@ def reclaim_inefficient(m):
     source="heuristic, from kernel mm/workingset.c (a refault is a page evicted recently enough that "
            "a cache larger by its refault distance would have kept it) and Documentation/admin-guide/"
            "cgroup-v2.rst (workingset_* in memory.stat)",
-    needs=[("series/proc/vmstat", "series/cgroups/memory")], section="sar-B")
+    needs=[(SERIES_PROC_VMSTAT, SERIES_CGROUPS_MEMORY)], section="sar-B")
 def pagecache_thrashing(m):
     ds = m.ds
     ref, act = _d(ds, "workingset_refault_file"), _d(ds, "workingset_activate_file")
@@ -243,7 +245,7 @@ def pagecache_thrashing(m):
                         "_readers": "", "_stalls": "",
                         "_advice": " More memory for cache, or less anonymous memory, helps; check the "
                                    "major-fault rate and disk reads."},
-               ["series/proc/vmstat"], vm_window(ds))
+               [SERIES_PROC_VMSTAT], vm_window(ds))
 
 
 def _thrashing_hit(m, th) -> Hit:
@@ -284,7 +286,7 @@ def _thrashing_hit(m, th) -> Hit:
             facts["stall_total_us"] = sum(s.total_us for s in mine)
             facts["_stalls"] = (f" They stalled in reclaim {n} time(s), {human_ms(facts['stall_total_us'])} in "
                                 f"all (longest {human_ms(max(s.max_us for s in mine))}).")
-            arts.append("bpf/reclaim")
+            arts.append(BPF_RECLAIM)
         else:
             facts["_stalls"] = ""
         facts["_advice"] = (" Give the group a memory limit above the files it reads over and over (its "
@@ -310,7 +312,7 @@ def _thrashing_hit(m, th) -> Hit:
                 "does this, it hides memory problems rather than fixing them.",
     threshold="d(drop_pagecache) + d(drop_slab) > 0",
     source="kernel Documentation/admin-guide/sysctl/vm.rst (drop_caches)",
-    needs=["series/proc/vmstat"], section="vmstat-s")
+    needs=[SERIES_PROC_VMSTAT], section="vmstat-s")
 def drop_caches(m):
     ds = m.ds
     pc, sl = _d(ds, "drop_pagecache"), _d(ds, "drop_slab")
@@ -320,4 +322,4 @@ def drop_caches(m):
         return None
     what = ", ".join(x for x in (f"page cache x{pc}" if pc else "", f"slab x{sl}" if sl else "") if x)
     return Hit("INFO", {"_what": what, "drop_pagecache_delta": pc, "drop_slab_delta": sl},
-               ["series/proc/vmstat"], vm_window(ds))
+               [SERIES_PROC_VMSTAT], vm_window(ds))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
 from snapcollect.analysis.shmem import places
 from snapcollect.analysis.wording import hms, human_kb
+from snapcollect.bundle.names import (FS_MEMFS, PROCS_MEMORY, PROCS_OPEN_DELETED, PROC_SYSVIPC_SHM,
+                                      SERIES_PROC_MEMINFO, end_of)
 
 GROWTH_MIN_KB = 256 * 1024       # heuristic: growth worth a note whatever the host's size
 SHARE_INFO_PCT = 25.0            # heuristic: a quarter of RAM that cannot be dropped like cache
@@ -31,7 +33,7 @@ PLACE_SHARE = 0.05               # a place holding less than 5% of Shmem is not 
     threshold="Shmem grows >= 256 MiB in the window, or is >= 25% of MemTotal at the end (INFO); "
               "WARN when it is >= 50% of MemTotal, or it grew and MemAvailable ended below 10%",
     source="heuristic; 10% available is LOW_AVAILABLE's level (node-exporter mixin)",
-    needs=["series/proc/meminfo"], section="shmem")
+    needs=[SERIES_PROC_MEMINFO], section="shmem")
 def shmem_growth(m):
     f = m.shmem
     t = f.trend
@@ -50,7 +52,7 @@ def shmem_growth(m):
             if grew >= GROWTH_MIN_KB else f"holds {share:.0f}% of RAM ({human_kb(t.last_kb)})")
     floor = PLACE_SHARE * t.last_kb
     where = [p for p in places(f) if p.kb >= floor or (p.growth_kb or 0) >= floor]
-    arts = ["series/proc/meminfo"]
+    arts = [SERIES_PROC_MEMINFO]
     if not f.collected:
         head = "the bundle has no shared-memory inventory (collected by newer versions)"
         inventory = ""
@@ -63,8 +65,8 @@ def shmem_growth(m):
         inventory = "Where it lives at the end: " + "; ".join(
             f"{p.label} {human_kb(p.kb)}" + (f" (+{human_kb(p.growth_kb)})" if p.growth_kb else "")
             + f", {p.holders}" for p in where[:5]) + ". "
-        arts += sorted({a for a in ("fs/memfs@end", "proc/sysvipc/shm@end", "procs/memory@end",
-                                    "procs/open-deleted@end")
+        arts += sorted({a for a in (end_of(FS_MEMFS), end_of(PROC_SYSVIPC_SHM), end_of(PROCS_MEMORY),
+                                    end_of(PROCS_OPEN_DELETED))
                         if any(p.kind == k for p in where[:5] for k in _KINDS[a])})
     hint = ("Files on tmpfs stay in RAM until they are deleted (and, once deleted, until the last "
             "process holding them closes them): remove what is not needed, or cap the mount "
@@ -79,5 +81,5 @@ def shmem_growth(m):
     }, arts, (t.t_first, t.t_peak), section=None if f.collected else "sar-r")
 
 
-_KINDS = {"fs/memfs@end": ("mount",), "proc/sysvipc/shm@end": ("sysv",), "procs/memory@end": ("process",),
-          "procs/open-deleted@end": ("mount",)}
+_KINDS = {end_of(FS_MEMFS): ("mount",), end_of(PROC_SYSVIPC_SHM): ("sysv",), end_of(PROCS_MEMORY): ("process",),
+          end_of(PROCS_OPEN_DELETED): ("mount",)}

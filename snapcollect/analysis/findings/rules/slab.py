@@ -15,6 +15,7 @@ from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.findings.signals import min_hold_s, sustained
 from snapcollect.analysis.series import window
 from snapcollect.analysis.wording import hms, human_kb
+from snapcollect.bundle.names import PROC_MEMINFO, PROC_SLABINFO, SERIES_PROC_MEMINFO, end_of, start_of
 
 SUNRECLAIM_PCT = 10.0      # vendor KB articles (Red Hat: SUnreclaim > 10% of RAM deserves a look)
 GROWTH_PCT_PER_MIN = 1.0   # heuristic
@@ -51,7 +52,7 @@ def slab_growers(ds) -> list[dict]:
                 "module, socket buffers).",
     threshold="SUnreclaim / MemTotal > 10%, held >= 30 s (or half the window)",
     source="vendor KB articles (Red Hat, SUSE: high SUnreclaim)",
-    needs=[("series/proc/meminfo", "proc/meminfo@end")], section="slabtop")
+    needs=[(SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))], section="slabtop")
 def slab_unreclaimable_high(m):
     ds = m.ds
     pts = series.samples(ds, "meminfo")
@@ -67,7 +68,7 @@ def slab_unreclaimable_high(m):
     return Hit("WARN", {"pct": max(run.values), "_sunreclaim": human_kb(m["SUnreclaim"]),
                         "SUnreclaim_kb": m["SUnreclaim"], "_start": hms(run.t0), "_end": hms(run.t1),
                         "_caches": caches},
-               series.sources(ds, "meminfo") + (["proc/slabinfo@end"] if top else []), (run.t0, run.t1))
+               series.sources(ds, "meminfo") + ([end_of(PROC_SLABINFO)] if top else []), (run.t0, run.t1))
 
 
 @rule(
@@ -83,7 +84,7 @@ def slab_unreclaimable_high(m):
     threshold="a cache grows >= 1% of MemTotal per minute over the window while Slab rises in "
               ">= 80% of intervals",
     source="heuristic; USE method (slabtop -s c)",
-    needs=["proc/slabinfo@start", "proc/slabinfo@end", ("series/proc/meminfo", "proc/meminfo@end")],
+    needs=[start_of(PROC_SLABINFO), end_of(PROC_SLABINFO), (SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))],
     section="slabtop")
 def slab_growth(m):
     ds = m.ds
@@ -118,4 +119,4 @@ def slab_growth(m):
         "objs_end": top["objs_end"], "rising": rising, "_others": others,
         "growth_kb": top["growth_kb"], "kb_per_min": per_min, "MemTotal_kb": total,
         "top_growers": [{k: v for k, v in g.items()} for g in growers[:5]],
-    }, ["proc/slabinfo@start", "proc/slabinfo@end"] + series.sources(ds, "meminfo"), (t0, t1))
+    }, [start_of(PROC_SLABINFO), end_of(PROC_SLABINFO)] + series.sources(ds, "meminfo"), (t0, t1))

@@ -15,6 +15,8 @@ from snapcollect.analysis.holders import sentence, swap_holders
 from snapcollect.analysis.findings.signals import min_hold_s, page_kb, sustained
 from snapcollect.analysis.series import vm_intervals
 from snapcollect.analysis.wording import hms, human_kb
+from snapcollect.bundle.names import (PROC_MEMINFO, SERIES_PROC_MEMINFO, SERIES_PROC_PRESSURE_MEMORY,
+                                      SERIES_PROC_VMSTAT, end_of)
 
 SWAP_WARN_PCT = 80.0
 SWAP_HIGH_PCT = 90.0
@@ -39,7 +41,7 @@ def _used_pct(m) -> float | None:
                 "the one that leaks.",
     threshold="%swpused > 80 (WARN), > 90 (HIGH), held >= 30 s (or half the window)",
     source="common alert rules (node-exporter swap 80%); systemd-oomd SwapUsedLimit=90%",
-    needs=[("series/proc/meminfo", "proc/meminfo@end")], section="sar-S")
+    needs=[(SERIES_PROC_MEMINFO, end_of(PROC_MEMINFO))], section="sar-S")
 def swap_filling(mdl):
     ds = mdl.ds
     pts = series.samples(ds, "meminfo")
@@ -75,7 +77,7 @@ def swap_filling(mdl):
     threshold="pswpin and pswpout both > 0 in >= 3 intervals (WARN); HIGH when PSI %fmem >= 5",
     source="\"Linux performance analysis in 60,000 ms\" (vmstat si/so non-zero); heuristic "
            "count of intervals",
-    needs=["series/proc/vmstat"], section="sar-W")
+    needs=[SERIES_PROC_VMSTAT], section="sar-W")
 def swap_thrashing(m):
     ds = m.ds
     ins = {(i.t0, i.t1): i for i in vm_intervals(ds, "pswpin")}
@@ -92,7 +94,7 @@ def swap_thrashing(m):
     # Who holds swap (VmSwap): the likely thrasher.
     holders = swap_holders(ds, m.lives, 1)
     who = f"{holders[0].name} held the most swap ({human_kb(holders[0].kb)}). " if holders else ""
-    arts = ["series/proc/vmstat"] + (["series/proc/pressure/memory"] if ds.psi else [])
+    arts = [SERIES_PROC_VMSTAT] + ([SERIES_PROC_PRESSURE_MEMORY] if ds.psi else [])
     arts += [h.artifact for h in holders]
     return Hit(sev, {
         "both": len(both), "n": len(pairs), "_pin": pin, "_pout": pout,

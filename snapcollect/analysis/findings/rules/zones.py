@@ -17,6 +17,7 @@ from snapcollect.analysis.findings.rule import Hit, rule
 from snapcollect.analysis.findings.signals import page_kb
 from snapcollect.analysis.series import vm_window
 from snapcollect.analysis.wording import human_kb
+from snapcollect.bundle.names import END, PROC_BUDDYINFO, PROC_ZONEINFO, START, at, end_of, start_of
 
 FRAG_ORDER = 4            # first order above PAGE_ALLOC_COSTLY_ORDER (3)
 FRAG_UNUSABLE = 0.9       # heuristic: 90% of free memory unusable at that order
@@ -53,7 +54,7 @@ def _below(zone: dict) -> str | None:
               "(WARN), < low at one of them (INFO)",
     source="kernel Documentation/admin-guide/sysctl/vm.rst (min_free_kbytes, "
            "watermark_scale_factor); mm/page_alloc.c watermarks",
-    needs=[("proc/zoneinfo@end", "proc/zoneinfo@start")], section="buddyinfo")
+    needs=[(end_of(PROC_ZONEINFO), start_of(PROC_ZONEINFO))], section="buddyinfo")
 def zone_low_watermark(m):
     ds = m.ds
     start, end = _zones(ds.start), _zones(ds.end)
@@ -85,7 +86,7 @@ def zone_low_watermark(m):
                   f"against min {z['min']} / low {z['low']} / high {z.get('high', '?')}.",
         "zones": [{"node": k[0], "zone": k[1], "below": m, "severity": s, "free_pages": zz["free"],
                    "min": zz["min"], "low": zz["low"]} for s, k, m, zz, _, _ in hits],
-    }, [f"proc/zoneinfo@{p}" for p, y in (("start", at_start), ("end", at_end)) if y], vm_window(ds))
+    }, [at(PROC_ZONEINFO, p) for p, y in ((START, at_start), (END, at_end)) if y], vm_window(ds))
 
 
 def unusable_index(free: list[int], order: int) -> tuple[float, int]:
@@ -114,7 +115,7 @@ def unusable_index(free: list[int], order: int) -> tuple[float, int]:
     threshold="unusable free space index at order 4 (64 KiB) >= 0.9 in a zone with >= 1% of its "
               "pages free",
     source="heuristic, on the kernel's unusable free space index (mm/vmstat.c)",
-    needs=["proc/buddyinfo@end"], section="buddyinfo")
+    needs=[end_of(PROC_BUDDYINFO)], section="buddyinfo")
 def high_fragmentation(m):
     ds = m.ds
     zones = _zones(ds.end)
@@ -135,4 +136,4 @@ def high_fragmentation(m):
     return Hit("INFO", {"zone": z["zone"], "node": z["node"], "pct": idx * 100,
                         "_free": human_kb(total * kb), "_size": human_kb((1 << FRAG_ORDER) * kb),
                         "order": FRAG_ORDER, "unusable_index": idx, "free_blocks": z["free"]},
-               ["proc/buddyinfo@end"], vm_window(ds))
+               [end_of(PROC_BUDDYINFO)], vm_window(ds))
