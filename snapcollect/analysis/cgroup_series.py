@@ -191,6 +191,25 @@ def samples(ds: Dataset) -> tuple[list[tuple[float, dict[str, MemCgroup]]], tupl
     return out, (start_of(CGROUPS_MEMORY), end_of(CGROUPS_MEMORY)) if out else ()
 
 
+def _counter_readings(ds: Dataset, path: str, seq: list[tuple[float, MemCgroup]],
+                      source: tuple[str, ...]) -> list[MemCgroup]:
+    """The readings a group's counters (events, refaults, reclaim) rise over.
+
+    The series reads a group only once it is chosen (re-chosen every few
+    reads) and, on a slow host, only when a tick leaves it time: a group
+    that filled and was OOM-killed before its first series read enters the
+    series with the kill counted already, and its rise over the series
+    alone would be 0. The start and end snapshots read every group and
+    bracket the series; counters only go up (a reset is not a rise, see
+    _rise), so the rise over snapshot + series + snapshot is the window's."""
+    groups = [g for _t, g in seq]
+    if source != (SERIES_CGROUPS_MEMORY,):
+        return groups
+    before = (ds.start.memcgs or {}).get(path) if ds.start.t is not None and ds.start.t < seq[0][0] else None
+    after = (ds.end.memcgs or {}).get(path) if ds.end.t is not None and ds.end.t > seq[-1][0] else None
+    return ([before] if before is not None else []) + groups + ([after] if after is not None else [])
+
+
 def _descendants(path: str, paths) -> list[str]:
     pre = path.rstrip("/") + "/"
     return [p for p in paths if p.startswith(pre)]
@@ -236,7 +255,7 @@ def cgroup_series(ds: Dataset) -> dict[str, CgroupSeries]:
         else:
             worst = max(smp, key=lambda s: (s.usage_bytes or 0, s.t))
         worst_g = next(g for t, g in seq if t == worst.t)
-        groups = [g for _t, g in seq]
+        groups = _counter_readings(ds, path, seq, source)
         events = {}
         for e in LIMIT_EVENTS:
             r = _rise([g.events.get(e) for g in groups])

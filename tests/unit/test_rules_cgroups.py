@@ -112,6 +112,25 @@ def test_series_counter_reset_is_not_a_negative_rise_and_snapshots_stand_in():
     assert len(g.samples) == 2 and g.source == ("cgroups/memory@start", "cgroups/memory@end")
 
 
+def test_a_group_that_joined_the_series_late_keeps_the_kill_its_snapshot_saw():
+    # The group filled and was OOM-killed before the series first read it
+    # (chosen later, or a slow host's ticks had no time for the cgroups):
+    # the series first reads it with the kill counted already. Seen in a
+    # 6.1 guest whose first cgroups read came 34 s after the start snapshot.
+    def tick(k):
+        files = v2_files(60 * MIB, mx=64 * MIB, max_events=10 * (k >= 3), procs=(4711,))
+        files["memory.events"] = files["memory.events"].replace("oom_kill 0", f"oom_kill {int(k >= 3)}")
+        return groups(2, __victim=files) if k >= 3 else groups(2)
+    ds = build(n=6, memcgs=tick)
+    ds.start.memcgs = groups(2, __victim=v2_files(0))          # read for every group at the start
+    g = cgroup_series(ds)["/victim"]
+    assert g.events == {"max": 10, "oom_kill": 1}
+    # A group followed from the first sample rises over the series alone.
+    ds = build(n=6, memcgs=lambda k: groups(2, __a=v2_files(MIB, max_events=2 * k)))
+    ds.start.memcgs = groups(2, __a=v2_files(MIB, max_events=1000))
+    assert cgroup_series(ds)["/a"].events == {"max": 10}
+
+
 def test_v2_effective_limit_is_memory_high_when_lower_and_kernel_falls_back():
     ds = build(memcgs=lambda k: groups(2, __web=v2_files(95 * MIB, mx=200 * MIB, high=100 * MIB, anon=90 * MIB)))
     g = cgroup_series(ds)["/web"]
