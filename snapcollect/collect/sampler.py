@@ -48,7 +48,7 @@ from collections import deque
 from functools import partial
 from typing import Callable
 
-from snapcollect.bundle.names import CGROUPS_MEMORY, PROCS
+from snapcollect.bundle.names import CGROUPS_MEMORY, NODE_NUMASTAT, PROCS
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import own_processes
 from snapcollect.collect.jobs import NOT_RUN, Jobs, run_bounded
@@ -115,7 +115,7 @@ class Sampler:
 
     def _system_items(self) -> list[tuple[str, Callable]]:
         items: list[tuple[str, Callable]] = [(src, partial(procfs.read_file, src)) for src in procfs.TICK_FILES]
-        items += [(numa.node_source(n, "numastat"), partial(numa.read_node_file, n, "numastat"))
+        items += [(numa.node_source(n, NODE_NUMASTAT), partial(numa.read_node_file, n, NODE_NUMASTAT))
                   for n in self.nodes]
         hierarchy = getattr(self.layout, "cgroup", None)
         if hierarchy is not None:
