@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.parsers.bpf_events import ARTIFACTS
+from snapcollect.parsers.records import ReclaimStall
 
 @dataclass(frozen=True)
 class Bucket:
@@ -58,7 +59,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[max(math.ceil(q * len(s)) - 1, 0)]
 
 
-def stalls_by_process(stalls) -> list[dict]:
+def stalls_by_process(stalls: list[ReclaimStall]) -> list[dict]:
     """Per (pid, comm): count, total, p99 and worst latency (us) and when, pages reclaimed; worst total first."""
     acc: dict[tuple[int, str], dict] = {}
     lat: dict[tuple[int, str], list[float]] = {}
@@ -71,8 +72,8 @@ def stalls_by_process(stalls) -> list[dict]:
         a["total_us"] += s.latency_us
         if s.latency_us > a["max_us"]:
             a["max_us"], a["max_t"] = s.latency_us, s.t
-        a["pages"] += getattr(s, "nr_reclaimed", None) or 0
-        if getattr(s, "kind", None):
+        a["pages"] += s.nr_reclaimed or 0
+        if s.kind:
             a["kinds"].add(s.kind)
         a["first_t"] = min(a["first_t"], s.t)
     out = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Mapping
 
-from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.dataset import Dataset, Snapshot
 from snapcollect.parsers.cgroups import parse_cgroups
 from snapcollect.parsers.records import MemCgroup
 
@@ -24,12 +24,11 @@ from snapcollect.parsers.records import MemCgroup
 ROOT = "/"
 
 
-def cgroups(snap) -> dict[str, MemCgroup]:
+def cgroups(snap: Snapshot) -> dict[str, MemCgroup]:
     """Parsed memory cgroups of a snapshot by path (``parsers.cgroups.MemCgroup``)."""
-    groups = getattr(snap, "memcgs", None)
-    if groups is not None:
-        return dict(groups)
-    raw = getattr(snap, "cgroups", None)
+    if snap.memcgs is not None:
+        return dict(snap.memcgs)
+    raw = snap.cgroups
     if isinstance(raw, Mapping):        # a Snapshot built without the loader
         return dict(parse_cgroups(json.dumps(raw))["groups"])
     return {}

@@ -16,12 +16,12 @@ from typing import Any, Callable, TypeVar
 
 from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, CMD_FREE, CMD_NUMASTAT, CMD_NUMASTAT_M,
                                       CMD_SWAPON, CMD_VMSTAT_S, FS_MEMFS, HOST_INFO, KMSG, NODE_DIR_PREFIX,
-                                      PID_CMDLINE, PID_PMAP_X, PID_SMAPS, PID_SMAPS_ROLLUP, PID_STATUS,
-                                      PROCS, PROCS_MEMORY, PROCS_OPEN_DELETED, PROCS_TOP, PROC_BUDDYINFO,
-                                      PROC_MEMINFO, PROC_PRESSURE_MEMORY, PROC_SLABINFO, PROC_SWAPS,
-                                      PROC_SYSVIPC_SHM, PROC_SYS_VM, PROC_UPTIME, PROC_VMSTAT,
-                                      PROC_ZONEINFO, SERIES_CGROUPS_MEMORY, SYS_THP,
-                                      pid_file, series, series_source)
+                                      NODE_MEMINFO, NODE_NUMASTAT, PID_CMDLINE, PID_PMAP_X, PID_SMAPS,
+                                      PID_SMAPS_ROLLUP, PID_STATUS, PROCS, PROCS_MEMORY,
+                                      PROCS_OPEN_DELETED, PROCS_TOP, PROC_BUDDYINFO, PROC_MEMINFO,
+                                      PROC_PRESSURE_MEMORY, PROC_SLABINFO, PROC_SWAPS, PROC_SYSVIPC_SHM,
+                                      PROC_SYS_VM, PROC_UPTIME, PROC_VMSTAT, PROC_ZONEINFO,
+                                      SERIES_CGROUPS_MEMORY, SYS_THP, pid_file, series, series_source)
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.bpf_events import load_bpf_data
 from snapcollect.parsers.buddyinfo import parse_buddyinfo
@@ -204,9 +204,9 @@ def _snapshot(ld: _Loader, phase: str) -> Snapshot:
     if raw_cg is not None:
         parsed, s.cgroups = raw_cg
         s.memcgs = parsed["groups"]
-    nm = {n: v for n, name in _nodes(b, "meminfo", phase)
+    nm = {n: v for n, name in _nodes(b, NODE_MEMINFO, phase)
           if (v := ld.parse(name, parse_node_meminfo)) is not None}
-    ns = {n: v for n, name in _nodes(b, "numastat", phase)
+    ns = {n: v for n, name in _nodes(b, NODE_NUMASTAT, phase)
           if (v := ld.parse(name, parse_node_numastat)) is not None}
     s.numa_meminfo = nm or None
     s.numastat = ns or None
@@ -350,7 +350,7 @@ def load_dataset(bundle) -> Dataset:
         # Bundles of earlier versions have only the start/end snapshots,
         # which analysis.cgroup_series falls back to: not a missing source.
         ds.memcgs = ld.series(CGROUPS_MEMORY, lambda text: parse_cgroups(text)["groups"])
-    node_series = _nodes(bundle, "numastat", None)
+    node_series = _nodes(bundle, NODE_NUMASTAT, None)
     if node_series:
         by_k: dict[int, tuple[float, dict[int, dict[str, int]]]] = {}
         for node, name in node_series:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -133,11 +134,13 @@ class _Aggregate:
 
 
 def _locked(method):
+    # functools.wraps keeps the signature visible (inspect follows
+    # __wrapped__): tests/unit/test_protocols.py compares it with the
+    # protocol the BPF side writes through.
+    @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         with self._lock:
             return method(self, *args, **kwargs)
-    wrapper.__name__ = method.__name__
-    wrapper.__doc__ = method.__doc__
     return wrapper
 
 

@@ -29,6 +29,9 @@ class BccUnavailable(ImportError):
 
 
 def _looks_like_real_bcc(mod: ModuleType) -> bool:
+    # A capability check of a third-party module, not a probe of a test's
+    # stand-in: PyPI's unrelated "bcc" imports under the same name, and
+    # only Debian's bindings have the BPF class and the libbcc handle.
     return hasattr(mod, "BPF") and hasattr(mod, "lib")
 
 

@@ -27,10 +27,9 @@ import threading
 import time
 
 import snapcollect
-from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import bpf_start, headroom, own_processes
 from snapcollect.collect.bpf import capabilities, wire
-from snapcollect.collect.signals import StopFlag
+from snapcollect.collect.protocols import BpfWriter, BpfProcessCommand, MeasureHeadroom, StopState
 
 STDERR_TAIL = 300           # characters of the process's stderr kept for a reason
 EXIT_WAIT_S = 1.0           # after "finished" or a kill, for the process to be reaped
@@ -59,8 +58,10 @@ def _describe_exit(status: int) -> str:
 
 
 class BpfHook:
-    def __init__(self, args, writer: BundleWriter, stop: StopFlag, command=None, room=None):
+    def __init__(self, args, writer: BpfWriter, stop: StopState, command: BpfProcessCommand | None = None,
+                 room: MeasureHeadroom | None = None):
         self.args = args
+        # the collector's BundleWriter; the process's calls are replayed on it
         self.writer = writer
         self.stop = stop
         # looked up per run: tests put a stand-in process in their place
@@ -232,12 +233,14 @@ class BpfHook:
         return "the BPF process " + ("was " if self._exit.startswith("killed") else "") + self._exit
 
     def _stderr_tail(self) -> str:
+        if self._stderr is None:        # the process was never started
+            return ""
         try:
             self._stderr.seek(0, os.SEEK_END)
             size = self._stderr.tell()
             self._stderr.seek(max(0, size - STDERR_TAIL))
             return self._stderr.read().decode("utf-8", "replace").strip()
-        except (OSError, AttributeError, ValueError):
+        except (OSError, ValueError):   # ValueError: the file was closed
             return ""
 
     def _record_loss(self, why: str) -> None:

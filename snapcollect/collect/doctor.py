@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from snapcollect.collect import bpf_hook, bpf_start, headroom
 from snapcollect.collect.options import CollectOptions
 from snapcollect.collect.bpf import capabilities, program, tracefs
+from snapcollect.collect.protocols import BpfProcessCommand, MeasureHeadroom
 
 MIN_FREE_MB = 64
 MEASURE_LIMIT_S = 120.0     # how long doctor lets a BPF start run to measure it
@@ -246,7 +247,8 @@ class _NoStop:
     hurry = False
 
 
-def check_bpf_load(args, command=bpf_hook.bpf_process_command, room=headroom.measure) -> list[Check]:
+def check_bpf_load(args, command: BpfProcessCommand = bpf_hook.bpf_process_command,
+                   room: MeasureHeadroom = headroom.measure) -> list[Check]:
     """Start the BPF process as a collection would, measure it, and say what collect will do.
 
     The same decisions as collect's (bpf_start.may_start, bpf_start.outcome):

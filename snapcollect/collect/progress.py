@@ -20,6 +20,8 @@ from __future__ import annotations
 import sys
 import time
 
+from snapcollect.collect.protocols import Clock
+
 WIDTH = 79
 PLAIN_EVERY_S = 10.0
 
@@ -27,7 +29,7 @@ OFF, TTY, PLAIN = "off", "tty", "plain"
 
 
 class Progress:
-    def __init__(self, enabled: bool, stream=None, *, mode: str | None = None, clock=time.monotonic):
+    def __init__(self, enabled: bool, stream=None, *, mode: str | None = None, clock: Clock = time.monotonic):
         self.stream = stream or sys.stderr
         self.mode = mode if mode is not None else (TTY if enabled else OFF)
         self.enabled = self.mode != OFF

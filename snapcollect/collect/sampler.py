@@ -48,10 +48,11 @@ from collections import deque
 from functools import partial
 from typing import Callable
 
-from snapcollect.bundle.names import CGROUPS_MEMORY, PROCS
+from snapcollect.bundle.names import CGROUPS_MEMORY, NODE_NUMASTAT, PROCS
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import own_processes
 from snapcollect.collect.jobs import NOT_RUN, Jobs, run_bounded
+from snapcollect.collect.snapshot import HostLayout
 from snapcollect.collect.sources import cgroups, numa, outcome_of, procfs
 from snapcollect.collect.sources.processes import PassResult, PassState, pid_from_current, procs_pass
 
@@ -78,7 +79,7 @@ def pass_every(cpu_s: float, pids: int, interval_s: float) -> int:
 
 class Sampler:
     def __init__(self, writer: BundleWriter, jobs: Jobs, nodes: list[int], interval_s: float, *,
-                 layout=None):
+                 layout: HostLayout | None = None):
         # ``layout`` (snapshot.HostLayout): the memory cgroup hierarchy and
         # the groups the start snapshot chose, which the series follows.
         self.layout = layout
@@ -115,9 +116,9 @@ class Sampler:
 
     def _system_items(self) -> list[tuple[str, Callable]]:
         items: list[tuple[str, Callable]] = [(src, partial(procfs.read_file, src)) for src in procfs.TICK_FILES]
-        items += [(numa.node_source(n, "numastat"), partial(numa.read_node_file, n, "numastat"))
+        items += [(numa.node_source(n, NODE_NUMASTAT), partial(numa.read_node_file, n, NODE_NUMASTAT))
                   for n in self.nodes]
-        hierarchy = getattr(self.layout, "cgroup", None)
+        hierarchy = self.layout.cgroup if self.layout is not None else None
         if hierarchy is not None:
             if self.cgroups is None:
                 self.cgroups = cgroups.Follower(hierarchy[0], hierarchy[1], self.interval,

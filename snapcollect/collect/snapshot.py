@@ -21,7 +21,7 @@ from typing import Callable
 
 from snapcollect.bundle import names
 from snapcollect.bundle.names import (CGROUPS_MEMORY, CMD_FREE, CMD_NUMASTAT, CMD_NUMASTAT_M, CMD_SWAPON,
-                                      CMD_VMSTAT_S, FS_MEMFS, PROCS_MEMORY, PROCS_OPEN_DELETED,
+                                      CMD_VMSTAT_S, FS_MEMFS, NODE_FILES, PROCS_MEMORY, PROCS_OPEN_DELETED,
                                       PROC_MEMINFO, PROC_SWAPS, PROC_SYS_VM, PROC_VMSTAT, SYS_THP)
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect.clock import Deadline
@@ -69,7 +69,7 @@ def snapshot_sources(layout: HostLayout) -> list[str]:
     """Every source a snapshot covers, for recording what was cut off."""
     out = list(procfs.SNAPSHOT_FILES) + list(COMMANDS) + [PROC_SYS_VM, SYS_THP]
     for n in layout.nodes:
-        out += [numa.node_source(n, "meminfo"), numa.node_source(n, "numastat")]
+        out += [numa.node_source(n, f) for f in NODE_FILES]
     out.append(CGROUPS_MEMORY)
     out += [FS_MEMFS, PROCS_MEMORY, PROCS_OPEN_DELETED]
     return out
@@ -127,7 +127,7 @@ def take_snapshot(phase: str, writer: BundleWriter, layout: HostLayout, jobs: Jo
                                          for src in procfs.SNAPSHOT_FILES if src not in done]
     items += [(PROC_SYS_VM, procfs.sysvm), (SYS_THP, procfs.thp)]
     items += [(numa.node_source(n, f), partial(numa.read_node_file, n, f))
-              for n in layout.nodes for f in ("meminfo", "numastat")]
+              for n in layout.nodes for f in NODE_FILES]
     bounded(items)
 
     if (why := out_of_time()):

@@ -21,39 +21,10 @@ from snapcollect.collect import bpf_hook, bpf_start, doctor
 from snapcollect.collect.bpf import wire
 from snapcollect.collect.headroom import Headroom
 
+from collect_fakes import NoStop, RecordingWriter
+
 FAKE = os.path.join(os.path.dirname(__file__), "fake_bpf_process.py")
 PLENTY = Headroom(8 << 20, "MemAvailable")
-
-
-class RecordingWriter:
-    """The bundle-writer methods the BPF process may call (wire.METHODS), recorded."""
-
-    def __init__(self):
-        self.manifest: dict = {"clock": {"wall": time.time(), "monotonic": time.monotonic()}}
-        self.files: dict[str, bytes] = {}
-        self.missing: dict[str, tuple[str, str]] = {}
-        self.streams: set[str] = set()
-        self.records: dict[str, list] = {}
-
-    def add_file(self, name, data, **kw):
-        self.files[name] = data.encode() if isinstance(data, str) else data
-
-    def add_missing(self, name, status, reason, **extra):
-        self.missing[name] = (status, reason)
-
-    def declare_stream(self, name, **kw):
-        self.streams.add(name)
-
-    def add_records(self, name, records):
-        self.records.setdefault(name, []).extend(records)
-
-    def merge_manifest(self, key, **fields):
-        self.manifest[key] = {**(self.manifest.get(key) or {}), **fields}
-
-
-class NoStop:
-    stopped = False
-    hurry = False
 
 
 def fake(*flags):

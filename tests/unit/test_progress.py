@@ -6,13 +6,7 @@ import io
 
 from snapcollect.collect.progress import OFF, PLAIN, PLAIN_EVERY_S, TTY, WIDTH, Progress
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from collect_fakes import Clock
 
 
 class TtyStream(io.StringIO):

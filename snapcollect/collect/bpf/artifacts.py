@@ -14,6 +14,7 @@ import json
 from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH
 from snapcollect.collect.bpf import aggregates, events, program
 from snapcollect.collect.bpf.maps import as_int
+from snapcollect.collect.protocols import BpfWriter
 
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
@@ -28,7 +29,7 @@ class ArtifactWriter:
     """``resolver`` is a symbolize.StackResolver; ``own_tgids`` are
     snapcollect's processes, whose faults are its cost, not the incident's."""
 
-    def __init__(self, writer, maps, resolver, plan: program.Plan, unavailable, own_tgids,
+    def __init__(self, writer: BpfWriter, maps, resolver, plan: program.Plan, unavailable, own_tgids,
                  sampler_kind: str):
         self.writer = writer
         self.maps = maps

@@ -16,6 +16,7 @@ from typing import Callable
 
 from snapcollect.bundle.names import BPF_COMPACTION, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM
 from snapcollect.collect.bpf import events, program
+from snapcollect.collect.protocols import BpfWriter
 
 # Bounds: keep the bundle small and say how many were left out.
 STREAM_CAP = {BPF_OOM_KILL: 10_000, BPF_RECLAIM: 100_000, BPF_KSWAPD_WAKE: 50_000,
@@ -26,7 +27,7 @@ CHUNK = 5000
 class EventIntake:
     """``kernel_stack(stack_id)`` gives the frames of an OOM kill's kernel stack."""
 
-    def __init__(self, writer, clock: dict, kernel_stack: Callable[[int], list[str]]):
+    def __init__(self, writer: BpfWriter, clock: dict, kernel_stack: Callable[[int], list[str]]):
         self.writer = writer
         self.clock = clock
         self.kernel_stack = kernel_stack

@@ -12,7 +12,8 @@ BPF artifact is recorded as ``unavailable`` with a reason and a remedy,
 and ``poll`` just waits. All programs are one BPF object, compiled once
 before the window opens; compile time and the RSS during the compile go
 to ``writer.manifest["bpf"]``. The collector runs it in a process of its
-own (collect/bpf/child.py), ``writer`` then being a wire.PipeWriter.
+own (collect/bpf/child.py), ``writer`` then being a wire.PipeWriter; it
+may be any protocols.BpfWriter.
 
 This module only orders the steps; each concern has its own module:
 host_plan.py (what to compile on this kernel), compile.py (text -> loaded
@@ -39,6 +40,7 @@ from snapcollect.collect.bpf.intake import EventIntake
 from snapcollect.collect.bpf.maps import BccMaps
 from snapcollect.collect.bpf.symbolize import StackResolver
 from snapcollect.collect.bpf.symbols import Symbolizer
+from snapcollect.collect.protocols import BpfWriter
 
 FORMATS_ARTIFACT = BPF_TRACEPOINT_FORMATS
 PERF_PAGES = 64                 # per CPU, 256 KiB
@@ -53,7 +55,8 @@ FINISH_WARM_S = 0.2
 class BpfSession:
     """One collection's BPF programs; see the module docstring."""
 
-    def __init__(self, args, writer, deadline_mono: float, own_tgids: frozenset[int] = frozenset()):
+    def __init__(self, args, writer: BpfWriter, deadline_mono: float,
+                 own_tgids: frozenset[int] = frozenset()):
         self.args = args
         # The collector and this process: their faults (the compile, the
         # symbol tables) are snapcollect's cost, not the incident's stacks.
@@ -77,7 +80,8 @@ class BpfSession:
     # -- start -----------------------------------------------------------
 
     @classmethod
-    def start(cls, args, writer, deadline_mono: float, own_tgids: frozenset[int] = frozenset()) -> "BpfSession":
+    def start(cls, args, writer: BpfWriter, deadline_mono: float,
+              own_tgids: frozenset[int] = frozenset()) -> "BpfSession":
         """Compile and attach everything, bounded by ``deadline_mono``; never raises."""
         session = cls(args, writer, deadline_mono, own_tgids)
         try:
@@ -178,11 +182,7 @@ class BpfSession:
         info = dict(self.info)
         info["unavailable"] = {a: {"reason": p.reason, "remedy": p.remedy}
                                for a, p in sorted(self.unavailable.items())}
-        merge = getattr(self.writer, "merge_manifest", None)
-        if merge is not None:   # keeps what the runner noted beside it
-            merge("bpf", **info)
-        else:
-            self.writer.manifest["bpf"] = {**(self.writer.manifest.get("bpf") or {}), **info}
+        self.writer.merge_manifest("bpf", **info)     # keeps what the runner noted beside it
 
     def pending_artifacts(self) -> list[str]:
         """The artifacts finish() will write, lost if the process dies first."""

@@ -14,14 +14,15 @@ Collector -> BPF process (its stdin)::
 
 BPF process -> collector (a pipe of its own)::
 
-    {"op": "call", "method": "declare_stream", "args": ["bpf/oom_kill"], "kw": {}}
+    {"op": "call", "method": "declare_stream", "args": ["bpf/oom_kill"], "kw": {"status": "ok", "reason": null}}
     {"op": "started", "enabled": true, "pending": ["bpf/fault_stacks.json", ...]}
     {"op": "finished"}
 
-``call`` replays one bundle-writer call (the methods in ``METHODS``) on
-the collector's writer; ``pending`` names the artifacts the process still
-means to write at finish, so that the collector can record them as lost
-if the process dies first. Monotonic times are CLOCK_MONOTONIC, the same
+``call`` replays one bundle-writer call on the collector's writer: one of
+the methods of ``protocols.BpfWriter`` (``METHODS``), and no other;
+``pending`` names the artifacts the process still means to write at
+finish, so that the collector can record them as lost if the process
+dies first. Monotonic times are CLOCK_MONOTONIC, the same
 clock in both processes. Anything else on the pipe is ignored, counted.
 """
 
@@ -29,8 +30,22 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any, Callable
 
-METHODS = ("add_file", "add_missing", "declare_stream", "add_records", "merge_manifest")
+from snapcollect.collect.protocols import BpfWriter
+
+# The calls a message may replay, one per method of BpfWriter
+# (tests/unit/test_protocols.py keeps the two equal). A table, not a
+# lookup on the writer: a method name from the pipe picks an entry here or
+# is refused, whatever else the writer object has (close, add_tick, ...).
+_CALLS: dict[str, Callable[..., None]] = {
+    "add_file": lambda w, *a, **kw: w.add_file(*a, **kw),
+    "add_missing": lambda w, *a, **kw: w.add_missing(*a, **kw),
+    "declare_stream": lambda w, *a, **kw: w.declare_stream(*a, **kw),
+    "add_records": lambda w, *a, **kw: w.add_records(*a, **kw),
+    "merge_manifest": lambda w, *a, **kw: w.merge_manifest(*a, **kw),
+}
+METHODS = tuple(_CALLS)
 
 # the options of `snapcollect collect` that the BPF session reads
 OPTIONS = ("no_bpf", "fault_sample", "kernel_stacks", "heap_trace")
@@ -68,27 +83,29 @@ def call_message(method: str, args: tuple, kw: dict) -> dict:
             "kw": {k: _pack(v) for k, v in kw.items()}}
 
 
-def apply_call(message: dict, writer) -> str | None:
+def apply_call(message: dict, writer: BpfWriter) -> str | None:
     """Replay a ``call`` message on ``writer``; the artifact name it concerns.
 
-    Raises ValueError for a call that is not a writer method (a hostile or
-    broken process cannot make the collector call anything else).
+    Raises ValueError for a call that is not an BpfWriter method (a
+    hostile or broken process cannot make the collector call anything
+    else); arguments the method does not take raise its TypeError.
     """
     method = message.get("method")
     args, kw = message.get("args"), message.get("kw")
-    if method not in METHODS or not isinstance(args, list) or not isinstance(kw, dict):
+    call = _CALLS.get(method) if isinstance(method, str) else None
+    if call is None or not isinstance(args, list) or not isinstance(kw, dict):
         raise ValueError(f"not a writer call: {str(method)[:40]!r}")
     if not all(isinstance(k, str) for k in kw):
         raise ValueError("keyword names must be strings")
-    getattr(writer, method)(*[_unpack(a) for a in args], **{k: _unpack(v) for k, v in kw.items()})
+    call(writer, *[_unpack(a) for a in args], **{k: _unpack(v) for k, v in kw.items()})
     return args[0] if args and isinstance(args[0], str) and method != "merge_manifest" else None
 
 
 class PipeWriter:
     """The bundle writer as the BPF session sees it, inside the BPF process.
 
-    Every call is sent to the collector; the manifest is kept locally as
-    well, because the session reads back what it merged.
+    An BpfWriter: every call is sent to the collector; the manifest
+    is kept locally as well, because the session reads back what it merged.
     """
 
     def __init__(self, out, clock: dict):
@@ -103,18 +120,20 @@ class PipeWriter:
         self._out.write(encode(message))
         self._out.flush()
 
-    def add_file(self, name, data, **kw) -> None:
-        self._send("add_file", name, data, **kw)
+    def add_file(self, name: str, data: bytes | str, *, status: str = "ok", reason: str | None = None,
+                 **extra: Any) -> None:
+        self._send("add_file", name, data, status=status, reason=reason, **extra)
 
-    def add_missing(self, name, status, reason, **extra) -> None:
+    def add_missing(self, name: str, status: str, reason: str, **extra: Any) -> None:
         self._send("add_missing", name, status, reason, **extra)
 
-    def declare_stream(self, name, **kw) -> None:
-        self._send("declare_stream", name, **kw)
+    def declare_stream(self, name: str, *, status: str = "ok", reason: str | None = None,
+                       **extra: Any) -> None:
+        self._send("declare_stream", name, status=status, reason=reason, **extra)
 
-    def add_records(self, name, records) -> None:
+    def add_records(self, name: str, records: list[dict]) -> None:
         self._send("add_records", name, records)
 
-    def merge_manifest(self, key, **fields) -> None:
+    def merge_manifest(self, key: str, **fields: Any) -> None:
         self.manifest[key] = {**(self.manifest.get(key) or {}), **fields}
         self._send("merge_manifest", key, **fields)

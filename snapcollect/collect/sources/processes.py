@@ -44,19 +44,20 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from snapcollect.bundle.names import PID_CMDLINE, PID_SMAPS, PID_SMAPS_ROLLUP, PID_STATUS
 from snapcollect.collect.jobs import Job
 from snapcollect.collect.sources import Outcome, read_capped
 
 KIB = 1024
 MIB = 1024 * KIB
 
-# name under procs/<pid>/ -> (file in /proc/PID, size cap)
+# name under procs/<pid>/ (names.pid_file) -> (file in /proc/PID, size cap)
 DETAIL_FILES: dict[str, tuple[str, int]] = {
-    "status": ("status", 64 * KIB),
-    "cmdline": ("cmdline", 128 * KIB),
-    "smaps_rollup": ("smaps_rollup", 64 * KIB),
+    PID_STATUS: ("status", 64 * KIB),
+    PID_CMDLINE: ("cmdline", 128 * KIB),
+    PID_SMAPS_ROLLUP: ("smaps_rollup", 64 * KIB),
     # A JVM or database can have tens of thousands of mappings (~1 KB each).
-    "smaps": ("smaps", 32 * MIB),
+    PID_SMAPS: ("smaps", 32 * MIB),
 }
 
 PASS_CAP = 32 * MIB

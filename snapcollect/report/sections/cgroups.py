@@ -77,7 +77,7 @@ def _named(findings) -> list[str]:
     """The cgroups findings name (evidence values ``group`` or ``cgroup``), in the findings' order."""
     out: list[str] = []
     for f in findings or ():
-        values = getattr(getattr(f, "evidence", None), "values", None) or {}
+        values = f.evidence.values or {}
         for key in ("group", "cgroup"):
             v = values.get(key)
             if isinstance(v, str) and v not in out:
