@@ -193,6 +193,7 @@ _BPF = Shape("manifest bpf", {}, {
     "headers": nullable(STR), "headers_release": nullable(STR), "fault_sample_period": COUNT,
     "kernel_stacks": BOOL, "stack_map_entries": COUNT, "compile_s": NUM,
     "compile_rss_before_kb": COUNT, "compile_peak_rss_kb": COUNT, "events_lost": COUNT,
+    "reader_peak_rss_kb": COUNT,
     "dropped": map_of(COUNT), "records": map_of(COUNT),
     "tracepoint_fields": map_of(list_of(STR)),
 })

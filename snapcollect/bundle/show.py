@@ -73,6 +73,15 @@ def format_show(b: Bundle) -> str:
         lines += _wrap(f"privacy:   {said}", " " * 11)
     if "cpu_s" in m or "peak_rss_kb" in m:
         lines.append(f"cost:      {m.get('cpu_s', '?')} s CPU, peak RSS {m.get('peak_rss_kb', '?')} kB")
+    proc = bpf.get("process") if isinstance(bpf, dict) else None
+    loader = bpf.get("loader") if isinstance(bpf, dict) else None
+    if isinstance(loader, dict):
+        # processes of their own: the collector's cost above is neither
+        said = f"loader (the compile) {loader.get('cpu_s', '?')} s CPU, peak RSS {loader.get('peak_rss_kb', '?')} kB"
+        if isinstance(proc, dict):
+            said = (f"reader {proc.get('cpu_s', '?')} s CPU, peak RSS {proc.get('peak_rss_kb', '?')} kB; "
+                    + said)
+        lines += _wrap(f"bpf cost:  {said}", " " * 11)
     arts = b.artifacts()
     ok = [a for a in arts if a.get("status") == "ok"]
     bad = [a for a in arts if a.get("status") != "ok"]

@@ -1,8 +1,8 @@
 """The collector's side of BPF: a supervised BPF process (collect/bpf/child.py).
 
-The whole BPF session (compile, attach, event intake, symbolisation,
-aggregation) runs in a process of its own, so that bcc and LLVM never
-enter the collector's address space and an OOM kill or a crash of that
+The whole BPF session (compile and attach in a short-lived loader, event
+intake, symbolisation, aggregation in the reader) runs in processes of
+its own, so that bcc and LLVM never enter the collector's address space and an OOM kill or a crash of that
 process costs the BPF artifacts only. A reader thread replays the
 process's bundle-writer calls on the real writer as they arrive (the
 writer is locked); see collect/bpf/wire.py for the protocol.
@@ -13,7 +13,8 @@ or an ``error`` note, and the artifacts it still meant to write are
 recorded as missing, with the reason. Before starting it, the memory
 left to the collector is checked (bpf_start.may_start). The window
 waits for the start up to ``--bpf-start-timeout`` (bpf_start.outcome).
-The process's peak RSS and CPU come from wait4(2), whatever its end.
+The process's peak RSS and CPU come from wait4(2), whatever its end, less
+its loader's (a process of its own, which compiles: see bpf/reader.py).
 """
 
 from __future__ import annotations
@@ -200,9 +201,25 @@ class BpfHook:
                 self._kill("it did not exit after its end of file")
             time.sleep(0.02)
         self._exit = _describe_exit(status)
-        # ru_maxrss is kB on Linux
-        self.process_cost = {"pid": proc.pid, "peak_rss_kb": usage.ru_maxrss,
-                             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "exit": self._exit}
+        self.process_cost = self._reader_cost(proc.pid, usage)
+
+    def _reader_cost(self, pid: int, usage) -> dict:
+        """The BPF process's own peak RSS and CPU. wait4 counts the children
+        it waited for too (its loader, ~140 MB for the compile): the peak is
+        the one the process measured itself (VmHWM) when it lived to say it,
+        and the loader's CPU, which it recorded apart, is taken off."""
+        info = self.writer.manifest.get("bpf") or {}
+        loader = info.get("loader") if isinstance(info.get("loader"), dict) else {}
+        cpu = usage.ru_utime + usage.ru_stime
+        own_peak = info.get("reader_peak_rss_kb")
+        cost = {"pid": pid, "exit": self._exit,
+                # ru_maxrss is kB on Linux
+                "peak_rss_kb": own_peak if isinstance(own_peak, int) and own_peak > 0 else usage.ru_maxrss,
+                "cpu_s": round(cpu, 3)}
+        if isinstance(loader.get("cpu_s"), (int, float)):
+            cost["cpu_s"] = round(max(cpu - loader["cpu_s"], 0.0), 3)
+            cost["wait4_peak_rss_kb"] = usage.ru_maxrss      # the larger of it and its loader
+        return cost
 
     def _close_stdin(self) -> None:
         try:
@@ -259,9 +276,9 @@ class BpfHook:
             # (and an unprivileged user may not even be able to run this
             # interpreter again): the session records, in this process, every
             # BPF artifact as unavailable with the reason; it loads nothing.
-            from snapcollect.collect.bpf.session import BpfSession
+            from snapcollect.collect.bpf.reader import ReaderSession
 
-            BpfSession.start(self.args, self.writer, time.monotonic())
+            ReaderSession.start(self.args, self.writer, time.monotonic())
             return
         go = bpf_start.may_start(self.args, self.room())
         if not go.start:

@@ -278,11 +278,13 @@ def check_bpf_load(args, command: BpfProcessCommand = bpf_hook.bpf_process_comma
     hook.wait_finish(time.monotonic() + 30)
     info = w.manifest.get("bpf", {})
     proc = info.get("process") or {}
+    loader = info.get("loader") or {}
     if info.get("compile_s") is not None and "compile_error" not in info and info.get("attach"):
-        out.append(Check("BPF compile", True, f"{info['compile_s']:.2f} s; the BPF process's RSS "
+        out.append(Check("BPF compile", True, f"{info['compile_s']:.2f} s; the BPF loader's RSS "
                          f"{info.get('compile_rss_before_kb', 0) // 1024} -> "
                          f"{info.get('compile_peak_rss_kb', 0) // 1024} MiB during the compile, "
-                         f"peak {proc.get('peak_rss_kb', 0) // 1024} MiB", group="bpf"))
+                         f"peak {loader.get('peak_rss_kb', 0) // 1024} MiB; the BPF reader's peak "
+                         f"{proc.get('peak_rss_kb', 0) // 1024} MiB", group="bpf"))
     else:
         un = info.get("unavailable") or {}
         first = next(iter(un.values()), {"reason": info.get("reason") or "did not run", "remedy": None})

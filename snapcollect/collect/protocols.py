@@ -11,7 +11,7 @@ that drifts from it fails there instead of passing against code that no
 longer exists.
 
 - ``BpfWriter``: the bundle writer as the BPF side sees it. The BPF
-  session and its parts (bpf/intake.py, bpf/artifacts.py) write through
+  reader session (bpf/reader.py) and its parts (bpf/intake.py, bpf/artifacts.py) write through
   it (``wire.PipeWriter`` in the BPF process, a ``BundleWriter`` in the
   live tests); ``BpfHook`` replays the process's calls on the collector's
   writer, and ``wire.apply_call`` accepts exactly the methods declared

@@ -315,8 +315,13 @@ def header_items(report) -> list[tuple[str, str]]:
         cost.append(f"peak RSS {iec_kb(m['peak_rss_kb'])}")
     # the BPF compile runs in a process of its own: its peak is not the collector's
     bpf_process = collector_meta.get("bpf_process")
+    bpf_meta = collector_meta.get("bpf")
+    loader = bpf_meta.get("loader") if isinstance(bpf_meta, dict) else None
     if isinstance(bpf_process, dict) and isinstance(bpf_process.get("peak_rss_kb"), int):
-        cost.append(f"BPF process peak RSS {iec_kb(bpf_process['peak_rss_kb'])}")
+        cost.append(f"{'BPF reader' if isinstance(loader, dict) else 'BPF process'} peak RSS "
+                    f"{iec_kb(bpf_process['peak_rss_kb'])}")
+    if isinstance(loader, dict) and isinstance(loader.get("peak_rss_kb"), int):
+        cost.append(f"BPF loader (the compile) peak RSS {iec_kb(loader['peak_rss_kb'])}")
     if cost:
         collector.append("cost " + ", ".join(cost))
     add("Collector", "; ".join(collector))

@@ -1,5 +1,5 @@
 """Helpers of the BPF live tests: workloads in C with known function names,
-a v1 memory cgroup, and a BpfSession driven straight into a bundle.
+a v1 memory cgroup, and a ReaderSession driven straight into a bundle.
 
 The C programs are compiled at test time with frame pointers so that
 their user stacks unwind through the named functions.
@@ -110,14 +110,14 @@ def bpf_args(**kw):
 
 
 class DirectSession:
-    """A BpfSession writing into a bundle of its own, polled by hand."""
+    """A ReaderSession (and its loader) writing into a bundle of its own, polled by hand."""
 
     def __init__(self, tmpdir: str, **args):
-        from snapcollect.collect.bpf.session import BpfSession
+        from snapcollect.collect.bpf.reader import ReaderSession
 
         self.path = os.path.join(tmpdir, "bpf-test.tar.zst")
         self.writer = BundleWriter(self.path, {"clock": {"wall": time.time(), "monotonic": time.monotonic()}})
-        self.session = BpfSession.start(bpf_args(**args), self.writer, time.monotonic() + 60)
+        self.session = ReaderSession.start(bpf_args(**args), self.writer, time.monotonic() + 60)
 
     def poll_while(self, proc: subprocess.Popen, limit_s: float = 120) -> None:
         end = time.monotonic() + limit_s

@@ -300,3 +300,60 @@ def test_cli_no_bpf_collects_and_says_why(tmp_path):
     for name in ARTIFACTS:
         status, why = data.available[name]
         assert status != "ok" and "no-bpf" in (why or ""), (name, status, why)
+
+
+# -- (f) symbols without bcc name what bcc names -----------------------------------
+
+
+@needs_bpf
+@needs_gcc
+@pytest.mark.bpf
+def test_symbols_without_bcc_match_bccs_on_the_same_stacks(tmp_path):
+    """The reader's symbolizer (procsyms.py: /proc/PID/maps + ELF symbol
+    tables) against bcc's symbol cache, on the addresses of the same
+    recorded stacks of a live test program: the same function for every
+    frame of the program and of the C library (of aliases at one address,
+    either name: bcc's choice among them is not defined)."""
+    from snapcollect.collect.bcc_loader import load_bcc
+    from snapcollect.collect.bpf.procsyms import ProcSymbolizer
+
+    bcc = load_bcc()
+    exe = compile_c(FAULT_C, str(tmp_path / "sc-faulter"))
+    s = DirectSession(str(tmp_path), fault_sample=16)
+    proc = subprocess.Popen([exe, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        s.poll_until_line(proc, "done")
+        maps = s.session.bpf
+        stacks = maps.table("stacks")
+        ids = {k.ustack for k, _v in maps.items("fault_counts") if k.tgid == proc.pid and k.ustack >= 0}
+        assert ids, "no stacks recorded for the test program"
+        ours = ProcSymbolizer()
+        ours.warm(proc.pid)
+        theirs = bcc.SymbolCache(proc.pid)
+        compared = 0
+        seen = set()
+        differ = []
+        for sid in sorted(ids):
+            for addr in stacks.addresses(sid):
+                name, _off, module = theirs.resolve(addr, False)
+                if not name or not module:
+                    continue
+                path = module
+                module = os.path.basename(module.decode())
+                if module != "sc-faulter" and not module.startswith("libc"):
+                    continue
+                got = ours.user_frame(proc.pid, addr)
+                # aliases (several names at one address) name the same code
+                if got != name.decode() and (module == "sc-faulter" or got.startswith("[")
+                                             or theirs.resolve_name(path, got.encode()) !=
+                                             theirs.resolve_name(path, name)):
+                    differ.append((hex(addr), module, got, name.decode()))
+                compared += 1
+                seen.add(name.decode())
+        assert not differ, differ
+        assert compared and {"sc_fault_touch", "sc_fault_outer", "main"} <= seen, seen
+    finally:
+        proc.stdin.write("x\n")
+        proc.stdin.flush()
+        s.poll_while(proc)
+        s.close()

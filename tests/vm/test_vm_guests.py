@@ -232,6 +232,20 @@ def test_bpf_sections_hold_events(guest):
 
 
 @per_guest()
+def test_the_compile_is_the_loaders_and_the_reader_stays_small(guest):
+    """bcc only in the short-lived loader: its peak and CPU recorded apart,
+    the BPF reader that lives through the window within 64 MB."""
+    for name in ("incident", "swap"):
+        m = guest.manifests[name]
+        bpf = m.get("bpf") or {}
+        loader = bpf.get("loader") or {}
+        assert bpf.get("enabled") is True, (name, bpf.get("reason"))
+        assert loader.get("exit") == "exited with status 0" and loader.get("peak_rss_kb", 0) > 0, (name, loader)
+        assert 0 < m["bpf_process"]["peak_rss_kb"] <= 64 * 1024, (name, m["bpf_process"])
+        assert loader["peak_rss_kb"] > m["bpf_process"]["peak_rss_kb"], (name, loader, m["bpf_process"])
+
+
+@per_guest()
 def test_memory_events_of_the_killed_and_the_limited_group(guest):
     doc = report(guest, "incident")
     oom, limit = cgroup_row(doc, OOM_GROUP), cgroup_row(doc, LIMIT_GROUP)

@@ -13,7 +13,6 @@ import json
 
 from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH
 from snapcollect.collect.bpf import aggregates, events, program
-from snapcollect.collect.bpf.maps import as_int
 from snapcollect.collect.protocols import BpfWriter
 
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
@@ -55,7 +54,7 @@ class ArtifactWriter:
     def write_faults(self, errors: dict[str, int], deadline: float) -> None:
         if BPF_FAULT_STACKS_FOLDED in self.unavailable:
             return
-        rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), as_int(v))
+        rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), int(v))
                 for k, v in self.maps.items("fault_counts") if k.tgid not in self.own_tgids]
         self.resolver.unresolved = 0
         text, meta = aggregates.fault_documents(
@@ -70,7 +69,7 @@ class ArtifactWriter:
     def write_majfaults(self, errors: dict[str, int], _deadline: float) -> None:
         if program.MAJFAULT_ARTIFACT in self.unavailable:
             return
-        rows = [(k.tgid, events.cstr(bytes(k.comm)), as_int(v)) for k, v in self.maps.items("majfaults")]
+        rows = [(k.tgid, events.cstr(bytes(k.comm)), int(v)) for k, v in self.maps.items("majfaults")]
         self.writer.add_file(program.MAJFAULT_ARTIFACT,
                              json.dumps(aggregates.majfault_document(rows, errors), indent=1))
 

@@ -4,11 +4,13 @@ Started by the collector (collect/bpf_hook.py) with three pipes: its
 stdin carries the collector's commands, the file descriptor named by
 ``--out-fd`` carries messages back, stderr goes to a file the collector
 reads when something went wrong (see wire.py for the protocol). It runs
-one ``BpfSession``: compile and attach, then poll events until told to
-finish or until its stdin closes (the collector is gone or gave up on
-it), then detach, aggregate and send the artifacts.
+one ``reader.ReaderSession``: a short-lived loader process compiles and
+attaches and hands the kernel objects over, then this one polls events
+until told to finish or until its stdin closes (the collector is gone or
+gave up on it), then detaches, aggregates and sends the artifacts. It
+does not import bcc.
 
-fd 1 is pointed at stderr so that nothing bcc or clang prints can be
+fd 1 is pointed at stderr so that nothing the loader (bcc, clang) prints can be
 taken for a message. The process inherits the collector's nice value, I/O
 priority and oom_score_adj (1000: the kernel's first choice when memory
 runs out); the collector reads its peak RSS and CPU from wait4(2).
@@ -52,7 +54,7 @@ def _wait_command(fd: int, timeout_s: float) -> bool:
 
 
 def run(stdin_fd: int, out) -> int:
-    from snapcollect.collect.bpf.session import BpfSession   # imports bcc: only here
+    from snapcollect.collect.bpf.reader import ReaderSession
     from snapcollect.collect.options import CollectOptions
 
     commands = _commands(stdin_fd)
@@ -63,7 +65,7 @@ def run(stdin_fd: int, out) -> int:
                                                           "monotonic": time.monotonic()})
     opts = CollectOptions.from_wire(config.get("options"))
     own = config.get("collector_pid")
-    session = BpfSession.start(opts, writer, float(config["deadline_mono"]),
+    session = ReaderSession.start(opts, writer, float(config["deadline_mono"]),
                                own_tgids=frozenset([own]) if isinstance(own, int) else frozenset())
     enabled = session.bpf is not None
     pending = session.pending_artifacts() if enabled else []

@@ -6,10 +6,10 @@ the BPF program get their symbol tables warmed as they appear, within a
 small budget per poll, and the stacks recorded so far are resolved every
 second or so, biggest first, within a budget per second of the window.
 At the end, what is still unresolved past the deadline says so with a
-placeholder. The symbol tables themselves are symbols.py's.
+placeholder. The symbol tables themselves are procsyms.py's.
 
 Kernel interfaces: the BPF maps ``fault_counts``/``stacks`` and
-``heap``/``sys_stacks`` (BPF_MAP_TYPE_STACK_TRACE), through maps.py.
+``heap``/``sys_stacks`` (BPF_MAP_TYPE_STACK_TRACE), through fdmaps.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 
 from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_HEAP_GROWTH
-from snapcollect.collect.bpf.maps import as_int
 
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
 STACK_NOT_RECORDED = -1000      # SC_STACK_NOT_RECORDED: file mmaps keep no stack
@@ -25,7 +24,7 @@ EEXIST = 17                     # a stack id of -EEXIST: the hash bucket was tak
 
 # the aggregate map, the stack map its keys point into, the artifact it
 # feeds, and the weight that orders the resolving
-RESOLVED_MAPS = (("fault_counts", "stacks", BPF_FAULT_STACKS_FOLDED, as_int),
+RESOLVED_MAPS = (("fault_counts", "stacks", BPF_FAULT_STACKS_FOLDED, int),
                  ("heap", "sys_stacks", BPF_HEAP_GROWTH, lambda v: int(v.grow_bytes)))
 
 

@@ -385,15 +385,21 @@ def bpf_sections(m: Model) -> list[Section]:
                  heap_section(ds)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
-        # bundles since the BPF process: the compile's RSS is that process's, not the collector's
-        whose = "BPF process" if isinstance(info.get("process"), dict) else "collector"
+        # bundles since the BPF process: the compile's RSS is that process's, not the collector's;
+        # since the loader, the loader's (it exits before the window) and the reader's apart
+        loader = info.get("loader") if isinstance(info.get("loader"), dict) else None
+        whose = "BPF loader" if loader else "BPF process" if isinstance(info.get("process"), dict) else "collector"
         rows = [("compile time", f"{info['compile_s']:.2f} s (all programs, one object, before the window)")]
         if isinstance(info.get("start_s"), (int, float)):
             rows.append(("BPF start", f"{info['start_s']:.2f} s from start to attach; the window waited for it"))
         proc = info.get("process")
         if isinstance(proc, dict) and isinstance(proc.get("peak_rss_kb"), int):
-            rows.append(("BPF process", f"peak RSS {proc['peak_rss_kb']:,} kB, {proc.get('cpu_s', '?')} s CPU, "
-                                        f"{proc.get('exit', '?')}"))
+            rows.append(("BPF reader" if loader else "BPF process",
+                         f"peak RSS {proc['peak_rss_kb']:,} kB, {proc.get('cpu_s', '?')} s CPU, "
+                         f"{proc.get('exit', '?')}" + (" (reads events and maps for the window)" if loader else "")))
+        if loader and isinstance(loader.get("peak_rss_kb"), int):
+            rows.append(("BPF loader", f"peak RSS {loader['peak_rss_kb']:,} kB, {loader.get('cpu_s', '?')} s CPU, "
+                                       f"{loader.get('exit', '?')} (compiles and attaches, exits before the window)"))
         sections.append(Section("bpf-cost", "BPF collection cost", [KeyValues(rows + [
             (f"{whose} RSS before compile", f"{info.get('compile_rss_before_kb', 0):,} kB"),
             (f"{whose} RSS peak during compile", f"{info.get('compile_peak_rss_kb', 0):,} kB"),
