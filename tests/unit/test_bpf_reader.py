@@ -94,6 +94,7 @@ def test_a_loader_that_dies_before_its_handoff(tmp_path, monkeypatch):
     monkeypatch.setattr(capabilities, "privilege_problem", lambda: None)
     bundle, _ = _run(tmp_path, _args(), command=lambda fd: [sys.executable, "-c", "import sys; sys.exit(4)"])
     _assert_all_unavailable(bundle, "handoff failed", "doctor")
+    assert "(the loader exited with status 4)" in bundle.entry("bpf/oom_kill")["reason"]
     assert bundle.manifest["bpf"]["loader"]["exit"] == "exited with status 4"
 
 

@@ -36,7 +36,7 @@ from snapcollect.collect.bpf.kallsyms import KernelSymbols
 MAX_PROCESSES = 4096
 MAX_MAPPINGS = 4096            # per process
 MAX_REFRESHES = 3              # per process: bounds the cost of a process mapping code all the time
-MAX_NAMES = 200_000            # (file, address) -> name entries kept
+MAX_NAMES = 50_000             # (file, address) -> name entries kept: ~8 MB at most
 MAX_MAPS_BYTES = 4 << 20       # of one /proc/PID/maps
 DEBUG_DIRS = ("/usr/lib/debug",)
 

@@ -248,8 +248,11 @@ class ReaderSession:
             ours.close()
         if why is not None:
             _kill(proc.pid)
-        self.info["loader"] = self._reap(proc, t0)
+        self.info["loader"] = ended = self._reap(proc, t0)
         if why is not None:
+            if ended["exit"] != "exited with status 0":
+                # killed mid-compile (the OOM killer's first choice) or failed: say which
+                why = Problem(f"{why.reason} (the loader {ended['exit']})", why.remedy)
             self._give_up(why)
             return None, []
         return doc, fds
