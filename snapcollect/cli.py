@@ -18,6 +18,7 @@ EPILOG = """\
 examples:
   snapcollect --duration 60            collect for 60 s into ./snapcollect-<host>-<time>.tar.zst
   snapcollect collect -d 30 -o /var/tmp --top 5
+  snapcollect -d 60 --pid 1234         also every allocation of process 1234 (costly)
   snapcollect show BUNDLE              what is inside, what is missing and why
   snapcollect report BUNDLE -o r.pdf   render offline (.md, .html, .pdf or .json)
   snapcollect report BUNDLE -o r.html --mode 644 --force   readable by all, replacing r.html
@@ -110,6 +111,12 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="also trace brk/mmap with user stacks (heap growth by call site); "
                         "syscall tracepoints slow every syscall on the host (+19%% on a "
                         "syscall-bound program), so this is off by default")
+    p.add_argument("--pid", dest="pids", type=_positive(int), action="append", default=None, metavar="PID",
+                   help="deep dive into PID's allocations (repeatable): malloc-family call counts, "
+                        "sizes, stacks, outstanding blocks, every page fault; uprobes on malloc "
+                        "cost each call several microseconds (~190x), measured and reported")
+    p.add_argument("--comm", dest="comms", action="append", default=None, metavar="NAME",
+                   help="the same deep dive for every process named NAME at the start (repeatable)")
     add_bpf_start_option(p)
     p.add_argument("--print-bpf", action="store_true", help="print the BPF programs and exit")
     p.add_argument("--keep-secrets", action="store_true",

@@ -25,6 +25,7 @@ from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, CMD_FREE, CMD_
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.bpf_events import load_bpf_data
 from snapcollect.parsers.buddyinfo import parse_buddyinfo
+from snapcollect.parsers.deepdive import DeepDiveTarget, parse_target, split_name
 from snapcollect.parsers.cgroups import parse_cgroups
 from snapcollect.parsers.kmsg import parse_kmsg
 from snapcollect.parsers.meminfo import parse_meminfo
@@ -110,6 +111,8 @@ class Dataset:
     top: list[ProcDetail] = field(default_factory=list)
     kmsg: list[KmsgLine] = field(default_factory=list)
     bpf: BpfData = field(default_factory=BpfData)
+    # The --pid/--comm deep dive, one per process followed (``deepdive/<pid>/...``)
+    deepdive: list[DeepDiveTarget] = field(default_factory=list)
     # artifact name -> (status, reason) for everything not "ok"
     missing: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     clk_tck: int = 100
@@ -327,6 +330,21 @@ def _without(pids: frozenset[int], ds: Dataset) -> None:
                           if not (isinstance(e, dict) and e.get("pid") in pids)]
 
 
+def _deepdive(ld: _Loader) -> list[DeepDiveTarget]:
+    parts: dict[int, dict[str, bytes | None]] = {}
+    for a in ld.b.artifacts():
+        split = split_name(a.get("name", ""))
+        if split is not None and a.get("status", "ok") == "ok":
+            parts.setdefault(split[0], {})[split[1]] = ld.b.data(a["name"])
+    out = []
+    for pid, got in sorted(parts.items()):
+        try:
+            out.append(parse_target(pid, got))
+        except ParseError as exc:
+            ld.missing[f"deepdive/{pid}"] = ("error", f"could not parse: {exc}")
+    return out
+
+
 def load_dataset(bundle) -> Dataset:
     """Parse every artifact of an opened bundle (``bundle.reader.Bundle``)."""
     ld = _Loader(bundle)
@@ -370,6 +388,7 @@ def load_dataset(bundle) -> Dataset:
             ld.missing[KMSG] = ("error", f"could not parse: {exc}")
     ds.top = _top(ld)
     ds.bpf = _bpf(ld)
+    ds.deepdive = _deepdive(ld)
     ds.collector_pids = _collector_pids(m)
     _without(ds.collector_pids, ds)
     ds.missing = ld.missing

@@ -26,6 +26,7 @@ from snapcollect.analysis.cgroup_series import (CgroupSeries, GroupStalls, Memcg
                                                 cgroup_series, memcg_reclaim, stalls_by_cgroup, task_cgroups,
                                                 thrashing)
 from snapcollect.analysis.dataset import Dataset
+from snapcollect.analysis.deepdive import DeepDiveFacts, deepdive_facts
 from snapcollect.analysis.leak import Leak, leaks
 from snapcollect.analysis.oom import OomFacts, oom_facts
 from snapcollect.analysis.pidstat import Life, lives
@@ -53,6 +54,7 @@ class Model:
     thrashing: tuple[Thrashing, ...]         # where the page cache thrashes, most refaulted first
     stall_groups: tuple[GroupStalls, ...]    # BPF reclaim stalls by the cgroup of the task
     shmem: ShmemFacts                        # where Shmem lives: mounts, SysV, processes, deleted files
+    deepdive: tuple[DeepDiveFacts, ...] = ()  # --pid/--comm: each followed process's allocations
 
 
 def build_model(ds: Dataset) -> Model:
@@ -71,4 +73,4 @@ def build_model(ds: Dataset) -> Model:
         cgroup_pressure=cgroup_pressure(ds), mem_total_kb=total,
         cgroups=groups, task_cgroup=in_group, memcg_reclaim=memcg_reclaim(ds),
         thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group),
-        shmem=shmem_facts(ds, ds.top))
+        shmem=shmem_facts(ds, ds.top), deepdive=deepdive_facts(ds))

@@ -173,6 +173,34 @@ SERIES_PROCS = series(PROCS)
 SERIES_NODES_NUMASTAT = series(NODES_NUMASTAT)    # as ``needs`` names every node's series
 
 
+# The --pid/--comm deep dive: one family of file artifacts per process
+# followed (collect/bpf/deepdive_child.py writes them).
+DEEPDIVE = "deepdive"
+DEEPDIVE_TARGET = "target.json"               # what was probed and why, calls, sizes, exit
+DEEPDIVE_ALLOC_BYTES = "alloc_bytes.folded"   # bytes asked of malloc/calloc/realloc per stack
+DEEPDIVE_ALLOC_COUNT = "alloc_count.folded"   # calls of them per stack
+DEEPDIVE_OUTSTANDING = "outstanding.json"     # blocks not freed at the end, older than a threshold
+DEEPDIVE_FAULTS = "fault_stacks.folded"       # every user page fault's stack
+DEEPDIVE_HEAP_GROWTH = "heap_growth.json"     # brk/mmap growth per stack
+DEEPDIVE_PARTS = (DEEPDIVE_TARGET, DEEPDIVE_ALLOC_BYTES, DEEPDIVE_ALLOC_COUNT, DEEPDIVE_OUTSTANDING,
+                  DEEPDIVE_FAULTS, DEEPDIVE_HEAP_GROWTH)
+
+
+def deepdive(pid: int, part: str) -> str:
+    """Name of a deep-dive artifact: ``deepdive(1234, "target.json")`` -> ``deepdive/1234/target.json``."""
+    return f"{DEEPDIVE}/{int(pid)}/{part}"
+
+
+def deepdive_pid(name: str) -> tuple[int, str] | None:
+    """``deepdive/1234/target.json`` -> (1234, "target.json"); None for any other name."""
+    head, _, rest = name.partition("/")
+    pid, _, part = rest.partition("/")
+    if head != DEEPDIVE or part not in DEEPDIVE_PARTS:
+        return None
+    n = _index(pid)
+    return (n, part) if n else None
+
+
 def file_path(name: str) -> str:
     return f"data/{name}"
 

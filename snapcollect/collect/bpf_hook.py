@@ -59,6 +59,8 @@ def _describe_exit(status: int) -> str:
 
 
 class BpfHook:
+    manifest_key = "bpf"        # the manifest entry this process's outcome goes to
+
     def __init__(self, args, writer: BpfWriter, stop: StopState, command: BpfProcessCommand | None = None,
                  room: MeasureHeadroom | None = None):
         self.args = args
@@ -91,7 +93,7 @@ class BpfHook:
     # -- manifest --------------------------------------------------------
 
     def _note(self, **fields) -> None:
-        self.writer.merge_manifest("bpf", **fields)
+        self.writer.merge_manifest(self.manifest_key, **fields)
 
     def _disable(self, reason: str) -> None:
         self._note(enabled=False, reason=reason)
@@ -120,13 +122,17 @@ class BpfHook:
         # one of the collector's own: left out of the incident's processes
         own_processes.register(self.proc.pid)
         self._to_child = self.proc.stdin
-        config = {"op": "config", "options": {k: getattr(self.args, k) for k in wire.OPTIONS},
+        config = {"op": "config", "options": self.config_options(),
                   "clock": self.writer.manifest.get("clock"), "deadline_mono": deadline_mono,
                   "collector_pid": os.getpid()}
         self._reader = threading.Thread(target=self._read, args=(r_out,), name="bpf-reader", daemon=True)
         self._reader.start()
         self._send(config)
         return None
+
+    def config_options(self) -> dict:
+        """The options the process is sent."""
+        return {k: getattr(self.args, k) for k in wire.OPTIONS}
 
     def _send(self, message: dict) -> bool:
         try:
@@ -284,7 +290,7 @@ class BpfHook:
         if not go.start:
             self._disable(go.reason)
             if not self.args.no_bpf:
-                self.writer.merge_manifest("degraded", bpf=go.reason)
+                self.writer.merge_manifest("degraded", **{self.manifest_key: go.reason})
             return
         limit = bpf_start.timeout_s(self.args)
         t0 = time.monotonic()

@@ -24,6 +24,8 @@ class CollectOptions:
     fault_sample: int | None = None       # 1 page fault in N per CPU gets its stack (None: the default)
     kernel_stacks: bool = False
     heap_trace: bool = False
+    pids: tuple[int, ...] = ()            # --pid: the deep dive's processes
+    comms: tuple[str, ...] = ()           # --comm: ... and process names
     bpf_start_timeout: float | None = None   # None: bpf_start.DEFAULT_TIMEOUT_S
     print_bpf: bool = False
     keep_secrets: bool = False
@@ -35,7 +37,15 @@ class CollectOptions:
     def from_namespace(cls, ns) -> "CollectOptions":
         """The options argparse parsed (a subcommand has only some of them: the rest keep their defaults)."""
         given = vars(ns) if ns is not None else {}
-        return cls(**{f.name: given[f.name] for f in fields(cls) if given.get(f.name) is not None})
+        kept = {f.name: given[f.name] for f in fields(cls) if given.get(f.name) is not None}
+        for name in ("pids", "comms"):       # argparse's append gives a list
+            if name in kept:
+                kept[name] = tuple(kept[name])
+        return cls(**kept)
+
+    @property
+    def deep_dive(self) -> bool:
+        return bool(self.pids or self.comms)
 
     @classmethod
     def from_wire(cls, values: dict | None) -> "CollectOptions":

@@ -39,6 +39,7 @@ from snapcollect.bundle.names import HOST_INFO, KMSG, PROCS_TOP
 from snapcollect.bundle.writer import BundleWriter, DiskFull
 from snapcollect.collect import degrade, headroom, output, own_processes, priority
 from snapcollect.collect.bpf_hook import BpfHook
+from snapcollect.collect.deepdive_hook import COST_NOTICE, DeepDiveHook, measured_cost_line
 from snapcollect.collect.clock import Deadline, TickSchedule, now
 from snapcollect.collect.detail import collect_detail
 from snapcollect.collect import host_speed
@@ -118,6 +119,7 @@ class Run:
         self.sched: TickSchedule | None = None
         self.writer: BundleWriter | None = None
         self.bpf: BpfHook | None = None
+        self.deepdive: DeepDiveHook | None = None      # --pid/--comm only
         self.deadline_moved_s = 0.0
         self.written: list[str] | None = None    # where execute() appends the bundle's path
         self.detail_top = args.top
@@ -249,11 +251,15 @@ class Run:
         # BPF process: asked for after the end snapshot so that the
         # snapshot's reads and commands stay close together in time.
         self.bpf.finish_async(end.at)
+        if self.deepdive is not None:
+            self.deepdive.finish_async(end.at)
         # pmap's own page faults must not reach the fault stacks: detail
         # starts once the probes are off (a few ms on a quiet host, more on
         # a loaded one), keeping at least 1.5 s of the end phase for it.
         if not self.bpf.wait_detached(min(3.0, max(end.remaining() - 1.5, 0.0))):
             self.writer.merge_manifest("bpf", detail_before_detach=True)
+        if self.deepdive is not None:
+            self.deepdive.wait_detached(min(3.0, max(end.remaining() - 1.5, 0.0)))
 
         t = now()
         last = self.sampler.last_pass
@@ -268,6 +274,8 @@ class Run:
         t = now()
         if not self.bpf.wait_finish(end.at):
             self.incomplete.append("BPF finish")
+        if self.deepdive is not None and not self.deepdive.wait_finish(end.at):
+            self.incomplete.append("deep dive finish")
         self._timed("bpf_finish_s", t)
         self.pending_kmsg.extend(self.kmsg.final(end.sooner(0.5).at))
         self._flush_kmsg()
@@ -286,6 +294,20 @@ class Run:
             # or without BPF
             self.progress.clear()
             _say(textwrap.fill("snapcollect: " + outcome.text, 79, subsequent_indent="  "), self.messages)
+
+    def _start_deep_dive(self) -> None:
+        """--pid/--comm: its cost said first, then measured and said again."""
+        if not self.args.deep_dive or self.stop.stopped:
+            return
+        self.deepdive = DeepDiveHook(self.args, self.writer, self.stop)
+        self.progress.clear()
+        _say(textwrap.fill("snapcollect: " + COST_NOTICE, 79, subsequent_indent="  "), self.messages)
+        self.phase = "deep-dive setup"
+        self.deepdive.start()
+        line = measured_cost_line(self.writer.manifest.get("deepdive") or {})
+        if line:
+            self.progress.clear()
+            _say(textwrap.fill("snapcollect: " + line, 79, subsequent_indent="  "), self.messages)
 
     def collect(self) -> None:
         """All phases; exceptions (DiskFull, bugs) propagate to ``execute``."""
@@ -312,7 +334,8 @@ class Run:
             self.phase = "BPF setup"
             self._show(force=True)
             self.bpf.start()
-            if self.bpf.proc is not None:      # the window waited for a BPF process
+            self._start_deep_dive()
+            if self.bpf.proc is not None or self.deepdive is not None:   # the window waited for them
                 self._move_deadline(now() - t)
         elif not self.args.no_bpf:
             self.writer.merge_manifest("bpf", enabled=False, reason="not started: the run was stopped early")
@@ -359,10 +382,14 @@ class Run:
 
         if self.bpf is not None:
             self.bpf.abandon()     # a no-op after a normal finish
+        if self.deepdive is not None:
+            self.deepdive.abandon()
         cost = host.self_cost()
         if self.bpf is not None and self.bpf.process_cost:
             # the collector's own peak RSS and its BPF process's, each measured by the kernel
             cost["bpf_process"] = self.bpf.process_cost
+        if self.deepdive is not None and self.deepdive.process_cost:
+            cost["deepdive_process"] = self.deepdive.process_cost
         final = {
             "ended_at": _iso(time.time()),
             "complete": stopped_by == "deadline" and not self.incomplete,

@@ -109,6 +109,10 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
         if st and st[0] == "ok":
             return True, ""
         return False, why or "not in this bundle"
+    if name == "deepdive":            # --pid/--comm: any followed process
+        if ds.deepdive:
+            return True, ""
+        return False, "no --pid/--comm deep dive in this bundle"
     if name == KMSG:
         if why:
             return False, why

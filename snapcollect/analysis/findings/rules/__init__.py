@@ -7,4 +7,4 @@ memory, fragmentation/THP/NUMA/commit, processes, then the kernel log.
 
 from snapcollect.analysis.findings.rules import (  # noqa: F401
     oom, cgroups, pressure, memory, shmem, swap, reclaim, faults, slab, zones, hugepages, numa, commit,
-    processes, kmsg)
+    processes, deepdive, kmsg)
