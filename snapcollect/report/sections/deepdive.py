@@ -81,8 +81,8 @@ def process_section(f: DeepDiveFacts) -> Section:
         sec.blocks.append(FlameGraph(f"deepdive-{t.pid}-alloc-bytes", "Allocations by bytes (user stacks)",
                                      t.alloc_bytes, count_name="bytes",
                                      note="Bytes asked of malloc, calloc and realloc per stack "
-                                          "(stackcount -U); the count per stack is in "
-                                          f"`{art}alloc_count.folded`.",
+                                          "(stackcount -U); the calls per stack are in "
+                                          f"{art}alloc_count.folded.",
                                      source=[art + "alloc_bytes.folded"]))
     if t.outstanding:
         sec.blocks.append(Table(

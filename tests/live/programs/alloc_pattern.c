@@ -6,8 +6,8 @@
  *   - malloc + free  10 blocks of 3000 bytes (bucket 2048 -> 4095)
  *   - malloc + free   1 block of 100000      (bucket 65536 -> 131071)
  *   - leak_here(): malloc 4096 bytes and keep it (bucket 4096 -> 8191)
- * prints "done" and, unless told to exit (argv[2] == "exit"), sleeps
- * until killed, keeping its leaked blocks. ROUNDS is argv[1]; argv[3],
+ * prints "done" and, when told to exit (argv[2] == "exit"), exits 2 s
+ * later; otherwise it sleeps until killed, keeping its leaked blocks. ROUNDS is argv[1]; argv[3],
  * if given, is a pause in milliseconds after each round.
  * Built with -O1 -fno-omit-frame-pointer so that each call has a frame.
  */
@@ -56,8 +56,10 @@ int main(int argc, char **argv)
             usleep(pause_ms * 1000);
     }
     printf("done\n");
-    if (leave)
+    if (leave) {
+        sleep(2);       /* every leaked block is older than the deep dive's 1 s at the exit */
         return 0;
+    }
     for (;;)
         pause();
 }
