@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import driver  # noqa: E402
 from report_schema import assert_valid_report  # noqa: E402
 
-COLLECTIONS = ("incident", "swap")
+COLLECTIONS = ("incident", "swap", "deepdive")
 _GUESTS: dict[str, "Guest"] = {}
 _FAILED_SETUP: dict[str, str] = {}
 

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -133,8 +134,23 @@ def read_versions(directory: str) -> dict[str, str]:
         return dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line)
 
 
+# Test programs built here and put on the source disk: the guests have no
+# gcc. Static, so that one binary runs under each guest's C library.
+GUEST_PROGRAMS = {"tests/vm/guest/bin/alloc_pattern": "tests/live/programs/alloc_pattern.c"}
+
+
+def build_guest_program(source: str, out: str) -> bool:
+    """gcc -static of ``source``; False (the guest step records why) when this host cannot."""
+    try:
+        r = subprocess.run(["gcc", "-static", "-O1", "-fno-omit-frame-pointer", "-o", out, source],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
 def write_source_tar(path: str) -> None:
-    """A tar of the parts of the source tree the guest runs."""
+    """A tar of the parts of the source tree the guest runs, with its test programs."""
     def keep(info: tarfile.TarInfo):
         base = os.path.basename(info.name)
         if base == "__pycache__" or base.endswith(".pyc"):
@@ -146,6 +162,11 @@ def write_source_tar(path: str) -> None:
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
         for part in SOURCE_PARTS:
             tar.add(os.path.join(REPO, part), arcname=part, filter=keep)
+        with tempfile.TemporaryDirectory() as tmp:
+            for arcname, source in GUEST_PROGRAMS.items():
+                out = os.path.join(tmp, os.path.basename(arcname))
+                if build_guest_program(os.path.join(REPO, source), out):
+                    tar.add(out, arcname=arcname, filter=keep)
     # A disk's size must be a whole number of 512-byte sectors (tar's
     # records already are; this keeps it so whatever the tar module does).
     size = os.path.getsize(path)

@@ -372,3 +372,26 @@ def test_swap_thrashing_memcg_reclaim_seen_by_bpf(guest):
     worst = table(doc, "reclaim-worst")["rows"]
     assert any(r["comm"] == "vm-thrasher" and r["kind"] == "memcg" for r in worst), worst[:5]
     assert table(doc, "major-faults")["rows"]
+
+
+# -- the --pid deep dive -----------------------------------------------------------
+
+
+@per_guest()
+def test_deep_dive_finds_the_known_sizes_counts_and_leak(guest):
+    s = scenario(guest, "deepdive")
+    assert s.get("collect_exit") == 0 and s.get("program_done"), s
+    doc = report(guest, "deepdive")
+    pid, rounds = s["pid"], s["rounds"]
+    sec = section(doc, f"deepdive-{pid}")
+    assert sec["title"] == f"Deep dive: alloc_pattern ({pid})"
+    calls = {r["fn"]: r["calls"] for r in table(doc, f"deepdive-{pid}-calls")["rows"]}
+    assert calls["malloc"] == rounds * 112 and calls["free"] == rounds * 111, calls
+    sizes = {r["range"]: r["count"] for r in table(doc, f"deepdive-{pid}-sizes")["rows"]}
+    assert sizes == {"[16, 31]": rounds * 100, "[2048, 4095]": rounds * 10, "[4096, 8191]": rounds,
+                     "[65536, 131071]": rounds}, sizes
+    top = table(doc, f"deepdive-{pid}-outstanding")["rows"][0]
+    assert "leak_here" in top["stack"] and top["bytes"] == rounds * 4096, top
+    assert "LEAKING_ALLOCATION_STACK" in findings(doc), describe(doc)
+    entry = guest.manifests["deepdive"]["deepdive"]
+    assert entry["calibration"]["measured"], entry["calibration"]    # glibc's malloc probed in the guest
