@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -244,3 +245,43 @@ def test_report_json_of_a_deep_dive_follows_the_schema(tmp_path):
     from tests.report_schema import assert_valid_report
 
     assert_valid_report(json.loads(render_json(_report(deepdive_bundle(tmp_path)))))
+
+
+# -- the collector's side: the deep-dive process supervised like the BPF process ----
+
+
+def test_deep_dive_hook_records_under_its_own_manifest_key():
+    from snapcollect.collect.deepdive_hook import DeepDiveHook
+    from tests.unit.test_bpf_process import PLENTY, NoStop, RecordingWriter, fake
+
+    w = RecordingWriter()
+    hook = DeepDiveHook(CollectOptions(pids=(1,), bpf_start_timeout=20), w, NoStop(), command=fake(),
+                        room=lambda: PLENTY)
+    assert hook.config_options() == {"pids": [1], "comms": []}
+    hook.start()
+    assert hook.enabled
+    hook.finish_async(time.monotonic() + 10)
+    assert hook.wait_finish(time.monotonic() + 10)
+    entry = w.manifest["deepdive"]
+    assert entry["process"]["peak_rss_kb"] > 0 and "start_s" in entry
+    assert "bpf" not in w.manifest or "process" not in w.manifest.get("bpf", {})
+
+
+def test_deep_dive_is_not_started_without_bpf():
+    from snapcollect.collect.deepdive_hook import DeepDiveHook
+    from tests.unit.test_bpf_process import NoStop, RecordingWriter
+
+    w = RecordingWriter()
+    hook = DeepDiveHook(CollectOptions(pids=(1,), no_bpf=True), w, NoStop())
+    hook.start()
+    assert hook.proc is None and w.manifest["deepdive"]["enabled"] is False
+    assert "--no-bpf" in w.manifest["deepdive"]["reason"]
+
+
+def test_the_cost_is_said_from_the_measurement():
+    from snapcollect.collect.deepdive_hook import measured_cost_line
+
+    line = measured_cost_line({"enabled": True, "targets": [5], "calibration": {
+        "measured": True, "per_call_ns": {"two_traps": 5700.0, "one_trap": 3100.0}}})
+    assert "5.7 us" in line and "3.1 us" in line
+    assert "not started: none" in measured_cost_line({"enabled": False, "reason": "none of them"})
