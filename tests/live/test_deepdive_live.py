@@ -52,7 +52,7 @@ def build(tmp_path, static: bool = False) -> str:
     return out
 
 
-def dive(tmp_path, binary: str, *args: str, duration: float = 7.0):
+def dive(tmp_path, binary: str, *args: str, duration: float = 7.0, by_name: bool = False):
     """Run the program under ``snapcollect --pid``; the bundle's dataset, report and the collector's stderr."""
     prog = subprocess.Popen([binary, str(ROUNDS), *args, str(PAUSE_MS)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
@@ -62,7 +62,8 @@ def dive(tmp_path, binary: str, *args: str, duration: float = 7.0):
         env = dict(os.environ, PYTHONPATH=REPO)
         with open(err, "w") as fh:
             col = subprocess.Popen([sys.executable, "-m", "snapcollect", "collect", "-d", str(duration),
-                                    "--pid", str(prog.pid), "-o", str(tmp_path)],
+                                    *(["--comm", os.path.basename(binary)] if by_name else ["--pid", str(prog.pid)]),
+                                    "-o", str(tmp_path)],
                                    stdout=subprocess.PIPE, stderr=fh, env=env, text=True, cwd=REPO)
         deadline = time.monotonic() + ATTACH_WAIT_S
         while "deep dive attached" not in err.read_text() and col.poll() is None:
@@ -146,3 +147,11 @@ def test_a_static_binary_has_its_own_malloc_probed(tmp_path):
     check_known_pattern(ds, pid, "own")
     (t,) = ds.deepdive
     assert t.probed_file == binary and "statically linked" in t.why
+
+
+@needs_bpf
+@needs_gcc
+def test_comm_follows_every_process_of_that_name(tmp_path):
+    pid, ds, report, _ = dive(tmp_path, build(tmp_path), "stay", by_name=True)
+    check_known_pattern(ds, pid, "glibc")
+    assert ds.manifest["deepdive"]["asked"] == {"pids": [], "comms": ["alloc_pattern"]}
