@@ -105,7 +105,8 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
           start: dict[str, Any] | None = None, end: dict[str, Any] | None = None,
           missing: dict[str, tuple[str, str | None]] | None = None,
           drop: tuple[str, ...] = (), numa: Callable[[int], dict[int, dict[str, int]]] | None = None,
-          page_size: int = 4096, memcgs: Callable[[int], dict[str, Any]] | None = None) -> Dataset:
+          page_size: int = 4096, memcgs: Callable[[int], dict[str, Any]] | None = None,
+          deepdive: list | None = None) -> Dataset:
     """A Dataset of ``n`` ticks ``interval`` seconds apart.
 
     ``drop`` removes inputs as an unprivileged or old-kernel run would:
@@ -113,7 +114,9 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
     "zoneinfo", "buddyinfo", "cgroups", "sysvm" (then list them in
     ``missing`` to give a reason). ``memcgs(k)`` gives the followed
     cgroups at tick k (the ``series/cgroups/memory`` series; its first and
-    last ticks are also the snapshots' groups).
+    last ticks are also the snapshots' groups). ``deepdive``: the --pid
+    deep dive's processes (by default one that allocates and frees, no leak;
+    "deepdive" in ``drop``: none, as a run without --pid).
     """
     vmstat = vmstat or {}
     meminfo = meminfo or {}
@@ -159,6 +162,8 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
     else:
         ds.kmsg = list(kmsg_lines or [])
     ds.bpf = bpf or BpfData()
+    if "deepdive" not in drop:
+        ds.deepdive = list(deepdive) if deepdive is not None else [dive_target()]
     series_of = memcgs
     if series_of is not None:
         ds.memcgs = [Point(k, times[k], series_of(k)) for k in range(n)]
@@ -211,6 +216,20 @@ def bpf(**kw) -> BpfData:
     for k, v in kw.items():
         setattr(b, k, v)
     return b
+
+
+def dive_target(pid: int = 4242, held: list[int] | None = None, outstanding: int = 0, exited: bool = False):
+    """A --pid deep dive of one process; ``held``: the bytes its one stack held at each second."""
+    from snapcollect.parsers.deepdive import DeepDiveTarget, HeldSample, StackBytes
+
+    held = held if held is not None else [0, 0, 0]
+    stacks = (StackBytes(("_start", "main", "leak_here"), outstanding, outstanding // 4096, stack_id=7),) \
+        if outstanding else ()
+    return DeepDiveTarget(pid=pid, comm="app", allocator="glibc", probed=("malloc", "free"),
+                          calls={"malloc": 1000, "free": 1000 - outstanding // 4096},
+                          exited_at=T0 + 10 if exited else None, outstanding=stacks,
+                          outstanding_older_than_s=1.0, outstanding_total_bytes=outstanding,
+                          held=tuple(HeldSample(T0 + i, {7: b}) for i, b in enumerate(held)))
 
 
 def run(key: str, ds: Dataset):

@@ -6,7 +6,7 @@ import os
 import re
 
 import pytest
-from findings_helpers import build, kmsg, psi_ramp, ramp
+from findings_helpers import build, dive_target, kmsg, psi_ramp, ramp
 
 from snapcollect.analysis.dataset import Dataset, Snapshot
 from snapcollect.analysis.findings import engine
@@ -100,7 +100,7 @@ def test_every_rule_is_declared_completely():
     assert len(keys) == len(set(keys))
     sections = {"free", "vmstat-s", "swapon", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H",
                 "pidstat-r", "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg",
-                "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem"}
+                "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem", "deepdive"}
     for r in all_rules():
         assert r.section in sections, r.key
         assert r.detects and r.title and r.explanation and r.threshold and r.source and r.needs, r.key
@@ -167,6 +167,7 @@ def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
                        "shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0", before_window=True)]
     ds = build(n=61, meminfo=mi, vmstat=vm, psi_at=psi_ramp(some_pct=80, full_pct=70, full_avg10=75.0),
                procs=procs, kmsg_lines=lines,
+               deepdive=[dive_target(held=[0, 1 << 20, 2 << 20], outstanding=2 << 20)],
                numa=lambda k: {0: {"numa_hit": 10**6 + 100 * k, "numa_miss": 400 * k}},
                bpf=bpf(oom_kills=[oom_kill(30, 5, "db", memcg=True, oom_memcg="/db"),
                                   oom_kill(20.5, 4711, "java", memcg=False)],

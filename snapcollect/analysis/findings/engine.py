@@ -112,7 +112,7 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
     if name == "deepdive":            # --pid/--comm: any followed process
         if ds.deepdive:
             return True, ""
-        return False, "no --pid/--comm deep dive in this bundle"
+        return False, why or "not in this bundle"
     if name == KMSG:
         if why:
             return False, why
