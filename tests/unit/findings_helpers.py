@@ -115,8 +115,7 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
     ``missing`` to give a reason). ``memcgs(k)`` gives the followed
     cgroups at tick k (the ``series/cgroups/memory`` series; its first and
     last ticks are also the snapshots' groups). ``deepdive``: the --pid
-    deep dive's processes (by default one that allocates and frees, no leak;
-    "deepdive" in ``drop``: none, as a run without --pid).
+    deep dive's processes (none by default: a run without --pid).
     """
     vmstat = vmstat or {}
     meminfo = meminfo or {}
@@ -162,8 +161,7 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
     else:
         ds.kmsg = list(kmsg_lines or [])
     ds.bpf = bpf or BpfData()
-    if "deepdive" not in drop:
-        ds.deepdive = list(deepdive) if deepdive is not None else [dive_target()]
+    ds.deepdive = list(deepdive or [])
     series_of = memcgs
     if series_of is not None:
         ds.memcgs = [Point(k, times[k], series_of(k)) for k in range(n)]

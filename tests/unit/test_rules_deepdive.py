@@ -29,6 +29,10 @@ def test_growth_that_was_freed_again_is_no_leak():
     assert f is None
 
 
-def test_without_a_deep_dive_it_is_skipped():
-    f, skip = run("LEAKING_ALLOCATION_STACK", build(drop=("deepdive",)))
-    assert f is None and skip.startswith("needs deepdive")
+def test_not_asked_for_it_lacks_nothing_and_asked_for_in_vain_it_is_skipped():
+    ds = build()
+    assert run("LEAKING_ALLOCATION_STACK", ds) == (None, None)
+    ds.manifest["deepdive"] = {"enabled": False, "reason": "none of the processes asked for could be followed"}
+    f, skip = run("LEAKING_ALLOCATION_STACK", ds)
+    assert f is None and skip == ("needs deepdive (asked for, not collected: none of the processes asked "
+                                  "for could be followed)")

@@ -93,6 +93,11 @@ def _bpf_status(ds: Dataset, name: str) -> tuple[str, str | None] | None:
     return None
 
 
+# Inputs that only an opt-in of `snapcollect collect` gathers -> the
+# manifest entry that says it was asked for.
+OPT_IN_INPUTS = {"deepdive": "deepdive"}     # --pid, --comm
+
+
 def available(ds: Dataset, name: str) -> tuple[bool, str]:
     """Whether input ``name`` can be used, and if not, why."""
     why = _missing_reason(ds, name)
@@ -109,10 +114,16 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
         if st and st[0] == "ok":
             return True, ""
         return False, why or "not in this bundle"
-    if name == "deepdive":            # --pid/--comm: any followed process
+    if name in OPT_IN_INPUTS:
+        # An opt-in collection: a bundle made without asking for it lacks
+        # nothing (the rule looks at no process); asked for and not
+        # collected, the rule is skipped with the collector's reason.
         if ds.deepdive:
             return True, ""
-        return False, why or "not in this bundle"
+        asked = (ds.manifest or {}).get(OPT_IN_INPUTS[name])
+        if isinstance(asked, dict):
+            return False, why or f"asked for, not collected: {asked.get('reason') or 'no reason recorded'}"
+        return True, ""
     if name == KMSG:
         if why:
             return False, why
