@@ -12,14 +12,25 @@ with the key figures, so a reader sees what "quiet" was measured on.
 from __future__ import annotations
 
 from snapcollect.analysis import series
+from snapcollect.analysis.cgroup_series import within
 from snapcollect.analysis.meminfo import mem_available_kb
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.oom import is_memcg_kill, memcg_of
 from snapcollect.analysis.results import SEVERITY_ORDER, Finding, TimelineEvent
 from snapcollect.analysis.series import vm_delta
 from snapcollect.analysis.wording import hms, human_kb, human_ms
+from snapcollect.parsers.records import OomKill, ReclaimStall
 
 MAX_SENTENCES = 3
+# Reclaim stalls that began up to this long after the kill's time still
+# count as before it: the kill's time may come from the kernel log, whose
+# clock is converted apart from BPF's.
+KILL_SLACK_S = 1.0
+# A stall outside the killed group is worth a mention in the chain when it
+# is long enough for users to feel (DIRECT_RECLAIM_STALLS's WARN
+# threshold) and dwarfs the group's own.
+OTHER_STALL_MIN_US = 10_000
+OTHER_STALL_RATIO = 10
 
 
 def _cap(s: str) -> str:
@@ -40,6 +51,51 @@ def _pressure_at(timeline: list[TimelineEvent], t: float) -> TimelineEvent | Non
     return up.get("full") or up.get("some")
 
 
+def _killed_group_pids(m: Model, kill: OomKill) -> set[int] | None:
+    """The tasks of the cgroup whose limit the kill was at, or None when that group is unknown.
+
+    A task's group is the deepest followed cgroup listing it
+    (``Model.task_cgroup``); the victim belongs to the group even when no
+    read of cgroup.procs saw it (a task that lived a second).
+    """
+    group = memcg_of(kill) if is_memcg_kill(kill) else None
+    if not group:
+        return None
+    pids = {pid for pid, path in m.task_cgroup.items() if within(path, group)}
+    if not pids:
+        return None     # the group was not followed: nothing tells its tasks apart
+    return pids | {kill.victim_pid}
+
+
+def _stall_clause(m: Model, kill: OomKill, stalls: list[ReclaimStall]) -> str:
+    """The longest stall in the killed cgroup (else the victim's), and a far longer one elsewhere.
+
+    The victim's own stall may be a fraction of a millisecond while a task
+    of the same group, or of another group at its limit, waited a tenth
+    of a second: the chain names the group's longest, and adds the host's
+    longest when it is at least OTHER_STALL_MIN_US and OTHER_STALL_RATIO
+    times as long.
+    """
+    pids = _killed_group_pids(m, kill)
+    mine = [s for s in stalls if (s.pid in pids if pids is not None else s.pid == kill.victim_pid)]
+    others = [s for s in stalls if s not in mine]
+    longest = lambda ss: max(ss, key=lambda s: s.latency_us) if ss else None  # noqa: E731
+    w, o = longest(mine), longest(others)
+    if w is None:
+        # nothing of the group stalled: the host's longest stall, with its group
+        return (f"{o.kind} reclaim stalled {o.comm} (pid {o.pid}){_group_words(m, o.pid)} "
+                f"up to {human_ms(o.latency_us)}")
+    clause = f"{w.kind} reclaim stalled {w.comm} (pid {w.pid}) up to {human_ms(w.latency_us)}"
+    if o is not None and o.latency_us >= OTHER_STALL_MIN_US and o.latency_us >= OTHER_STALL_RATIO * w.latency_us:
+        clause += f", while {o.comm} (pid {o.pid}){_group_words(m, o.pid)} stalled up to {human_ms(o.latency_us)}"
+    return clause
+
+
+def _group_words(m: Model, pid: int) -> str:
+    group = m.task_cgroup.get(pid)
+    return f" in memcg {group}" if group else ""
+
+
 def _oom_chain(m: Model, timeline: list[TimelineEvent], findings: list[Finding]) -> str | None:
     ds = m.ds
     kills = m.oom.kills
@@ -51,11 +107,9 @@ def _oom_chain(m: Model, timeline: list[TimelineEvent], findings: list[Finding])
     if rise is not None:
         verb = "was already high at" if "already" in rise.text else "rose from"
         parts.append(f"memory pressure {verb} {hms(rise.t)}")
-    stalls = [s for s in ds.bpf.reclaim if s.t <= first.t + 1]
+    stalls = [s for s in ds.bpf.reclaim if s.t <= first.t + KILL_SLACK_S]
     if stalls:
-        mine = [s for s in stalls if s.pid == first.victim_pid] or stalls
-        w = max(mine, key=lambda s: s.latency_us)
-        parts.append(f"{w.kind} reclaim stalled {w.comm} (pid {w.pid}) up to {human_ms(w.latency_us)}")
+        parts.append(_stall_clause(m, first, stalls))
     elif any(f.key == "DIRECT_RECLAIM_STALLS" for f in findings):
         scanned = vm_delta(ds, "pgscan_direct")
         if scanned:
