@@ -195,7 +195,7 @@ _BPF = Shape("manifest bpf", {}, {
     "compile_rss_before_kb": COUNT, "compile_peak_rss_kb": COUNT, "events_lost": COUNT,
     "reader_peak_rss_kb": COUNT,
     "dropped": map_of(COUNT), "records": map_of(COUNT),
-    "tracepoint_fields": map_of(list_of(STR)),
+    "tracepoint_fields": map_of(list_of(STR)), "header_layouts": map_of(OBJ),
 })
 
 MANIFEST = Shape("manifest.json", {"format": STR, "format_version": INT}, {

@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 
-from snapcollect.collect.bpf import capabilities, handoff, host_plan, program
+from snapcollect.collect.bpf import capabilities, handoff, header_layouts, host_plan, program
 from snapcollect.collect.bpf import compile as bpf_compile
 from snapcollect.collect.bpf.attach import Attachments
 from snapcollect.collect.bpf.bpfsys import describe_ctype
@@ -82,6 +82,7 @@ def load(args, deadline_mono: float) -> Loaded:
         out.unavailable[artifact] = Problem(why, remedy)
     headers, headers_release = capabilities.find_headers()
     out.info.update(kernel=os.uname().release, headers=headers, headers_release=headers_release,
+                    header_layouts=header_layouts.manifest_entry(),
                     fault_sample_period=plan.fault_period, kernel_stacks=plan.kernel_stacks,
                     stack_map_entries=program.STACK_ENTRIES, tracepoint_fields=plan.fields)
     left = deadline_mono - time.monotonic()

@@ -1,0 +1,102 @@
+"""Which BPF artifacts take a memory layout from the kernel headers bcc compiles against.
+
+bcc compiles memevents.bpf.c with clang against the headers that
+``capabilities.find_headers`` finds, which are often another kernel's:
+Debian 12 on a 6.18 kernel compiles against 6.1's (the manifest's
+``bpf.headers_release`` against ``bpf.kernel``). Whether that matters
+depends on where each program's data is laid out:
+
+- ``tracefs``: a TRACEPOINT_PROBE's ``args``. bcc does not take this
+  struct from the headers: it writes it from the running kernel's format
+  file (events/<cat>/<event>/format, field names, offsets and sizes), so
+  it is right whatever the headers are. ``TP_DATA_LOC_READ_STR`` reads a
+  ``__data_loc`` string at the offset that field holds.
+- ``uapi``: a struct of the kernel's user ABI, e.g. a perf event
+  program's ``struct bpf_perf_event_data`` or a raw tracepoint's
+  ``struct bpf_raw_tracepoint_args``. Its layout is the same on every
+  kernel that has it.
+- ``kernel``: an internal struct (task_struct, mm_struct, a kprobe's
+  arguments behind pointers). Its offsets are the headers', and a field
+  read through it is garbage when they differ from the running kernel's.
+
+The BPF helpers the programs call (pid/tgid, comm, ktime, CPU, stack ids,
+perf output, maps) take only their numbers from the headers, and those
+are ABI too. Stack frames are named from /proc/kallsyms and the
+processes' own files, not from the headers.
+
+``PROGRAMS`` says, for each function of memevents.bpf.c, what it reads;
+tests/unit/test_bpf_header_layouts.py checks it against the C text (a
+struct not defined in the program, a kernel memory read). The manifest
+gets, per artifact, its programs and whether a header mismatch can touch
+its data (``manifest_entry``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snapcollect.bundle.names import BPF_HEAP_GROWTH
+from snapcollect.collect.bpf import program
+
+TRACEFS = "tracefs"
+UAPI = "uapi"
+KERNEL = "kernel"
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one BPF program reads, by where its layout comes from."""
+
+    context: str                            # TRACEFS, UAPI (its ctx struct), or KERNEL
+    uapi_structs: tuple[str, ...] = ()      # user-ABI structs whose fields it reads
+    kernel_structs: tuple[str, ...] = ()    # internal kernel structs whose fields it reads
+
+
+_TRACEPOINT = Reads(TRACEFS)
+# The perf event and raw tracepoint programs hand their context to
+# bpf_get_stackid only: the kernel walks the registers, the program reads
+# no field of it.
+_CTX_UNREAD = Reads(UAPI)
+
+RAW_FAULT_FUNCTION = "raw_tracepoint__" + program.RAW_FIRST[program.FAULT_TRACEPOINT]
+
+PROGRAMS: dict[str, Reads] = {
+    **{program.function_name(tp): _TRACEPOINT for tp in program.TRACEPOINTS},
+    RAW_FAULT_FUNCTION: _CTX_UNREAD,
+    program.FAULT_PERF_FUNCTION: _CTX_UNREAD,
+    program.MAJFAULT_FUNCTION: _CTX_UNREAD,
+}
+
+
+def artifact_programs() -> dict[str, list[str]]:
+    """Each BPF artifact -> the programs whose data it holds."""
+    out: dict[str, list[str]] = {}
+    for artifact, groups in program.TRACEPOINT_GROUPS.items():
+        out[artifact] = [program.function_name(tp) for g in groups for tp in g]
+    fault = [program.FAULT_PERF_FUNCTION, RAW_FAULT_FUNCTION, program.function_name(program.FAULT_TRACEPOINT)]
+    for artifact in program.FAULT_ARTIFACTS:
+        out[artifact] = list(fault)
+    out[program.MAJFAULT_ARTIFACT] = [program.MAJFAULT_FUNCTION]
+    # exec and exit reset the brk baseline and the "new process" note that
+    # has the symbols of the fault and heap stacks loaded
+    helpers = [program.function_name(tp) for tp in program.HELPER_TRACEPOINTS]
+    for artifact in (*program.FAULT_ARTIFACTS, BPF_HEAP_GROWTH):
+        out[artifact] = out[artifact] + helpers
+    return {a: out[a] for a in program.ARTIFACTS}
+
+
+def manifest_entry() -> dict[str, dict]:
+    """``bpf.header_layouts``: per artifact, its programs, the structs they read, and
+    ``header_dependent``: true when a struct's layout comes from the headers (a kernel struct)."""
+    out = {}
+    for artifact, names in artifact_programs().items():
+        reads = [PROGRAMS[n] for n in names]
+        kernel = sorted({s for r in reads for s in r.kernel_structs})
+        out[artifact] = {
+            "programs": names,
+            "contexts": sorted({r.context for r in reads}),
+            "uapi_structs": sorted({s for r in reads for s in r.uapi_structs}),
+            "kernel_structs": kernel,
+            "header_dependent": bool(kernel),
+        }
+    return out
