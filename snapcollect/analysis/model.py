@@ -5,8 +5,9 @@ more than one reader needs: the OOM kills merged from every source, each
 process's life and growth (RSS + swap, its rate or step, the time left
 at a leak's rate), the pressure shares of the window, the
 cgroups' pressure, each memory cgroup over time (usage against its limit,
-refaults, reclaim, its tasks), where the page cache thrashes and where
-Shmem lives. Rules (``findings``), the timeline, the verdict and
+refaults, reclaim, its tasks), where the page cache thrashes, where
+Shmem lives and whether BPF was built against another kernel's headers.
+Rules (``findings``), the timeline, the verdict and
 the report's sections read these facts from the model instead of
 deriving them again, so a finding and the section it points at show the
 same number. Facts only one reader needs stay with that reader, computed
@@ -22,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from snapcollect.analysis import series
+from snapcollect.analysis.bpf_headers import HeaderMismatch, header_mismatch
 from snapcollect.analysis.cgroup_series import (CgroupSeries, GroupStalls, MemcgReclaim, Thrashing,
                                                 cgroup_series, memcg_reclaim, stalls_by_cgroup, task_cgroups,
                                                 thrashing)
@@ -54,6 +56,7 @@ class Model:
     thrashing: tuple[Thrashing, ...]         # where the page cache thrashes, most refaulted first
     stall_groups: tuple[GroupStalls, ...]    # BPF reclaim stalls by the cgroup of the task
     shmem: ShmemFacts                        # where Shmem lives: mounts, SysV, processes, deleted files
+    bpf_headers: HeaderMismatch | None       # BPF compiled against another kernel's headers
     deepdive: tuple[DeepDiveFacts, ...] = ()  # --pid/--comm: each followed process's allocations
 
 
@@ -73,4 +76,4 @@ def build_model(ds: Dataset) -> Model:
         cgroup_pressure=cgroup_pressure(ds), mem_total_kb=total,
         cgroups=groups, task_cgroup=in_group, memcg_reclaim=memcg_reclaim(ds),
         thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group),
-        shmem=shmem_facts(ds, ds.top), deepdive=deepdive_facts(ds))
+        shmem=shmem_facts(ds, ds.top), deepdive=deepdive_facts(ds), bpf_headers=header_mismatch(ds))

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 from snapcollect.collect import bpf_hook, bpf_start, headroom
 from snapcollect.collect.options import CollectOptions
-from snapcollect.collect.bpf import capabilities, program, tracefs
+from snapcollect.collect.bpf import capabilities, header_layouts, program, tracefs
 from snapcollect.collect.protocols import BpfProcessCommand, MeasureHeadroom
 
 MIN_FREE_MB = 64
@@ -184,11 +184,20 @@ def check_headers() -> Check:
     if where is None:
         return Check("kernel headers", False, f"none for {running}: bcc compiles against them",
                      capabilities.HEADERS_REMEDY, group="bpf")
-    detail = f"{where}"
-    if release and release != running:
-        detail += (f" ({release}, older or other than the running {running}: works, because "
-                   "snapcollect reads only tracepoint fields, never kernel structs)")
-    return Check("kernel headers", True, detail, group="bpf")
+    return Check("kernel headers", True, f"{where}", group="bpf")
+
+
+def check_header_release() -> Check | None:
+    """One line when bcc will compile against another kernel's headers; None when they match."""
+    _where, release = capabilities.find_headers()
+    running = os.uname().release
+    if not release or release == running:
+        return None
+    affected = [a for a, e in header_layouts.manifest_entry().items() if e["header_dependent"]]
+    # Tracepoint fields are laid out from tracefs: only kernel struct reads
+    # (collect/bpf/header_layouts.py) take the headers' offsets.
+    effect = f"{len(affected)} BPF artifact(s) read kernel structs" if affected else "BPF data unaffected"
+    return Check("headers", True, f"{release} != kernel {running}: {effect}", group="bpf")
 
 
 def check_tracefs() -> tuple[Check, str | None]:
@@ -316,7 +325,10 @@ def run_checks(args: CollectOptions | None = None) -> list[Check]:
     bcc_check, bcc = check_bcc()
     headers = check_headers()
     tfs, where = check_tracefs()
-    checks += [bcc_check, headers, tfs]
+    checks += [bcc_check, headers]
+    release = check_header_release()
+    checks += [release] if release is not None else []
+    checks.append(tfs)
     checks += check_tracepoints(where)
     paranoid = capabilities.perf_paranoid()
     root_ok = checks[2].ok

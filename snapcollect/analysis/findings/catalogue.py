@@ -28,6 +28,7 @@ AREAS = {
     "commit": "Commit",
     "processes": "Processes",
     "kmsg": "Kernel log",
+    "bpf": "The BPF collection",
 }
 
 _HEADER = """\

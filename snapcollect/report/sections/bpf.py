@@ -8,6 +8,7 @@ fix it, and OOM kills still come from the kernel log.
 from __future__ import annotations
 
 from snapcollect.analysis import bpf as A
+from snapcollect.analysis.bpf_headers import consequence
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.model import Model
 from snapcollect.analysis.oom import is_memcg_kill, kmsg_lines_for, memcg_of
@@ -371,6 +372,14 @@ def heap_section(ds: Dataset) -> Section:
     return sec
 
 
+def _headers_row(m: Model, info: dict) -> str:
+    """The headers bcc compiled against, and what another kernel's mean for the data (the model's fact)."""
+    h = m.bpf_headers
+    if h is None:
+        return f"{info.get('headers_release') or '?'} (kernel {info.get('kernel', '?')})"
+    return f"{h.headers_release}, not the running kernel's ({h.kernel}): {consequence(h)}"
+
+
 def bpf_sections(m: Model) -> list[Section]:
     ds = m.ds
     sections = [oom_section(m)]
@@ -404,7 +413,7 @@ def bpf_sections(m: Model) -> list[Section]:
             (f"{whose} RSS before compile", f"{info.get('compile_rss_before_kb', 0):,} kB"),
             (f"{whose} RSS peak during compile", f"{info.get('compile_peak_rss_kb', 0):,} kB"),
             ("page-fault sampling", f"1 in {info.get('fault_sample_period', '?')} per CPU"),
-            ("kernel headers", f"{info.get('headers_release') or '?'} (kernel {info.get('kernel', '?')})"),
+            ("kernel headers", _headers_row(m, info)),
             ("events lost (perf buffer)", str(info.get("events_lost", 0))),
         ], caption="From the manifest's bpf field")]))
     return sections

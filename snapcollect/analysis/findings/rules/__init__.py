@@ -2,9 +2,10 @@
 
 The order follows the "60,000 ms" checklist and the USE method: OOM
 events, pressure, available memory and swap, reclaim and faults, kernel
-memory, fragmentation/THP/NUMA/commit, processes, then the kernel log.
+memory, fragmentation/THP/NUMA/commit, processes, the kernel log, then
+the BPF collection itself.
 """
 
 from snapcollect.analysis.findings.rules import (  # noqa: F401
     oom, cgroups, pressure, memory, shmem, swap, reclaim, faults, slab, zones, hugepages, numa, commit,
-    processes, deepdive, kmsg)
+    processes, deepdive, kmsg, bpf)
