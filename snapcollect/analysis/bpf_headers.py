@@ -81,9 +81,8 @@ def consequence(h: HeaderMismatch) -> str:
         return (f"{', '.join(h.affected)} read kernel structs ({', '.join(h.kernel_structs) or 'unnamed'}) "
                 "laid out by those headers and may hold wrong values")
     if h.unknown and not h.declared:
-        return "this bundle was written before the manifest recorded, per artifact, whether any of its programs does"
+        return "the bundle was written before the manifest recorded, per artifact, whether its programs read any"
     if h.unknown:
         return (f"the manifest says nothing usable about {', '.join(h.unknown)}; the other artifacts "
                 "read no kernel struct")
-    return ("no artifact is affected: the programs read only tracepoint fields, laid out from the "
-            "running kernel's tracefs, and BPF helpers")
+    return "no artifact is affected: the programs read only tracepoint fields and BPF helpers"

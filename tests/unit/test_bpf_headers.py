@@ -38,7 +38,7 @@ def test_mismatch_with_nothing_header_dependent_is_info_citing_the_manifest():
     assert skip is None and f.severity == "INFO"
     assert f.title == ("BPF built against kernel headers 6.1.0-57-amd64 on kernel 6.18.44: "
                        "no artifact affected")
-    assert "no artifact is affected: the programs read only tracepoint fields" in f.explanation
+    assert "headers; here no artifact is affected: the programs read only tracepoint fields" in f.explanation
     assert f.evidence.artifacts == ["manifest.json"]
     assert f.evidence.values["affected"] == [] and f.evidence.section == "bpf-cost"
     # only what was collected: the test dataset has three BPF artifacts ok
@@ -60,7 +60,7 @@ def test_a_bundle_without_header_layouts_says_it_cannot_tell():
     del info["header_layouts"]
     f, _ = run(KEY, _ds(info))
     assert f.title.endswith(": artifacts affected unknown")
-    assert "written before the manifest recorded" in f.explanation
+    assert "here the bundle was written before the manifest recorded" in f.explanation
     assert f.evidence.values["unknown"] == ["bpf/compaction", "bpf/oom_kill", "bpf/reclaim"]
 
 
@@ -102,7 +102,7 @@ def test_the_report_row_says_it():
     m = build_model(_ds(_info()))
     assert _headers_row(m, m.ds.manifest["bpf"]) == (
         "6.1.0-57-amd64, not the running kernel's (6.18.44): no artifact is affected: the programs "
-        "read only tracepoint fields, laid out from the running kernel's tracefs, and BPF helpers")
+        "read only tracepoint fields and BPF helpers")
     m = build_model(_ds(_info(headers_release="6.18.44")))
     assert _headers_row(m, m.ds.manifest["bpf"]) == "6.18.44 (kernel 6.18.44)"
 

@@ -22,7 +22,7 @@ from snapcollect.bundle.names import BPF_OOM_KILL, BPF_RECLAIM, MANIFEST
     explanation="bcc compiles the BPF programs against the kernel headers it finds; here they were "
                 "{headers_release}{_where}, not the running {kernel}'s. Tracepoint fields are laid "
                 "out from the running kernel's tracefs format files, so only data read through "
-                "kernel structs depends on the headers: {_consequence}. Installing the headers of "
+                "kernel structs depends on the headers; here {_consequence}. Installing the headers of "
                 "the running kernel (apt-get install linux-headers-$(uname -r)) removes the doubt.",
     threshold="headers_release differs from kernel in the manifest's bpf entry, with any BPF "
               "artifact collected",
