@@ -6,7 +6,7 @@ import os
 import re
 
 import pytest
-from findings_helpers import build, dive_target, kmsg, psi_ramp, ramp
+from findings_helpers import bpf, build, dive_target, kmsg, psi_ramp, ramp
 
 from snapcollect.analysis.dataset import Dataset, Snapshot
 from snapcollect.analysis.findings import engine
@@ -90,7 +90,7 @@ def test_findings_sorted_by_severity_and_report_filled():
 
 
 def test_quiet_dataset_reports_nothing_at_warn_or_above():
-    report = build_incident(build())
+    report = build_incident(build(bpf=bpf()))
     assert report.findings == [] and report.worst_severity is None and report.skipped_rules == []
     assert report.verdict.startswith("No memory problem found in this window:")
 
@@ -100,7 +100,7 @@ def test_every_rule_is_declared_completely():
     assert len(keys) == len(set(keys))
     sections = {"free", "vmstat-s", "swapon", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H",
                 "pidstat-r", "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg",
-                "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem", "deepdive"}
+                "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem", "deepdive", "bpf-cost"}
     for r in all_rules():
         assert r.section in sections, r.key
         assert r.detects and r.title and r.explanation and r.threshold and r.source and r.needs, r.key
@@ -181,6 +181,8 @@ def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
                end={"slabinfo": [c for c in BASE_SLABINFO if c.name != "dentry"] + [slab("dentry", 200_000)],
                     "memcgs": {"/db": memcg("/db", 2, 2, failcnt=70, oom_kill=1)}, "zoneinfo": zi,
                     "buddyinfo": frag, "sysvm": dict(BASE_SYSVM)})
+    ds.manifest = {**ds.manifest, "bpf": {"kernel": "6.18.44", "headers_release": "6.1.0-57-amd64",
+                                          "header_layouts": {}}}
     report = build_incident(ds)
     assert not report.skipped_rules, report.skipped_rules
     fired = {f.key for f in report.findings}
@@ -201,7 +203,7 @@ def test_a_failing_timeline_or_verdict_does_not_cost_the_findings(monkeypatch):
         raise ValueError("boom")
     monkeypatch.setattr(incident, "build_timeline", boom)
     monkeypatch.setattr(incident, "build_verdict", boom)
-    report = build_incident(build(vmstat={"drop_pagecache": ramp(1)}))
+    report = build_incident(build(vmstat={"drop_pagecache": ramp(1)}, bpf=bpf()))
     assert [f.key for f in report.findings] == ["DROP_CACHES"]
     assert {(s.key, s.reason) for s in report.skipped_rules} == {
         ("TIMELINE", "timeline failed: ValueError: boom"), ("VERDICT", "verdict failed: ValueError: boom")}

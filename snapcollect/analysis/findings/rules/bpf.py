@@ -18,14 +18,13 @@ from snapcollect.bundle.names import BPF_OOM_KILL, BPF_RECLAIM, MANIFEST
     detects="bcc compiled the BPF programs against kernel headers of another release than the "
             "running kernel's (no headers for it were installed): a field read through a kernel "
             "struct would be at the wrong offset.",
-    title="BPF built against kernel headers {headers_release} on kernel {kernel}: {_effect}",
-    explanation="bcc compiles the BPF programs against the kernel headers it finds; here they were "
-                "{headers_release}{_where}, not the running {kernel}'s. Tracepoint fields are laid "
-                "out from the running kernel's tracefs format files, so only data read through "
-                "kernel structs depends on the headers; here {_consequence}. Installing the headers of "
-                "the running kernel (apt-get install linux-headers-$(uname -r)) removes the doubt.",
-    threshold="headers_release differs from kernel in the manifest's bpf entry, with any BPF "
-              "artifact collected",
+    title="BPF built on {headers_release} headers, kernel {kernel}: {_effect}",
+    explanation="bcc compiled the BPF programs against headers {headers_release}{_where}. Tracepoint "
+                "fields are laid out from the running kernel's tracefs, so only kernel struct reads "
+                "depend on the headers; here {_consequence}. Headers of the running kernel "
+                "(apt-get install linux-headers-$(uname -r)) remove the doubt.",
+    threshold="headers_release differs from kernel in the manifest's bpf entry, which has "
+              "header_layouts, with any BPF artifact collected",
     source="bcc compiles against /lib/modules/$(uname -r)/build; tracepoint structs from tracefs "
            "(bcc tp_frontend_action)",
     # BPF ran: its two streams are there on any kernel with tracepoints; the
@@ -33,7 +32,9 @@ from snapcollect.bundle.names import BPF_OOM_KILL, BPF_RECLAIM, MANIFEST
     needs=[(BPF_OOM_KILL, BPF_RECLAIM)], section="bpf-cost")
 def bpf_headers_mismatch(m):
     h = m.bpf_headers
-    if h is None:
+    # A bundle from before header_layouts cannot say more than the BPF
+    # section's headers row does (the mismatch, and that it cannot tell).
+    if h is None or not h.declared:
         return None
     effect = (f"{len(h.affected)} artifact(s) may be affected" if h.affected else
               "artifacts affected unknown" if h.unknown else "no artifact affected")

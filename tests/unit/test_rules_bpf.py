@@ -29,15 +29,14 @@ def _info(**kw):
 
 
 def test_matching_versions_give_no_finding():
-    f, skip = run(KEY, _ds(_info(headers_release="6.18.44")))
+    f, skip = run("BPF_HEADERS_MISMATCH", _ds(_info(headers_release="6.18.44")))
     assert f is None and skip is None
 
 
 def test_mismatch_with_nothing_header_dependent_is_info_citing_the_manifest():
-    f, skip = run(KEY, _ds(_info()))
+    f, skip = run("BPF_HEADERS_MISMATCH", _ds(_info()))
     assert skip is None and f.severity == "INFO"
-    assert f.title == ("BPF built against kernel headers 6.1.0-57-amd64 on kernel 6.18.44: "
-                       "no artifact affected")
+    assert f.title == "BPF built on 6.1.0-57-amd64 headers, kernel 6.18.44: no artifact affected"
     assert "headers; here no artifact is affected: the programs read only tracepoint fields" in f.explanation
     assert f.evidence.artifacts == ["manifest.json"]
     assert f.evidence.values["affected"] == [] and f.evidence.section == "bpf-cost"
@@ -48,20 +47,22 @@ def test_mismatch_with_nothing_header_dependent_is_info_citing_the_manifest():
 def test_mismatch_cites_the_affected_artifacts():
     layouts = {**LAYOUTS, "bpf/oom_kill": {**LAYOUTS["bpf/oom_kill"], "kernel_structs": ["task_struct"],
                                            "header_dependent": True}}
-    f, _ = run(KEY, _ds(_info(header_layouts=layouts)))
+    f, _ = run("BPF_HEADERS_MISMATCH", _ds(_info(header_layouts=layouts)))
     assert f.title.endswith(": 1 artifact(s) may be affected")
     assert f.evidence.artifacts == ["manifest.json", "bpf/oom_kill"]
     assert "bpf/oom_kill read kernel structs (task_struct) laid out by those headers" in f.explanation
     assert f.evidence.values["kernel_structs"] == ["task_struct"]
 
 
-def test_a_bundle_without_header_layouts_says_it_cannot_tell():
+def test_a_bundle_without_header_layouts_gives_no_finding_and_the_row_says_it_cannot_tell():
     info = _info()
     del info["header_layouts"]
-    f, _ = run(KEY, _ds(info))
-    assert f.title.endswith(": artifacts affected unknown")
-    assert "here the bundle was written before the manifest recorded" in f.explanation
-    assert f.evidence.values["unknown"] == ["bpf/compaction", "bpf/oom_kill", "bpf/reclaim"]
+    f, skip = run("BPF_HEADERS_MISMATCH", _ds(info))
+    assert f is None and skip is None
+    m = build_model(_ds(info))
+    assert m.bpf_headers.unknown == ("bpf/compaction", "bpf/oom_kill", "bpf/reclaim")
+    assert _headers_row(m, info).endswith("the bundle was written before the manifest recorded, per "
+                                          "artifact, whether its programs read any")
 
 
 @pytest.mark.parametrize("info", [
@@ -72,7 +73,7 @@ def test_a_bundle_without_header_layouts_says_it_cannot_tell():
     _info(headers_release="  "),
 ])
 def test_missing_or_hostile_versions_give_no_finding(info):
-    f, skip = run(KEY, _ds(info))
+    f, skip = run("BPF_HEADERS_MISMATCH", _ds(info))
     assert f is None and skip is None
 
 
@@ -82,8 +83,10 @@ def test_hostile_layout_entries_are_unknown_never_a_crash():
     h = header_mismatch(_ds(_info(header_layouts=layouts)))
     assert h.unknown == ("bpf/oom_kill", "bpf/reclaim") and h.affected == ("bpf/compaction",)
     assert h.kernel_structs == ()
-    f, _ = run(KEY, _ds(_info(header_layouts=[1, 2])))
-    assert f.title.endswith("artifacts affected unknown")
+    f, skip = run("BPF_HEADERS_MISMATCH", _ds(_info(header_layouts=[1, 2])))     # not an object: undeclared
+    assert f is None and skip is None
+    f, _ = run("BPF_HEADERS_MISMATCH", _ds(_info(header_layouts={"bpf/oom_kill": None})))
+    assert f.title.endswith(": artifacts affected unknown")
 
 
 def test_schema_drops_a_header_layouts_of_the_wrong_type():
@@ -94,8 +97,8 @@ def test_schema_drops_a_header_layouts_of_the_wrong_type():
 
 
 def test_no_finding_when_bpf_did_not_run():
-    f, skip = run(KEY, _ds(_info(), available=False))
-    assert f is None and skip.startswith("needs bpf/")
+    f, skip = run("BPF_HEADERS_MISMATCH", _ds(_info(), available=False))
+    assert f is None and skip.startswith("needs bpf/oom_kill")
 
 
 def test_the_report_row_says_it():
