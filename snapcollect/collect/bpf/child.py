@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import sys
 import time
 
@@ -29,35 +28,11 @@ from snapcollect.collect.bpf import wire
 POLL_S = 0.2
 
 
-def _commands(fd: int):
-    """Lines from the collector; yields None at end of file."""
-    buf = b""
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            yield None
-            return
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            msg = wire.decode(line)
-            if msg is not None:
-                yield msg
-
-
-def _wait_command(fd: int, timeout_s: float) -> bool:
-    try:
-        ready, _, _ = select.select([fd], [], [], max(timeout_s, 0.0))
-    except InterruptedError:
-        return False
-    return bool(ready)
-
-
 def run(stdin_fd: int, out) -> int:
     from snapcollect.collect.bpf.reader import ReaderSession
     from snapcollect.collect.options import CollectOptions
 
-    commands = _commands(stdin_fd)
+    commands = wire.read_commands(stdin_fd)
     config = next(commands)
     if config is None or config.get("op") != "config":
         return 2
@@ -73,7 +48,7 @@ def run(stdin_fd: int, out) -> int:
     finish_deadline = None
     while enabled:
         session.poll(POLL_S)
-        if not _wait_command(stdin_fd, 0):
+        if not wire.readable(stdin_fd, 0):
             continue
         msg = next(commands)
         if msg is None:            # the collector is gone: detach and go

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import subprocess
 import sys
 import time
@@ -41,28 +40,6 @@ CALIBRATION_LIMIT_S = 2.0     # the calibration process is killed past this
 # memleak's -o: allocations younger than this at the end are churn, not leaks
 OLDER_THAN_S = 1.0
 NS = 1_000_000_000
-
-
-def _commands(fd: int):
-    buf = b""
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            yield None
-            return
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            msg = wire.decode(line)
-            if msg is not None:
-                yield msg
-
-
-def _ready(fd: int, timeout_s: float) -> bool:
-    try:
-        return bool(select.select([fd], [], [], max(timeout_s, 0.0))[0])
-    except InterruptedError:
-        return False
 
 
 def _read_text(path: str, limit: int = 1 << 22) -> str | None:
@@ -258,7 +235,7 @@ class DeepDive:
                 return None
             proc.stdin.write(line + "\n")
             proc.stdin.flush()
-            if not _ready(proc.stdout.fileno(), CALIBRATION_LIMIT_S - (time.monotonic() - t0)):
+            if not wire.readable(proc.stdout.fileno(), CALIBRATION_LIMIT_S - (time.monotonic() - t0)):
                 return None
             answer = proc.stdout.readline().strip()
             return int(answer) if answer.isdigit() else None
@@ -267,7 +244,7 @@ class DeepDive:
             return sum(v.value for k, v in self.table("calls").items() if k.tgid == pid)
 
         try:
-            if not _ready(proc.stdout.fileno(), CALIBRATION_LIMIT_S) or proc.stdout.readline().strip() != "ready":
+            if not wire.readable(proc.stdout.fileno(), CALIBRATION_LIMIT_S) or proc.stdout.readline().strip() != "ready":
                 raise RuntimeError("the calibration process did not get ready")
             plain = []
             for _ in range(2):
@@ -469,7 +446,7 @@ def run(stdin_fd: int, out) -> int:
 
     bcc = load_bcc()    # only here: the collector never imports it
 
-    commands = _commands(stdin_fd)
+    commands = wire.read_commands(stdin_fd)
     config = next(commands)
     if config is None or config.get("op") != "config":
         return 2
@@ -480,7 +457,7 @@ def run(stdin_fd: int, out) -> int:
     writer.send({"op": "started", "enabled": enabled, "pending": dive.pending() if enabled else []})
     while enabled:
         dive.poll()
-        if not _ready(stdin_fd, POLL_S):
+        if not wire.readable(stdin_fd, POLL_S):
             continue
         msg = next(commands)
         if msg is None or msg.get("op") == "finish":

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import select
 from typing import Any, Callable
 
 from snapcollect.collect.protocols import BpfWriter
@@ -137,3 +139,27 @@ class PipeWriter:
     def merge_manifest(self, key: str, **fields: Any) -> None:
         self.manifest[key] = {**(self.manifest.get(key) or {}), **fields}
         self._send("merge_manifest", key, **fields)
+
+
+def read_commands(fd: int):
+    """The collector's messages on ``fd``, one a line; yields None at end of file."""
+    buf = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            yield None
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            msg = decode(line)
+            if msg is not None:
+                yield msg
+
+
+def readable(fd: int, timeout_s: float) -> bool:
+    """Whether ``fd`` has something to read within ``timeout_s`` (a signal: no)."""
+    try:
+        return bool(select.select([fd], [], [], max(timeout_s, 0.0))[0])
+    except InterruptedError:
+        return False
