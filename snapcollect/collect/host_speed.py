@@ -21,10 +21,11 @@ the bounds it gave.
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import time
 from dataclasses import dataclass
+
+from snapcollect.collect.median import median
 
 # Healthy: this project's development host, loaded (load average 2.5 on 2
 # CPUs), starts /bin/true from Python in 3.5-6 ms and reads both files in
@@ -76,7 +77,7 @@ def measure() -> HostSpeed:
             rounds.append(ROUND_TIMEOUT_S)
         except OSError:
             return HostSpeed(None, 1.0)                    # no /bin/true (a minimal container): keep the bounds
-    probe = statistics.median(rounds)
+    probe = median(rounds)
     return HostSpeed(probe, factor_of(probe))
 
 

@@ -42,7 +42,6 @@ spacing is recorded in the manifest's ``procs_pass``::
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections import deque
 from functools import partial
@@ -52,6 +51,7 @@ from snapcollect.bundle.names import CGROUPS_MEMORY, NODE_NUMASTAT, PROCS
 from snapcollect.bundle.writer import BundleWriter
 from snapcollect.collect import own_processes
 from snapcollect.collect.jobs import NOT_RUN, Jobs, run_bounded
+from snapcollect.collect.median import median
 from snapcollect.collect.snapshot import HostLayout
 from snapcollect.collect.sources import cgroups, numa, outcome_of, procfs
 from snapcollect.collect.sources.processes import PassResult, PassState, pid_from_current, procs_pass
@@ -103,7 +103,7 @@ class Sampler:
         if self.state.passes > 1:
             # The first pass reads every process's status: not a typical cost.
             self._costs.append(res.cpu_s)
-        every = pass_every(statistics.median(self._costs), res.seen, self.interval) if self._costs else 1
+        every = pass_every(median(self._costs), res.seen, self.interval) if self._costs else 1
         if every != self.every:
             self.every = every
             self._max_every = max(self._max_every, every)

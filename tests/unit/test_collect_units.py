@@ -682,3 +682,22 @@ def test_cgroup_follower_reads_the_groups_that_matter_every_tick_and_accounts_it
     skipped = [f.tick() for _ in range(cgroups.MAX_EVERY - 1)]
     assert skipped == [None] * (cgroups.MAX_EVERY - 1) and f.tick() is not None
     assert f.cost()["max_every_ticks"] == cgroups.MAX_EVERY
+
+
+def test_median_of_the_collector_s_own_figures():
+    from snapcollect.collect.median import median
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 2.0, 3.0]) == 2.5
+    assert median([7.5]) == 7.5
+    with pytest.raises(ValueError):
+        median([])
+
+
+def test_collecting_imports_no_decimal_or_fractions():
+    # statistics pulls both in (about 0.9 MB of RSS); the bound without BPF is 32 MB.
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import sys, snapcollect.collect.runner; "
+                          "print(sorted(m for m in ('statistics', 'decimal', 'fractions') if m in sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
