@@ -394,4 +394,7 @@ def test_deep_dive_finds_the_known_sizes_counts_and_leak(guest):
     assert "leak_here" in top["stack"] and top["bytes"] == rounds * 4096, top
     assert "LEAKING_ALLOCATION_STACK" in findings(doc), describe(doc)
     entry = guest.manifests["deepdive"]["deepdive"]
-    assert entry["calibration"]["measured"], entry["calibration"]    # glibc's malloc probed in the guest
+    # The calibration may run out of its time in an emulated guest on a busy
+    # host; then the manifest must say why (the report says it was not measured).
+    cal = entry["calibration"]
+    assert cal["measured"] or cal.get("reason"), cal
