@@ -321,6 +321,11 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
         data.fault_source = str(meta.get("source") or "")
         data.fault_sampling_error = str(meta.get("sampling_error") or "")
         data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
+        duty = meta.get("duty")
+        share = duty.get("open_share") if isinstance(duty, dict) and duty.get("duty_pct") != 100 else None
+        # a share outside (0, 1] is not one the collector writes: show the counts unscaled-as-stored
+        if isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1:
+            data.fault_open_share = float(share)
 
     part(BPF_FAULT_STACKS_JSON, fault_side, None)
 

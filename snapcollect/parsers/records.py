@@ -212,6 +212,7 @@ class BpfData:
     fault_sample_period: int = 1
     fault_source: str = ""            # which kernel event sampled the faults, in words
     fault_sampling_error: str = ""    # what a scaled count is worth, in words
+    fault_open_share: float = 1.0     # share of the window the sampler was open (its duty cycle)
     stack_errors: int = 0
     majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
     heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks

@@ -29,7 +29,7 @@ class ArtifactWriter:
     snapcollect's processes, whose faults are its cost, not the incident's."""
 
     def __init__(self, writer: BpfWriter, maps, resolver, plan: program.Plan, unavailable, own_tgids,
-                 sampler_kind: str):
+                 sampler_kind: str, duty: dict | None = None):
         self.writer = writer
         self.maps = maps
         self.resolver = resolver
@@ -37,6 +37,7 @@ class ArtifactWriter:
         self.unavailable = unavailable
         self.own_tgids = own_tgids
         self.sampler_kind = sampler_kind
+        self.duty = duty            # fault_duty.FaultDuty.stats + scale, None: open all the time
 
     def write_all(self, errors: dict[str, int], deadline: float) -> list[str]:
         """Every file artifact; one that fails leaves the others. Returns
@@ -61,7 +62,7 @@ class ArtifactWriter:
             rows, self.plan.fault_period, self.plan.kernel_stacks, program.STACK_ENTRIES, errors,
             lambda tgid, sid: self.resolver.user_frames("stacks", tgid, sid, deadline),
             lambda sid: self.resolver.kernel_frames("stacks", sid),
-            sampler=self.sampler_kind)
+            sampler=self.sampler_kind, duty=self.duty)
         meta["stacks_unresolved"] = self.resolver.unresolved
         self.writer.add_file(BPF_FAULT_STACKS_FOLDED, text, sample_period=self.plan.fault_period)
         self.writer.add_file(BPF_FAULT_STACKS_JSON, json.dumps(meta, indent=1))

@@ -35,10 +35,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from snapcollect.bundle.names import BPF_TRACEPOINT_FORMATS
 from snapcollect.collect.bpf import aggregates, capabilities, handoff, program, wire
+from snapcollect.collect.bpf.fault_duty import DEFAULT_DUTY_PCT, PERF_COUNT_SW_PAGE_FAULTS, FaultDuty
 from snapcollect.collect.bpf.artifacts import ArtifactWriter, read_errors
 from snapcollect.collect.bpf.capabilities import Problem
 from snapcollect.collect.bpf.fdmaps import FdMaps
@@ -56,6 +58,7 @@ FINISH_SYMBOLS_S = 1.0          # at the end, for what is left (the runner's end
 FINISH_DRAIN_POLLS = 8
 FINISH_WARM_S = 0.2
 LOADER_EXIT_WAIT_S = 5.0        # after its handoff, for the loader to be reaped
+DUTY_JOIN_S = 1.0               # for the fault sampler's duty thread to notice it is stopped
 HANDOFF_MARGIN_S = 1.0          # past the deadline the loader was given
 
 
@@ -82,6 +85,12 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _is_page_faults(what) -> bool:
+    """A handed-over perf link ``[type, config]`` is the page-faults sampler."""
+    return isinstance(what, list) and len(what) == 2 and what[1] == PERF_COUNT_SW_PAGE_FAULTS \
+        and what[0] == 1        # PERF_TYPE_SOFTWARE
 
 
 def _describe_exit(status: int) -> str:
@@ -113,6 +122,11 @@ class ReaderSession:
         self.intake = EventIntake(writer, self.clock, self._oom_kernel_stack)
         self.resolver: StackResolver | None = None
         self.fault_sampler: dict = {}
+        self.duty: FaultDuty | None = None
+        self._sampler_fds: list[int] = []     # the loader's page-faults events, one per CPU
+        self._sampler_prog: int | None = None
+        self._duty_thread: threading.Thread | None = None
+        self._duty_stop = threading.Event()
         self._last_resolve = 0.0
         self._resolve_every = RESOLVE_EVERY_S
         self._finished = False
@@ -174,12 +188,20 @@ class ReaderSession:
                                      fault_period=int(plan["fault_period"]),
                                      kernel_stacks=bool(plan["kernel_stacks"]))
         index_kinds = {int(link["fd"]): link["kind"] for link in doc.get("links") or []}
+        sampler = {int(link["fd"]) for link in doc.get("links") or []
+                   if link["kind"] == "perf_event" and _is_page_faults(link.get("what"))}
+        sampler_prog = [int(link["fd"]) for link in doc.get("links") or []
+                        if link["kind"] == "program" and link.get("what") == program.FAULT_PERF_FUNCTION]
         map_fds = {int(m["fd"]) for m in doc.get("maps") or []}
         for i, fd in enumerate(fds):
             if i in map_fds:
                 continue
+            if i in sampler:
+                self._sampler_fds.append(fd)
             (self.links if index_kinds.get(i) in ("tracepoint", "raw_tracepoint", "perf_event")
              else self.other_fds).append(fd)
+            if sampler_prog and i == sampler_prog[0]:
+                self._sampler_prog = fd
         if load.get("problem") or not doc.get("maps"):
             why = load.get("problem") or ["the BPF loader handed over no maps", "check `snapcollect doctor`"]
             handoff.close_all(fds)
@@ -212,10 +234,35 @@ class ReaderSession:
                 return
             self.info["enabled"] = True
             self.info["attached_mono"] = time.monotonic()
+            self._start_duty(self.info["attached_mono"])
         for name in program.STREAMS:
             if name not in self.unavailable:
                 self.writer.declare_stream(name)
         self._record_unavailable()
+
+    def _start_duty(self, now: float) -> None:
+        """The perf sampler's duty cycle (fault_duty.py); the tracepoint fallback is always on."""
+        if self.fault_sampler.get("kind") != "perf" or not self._sampler_fds:
+            return
+        pct = getattr(self.args, "fault_duty", None) or DEFAULT_DUTY_PCT
+        # the duty cycle owns these fds from now on: they leave the links
+        self.links = [fd for fd in self.links if fd not in self._sampler_fds]
+        self.duty = FaultDuty(self._sampler_fds, self._sampler_prog, self.plan.fault_period, pct, now)
+        self.info["fault_sampler"]["duty"] = self.duty.stats(0.0)
+        if self.duty.cycling:
+            self._duty_stop = threading.Event()
+            self._duty_thread = threading.Thread(target=self.duty.run, args=(self._duty_stop,),
+                                                 name="fault-duty", daemon=True)
+            self._duty_thread.start()
+
+    def _stop_duty(self, now: float) -> None:
+        if self.duty is None:
+            return
+        if self._duty_thread is not None:
+            self._duty_stop.set()
+            self._duty_thread.join(DUTY_JOIN_S)
+            self._duty_thread = None
+        self.duty.stop(now)
 
     def _run_loader(self) -> tuple[dict | None, list[int]]:
         """Start the loader, take its handoff, reap it; (None, []) after a give-up."""
@@ -337,8 +384,15 @@ class ReaderSession:
         now = time.monotonic()
         sym_deadline = (min(deadline_mono - 0.3, now + 2 * FINISH_SYMBOLS_S) if deadline_mono
                         else now + FINISH_SYMBOLS_S)
+        window_s = self.info["detached_mono"] - self.info["attached_mono"]
+        duty = None
+        if self.duty is not None:
+            duty = dict(self.duty.stats(window_s), scale=round(self.duty.scale(window_s), 4))
+            self.info["fault_sampler"].update(duty=duty, sampling_error=aggregates.sampling_error(
+                self.plan.fault_period, duty["scale"]))
         files = ArtifactWriter(self.writer, self.bpf, self.resolver, self.plan, self.unavailable,
-                               self.own_tgids, sampler_kind=self.fault_sampler.get("kind", "tracepoint"))
+                               self.own_tgids, sampler_kind=self.fault_sampler.get("kind", "tracepoint"),
+                               duty=duty)
         failures = files.write_all(errors, sym_deadline)
         if failures:
             self.info.setdefault("write_errors", []).extend(failures)
@@ -353,11 +407,13 @@ class ReaderSession:
         """The probes off: these fds are the last that hold them."""
         handoff.close_all(self.links)
         self.links = []
-        self.info["detached_mono"] = time.monotonic()
+        self.info["detached_mono"] = now = time.monotonic()
+        self._stop_duty(now)
 
     def _close(self) -> None:
         handoff.close_all(self.links)
         self.links = []
+        self._stop_duty(time.monotonic())
         if self.buffers is not None:
             self.buffers.close()
             self.buffers = None
