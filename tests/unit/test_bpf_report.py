@@ -23,8 +23,7 @@ def _by_id(sections):
 
 def test_sections_and_oom_table():
     secs = _by_id(bpf_sections(build_model(dataset())))
-    assert list(secs) == ["oom", "reclaim", "kswapd", "compaction", "page-faults", "heap-growth", "fault-files",
-                          "bpf-cost"]
+    assert list(secs) == ["oom", "reclaim", "kswapd", "compaction", "page-faults", "heap-growth", "bpf-cost"]
     kill = load("oom_kill.json")[0]
     table = next(b for b in secs["oom"].blocks if isinstance(b, Table))
     row, = table.rows

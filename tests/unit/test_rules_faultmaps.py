@@ -150,5 +150,8 @@ def test_section_lays_out_mappings_swapins_and_huge_pages():
 
 
 def test_section_without_the_artifact_says_so():
-    sec, = fault_file_sections(build_model(build()))
-    assert sec.blocks[0].text.startswith("Not collected (`bpf/fault_files`")
+    assert fault_file_sections(build_model(build())) == []      # an older bundle: no section
+    ds = build(bpf=bpf())
+    ds.bpf.available["bpf/fault_files"] = ("unavailable", "no perf events")
+    sec, = fault_file_sections(build_model(ds))
+    assert sec.blocks[0].text == "Not collected (`bpf/fault_files` unavailable): no perf events."

@@ -19,12 +19,14 @@ def fault_file_sections(m: Model) -> list[Section]:
     sec = Section("fault-files", "Faults by file and mapping")
     swap = Section("swapins-by-process", "Swap-ins by process", level=3)
     huge = Section("hugepages-by-process", "Huge pages by process", level=3)
-    sec.subsections += [swap, huge]
     st, reason = A.bpf_status(m.ds).get(BPF_FAULT_FILES, ("missing", None))
     f = m.fault_maps
+    if f is None and st == "missing":
+        return []           # a bundle from before this artifact: nothing to say beside the other sections
     if f is None:
         sec.blocks.append(Paragraph(f"Not collected (`{BPF_FAULT_FILES}` {st}): {reason or 'no reason recorded'}."))
         return [sec]
+    sec.subsections += [swap, huge]
     rows = []
     for p in f.processes[:TOP_PROCESSES]:
         for mp in p.mappings[:TOP_MAPPINGS]:
