@@ -63,3 +63,60 @@ def test_a_cold_mapped_file_is_named_with_its_major_faults(tmp_path):
     table = next(b for b in sec.blocks if isinstance(b, Table))
     assert any(r["mapping"] == str(data) and r["pid"] == proc.pid and r["major"] == m["major_faults"]
                for r in table.rows)
+
+
+SWAPFILE = "/var/tmp/snapcollect-test-fault-files.swap"
+MEMCG = "/sys/fs/cgroup/memory/snapcollect-test-swapins"
+
+
+@needs_bpf
+@pytest.mark.bpf
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/memory"), reason="no cgroup v1 memory controller")
+def test_a_process_swapping_in_a_small_memcg_has_swapins(tmp_path):
+    subprocess.run(["swapoff", SWAPFILE], capture_output=True)
+    subprocess.run(["dd", "if=/dev/zero", f"of={SWAPFILE}", "bs=1M", "count=256", "status=none"], check=True)
+    os.chmod(SWAPFILE, 0o600)
+    subprocess.run(["mkswap", SWAPFILE], check=True, capture_output=True)
+    if subprocess.run(["swapon", SWAPFILE], capture_output=True).returncode != 0:
+        os.unlink(SWAPFILE)
+        pytest.skip("swapon refused a swap file here")
+    if not os.path.isdir(MEMCG):
+        os.mkdir(MEMCG)
+    try:
+        for name, value in (("memory.limit_in_bytes", 48 << 20), ("memory.swappiness", 60)):
+            with open(os.path.join(MEMCG, name), "w") as fh:
+                fh.write(str(value))
+        # 96 MiB touched twice in a 48 MiB cgroup: the second pass reads pages back from swap
+        script = ("import sys\n"
+                  "b = bytearray(96 << 20)\n"
+                  "for r in range(3):\n"
+                  "    for i in range(0, len(b), 4096): b[i] = r + 1\n"
+                  "print('done', flush=True); sys.stdin.readline()\n")
+        s = DirectSession(str(tmp_path))
+        proc = subprocess.Popen(["sh", "-c", f'echo $$ > {MEMCG}/cgroup.procs && exec "$@"', "sh",
+                                 sys.executable, "-c", script],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        s.poll_until_line(proc, "done")
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            s.session.poll(0.2)
+        proc.stdin.write("x\n")
+        proc.stdin.flush()
+        s.poll_while(proc)
+        bundle = s.close()
+    finally:
+        subprocess.run(["swapoff", SWAPFILE], capture_output=True)
+        os.unlink(SWAPFILE)
+        for _ in range(50):
+            try:
+                os.rmdir(MEMCG)
+                break
+            except OSError:
+                time.sleep(0.1)
+    doc = json.loads(bundle.text("bpf/fault_files"))
+    mine, = [p for p in doc["processes"] if p["pid"] == proc.pid]
+    assert mine["swapins"] > 1000, mine
+    sec, = fault_file_sections(build_model(load_dataset(bundle)))
+    swap = next(ss for ss in sec.subsections if ss.id == "swapins-by-process")
+    rows = next(b for b in swap.blocks if isinstance(b, Table)).rows
+    assert any(r["pid"] == proc.pid and r["swapins"] == mine["swapins"] for r in rows)
