@@ -43,6 +43,7 @@ from snapcollect.collect.bpf import aggregates, capabilities, handoff, program, 
 from snapcollect.collect.bpf.fault_duty import DEFAULT_DUTY_PCT, PERF_COUNT_SW_PAGE_FAULTS, FaultDuty
 from snapcollect.collect.bpf.artifacts import ArtifactWriter, read_errors
 from snapcollect.collect.bpf.capabilities import Problem
+from snapcollect.collect.bpf.fault_regions import RegionNamer
 from snapcollect.collect.bpf.fdmaps import FdMaps
 from snapcollect.collect.bpf.intake import EventIntake
 from snapcollect.collect.bpf.perfbuf import PerfBuffers
@@ -121,6 +122,7 @@ class ReaderSession:
         self.buffers: PerfBuffers | None = None
         self.intake = EventIntake(writer, self.clock, self._oom_kernel_stack)
         self.resolver: StackResolver | None = None
+        self.regions: RegionNamer | None = None
         self.fault_sampler: dict = {}
         self.duty: FaultDuty | None = None
         self._sampler_fds: list[int] = []     # the loader's page-faults events, one per CPU
@@ -225,6 +227,7 @@ class ReaderSession:
             self._close()
         else:
             self.resolver = StackResolver(ProcSymbolizer(), self.bpf, self.unavailable)
+            self.regions = RegionNamer(self.own_tgids)
             try:
                 self.buffers = PerfBuffers(self.bpf.table("events").raw, self.intake.take,
                                            self.intake.on_lost, pages=PERF_PAGES)
@@ -349,6 +352,7 @@ class ReaderSession:
                 now = time.monotonic()
                 if now - self._last_resolve >= self._resolve_every:
                     self.resolver.resolve_pass(RESOLVE_BUDGET_S)
+                    self._name_regions(RESOLVE_BUDGET_S)
                     self._last_resolve = time.monotonic()
                     # reading big maps costs too: keep the passes under ~10 % of a CPU
                     self._resolve_every = max(RESOLVE_EVERY_S, 10 * (self._last_resolve - now))
@@ -380,6 +384,7 @@ class ReaderSession:
             intake.decode_errors += 1
         intake.flush()
         intake.declare_streams(self.unavailable)
+        self._name_regions(FINISH_WARM_S)
         errors = read_errors(self.bpf)
         now = time.monotonic()
         sym_deadline = (min(deadline_mono - 0.3, now + 2 * FINISH_SYMBOLS_S) if deadline_mono
@@ -392,7 +397,7 @@ class ReaderSession:
                 self.plan.fault_period, duty["scale"]))
         files = ArtifactWriter(self.writer, self.bpf, self.resolver, self.plan, self.unavailable,
                                self.own_tgids, sampler_kind=self.fault_sampler.get("kind", "tracepoint"),
-                               duty=duty)
+                               duty=duty, regions=self.regions)
         failures = files.write_all(errors, sym_deadline)
         if failures:
             self.info.setdefault("write_errors", []).extend(failures)
@@ -402,6 +407,16 @@ class ReaderSession:
         self.info["symbols"] = self.resolver.stats()
         self._close()
         self._publish_info()
+
+    def _name_regions(self, budget_s: float) -> None:
+        """Name the fault regions of live processes (their maps vanish at exit)."""
+        if self.regions is None or program.FAULT_FILES_ARTIFACT in self.unavailable:
+            return
+        try:
+            keys = [(k.tgid, k.region) for k, _v in self.bpf.items("fault_regions")]
+            self.regions.observe(keys, budget_s)
+        except Exception:  # noqa: BLE001 - a map read failing costs the names, not the window
+            self.info["fault_region_errors"] = self.info.get("fault_region_errors", 0) + 1
 
     def _detach(self) -> None:
         """The probes off: these fds are the last that hold them."""

@@ -18,6 +18,7 @@ from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, B
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
 from snapcollect.report.sections.kmsg import log_blocks
+from snapcollect.report.sections.fault_files import fault_file_sections
 
 TIME = Column("t", "TIME", "time", "left")
 WORST_ROWS = 20
@@ -406,7 +407,7 @@ def bpf_sections(m: Model) -> list[Section]:
             "counters in the sar sections still show the totals.")]))
         return sections
     sections += [reclaim_section(ds), kswapd_section(ds), compaction_section(ds), faults_section(ds),
-                 heap_section(ds)]
+                 heap_section(ds), *fault_file_sections(m)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
         # bundles since the BPF process: the compile's RSS is that process's, not the collector's;
