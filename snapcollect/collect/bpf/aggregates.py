@@ -70,7 +70,10 @@ def sampling_error(period: int, scale: float = 1.0) -> str:
             f"100,000 faults; a stack with few samples is a rough estimate")
     if scale > 1.0:
         text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
-                 "0.5 s cycle is over- or under-counted")
+                 f"0.5 s cycle is over- or under-counted, and each open phase counts afresh: a CPU "
+                 f"that faults fewer than {period} times in a phase gives no sample, so light "
+                 f"faulting (under about {period * 10:,} faults a second per CPU) is under-counted "
+                 "or not seen at all")
     return text
 
 

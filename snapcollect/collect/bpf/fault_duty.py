@@ -20,8 +20,10 @@ the samples x the period x ``window / time open``.
 What it costs in accuracy, and says in the artifact: faults of a burst
 that falls entirely in a closed phase are not seen (a cycle is 0.5 s);
 each phase starts counting afresh, so up to N-1 faults per CPU and phase
-(N/2 on average) are never sampled, which matters only for processes
-that fault less than N times per phase.
+(N/2 on average) are never sampled: a CPU that takes fewer than N faults
+in a 0.1 s phase gives no sample at all, so a host that faults lightly
+(under about 10 N faults a second per CPU) is under-counted or not seen.
+Where that matters, ``--fault-duty 100`` keeps the counter running.
 
 ``cycle_s``/``on_s`` are per collection; ``share`` 1.0 (``--fault-duty
 100``) keeps the events the loader attached open for the whole window, as
