@@ -99,7 +99,11 @@ def test_cli_collection_holds_the_oom_kill_and_the_report_shows_it(tmp_path):
     exe = compile_c(OOM_C, str(tmp_path / "sc-bpf-oom"))
     out = tmp_path / "out"
     out.mkdir()
-    collector = subprocess.Popen(SNAPCOLLECT + ["collect", "-d", "6", "-q", "-o", str(out)], cwd=REPO,
+    # The sampler open all the time: the victim faults in one burst of a few
+    # tens of ms, which the default duty cycle (open 0.1 s in 0.5 s) misses
+    # more often than not, and this test is about whose stacks are kept.
+    collector = subprocess.Popen(SNAPCOLLECT + ["collect", "-d", "6", "-q", "--fault-duty", "100",
+                                                "-o", str(out)], cwd=REPO,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_sampling(out, collector)
