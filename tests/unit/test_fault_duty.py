@@ -166,14 +166,14 @@ def test_the_parser_reads_the_open_share_and_refuses_nonsense(duty, share):
 
 def test_stop_ends_the_thread_and_closes_everything():
     k = FakeKernel()
-    d = FaultDuty([1, 2], 9, 128, 20, 0.0, cpus=[0, 1], opener=k.opener, closer=k.closer)
+    d = FaultDuty([1, 2], 9, 128, 20, 0.0, cpus=[0, 1], opener=k.opener, closer=k.closer, counter=k.counter)
     k.open |= {1, 2}
     d.start_thread()
     thread = d._thread
     assert thread is not None and thread.is_alive()
     d.stop(1.0)
     assert not thread.is_alive() and k.open == set() and d._thread is None
-    always = FaultDuty([3], 9, 128, 100, 0.0, cpus=[0], opener=k.opener, closer=k.closer)
+    always = FaultDuty([3], 9, 128, 100, 0.0, cpus=[0], opener=k.opener, closer=k.closer, counter=k.counter)
     always.start_thread()
     assert always._thread is None          # nothing to follow when always open
 
@@ -293,3 +293,18 @@ def test_the_carry_makes_a_light_faulter_counted_where_a_fresh_start_loses_it():
     expected = per_phase * phases / period              # 31.25
     assert run(carrying=False) == 0
     assert abs(run(carrying=True) - expected) <= 1
+
+
+def test_the_sampling_error_says_whether_the_rest_of_a_phase_was_carried():
+    carried = aggregates.sampling_error(128, 5.0, carried=True)
+    assert "carried to the next" in carried and "not seen at all" not in carried
+    fresh = aggregates.sampling_error(128, 5.0)
+    assert "not seen at all" in fresh
+
+
+@pytest.mark.parametrize("value, got", [(12345, 12345), (0, 0), (-1, None), ("7", None), (True, None), (None, None)])
+def test_the_parser_reads_the_faults_counted_while_open(value, got):
+    meta = {"sample_period": 128, "duty": {"duty_pct": 20, "open_share": 0.2, "faults_open": value}}
+    data = load_bpf_data({}, {}, {}, {"bpf/fault_stacks.json": json.dumps(meta).encode(),
+                                      "bpf/fault_stacks.folded": b"a;main 512\n"})
+    assert data.fault_open_counted == got
