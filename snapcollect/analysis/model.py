@@ -37,6 +37,7 @@ from snapcollect.analysis.pidstat import Life, lives
 from snapcollect.analysis.pressure import CgroupPressure, WindowShare, cgroup_pressure, window_share
 from snapcollect.analysis.processes import Growth, ProcMemory, growth, process_memory, suspects
 from snapcollect.analysis.shmem import ShmemFacts, shmem_facts
+from snapcollect.analysis.swap_residency import SwapResidencyFacts, swap_residency_facts
 from snapcollect.analysis.vmscan import VmscanFacts, vmscan_facts
 
 
@@ -63,6 +64,7 @@ class Model:
     deepdive: tuple[DeepDiveFacts, ...] = ()  # --pid/--comm: each followed process's allocations
     fault_maps: FaultMapFacts | None = None  # BPF: faults by file/mapping, swap-ins, huge-page faults
     vmscan: VmscanFacts | None = None        # BPF: shrinkers, kswapd runs, page migration
+    swap_residency: SwapResidencyFacts | None = None   # BPF kprobes: swap-out to swap-in times
 
 
 def build_model(ds: Dataset) -> Model:
@@ -83,4 +85,4 @@ def build_model(ds: Dataset) -> Model:
         thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group),
         shmem=shmem_facts(ds, ds.top), deepdive=deepdive_facts(ds), bpf_headers=header_mismatch(ds),
         fault_maps=fault_map_facts(ds, all_lives),
-        vmscan=vmscan_facts(ds))
+        vmscan=vmscan_facts(ds), swap_residency=swap_residency_facts(ds))

@@ -240,3 +240,28 @@ def migration_document(by_reason: list[tuple[tuple[int, int], dict]],
             "by_reason": reasons, "processes": procs[:MIGRATE_PROCS],
             "processes_omitted": max(len(procs) - MIGRATE_PROCS, 0),
             "map_full": errors.get("migrate_keys_full", 0)}
+
+
+# -- swap residency (kprobes: slot allocation -> swap cache lookup) ------------
+
+SWAPIN_PROCS = 100
+
+
+def swap_residency_document(hist: list[tuple[int, int]], procs: list[tuple[int, str, int, int, int]],
+                            slots_allocated: int, swapins_matched: int, errors: dict[str, int],
+                            entries: int) -> dict:
+    """``hist``: (log2 slot of microseconds, count), bcc's BPF_HISTOGRAM
+    slots (slot s holds [2^(s-1), 2^s - 1] us); ``procs``: (pid, comm,
+    swap-ins, total us, of them under 1 s) of the faulting processes."""
+    rows = [{"pid": p, "comm": c, "swapins": n, "total_us": t, "under_1s": u} for p, c, n, t, u in procs]
+    rows.sort(key=lambda r: (-r["swapins"], r["pid"]))
+    return {"source": "kretprobe on the swap slot allocation (folio_alloc_swap / get_swap_page) and kprobe "
+                      "on the swap cache lookup of a swap-in fault (swap_cache_get_folio / "
+                      "lookup_swap_cache): the time between them per slot",
+            "note": (f"only pages swapped out while the probes were on are followed, at most {entries:,} at "
+                     "a time (the oldest are forgotten beyond that, which cuts the long end); a page "
+                     "read back after the window is not seen; a large folio counts its first page"),
+            "slots_allocated": slots_allocated, "swapins_matched": swapins_matched,
+            "histogram_us": [[s, c] for s, c in sorted(hist)],
+            "processes": rows[:SWAPIN_PROCS], "processes_omitted": max(len(rows) - SWAPIN_PROCS, 0),
+            "tracked_entries": entries, "map_full": errors.get("swap_keys_full", 0)}

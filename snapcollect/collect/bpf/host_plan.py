@@ -94,6 +94,9 @@ def print_programs(args) -> int:
         out.append(f" *   raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]}, 1 in "
                    f"{plan.fault_period} per CPU ({plan.perf_sampler_problem})")
     out.append(f" *   perf software event major-faults -> {program.MAJFAULT_FUNCTION}")
+    for artifact, probes in program.KPROBE_GROUPS.items():
+        for kind, functions, fn in probes:
+            out.append(f" *   {kind} {' or '.join(functions)} -> {fn} (where kprobes are allowed)")
     out.append(" */")
     print("\n".join(out))
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED,
                                       BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
                                       BPF_OOM_KILL, BPF_KSWAPD_RUNS, BPF_MIGRATION, BPF_RECLAIM, BPF_SHRINKER_SLOW,
-                                      BPF_SHRINKERS)
+                                      BPF_SHRINKERS, BPF_SWAP_RESIDENCY)
 from snapcollect.collect.bpf.tracefs import parse_fields
 from snapcollect.collect.resources import package_text
 
@@ -73,13 +73,29 @@ HELPER_TRACEPOINTS = ["sched:sched_process_exec", "sched:sched_process_exit"]
 MAJFAULT_ARTIFACT = BPF_MAJFAULT_BY_PROC
 MAJFAULT_FUNCTION = "on_major_fault"
 FAULT_ARTIFACTS = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON)
+# Kprobes, where the kernel allows them (not every host does: lockdown,
+# CONFIG_KPROBES, a hypervisor's policy): artifact -> probes, each
+# (kind, kernel functions to try in order, program). A function that is
+# renamed between kernels is listed under each of its names.
+KPROBE_GROUPS: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
+    # slot allocation at swap-out (returns swp_entry_t) -> the swap cache
+    # lookup every swap-in fault makes first (swp_entry_t as argument 1)
+    BPF_SWAP_RESIDENCY: [("kretprobe", ("folio_alloc_swap", "get_swap_page"), "on_swap_slot_alloc"),
+                         ("kprobe", ("swap_cache_get_folio", "lookup_swap_cache"), "on_swap_cache_lookup")],
+}
+KPROBE_REMEDY = "a kernel that allows kprobes (CONFIG_KPROBES, CONFIG_KPROBE_EVENTS, not locked down)"
+# Swap slots followed from swap-out to swap-in: an LRU hash of 16-byte
+# entries (~2 MB locked); when more pages than this are out, the oldest
+# are forgotten and the histogram's long end is cut (the note says so).
+SWAP_ENTRIES = 32768
+
 # Faults by mapping: fed by the fault sampler and the major-fault event
 # (either will do); unavailable only when neither is attached.
 FAULT_FILES_ARTIFACT = BPF_FAULT_FILES
 
 STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_SHRINKER_SLOW)
 FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH, BPF_FAULT_FILES,
-         BPF_SHRINKERS, BPF_MIGRATION)
+         BPF_SHRINKERS, BPF_MIGRATION, BPF_SWAP_RESIDENCY)
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}
@@ -179,7 +195,8 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
              f"#define SC_KERNEL_STACKS {1 if kernel_stacks else 0}",
              f"#define SC_STACK_ENTRIES {int(stack_entries)}",
              f"#define SC_FAULT_KEYS {FAULT_KEYS}",
-             f"#define SC_REGION_KEYS {REGION_KEYS}"]
+             f"#define SC_REGION_KEYS {REGION_KEYS}",
+             f"#define SC_SWAP_ENTRIES {SWAP_ENTRIES}"]
     probes: list[str] = []
     missing: dict[str, tuple[str, str]] = {}
     for artifact, groups in TRACEPOINT_GROUPS.items():

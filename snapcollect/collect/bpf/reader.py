@@ -200,7 +200,7 @@ class ReaderSession:
             if i in sampler:
                 self._sampler_fds.append(fd)
                 self._sampler_cpus.append(sampler[i])
-            (self.links if index_kinds.get(i) in ("tracepoint", "raw_tracepoint", "perf_event")
+            (self.links if index_kinds.get(i) in ("tracepoint", "raw_tracepoint", "perf_event", "kprobe")
              else self.other_fds).append(fd)
             if i == sampler_prog:
                 self._sampler_prog = fd
