@@ -21,6 +21,7 @@ class CollectOptions:
     output: str = "."
     top: int = 10
     no_bpf: bool = False
+    no_delayacct: bool = False            # leave kernel.task_delayacct as it is
     fault_sample: int | None = None       # 1 page fault in N per CPU gets its stack (None: the default)
     kernel_stacks: bool = False
     heap_trace: bool = False
