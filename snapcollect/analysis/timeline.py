@@ -31,7 +31,7 @@ from snapcollect.analysis.oom import is_memcg_kill, memcg_of
 from snapcollect.analysis.results import TimelineEvent
 from snapcollect.analysis.series import Interval, vm_intervals
 from snapcollect.analysis.wording import hms, human_kb, human_ms, kill_label
-from snapcollect.bundle.names import (BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM, KMSG, SERIES_PROCS,
+from snapcollect.bundle.names import (BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM, DELAY_TASKSTATS, KMSG, SERIES_PROCS,
                                       SERIES_PROC_VMSTAT)
 
 # (PSI line, avg10 threshold %, severity when rising above it)
@@ -182,12 +182,21 @@ def _growth(m: Model) -> list[TimelineEvent]:
     return out
 
 
+def _swapin_waits(m: Model) -> list[TimelineEvent]:
+    """Intervals in which one process waited for swap-in more than 10% of the time (delay accounting)."""
+    d = m.delays
+    return [TimelineEvent(b.t0, "swap", f"{b.comm or '?'} (pid {b.pid}) waited {b.wait_ms:.0f} ms for swap-in "
+                          f"({100 * b.share:.0f}% of the interval) until {hms(b.t1)}", "WARN",
+                          DELAY_TASKSTATS, "delays")
+            for b in (d.bursts if d is not None else ())]
+
+
 def build_timeline(m: Model) -> list[TimelineEvent]:
     """Every event of every source, in time order."""
     events: list[TimelineEvent] = []
     for part in (_pressure, _reclaim, _swap, _faults, _kmsg):
         events.extend(part(m.ds))
-    events += _ooms(m) + _growth(m)
+    events += _ooms(m) + _growth(m) + _swapin_waits(m)
     order = {"oom": 0, "kmsg": 1, "reclaim": 2, "pressure": 3, "swap": 4, "faults": 5, "growth": 6}
     events.sort(key=lambda e: (e.t, order.get(e.kind, 9)))
     return events

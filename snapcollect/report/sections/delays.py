@@ -1,0 +1,63 @@
+"""The "Who waited on memory" view: per-process delay accounting.
+
+Lays out the model's ``delays`` fact (analysis/delays.py, from the
+``delay/taskstats`` stream, kernel taskstats netlink): each process's
+swap-in, direct reclaim, thrashing and compaction waits over the window,
+ms, share of the window and count, with how delay accounting was obtained.
+"""
+
+from __future__ import annotations
+
+from snapcollect.analysis.model import Model
+from snapcollect.bundle.names import DELAY_TASKSTATS
+from snapcollect.report.model import Column, Paragraph, Section, Table
+
+LABELS = (("swapin", "swap-in"), ("freepages", "reclaim"), ("thrashing", "thrash"), ("compact", "compact"))
+MAX_ROWS = 20
+
+
+def _how(state: str) -> str:
+    if state == "enabled for the window":
+        return ("Delay accounting: kernel.task_delayacct was switched on by the collector for the "
+                "window and restored at the end, so the figures cover the window only.")
+    if state.startswith("already on"):
+        return ("Delay accounting: already on (kernel.task_delayacct = 1); figures are the change from "
+                "the first read to the last.")
+    return f"Delay accounting: not available ({state})."
+
+
+def delay_sections(m: Model) -> list[Section]:
+    d = m.delays
+    s = Section("delays", "Who waited on memory (delay accounting)")
+    if d is None:
+        return []
+    s.blocks.append(Paragraph(_how(d.state)))
+    if d.procs:
+        cols = [Column("pid", "PID", "d"), Column("comm", "Command", "", "left")]
+        for kind, label in LABELS:
+            cols += [Column(f"{kind}_ms", f"{label} ms", ".1f", unit="ms"),
+                     Column(f"{kind}_pct", f"{label} %", ".1f", unit="%"),
+                     Column(f"{kind}_n", f"{label} n", "d")]
+        rows = []
+        for p in d.procs[:MAX_ROWS]:
+            row = {"pid": p.pid, "comm": p.comm}
+            for kind, _label in LABELS:
+                row[f"{kind}_ms"] = p.wait_ms.get(kind, 0.0)
+                row[f"{kind}_pct"] = 100 * p.share.get(kind, 0.0)
+                row[f"{kind}_n"] = p.count.get(kind, 0)
+            rows.append(row)
+        s.blocks.append(Table("delays", cols, rows, source=[DELAY_TASKSTATS],
+                              caption=f"wait per process over the {d.window_s:.0f} s window "
+                                      "(% of wall time; a process with many threads can pass 100%)"))
+    elif m.ds.delays:
+        s.blocks.append(Paragraph("No followed process waited for swap-in, reclaim, thrashing or "
+                                  "compaction in the window."))
+    if d.residency is not None:
+        r = d.residency
+        s.blocks.append(Paragraph(
+            f"Swap residency (Little's law): {r.mean_swapped_pages:.0f} pages in swap on average / "
+            f"{r.swapin_pages_per_s:.1f} pages read back per second = a swapped page stays out "
+            f"{r.mean_s:.1f} s on average before it is read back. A mean, not a distribution: a "
+            "histogram needs each page's swap-out and swap-in times, which only kprobes on the "
+            "swap paths reading kernel structures give, not collected here."))
+    return [s]
