@@ -13,7 +13,10 @@ default since 5.14; the boot parameter ``delayacct`` turns it on). As root
 the collector sets it for the window and puts the old value back on every
 exit path (``DelayAccounting.restore``, called from the runner's close and
 from an ``atexit`` hook for anything that escapes it), so figures measured
-after switching it on cover the window only.
+after switching it on cover the window only. The kernel gives a task its
+delay record at fork, and only while accounting is on
+(``delayacct_tsk_init``): processes started before it was switched on
+report zero delays for the whole window, whatever they waited.
 
 Cost: one netlink round trip per process per read, at most
 ``MAX_PIDS`` processes, every ``EVERY_S`` seconds, each reply awaited at
@@ -272,7 +275,8 @@ class DelayAccounting:
                 "reads": self.reads, "calls": self.calls, "cpu_s": round(self.cpu_s, 4),
                 "max_pids": MAX_PIDS, "every_s": EVERY_S,
                 "note": "counts since each task started while delay accounting was on; "
-                        "with 'enabled for the window' that is the window only"}
+                        "with 'enabled for the window' that is the window only, and processes started "
+                        "before it was switched on have no delay record (they read as zero)"}
 
     def due(self, t_mono: float) -> bool:
         return self.on and t_mono - self.last_read >= EVERY_S

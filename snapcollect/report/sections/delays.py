@@ -19,7 +19,9 @@ MAX_ROWS = 20
 def _how(state: str) -> str:
     if state == "enabled for the window":
         return ("Delay accounting: kernel.task_delayacct was switched on by the collector for the "
-                "window and restored at the end, so the figures cover the window only.")
+                "window and restored at the end, so the figures cover the window only. The kernel keeps a "
+                "delay record only for tasks started while it is on: processes older than the window "
+                "show no wait here even if they waited.")
     if state.startswith("already on"):
         return ("Delay accounting: already on (kernel.task_delayacct = 1); figures are the change from "
                 "the first read to the last.")
