@@ -127,9 +127,13 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
         return True, ""
     if name == DELAY_TASKSTATS:
         # per-process delay accounting: the reads, else why there are none
+        # (a bundle from before delay accounting lacks nothing: the rules look at no process)
         if ds.delays:
             return True, ""
-        return False, why or "not in this bundle"
+        state = (ds.manifest or {}).get("delayacct")
+        if isinstance(state, dict):
+            return False, why or f"not collected: {state.get('state') or 'no reason recorded'}"
+        return True, ""
     if name == KMSG:
         if why:
             return False, why

@@ -195,8 +195,14 @@ def test_swapin_stalls_fires_and_names_the_process():
 def test_swapin_stalls_quiet_and_missing():
     f, skip = run("SWAPIN_STALLS", _ds([_read(T0, 1, "a", 0), _read(T0 + 30, 1, "a", 1000)]))   # 3.3%
     assert f is None and skip is None
-    f, skip = run("SWAPIN_STALLS", build(31))
-    assert f is None and "not in this bundle" in skip
+    f, skip = run("SWAPIN_STALLS", build(31))            # a bundle from before delay accounting
+    assert f is None and skip is None
+    off = build(31)
+    off.manifest = dict(off.manifest or {}, delayacct={"state": "off: not root"})
+    f, skip = run("SWAPIN_STALLS", off)
+    assert f is None and "off: not root" in skip
+    f, skip = run("MEMORY_WAIT_BY_PROCESS", off)
+    assert f is None and "off: not root" in skip
 
 
 def test_already_on_takes_the_change_over_the_window():
@@ -233,3 +239,8 @@ def test_swap_residency_little():
     assert d.residency is not None and round(d.residency.mean_s, 1) == 102.4
     text = " ".join(getattr(b, "text", "") for b in delay_sections(build_model(ds))[0].blocks)
     assert "Little's law" in text and "not a distribution" in text
+
+
+def test_memory_wait_by_process_quiet_below_five_percent():
+    f, skip = run("MEMORY_WAIT_BY_PROCESS", _ds([_read(T0, 9, "java", 0, 0), _read(T0 + 30, 9, "java", 0, 1000)]))
+    assert f is None and skip is None
