@@ -6,7 +6,8 @@ process's life and growth (RSS + swap, its rate or step, the time left
 at a leak's rate), the pressure shares of the window, the
 cgroups' pressure, each memory cgroup over time (usage against its limit,
 refaults, reclaim, its tasks), where the page cache thrashes, where
-Shmem lives, who waited on memory (delay accounting) and whether BPF was built against another kernel's headers.
+Shmem lives, where page faults land (files, swap-ins, huge pages), who waited on memory (delay accounting) and
+whether BPF was built against another kernel's headers.
 Rules (``findings``), the timeline, the verdict and
 the report's sections read these facts from the model instead of
 deriving them again, so a finding and the section it points at show the
@@ -30,6 +31,7 @@ from snapcollect.analysis.cgroup_series import (CgroupSeries, GroupStalls, Memcg
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.deepdive import DeepDiveFacts, deepdive_facts
 from snapcollect.analysis.delays import DelayFacts, delay_facts
+from snapcollect.analysis.faultmaps import FaultMapFacts, fault_map_facts
 from snapcollect.analysis.leak import Leak, leaks
 from snapcollect.analysis.oom import OomFacts, oom_facts
 from snapcollect.analysis.pidstat import Life, lives
@@ -60,6 +62,7 @@ class Model:
     bpf_headers: HeaderMismatch | None       # BPF compiled against another kernel's headers
     deepdive: tuple[DeepDiveFacts, ...] = ()  # --pid/--comm: each followed process's allocations
     delays: DelayFacts | None = None          # who waited on memory (delay accounting), swap residency
+    fault_maps: FaultMapFacts | None = None  # BPF: faults by file/mapping, swap-ins, huge-page faults
 
 
 def build_model(ds: Dataset) -> Model:
@@ -79,4 +82,4 @@ def build_model(ds: Dataset) -> Model:
         cgroups=groups, task_cgroup=in_group, memcg_reclaim=memcg_reclaim(ds),
         thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group),
         shmem=shmem_facts(ds, ds.top), deepdive=deepdive_facts(ds), bpf_headers=header_mismatch(ds),
-        delays=delay_facts(ds))
+        delays=delay_facts(ds), fault_maps=fault_map_facts(ds, all_lives))

@@ -161,8 +161,10 @@ BPF_FAULT_STACKS_FOLDED = "bpf/fault_stacks.folded"  # sampled page-fault stacks
 BPF_FAULT_STACKS_JSON = "bpf/fault_stacks.json"      # their sample period and what was lost
 BPF_MAJFAULT_BY_PROC = "bpf/majfault_by_proc"        # JSON: major faults per process
 BPF_HEAP_GROWTH = "bpf/heap_growth"                  # JSON: brk/mmap growth per process
+BPF_FAULT_FILES = "bpf/fault_files"                  # JSON: faults per process and mapping (file, anon, shmem)
 BPF_TRACEPOINT_FORMATS = "bpf/tracepoint_formats"    # the tracepoints' format files, to decode fields
-BPF_FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH)
+BPF_FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH,
+             BPF_FAULT_FILES)
 
 # Series: one sample per tick (see ``series``).
 SERIES_PROC_MEMINFO = series(PROC_MEMINFO)

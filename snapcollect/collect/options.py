@@ -23,6 +23,7 @@ class CollectOptions:
     no_bpf: bool = False
     no_delayacct: bool = False            # leave kernel.task_delayacct as it is
     fault_sample: int | None = None       # 1 page fault in N per CPU gets its stack (None: the default)
+    fault_duty: int | None = None         # percent of the time the perf fault sampler is open (None: 20)
     kernel_stacks: bool = False
     heap_trace: bool = False
     pids: tuple[int, ...] = ()            # --pid: the deep dive's processes
@@ -51,7 +52,8 @@ class CollectOptions:
     @classmethod
     def from_wire(cls, values: dict | None) -> "CollectOptions":
         """The BPF part sent to the BPF process; unknown keys and wrong types are dropped."""
-        kinds = {"no_bpf": bool, "kernel_stacks": bool, "heap_trace": bool, "fault_sample": int}
+        kinds = {"no_bpf": bool, "kernel_stacks": bool, "heap_trace": bool, "fault_sample": int,
+                 "fault_duty": int}
         values = values if isinstance(values, dict) else {}
         kept = {k: v for k, v in values.items() if k in kinds and type(v) is kinds[k]}
         return cls(**kept)

@@ -25,10 +25,11 @@ import ast
 import json
 import re
 
-from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
                                       BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
                                       BPF_RECLAIM, BPF_STREAMS, BPF_FILES, BPF_TRACEPOINT_FORMATS)
 from snapcollect.parsers.base import ParseError
+from snapcollect.parsers.fault_files import parse_fault_files
 from snapcollect.parsers.records import BpfData, CompactionStall, OomKill, ReclaimStall
 
 STREAMS = BPF_STREAMS
@@ -321,6 +322,11 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
         data.fault_source = str(meta.get("source") or "")
         data.fault_sampling_error = str(meta.get("sampling_error") or "")
         data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
+        duty = meta.get("duty")
+        share = duty.get("open_share") if isinstance(duty, dict) and duty.get("duty_pct") != 100 else None
+        # a share outside (0, 1] is not one the collector writes: show the counts unscaled-as-stored
+        if isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1:
+            data.fault_open_share = float(share)
 
     part(BPF_FAULT_STACKS_JSON, fault_side, None)
 
@@ -335,6 +341,11 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     data.majfaults_by_proc = part(BPF_MAJFAULT_BY_PROC, majfaults, {})
     data.heap_growth = part(BPF_HEAP_GROWTH, lambda: list(
         (_json(files.get(BPF_HEAP_GROWTH), BPF_HEAP_GROWTH) or {}).get("entries", [])), [])
+    if files.get(BPF_FAULT_FILES) is not None:
+        data.fault_files = part(BPF_FAULT_FILES, lambda: parse_fault_files(files[BPF_FAULT_FILES]), None)
+        if data.fault_files is not None and data.fault_files.bad_rows:
+            data.available[BPF_FAULT_FILES] = (
+                "ok", f"{data.fault_files.bad_rows} row(s) of the wrong type skipped")
 
     return data
 

@@ -105,6 +105,7 @@ class ProcDetail:
     mappings: tuple[Mapping_, ...]
     pmap_text: str | None        # verbatim `pmap -x` output, when collected
     pmap_total: tuple[int, int, int] | None = None   # its total line (Kbytes, RSS, Dirty), when it parses
+    anon_huge_kb: int | None = None   # AnonHugePages of smaps_rollup: THP-backed anonymous memory
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,42 @@ class CompactionStall:
     status: str | None
 
 
+@dataclass(frozen=True)
+class FaultMapping:
+    """Faults of one process in one mapping (bpf/fault_files)."""
+
+    mapping: str                  # path, or [heap]/[stack]/[anon]/[vdso]/[unknown mapping]...
+    kind: str                     # file, anon, shmem, hugetlb, special, unknown
+    executable: bool              # a file mapping with x permission (code)
+    faults_estimated: int         # sampled faults x the sample period
+    major_faults: int             # exact
+    from_shared_regions: int      # of both, from 2 MiB regions other mappings shared
+
+
+@dataclass(frozen=True)
+class FaultProcess:
+    pid: int
+    comm: str
+    faults_estimated: int
+    major_faults: int
+    swapins: int                  # major faults in anonymous or shmem mappings
+    hugetlb_faults_estimated: int
+    hugetlb_major_faults: int
+    executable_major_faults: int  # major faults in executable file mappings (code)
+    mappings: tuple[FaultMapping, ...]
+    mappings_omitted: int = 0
+
+
+@dataclass(frozen=True)
+class FaultFiles:
+    processes: tuple[FaultProcess, ...]
+    sample_period: int = 1
+    sampled: bool = True          # the fault sampler fed it
+    major: bool = True            # the major-fault event fed it
+    map_full: int = 0             # regions lost to a full map
+    bad_rows: int = 0             # rows of the wrong type, skipped
+
+
 @dataclass
 class BpfData:
     """What the BPF collectors recorded; ``available`` says which worked."""
@@ -212,9 +249,11 @@ class BpfData:
     fault_sample_period: int = 1
     fault_source: str = ""            # which kernel event sampled the faults, in words
     fault_sampling_error: str = ""    # what a scaled count is worth, in words
+    fault_open_share: float = 1.0     # share of the window the sampler was open (its duty cycle)
     stack_errors: int = 0
     majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
     heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks
+    fault_files: FaultFiles | None = None                    # faults per process and mapping
 
 
 Meminfo = Mapping[str, int]

@@ -153,10 +153,10 @@ def _wait_for_sampling(out, collector, limit_s: float = 30) -> None:
 @needs_gcc
 @pytest.mark.bpf
 @pytest.mark.parametrize("options, sampler", [
-    ({}, "perf"),                             # default: perf event page-faults, 1 in N
+    ({"fault_duty": 100}, "perf"),            # perf event page-faults, 1 in N, open all the time
     ({"fault_sample": 1}, "tracepoint"),      # every fault: the tracepoint
     ({"kernel_stacks": True}, "tracepoint"),  # kernel stacks: the tracepoint
-], ids=["default", "every-fault", "kernel-stacks"])
+], ids=["perf-open", "every-fault", "kernel-stacks"])
 def test_fault_stacks_name_the_functions_and_match_minflt(tmp_path, options, sampler):
     exe = compile_c(FAULT_C, str(tmp_path / "sc-faulter"))
     s = DirectSession(str(tmp_path), **options)
@@ -193,6 +193,40 @@ def test_fault_stacks_name_the_functions_and_match_minflt(tmp_path, options, sam
         # the tracepoint fires on entry to the fault handler, before
         # handle_mm_fault: the kernel stack ends in exc_page_fault
         assert any(";sc_fault_touch;" in ln and ";exc_page_fault_[k]" in ln for ln in mine), mine[:5]
+
+
+@needs_bpf
+@needs_gcc
+@pytest.mark.bpf
+def test_fault_sampler_open_a_fifth_of_the_time_still_estimates_a_steady_faulter(tmp_path):
+    """The default duty cycle (fault_duty.py): the sampler is open 0.1 s in every 0.5 s, and the
+    counts are scaled by the window over the time it was open."""
+    exe = compile_c(FAULT_C, str(tmp_path / "sc-faulter"))
+    s = DirectSession(str(tmp_path))
+    sampler = s.writer.manifest["bpf"]["fault_sampler"]
+    assert sampler["kind"] == "perf" and sampler["duty"]["duty_pct"] == 20, sampler
+    # 160 x 64 MiB: 2.6M fresh pages, several seconds, many cycles
+    proc = subprocess.Popen([exe, "160"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    s.poll_until_line(proc, "done")
+    s.session.poll(1.2)
+    minflt, _ = proc_stat_faults(proc.pid)
+    proc.stdin.write("x\n")
+    proc.stdin.flush()
+    s.poll_while(proc)
+    bundle = s.close()
+    meta = json.loads(bundle.text("bpf/fault_stacks.json"))
+    duty = meta["duty"]
+    assert duty["phases"] >= 8 and 0.1 < duty["open_share"] < 0.45, duty
+    assert duty["scale"] == pytest.approx(duty["window_s"] / duty["open_s"], rel=0.01)
+    est = next(p["faults_estimated"] for p in meta["processes"] if p["pid"] == proc.pid)
+    # a steady faulter: the error is the phase it started and ended in (at
+    # most one open phase's worth each) plus the sampling error
+    n = meta["sample_period"] * duty["scale"]
+    tolerance = 0.25 * minflt + 4 * math.sqrt(minflt * n)
+    assert abs(est - minflt) <= tolerance, (est, minflt, tolerance, duty)
+    mine = [ln for ln in bundle.text("bpf/fault_stacks.folded").splitlines() if ln.startswith("sc-faulter;")]
+    assert any(";sc_fault_outer;sc_fault_touch" in ln for ln in mine), mine[:5]
+    assert bundle.manifest["bpf"]["fault_sampler"]["duty"]["open_s"] == duty["open_s"]
 
 
 @needs_bpf

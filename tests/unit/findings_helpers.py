@@ -210,10 +210,37 @@ def compaction(offset_s: float, pid: int, comm: str, latency_ms: float) -> Compa
 def bpf(**kw) -> BpfData:
     """BpfData with every collector reported ok, and the given events."""
     b = BpfData(available={"bpf/oom_kill": ("ok", None), "bpf/reclaim": ("ok", None),
-                           "bpf/compaction": ("ok", None)})
+                           "bpf/compaction": ("ok", None), "bpf/fault_files": ("ok", None)})
     for k, v in kw.items():
         setattr(b, k, v)
     return b
+
+
+def fault_process(pid: int = 4242, comm: str = "app", swapins: int = 0, code: int = 0, file_major: int = 0,
+                  hugetlb: int = 0, code_path: str = "/usr/bin/app"):
+    """One process of bpf/fault_files: ``swapins`` on [heap], ``code`` major faults in its executable,
+    ``file_major`` in a data file, ``hugetlb`` sampled faults in a hugetlbfs file."""
+    from snapcollect.parsers.records import FaultMapping, FaultProcess
+
+    maps = []
+    if swapins:
+        maps.append(FaultMapping("[heap]", "anon", False, 128 * 10, swapins, 0))
+    if code:
+        maps.append(FaultMapping(code_path, "file", True, 0, code, 0))
+    if file_major:
+        maps.append(FaultMapping("/data/big.db", "file", False, 0, file_major, 0))
+    if hugetlb:
+        maps.append(FaultMapping("/dev/hugepages/seg", "hugetlb", False, hugetlb, 0, 0))
+    major = swapins + code + file_major
+    return FaultProcess(pid=pid, comm=comm, faults_estimated=sum(m.faults_estimated for m in maps),
+                        major_faults=major, swapins=swapins, hugetlb_faults_estimated=hugetlb,
+                        hugetlb_major_faults=0, executable_major_faults=code, mappings=tuple(maps))
+
+
+def fault_files(*procs, **kw):
+    from snapcollect.parsers.records import FaultFiles
+
+    return FaultFiles(processes=tuple(procs), sample_period=128, **kw)
 
 
 def dive_target(pid: int = 4242, held: list[int] | None = None, outstanding: int = 0, exited: bool = False):

@@ -58,21 +58,31 @@ SAMPLER_COUNTS = {
 }
 
 
-def sampling_error(period: int) -> str:
-    """What a scaled count is worth, in words (one sigma)."""
-    if period <= 1:
+def sampling_error(period: int, scale: float = 1.0) -> str:
+    """What a scaled count is worth, in words (one sigma). ``scale``: window
+    / time the sampler was open (fault_duty.py), which multiplies the
+    effective period and adds the error of faults that came in bursts."""
+    if period <= 1 and scale <= 1.0:
         return "exact: every fault is recorded"
-    return (f"a count of F faults (samples x {period}) is within about sqrt(F/{period})*{period} "
-            f"= sqrt({period}*F) (one standard deviation), e.g. +-{int((period * 100_000) ** 0.5):,} "
-            f"for 100,000 faults; a stack with few samples is a rough estimate")
+    n = period * scale
+    text = (f"a count of F faults (samples x {n:g}) is within about sqrt({n:g}*F) (one standard "
+            f"deviation) when the process faults steadily, e.g. +-{int((n * 100_000) ** 0.5):,} for "
+            f"100,000 faults; a stack with few samples is a rough estimate")
+    if scale > 1.0:
+        text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
+                 "0.5 s cycle is over- or under-counted")
+    return text
 
 
 def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stack_entries: int,
                     errors: dict[str, int], frames: Frames,
                     kernel_frames: Callable[[int], list[str]] | None = None,
-                    sampler: str = "perf") -> tuple[str, dict]:
+                    sampler: str = "perf", duty: dict | None = None) -> tuple[str, dict]:
     """(folded text, side document) of the sampled page-fault stacks.
-    ``sampler``: "perf" (page-faults event) or "tracepoint"."""
+    ``sampler``: "perf" (page-faults event) or "tracepoint". ``duty``: how
+    long the sampler was open (fault_duty.py); its ``scale`` (window / time
+    open) multiplies every count, so that counts estimate the whole window."""
+    scale = float((duty or {}).get("scale") or 1.0)
     procs: dict[int, dict] = {}
     stacks: list[tuple[list[str], int]] = []
     samples = shallow = 0
@@ -86,20 +96,23 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
         kern = []
         if r.kstack >= 0 and kernel_frames is not None:
             kern = [f + "_[k]" for f in reversed(kernel_frames(r.kstack))]
-        stacks.append(([r.comm] + user + kern, r.samples * period))
+        stacks.append(([r.comm] + user + kern, round(r.samples * period * scale)))
     for p in procs.values():
-        p["faults_estimated"] = p["samples"] * period
+        p["faults_estimated"] = round(p["samples"] * period * scale)
     meta = {
         "source": SAMPLER_SOURCES.get(sampler, sampler).format(n=period),
         "sampler": sampler,
         "faults_counted": SAMPLER_COUNTS.get(sampler, ""),
         "sample_period": period,
-        "note": f"1 fault in {period} per CPU is recorded; counts are samples x {period}",
-        "sampling_error": sampling_error(period),
+        "note": (f"1 fault in {period} per CPU is recorded; counts are samples x {period}"
+                 + (f" x {scale:.2f} (the sampler was open {100 / scale:.0f}% of the window)"
+                    if scale > 1.0 else "")),
+        "sampling_error": sampling_error(period, scale),
+        "duty": duty or {"duty_pct": 100},
         "kernel_stacks": kernel_stacks,
         "stack_map_entries": stack_entries,
         "samples": samples,
-        "faults_estimated": samples * period,
+        "faults_estimated": round(samples * period * scale),
         "shallow_stack_samples": shallow,
         "stack_errors": {k: v for k, v in errors.items() if k.startswith("fault_")},
         "processes": sorted(procs.values(), key=lambda p: (-p["samples"], p["pid"])),

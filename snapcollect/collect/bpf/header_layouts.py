@@ -54,17 +54,20 @@ class Reads:
 
 _TRACEPOINT = Reads(TRACEFS)
 # The perf event and raw tracepoint programs hand their context to
-# bpf_get_stackid only: the kernel walks the registers, the program reads
-# no field of it.
-_CTX_UNREAD = Reads(UAPI)
+# bpf_get_stackid (the kernel walks the registers) and read one field of
+# it, the faulting address: bpf_perf_event_data.addr, or a raw
+# tracepoint's args[0] (struct bpf_raw_tracepoint_args, named by bcc's
+# RAW_TRACEPOINT_PROBE macro, not by the program text). Both are user ABI.
+_PERF_ADDR = Reads(UAPI, uapi_structs=("bpf_perf_event_data",))
+_RAW_ADDR = Reads(UAPI)
 
 RAW_FAULT_FUNCTION = "raw_tracepoint__" + program.RAW_FIRST[program.FAULT_TRACEPOINT]
 
 PROGRAMS: dict[str, Reads] = {
     **{program.function_name(tp): _TRACEPOINT for tp in program.TRACEPOINTS},
-    RAW_FAULT_FUNCTION: _CTX_UNREAD,
-    program.FAULT_PERF_FUNCTION: _CTX_UNREAD,
-    program.MAJFAULT_FUNCTION: _CTX_UNREAD,
+    RAW_FAULT_FUNCTION: _RAW_ADDR,
+    program.FAULT_PERF_FUNCTION: _PERF_ADDR,
+    program.MAJFAULT_FUNCTION: _PERF_ADDR,
 }
 
 
@@ -77,6 +80,7 @@ def artifact_programs() -> dict[str, list[str]]:
     for artifact in program.FAULT_ARTIFACTS:
         out[artifact] = list(fault)
     out[program.MAJFAULT_ARTIFACT] = [program.MAJFAULT_FUNCTION]
+    out[program.FAULT_FILES_ARTIFACT] = fault + [program.MAJFAULT_FUNCTION]
     # exec and exit reset the brk baseline and the "new process" note that
     # has the symbols of the fault and heap stacks loaded
     helpers = [program.function_name(tp) for tp in program.HELPER_TRACEPOINTS]

@@ -11,13 +11,15 @@
  *   SC_FAULT_PERIOD                  record 1 page fault in N (perf event
  *                                    sample_period, or a per-CPU counter)
  *   SC_KERNEL_STACKS                 also record kernel stacks of faults
- *   SC_STACK_ENTRIES, SC_FAULT_KEYS  map sizes
+ *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS  map sizes
  *
  * Events that are rare and need a time (OOM kills, reclaim and compaction
  * stalls, kswapd wake-ups) go to the perf buffer `events`; frequent ones
  * (page faults, brk/mmap, major faults) are aggregated in maps and read
  * once at the end.
  */
+
+#include <uapi/linux/bpf_perf_event.h>
 
 #define EV_OOM 1
 #define EV_RECLAIM 2
@@ -36,7 +38,8 @@
 #define ERR_START_FULL 7
 #define ERR_MAJFAULT_KEYS_FULL 8
 #define ERR_SEEN_FULL 9
-#define ERR_SLOTS 10
+#define ERR_REGION_KEYS_FULL 10
+#define ERR_SLOTS 11
 
 #define SC_EEXIST 17
 #define SC_MAP_ANONYMOUS 0x20
@@ -351,12 +354,44 @@ struct fault_key {
 BPF_HASH(fault_counts, struct fault_key, u64, SC_FAULT_KEYS);
 BPF_PERCPU_ARRAY(fault_tick, u64, 1);
 
+/* Where faults land: per process, per 2 MiB region of the faulting
+ * address (address >> 21) and kind (0: a sampled fault, 1: a major
+ * fault). User space names each region from the process's
+ * /proc/PID/maps (the file or [heap]/[anon]... it maps). One update per
+ * sampled fault and per major fault, nothing on the other faults. */
+#define REGION_SAMPLED 0
+#define REGION_MAJOR 1
+struct region_key {
+    u32 tgid;
+    u32 kind;
+    u64 region;
+};
+BPF_HASH(fault_regions, struct region_key, u64, SC_REGION_KEYS);
+
+static __always_inline void count_region(u32 tgid, u32 kind, u64 addr)
+{
+    struct region_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    k.tgid = tgid;
+    k.kind = kind;
+    k.region = addr >> 21;
+    u64 *count = fault_regions.lookup(&k);
+    if (count) {
+        __sync_fetch_and_add(count, 1);
+        return;
+    }
+    u64 one = 1;
+    if (fault_regions.update(&k, &one))
+        count_error(ERR_REGION_KEYS_FULL);
+}
+
 /* One sampled fault: its user stack (and kernel stack) counted per
  * process in the kernel. Called once per SC_FAULT_PERIOD faults. */
-static __always_inline int record_fault(void *ctx)
+static __always_inline int record_fault(void *ctx, u64 addr)
 {
     struct fault_key k = {};
     k.tgid = bpf_get_current_pid_tgid() >> 32;
+    count_region(k.tgid, REGION_SAMPLED, addr);
     k.ustack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
     if (k.ustack < 0)
         count_error(k.ustack == -SC_EEXIST ? ERR_FAULT_USTACK_COLLISION
@@ -386,10 +421,11 @@ static __always_inline int record_fault(void *ctx)
  * perf's own counter and runs this program only on its overflow, once
  * per N faults (user- and kernel-mode faults of the task, as minflt
  * counts them); ctx is a struct bpf_perf_event_data whose registers are
- * those of the faulting context, so the user stack is the faulting one. */
-int on_fault_sample(void *ctx)
+ * those of the faulting context, so the user stack is the faulting one,
+ * and its addr the faulting address (perf_sw_event's). */
+int on_fault_sample(struct bpf_perf_event_data *ctx)
 {
-    return record_fault(ctx);
+    return record_fault(ctx, ctx->addr);
 }
 
 #ifdef SC_TP_exceptions__page_fault_user
@@ -397,7 +433,7 @@ int on_fault_sample(void *ctx)
  * small that perf would throttle it): runs on every user fault, so it
  * costs a few percent on a fault-heavy workload even when it returns at
  * once; 1 fault in SC_FAULT_PERIOD per CPU goes on to record_fault. */
-static __always_inline int on_user_fault(void *ctx)
+static __always_inline int on_user_fault(void *ctx, u64 addr)
 {
     u32 zero = 0;
     u64 *tick = fault_tick.lookup(&zero);
@@ -406,22 +442,26 @@ static __always_inline int on_user_fault(void *ctx)
     if (++(*tick) < SC_FAULT_PERIOD)
         return 0;
     *tick = 0;
-    return record_fault(ctx);
+    return record_fault(ctx, addr);
 }
 
 /* The raw tracepoint (4.17+) is tried first: it skips the perf_trace
  * record that a TRACEPOINT_PROBE fills on every fault, which measured
- * 7-9 % of a ~2 us fault here against 3-4 %. The fields are not needed,
- * only the moment and the stacks. The classic tracepoint is the fallback
- * on kernels without raw tracepoints. */
+ * 7-9 % of a ~2 us fault here against 3-4 %. Only the address is read
+ * (the first argument, TP_PROTO(address, regs, error_code)). The
+ * classic tracepoint is the fallback on kernels without raw tracepoints. */
 RAW_TRACEPOINT_PROBE(page_fault_user)
 {
-    return on_user_fault(ctx);
+    return on_user_fault(ctx, ctx->args[0]);
 }
 
 TRACEPOINT_PROBE(exceptions, page_fault_user)
 {
-    return on_user_fault(args);
+    u64 addr = 0;
+#ifdef SC_F_exceptions__page_fault_user__address
+    addr = args->address;
+#endif
+    return on_user_fault(args, addr);
 }
 #endif
 
@@ -436,10 +476,11 @@ struct proc_key {
 };
 BPF_HASH(majfaults, struct proc_key, u64, 10240);
 
-int on_major_fault(void *ctx)
+int on_major_fault(struct bpf_perf_event_data *ctx)
 {
     struct proc_key k = {};
     k.tgid = bpf_get_current_pid_tgid() >> 32;
+    count_region(k.tgid, REGION_MAJOR, ctx->addr);
     bpf_get_current_comm(&k.comm, sizeof(k.comm));
     u64 *count = majfaults.lookup(&k);
     if (count) {

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
-                                      BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED,
+                                      BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
                                       BPF_RECLAIM)
 from snapcollect.collect.bpf.tracefs import parse_fields
 from snapcollect.collect.resources import package_text
@@ -38,6 +38,9 @@ FAULT_TRACEPOINT = "exceptions:page_fault_user"
 FAULT_PERF_FUNCTION = "on_fault_sample"
 STACK_ENTRIES = 16384          # ~1 KB each, locked memory; collisions counted
 FAULT_KEYS = 40960
+# (process, 2 MiB region, sampled/major) -> count: 24-byte keys, ~1 MB of
+# map at most; a full map loses new regions, counted (region_keys_full).
+REGION_KEYS = 16384
 
 # artifact -> tracepoints it needs (all of one group; any group will do)
 TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
@@ -55,9 +58,12 @@ HELPER_TRACEPOINTS = ["sched:sched_process_exec", "sched:sched_process_exit"]
 MAJFAULT_ARTIFACT = BPF_MAJFAULT_BY_PROC
 MAJFAULT_FUNCTION = "on_major_fault"
 FAULT_ARTIFACTS = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON)
+# Faults by mapping: fed by the fault sampler and the major-fault event
+# (either will do); unavailable only when neither is attached.
+FAULT_FILES_ARTIFACT = BPF_FAULT_FILES
 
 STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION)
-FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH)
+FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH, BPF_FAULT_FILES)
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}
@@ -139,7 +145,8 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
              f"#define SC_FAULT_PERIOD {int(fault_period)}",
              f"#define SC_KERNEL_STACKS {1 if kernel_stacks else 0}",
              f"#define SC_STACK_ENTRIES {int(stack_entries)}",
-             f"#define SC_FAULT_KEYS {FAULT_KEYS}"]
+             f"#define SC_FAULT_KEYS {FAULT_KEYS}",
+             f"#define SC_REGION_KEYS {REGION_KEYS}"]
     probes: list[str] = []
     missing: dict[str, tuple[str, str]] = {}
     for artifact, groups in TRACEPOINT_GROUPS.items():

@@ -18,6 +18,7 @@ from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, B
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
 from snapcollect.report.sections.kmsg import log_blocks
+from snapcollect.report.sections.fault_files import fault_file_sections
 
 TIME = Column("t", "TIME", "time", "left")
 WORST_ROWS = 20
@@ -290,6 +291,17 @@ def compaction_section(ds: Dataset) -> Section:
 # -- faults and growth ---------------------------------------------------------
 
 
+def _duty_text(info: dict) -> str:
+    sampler = info.get("fault_sampler")
+    duty = sampler.get("duty") if isinstance(sampler, dict) else None
+    if not isinstance(duty, dict) or duty.get("duty_pct") in (None, 100):
+        return ""
+    share, phases = duty.get("open_share"), duty.get("phases")
+    if not isinstance(share, (int, float)) or isinstance(share, bool):
+        return ""
+    return f", open {share:.0%} of the window ({phases} phases of {duty.get('on_s')} s every {duty.get('cycle_s')} s)"
+
+
 def faults_section(ds: Dataset) -> Section:
     sec = Section("page-faults", "Page faults by stack")
     missing = _not_collected(ds, BPF_FAULT_STACKS_FOLDED)
@@ -304,8 +316,12 @@ def faults_section(ds: Dataset) -> Section:
         total = sum(c for _, c in bpf.fault_stacks)
         source = bpf.fault_source or "`exceptions:page_fault_user`"
         error = bpf.fault_sampling_error or f"each is exact within about {period} per CPU"
+        share = bpf.fault_open_share
+        duty = (f" while the sampler was open, {share:.0%} of the window (0.5 s cycles: an open "
+                "sampler slows every fault, a closed one none)" if share < 1.0 else "")
+        scaled = f"samples x {period}" + (f" / {share:.2f}" if share < 1.0 else "")
         note = (f"User page faults ({source}): 1 fault in {period} per CPU was "
-                f"recorded with its user stack; counts are scaled back (samples x {period}); "
+                f"recorded with its user stack{duty}; counts are scaled back ({scaled}); "
                 f"{error}. About {total:,} faults in all.")
         if bpf.stack_errors:
             note += (f" {bpf.stack_errors} sample(s) lost their stack (stack map full or colliding); "
@@ -391,7 +407,7 @@ def bpf_sections(m: Model) -> list[Section]:
             "counters in the sar sections still show the totals.")]))
         return sections
     sections += [reclaim_section(ds), kswapd_section(ds), compaction_section(ds), faults_section(ds),
-                 heap_section(ds)]
+                 heap_section(ds), *fault_file_sections(m)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
         # bundles since the BPF process: the compile's RSS is that process's, not the collector's;
@@ -412,7 +428,7 @@ def bpf_sections(m: Model) -> list[Section]:
         sections.append(Section("bpf-cost", "BPF collection cost", [KeyValues(rows + [
             (f"{whose} RSS before compile", f"{info.get('compile_rss_before_kb', 0):,} kB"),
             (f"{whose} RSS peak during compile", f"{info.get('compile_peak_rss_kb', 0):,} kB"),
-            ("page-fault sampling", f"1 in {info.get('fault_sample_period', '?')} per CPU"),
+            ("page-fault sampling", f"1 in {info.get('fault_sample_period', '?')} per CPU" + _duty_text(info)),
             ("kernel headers", _headers_row(m, info)),
             ("events lost (perf buffer)", str(info.get("events_lost", 0))),
         ], caption="From the manifest's bpf field")]))
