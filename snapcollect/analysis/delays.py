@@ -12,6 +12,15 @@ count and share of the window. When the collector switched
 counter started at zero then, so the last read is the window's figure;
 when it was already on, the figures are the last read minus the first.
 
+Not counted: the kernel gives a task a delay record only when it is forked
+while accounting is on, so with "enabled for the window" a process started
+before the switch reads as zeros whatever it waited (the collector marks
+its records ``counted: false``, from its start time against the switch's).
+Such a process is listed apart (``DelayFacts.uncounted``), never as a
+process that did not wait; one that shows waits anyway has them from
+threads it started since the switch (``ProcDelay.counted`` False: a lower
+bound). When accounting was already on, every process counts.
+
 Swap residency (Little's law): the mean number of pages out in swap over
 the window (``SwapTotal - SwapFree`` of the meminfo series) divided by the
 rate at which pages come back (``pswpin`` of the vmstat series) is the mean
@@ -38,6 +47,7 @@ class ProcDelay:
     wait_ms: dict[str, float]        # kind -> wait over the window, ms
     count: dict[str, int]            # kind -> waits over the window
     share: dict[str, float]          # kind -> wait / window length (0..1, can pass 1 for many threads)
+    counted: bool = True             # False: started before the switch; figures of newer threads only
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class DelayFacts:
     bursts: tuple[SwapInBurst, ...]  # intervals with swap-in wait > INTERVAL_SHARE
     residency: SwapResidency | None
     residency_why: str | None        # why there is no residency estimate
+    uncounted: tuple[ProcDelay, ...] = ()   # started before the switch, no delay record: zeros, not "no wait"
+    boot_param: bool = False         # booted with ``delayacct``: every task has had a record since boot
 
 
 def _state(ds: Dataset) -> str:
@@ -99,6 +111,23 @@ def residency(ds: Dataset) -> tuple[SwapResidency | None, str | None]:
     return SwapResidency(mean_pages, rate, mean_pages / rate), None
 
 
+def _switch_tick(ds: Dataset) -> int | None:
+    d = ds.manifest.get("delayacct") if isinstance(ds.manifest, dict) else None
+    v = d.get("switched_on_tick") if isinstance(d, dict) else None
+    return v if type(v) is int and v >= 0 else None
+
+
+def _counted(r, whole_window: bool, switch_tick: int | None) -> bool:
+    """Whether the process of read ``r`` has a delay record covering it."""
+    if not whole_window:
+        return True                  # already on at the start: every process counts
+    if r.counted is not None:
+        return r.counted
+    if switch_tick is not None and r.starttime is not None:
+        return r.starttime > switch_tick
+    return True                      # unknown (a bundle without start times): as the figures say
+
+
 def delay_facts(ds: Dataset) -> DelayFacts:
     state = _state(ds)
     window_s = _window_s(ds)
@@ -110,16 +139,19 @@ def delay_facts(ds: Dataset) -> DelayFacts:
         if r.pid in ds.collector_pids:
             continue
         prev = last.get(r.pid)
-        if prev is not None and prev.comm == r.comm and r.t > prev.t:
+        same = prev is not None and prev.comm == r.comm and (
+            prev.starttime is None or r.starttime is None or prev.starttime == r.starttime)
+        if same and r.t > prev.t:
             d_ns = r.totals_ns.get("swapin", 0) - prev.totals_ns.get("swapin", 0)
             share = d_ns / ((r.t - prev.t) * 1e9)
             if share > INTERVAL_SHARE:
                 bursts.append(SwapInBurst(prev.t, r.t, r.pid, r.comm, d_ns / 1e6, share))
-        elif prev is not None:           # pid reused by another program: start again
+        elif prev is not None and not same:   # pid reused by another program: start again
             first[r.pid] = r
         first.setdefault(r.pid, r)
         last[r.pid] = r
-    procs = []
+    switch_tick = _switch_tick(ds)
+    procs, uncounted = [], []
     for pid, end in last.items():
         start = first[pid]
         wait, count, share = {}, {}, {}
@@ -132,8 +164,15 @@ def delay_facts(ds: Dataset) -> DelayFacts:
             wait[kind] = ns / 1e6
             count[kind] = max(0, end.counts.get(kind, 0) - base_n)
             share[kind] = ns / (window_s * 1e9) if window_s > 0 else 0.0
+        counted = _counted(end, whole_window, switch_tick)
+        p = ProcDelay(pid, end.comm, wait, count, share, counted)
         if any(wait.values()):
-            procs.append(ProcDelay(pid, end.comm, wait, count, share))
+            procs.append(p)
+        elif not counted:
+            uncounted.append(p)
     procs.sort(key=lambda p: (-p.wait_ms.get("swapin", 0.0), -sum(p.wait_ms.values()), p.pid))
+    uncounted.sort(key=lambda p: p.pid)
     res, why = residency(ds)
-    return DelayFacts(state, window_s, tuple(procs), tuple(bursts), res, why)
+    d = ds.manifest.get("delayacct") if isinstance(ds.manifest, dict) else None
+    boot = isinstance(d, dict) and d.get("boot_param") is True
+    return DelayFacts(state, window_s, tuple(procs), tuple(bursts), res, why, tuple(uncounted), boot)

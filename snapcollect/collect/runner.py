@@ -223,7 +223,13 @@ class Run:
         procs = taskstats.followed(self.sampler.last_pass.rows, self.sampler.state.known, root,
                                    layout.cgroups_chosen if layout is not None else ())
         own = set(own_processes.pids())
-        recs = d.read([(p, c) for p, c in procs if p not in own], phase)
+        known = self.sampler.state.known
+        starts = {}
+        for p, _c in procs:          # stat field 22, as the process pass read it
+            k = known.get(p)
+            if k is not None and k.starttime.isdigit():
+                starts[p] = int(k.starttime)
+        recs = d.read([(p, c) for p, c in procs if p not in own], phase, starts)
         if recs:
             self.writer.add_records(names.DELAY_TASKSTATS, recs)
 

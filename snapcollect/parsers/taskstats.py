@@ -4,7 +4,11 @@ Each record is one taskstats reply the collector got (``struct taskstats``
 of ``include/uapi/linux/taskstats.h``, summed over a thread group): ``t``,
 ``pid``, ``comm``, ``phase`` (start / tick / end) and the delay counts and
 totals in ns (``swapin_*``, ``freepages_*`` for direct reclaim,
-``thrashing_*``, ``compact_*``, ...). Hostile input: a record that is not
+``thrashing_*``, ``compact_*``, ...), ``starttime`` (stat field 22, clock
+ticks since boot) and ``counted``: false for a process started before the
+collector switched delay accounting on, which the kernel gave no delay
+record (its zeros are not "no wait"); absent or not a boolean: unknown
+(None). Hostile input: a record that is not
 an object, has no integer pid or time, or carries a non-integer counter is
 dropped and counted, never raised on.
 """
@@ -25,6 +29,8 @@ class DelayRead:
     phase: str
     counts: dict[str, int] = field(default_factory=dict)     # kind -> number of waits
     totals_ns: dict[str, int] = field(default_factory=dict)  # kind -> summed wait, ns
+    counted: bool | None = None      # False: started before delay accounting was switched on
+    starttime: int | None = None     # clock ticks since boot
 
 
 def _int(v) -> int | None:
@@ -52,7 +58,9 @@ def parse_delay_records(records) -> tuple[list[DelayRead], int]:
                 counts[kind], totals[kind] = c, d
         comm = rec.get("comm")
         phase = rec.get("phase")
+        counted = rec.get("counted")
         out.append(DelayRead(float(t), pid, comm[:64] if isinstance(comm, str) else "",
-                             phase if isinstance(phase, str) else "", counts, totals))
+                             phase if isinstance(phase, str) else "", counts, totals,
+                             counted if type(counted) is bool else None, _int(rec.get("starttime"))))
     out.sort(key=lambda r: (r.t, r.pid))
     return out, bad

@@ -171,7 +171,7 @@ def _read(t, pid, comm, swapin_ms=0.0, reclaim_ms=0.0, n=1, phase="tick"):
 
 
 def _ds(reads, state="enabled for the window"):
-    ds = build(31)
+    ds = build(31, delays=None)
     ds.delays = reads
     ds.manifest = dict(ds.manifest or {}, delayacct={"state": state}, window={"start": T0, "end": T0 + 30})
     return ds
@@ -195,9 +195,13 @@ def test_swapin_stalls_fires_and_names_the_process():
 def test_swapin_stalls_quiet_and_missing():
     f, skip = run("SWAPIN_STALLS", _ds([_read(T0, 1, "a", 0), _read(T0 + 30, 1, "a", 1000)]))   # 3.3%
     assert f is None and skip is None
-    f, skip = run("SWAPIN_STALLS", build(31))            # a bundle from before delay accounting
-    assert f is None and skip is None
-    off = build(31)
+    f, skip = run("SWAPIN_STALLS", build(31, delays=None))   # a bundle from before delay accounting: cannot say
+    assert f is None and skip.startswith("needs delay/taskstats (not in this bundle)")
+    on = build(31, delays=None)                          # on, but no process was read
+    on.manifest = dict(on.manifest or {}, delayacct={"state": "enabled for the window"})
+    f, skip = run("SWAPIN_STALLS", on)
+    assert f is None and "no process read" in skip
+    off = build(31, delays=None)
     off.manifest = dict(off.manifest or {}, delayacct={"state": "off: not root"})
     f, skip = run("SWAPIN_STALLS", off)
     assert f is None and "off: not root" in skip
@@ -244,3 +248,99 @@ def test_swap_residency_little():
 def test_memory_wait_by_process_quiet_below_five_percent():
     f, skip = run("MEMORY_WAIT_BY_PROCESS", _ds([_read(T0, 9, "java", 0, 0), _read(T0 + 30, 9, "java", 0, 1000)]))
     assert f is None and skip is None
+
+
+# -- processes the kernel kept no delay record for -------------------------------
+
+def _rec(pid, comm, start, swapin_ns=0, t=T0, phase="end"):
+    return {"t": t, "pid": pid, "comm": comm, "phase": phase, "starttime": start,
+            "swapin_count": 1 if swapin_ns else 0, "swapin_delay_total": swapin_ns,
+            "freepages_count": 0, "freepages_delay_total": 0, "thrashing_count": 0,
+            "thrashing_delay_total": 0, "compact_count": 0, "compact_delay_total": 0}
+
+
+def test_collector_marks_processes_started_before_the_switch(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    d = ts.DelayAccounting(path=_sysctl(tmp_path, "0\n"), client_factory=FakeClient)
+    assert d.switch_tick is not None and d.manifest()["switched_on_tick"] == d.switch_tick
+    recs = d.read([(1, "old"), (3, "new"), (4, "unknown")], "start",
+                  {1: d.switch_tick - 500, 3: d.switch_tick + 1, 4: None})
+    by = {r["pid"]: r for r in recs}
+    assert (by[1]["counted"], by[3]["counted"]) == (False, True)
+    assert by[1]["starttime"] == d.switch_tick - 500
+    # the same tick as the switch cannot be told apart: not counted
+    assert d.counted(d.switch_tick) is False and d.counted(None) is None
+    d.restore()
+    on = ts.DelayAccounting(path=_sysctl(tmp_path, "1\n"), client_factory=FakeClient)
+    assert on.switch_tick is None and on.read([(1, "old")], "start", {1: 5})[0]["counted"] is True
+
+
+def test_starttime_of_a_live_process_is_before_now():
+    start = ts.starttime(os.getpid())
+    now_tick = int(ts.time.clock_gettime(ts.time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+    assert start is not None and 0 < start <= now_tick
+    assert ts.starttime(1 << 30) is None
+
+
+def test_parser_carries_counted_and_starttime():
+    reads, bad = parse_delay_records([dict(_rec(1, "a", 5), counted=False), dict(_rec(2, "b", 9), counted=True),
+                                      dict(_rec(3, "c", "x"), counted="no")])
+    assert bad == 0 and [(r.counted, r.starttime) for r in reads] == [(False, 5), (True, 9), (None, None)]
+
+
+def _bundle(recs, state="enabled for the window", **manifest):
+    ds = build(31, delays=None)
+    ds.delays, bad = parse_delay_records(recs)
+    assert bad == 0
+    ds.manifest = dict(ds.manifest or {}, delayacct={"state": state, **manifest},
+                       window={"start": T0, "end": T0 + 30})
+    return ds
+
+
+def test_enabled_for_the_window_lists_older_processes_as_not_counted():
+    recs = [dict(_rec(10, "olddb", 100, t=T0, phase="start"), counted=False),
+            dict(_rec(10, "olddb", 100, t=T0 + 30), counted=False),
+            dict(_rec(20, "fresh", 9000, t=T0, phase="start"), counted=True),
+            dict(_rec(20, "fresh", 9000, t=T0 + 30), counted=True)]
+    ds = _bundle(recs)
+    d = delay_facts(ds)
+    assert d.procs == () and [(p.pid, p.counted) for p in d.uncounted] == [(10, False)]
+    text = " ".join(getattr(b, "text", "") for b in delay_sections(build_model(ds))[0].blocks)
+    assert "olddb (pid 10): not counted: started before delay accounting was switched on" in text
+    assert "set kernel.task_delayacct=1 to count every process" in text
+    assert "No counted process waited" in text and "fresh" not in text
+    assert run("SWAPIN_STALLS", ds) == (None, None)
+    # a counted process that stalls: the finding names the uncounted one as unknown, not quiet
+    recs[3] = dict(_rec(20, "fresh", 9000, swapin_ns=int(3e9), t=T0 + 30), counted=True)
+    f, _ = run("SWAPIN_STALLS", _bundle(recs))
+    assert "fresh (pid 20)" in f.title and "Not counted: olddb (pid 10)" in f.explanation
+
+
+def test_counted_from_start_times_when_records_do_not_say():
+    # records without "counted": the manifest's switch tick against each start time
+    recs = [_rec(10, "old", 100), _rec(20, "new", 5000)]
+    d = delay_facts(_bundle(recs, switched_on_tick=4000))
+    assert [p.pid for p in d.uncounted] == [10]
+
+
+def test_already_on_counts_every_process_and_takes_last_minus_first():
+    recs = [dict(_rec(10, "olddb", 100, swapin_ns=int(1e9), t=T0, phase="start"), counted=True),
+            dict(_rec(10, "olddb", 100, swapin_ns=int(7e9), t=T0 + 30), counted=True),
+            dict(_rec(20, "idle", 100, t=T0, phase="start"), counted=True),
+            dict(_rec(20, "idle", 100, t=T0 + 30), counted=True)]
+    ds = _bundle(recs, state="already on", boot_param=True)
+    d = delay_facts(ds)
+    assert d.uncounted == () and [(p.pid, round(p.wait_ms["swapin"])) for p in d.procs] == [(10, 6000)]
+    text = " ".join(getattr(b, "text", "") for b in delay_sections(build_model(ds))[0].blocks)
+    assert "not counted" not in text and "booted with delayacct: every process counts" in text
+    f, _ = run("SWAPIN_STALLS", ds)
+    assert f.severity == "HIGH" and "Not counted" not in f.explanation
+
+
+def test_an_old_process_with_waits_from_newer_threads_is_partly_counted():
+    recs = [dict(_rec(10, "pool", 100, swapin_ns=int(2e9), t=T0 + 30), counted=False)]
+    ds = _bundle(recs)
+    d = delay_facts(ds)
+    assert [(p.pid, p.counted) for p in d.procs] == [(10, False)] and d.uncounted == ()
+    rows = [b for b in delay_sections(build_model(ds))[0].blocks if hasattr(b, "rows")][0].rows
+    assert rows[0]["comm"] == "pool (partly counted)"

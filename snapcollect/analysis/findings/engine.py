@@ -126,14 +126,19 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
             return False, why or f"asked for, not collected: {asked.get('reason') or 'no reason recorded'}"
         return True, ""
     if name == DELAY_TASKSTATS:
-        # per-process delay accounting: the reads, else why there are none
-        # (a bundle from before delay accounting lacks nothing: the rules look at no process)
+        # Per-process delay accounting: the reads, else why there are none.
+        # Not an opt-in: the collector reads it by default, so a bundle
+        # without it (an older collector, or no manifest entry) cannot say
+        # who waited, and the rules are skipped, not quietly passed.
         if ds.delays:
             return True, ""
         state = (ds.manifest or {}).get("delayacct")
         if isinstance(state, dict):
-            return False, why or f"not collected: {state.get('state') or 'no reason recorded'}"
-        return True, ""
+            st = state.get("state")
+            if isinstance(st, str) and (st.startswith("already on") or st == "enabled for the window"):
+                return False, why or f"no process read (delay accounting {st})"
+            return False, why or f"not collected: {st or 'no reason recorded'}"
+        return False, why or "not in this bundle"
     if name == KMSG:
         if why:
             return False, why

@@ -16,7 +16,15 @@ from an ``atexit`` hook for anything that escapes it), so figures measured
 after switching it on cover the window only. The kernel gives a task its
 delay record at fork, and only while accounting is on
 (``delayacct_tsk_init``): processes started before it was switched on
-report zero delays for the whole window, whatever they waited.
+report zero delays for the whole window, whatever they waited. So each
+record says whether its process was counted: its start time
+(``/proc/PID/stat`` field 22, clock ticks since boot, ``CLOCK_BOOTTIME``
+based) against the boot-relative time of the switch, taken just before
+writing the sysctl. A process started in the same clock tick as the switch
+cannot be told apart and is taken as not counted. Threads it started
+since the switch do have records: an old process's figures, if any, are
+those threads' only. When accounting was already on at the start every
+process counts.
 
 Cost: one netlink round trip per process per read, at most
 ``MAX_PIDS`` processes, every ``EVERY_S`` seconds, each reply awaited at
@@ -226,6 +234,25 @@ def write_sysctl(value: int, path: str = SYSCTL) -> bool:
         return False
 
 
+def starttime(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: when the process started, clock ticks since boot."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read(4096)
+        return int(stat[stat.rfind(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _boot_param() -> bool:
+    """Whether the kernel was booted with ``delayacct`` (then every task has a record)."""
+    try:
+        with open("/proc/cmdline") as f:
+            return "delayacct" in f.read().split()
+    except OSError:
+        return False
+
+
 KEEP = ("swapin_count", "swapin_delay_total", "freepages_count", "freepages_delay_total",
         "thrashing_count", "thrashing_delay_total", "compact_count", "compact_delay_total",
         "blkio_count", "blkio_delay_total", "wpcopy_count", "wpcopy_delay_total",
@@ -244,6 +271,9 @@ class DelayAccounting:
         self.reads = 0
         self.calls = 0
         self.cpu_s = 0.0
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.switch_tick: int | None = None   # clock tick since boot of the switch (enabled for the window)
+        self.boot_param = _boot_param()
         self.state = self._open(disabled, client_factory)
 
     def _open(self, disabled: bool, client_factory) -> str:
@@ -260,8 +290,11 @@ class DelayAccounting:
             return "off: --no-delayacct"
         if os.geteuid() != 0:
             return "off: not root"
+        # Before the write: a task forked in a later tick than this one got a delay record.
+        switch_tick = int(time.clock_gettime(time.CLOCK_BOOTTIME) * self.hz)
         if not write_sysctl(1, self.path):
             return "off: could not set kernel.task_delayacct"
+        self.switch_tick = switch_tick
         self.changed = True
         atexit.register(self.restore)
         return "enabled for the window"
@@ -273,20 +306,33 @@ class DelayAccounting:
     def manifest(self) -> dict:
         return {"state": self.state, "sysctl_before": self.old, "restored": not self.changed,
                 "reads": self.reads, "calls": self.calls, "cpu_s": round(self.cpu_s, 4),
-                "max_pids": MAX_PIDS, "every_s": EVERY_S,
+                "max_pids": MAX_PIDS, "every_s": EVERY_S, "clk_tck": self.hz,
+                "switched_on_tick": self.switch_tick, "boot_param": self.boot_param,
                 "note": "counts since each task started while delay accounting was on; "
                         "with 'enabled for the window' that is the window only, and processes started "
-                        "before it was switched on have no delay record (they read as zero)"}
+                        "before it was switched on have no delay record (they read as zero): each "
+                        "record's 'counted' is false for them (starttime <= switched_on_tick)"}
 
     def due(self, t_mono: float) -> bool:
         return self.on and t_mono - self.last_read >= EVERY_S
 
-    def read(self, procs, phase: str) -> list[dict]:
-        """One record per process answered: t, pid, comm, phase, the counts and totals (ns).
+    def counted(self, starttime: int | None) -> bool | None:
+        """Whether a process started at ``starttime`` (ticks since boot) has a delay record;
+        None when its start time is unknown."""
+        if self.switch_tick is None:
+            return True                 # already on: every process counts
+        if starttime is None:
+            return None
+        return starttime > self.switch_tick
+
+    def read(self, procs, phase: str, starts=None) -> list[dict]:
+        """One record per process answered: t, pid, comm, phase, starttime, counted, the counts and totals (ns).
 
         ``procs``: (pid, comm) pairs, most important first. The kernel fills
         only the delay fields of a thread group's sum (ac_comm stays empty),
-        so the name comes from the caller's process pass.
+        so the name comes from the caller's process pass. ``starts``: pid ->
+        starttime (stat field 22) from the process pass; a pid missing there
+        has its stat read here.
         """
         if not self.on:
             return []
@@ -300,8 +346,11 @@ class DelayAccounting:
             st = self.client.stats(int(pid))
             if st is None:
                 continue
+            start = (starts or {}).get(pid)
+            if start is None:
+                start = starttime(int(pid))
             rec = {"t": round(t, 3), "pid": int(pid), "comm": st.get("comm") or names[pid] or "", "phase": phase,
-                   "version": st["version"]}
+                   "version": st["version"], "starttime": start, "counted": self.counted(start)}
             rec.update({k: st[k] for k in KEEP if k in st})
             out.append(rec)
         self.reads += 1

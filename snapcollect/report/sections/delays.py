@@ -4,6 +4,8 @@ Lays out the model's ``delays`` fact (analysis/delays.py, from the
 ``delay/taskstats`` stream, kernel taskstats netlink): each process's
 swap-in, direct reclaim, thrashing and compaction waits over the window,
 ms, share of the window and count, with how delay accounting was obtained.
+Processes started before the collector switched delay accounting on have
+no delay record: they are listed as not counted, never shown as zeros.
 """
 
 from __future__ import annotations
@@ -16,15 +18,21 @@ LABELS = (("swapin", "swap-in"), ("freepages", "reclaim"), ("thrashing", "thrash
 MAX_ROWS = 20
 
 
-def _how(state: str) -> str:
+NOT_COUNTED = ("not counted: started before delay accounting was switched on (boot with `delayacct` or "
+               "set kernel.task_delayacct=1 to count every process)")
+
+
+def _how(state: str, boot_param: bool) -> str:
     if state == "enabled for the window":
         return ("Delay accounting: kernel.task_delayacct was switched on by the collector for the "
                 "window and restored at the end, so the figures cover the window only. The kernel keeps a "
-                "delay record only for tasks started while it is on: processes older than the window "
-                "show no wait here even if they waited.")
+                "delay record only for tasks started while it is on: processes older than the switch are "
+                "listed as not counted, not as processes that did not wait.")
     if state.startswith("already on"):
-        return ("Delay accounting: already on (kernel.task_delayacct = 1); figures are the change from "
-                "the first read to the last.")
+        how = ("booted with delayacct: every process counts" if boot_param else
+               "every process started since it was set counts")
+        return (f"Delay accounting: already on (kernel.task_delayacct = 1; {how}); figures are the change "
+                "from the first read to the last.")
     return f"Delay accounting: not available ({state})."
 
 
@@ -33,7 +41,7 @@ def delay_sections(m: Model) -> list[Section]:
     s = Section("delays", "Who waited on memory (delay accounting)")
     if d is None:
         return []
-    s.blocks.append(Paragraph(_how(d.state)))
+    s.blocks.append(Paragraph(_how(d.state, d.boot_param)))
     if d.procs:
         cols = [Column("pid", "PID", "d"), Column("comm", "Command", "", "left")]
         for kind, label in LABELS:
@@ -42,7 +50,7 @@ def delay_sections(m: Model) -> list[Section]:
                      Column(f"{kind}_n", f"{label} n", "d")]
         rows = []
         for p in d.procs[:MAX_ROWS]:
-            row = {"pid": p.pid, "comm": p.comm}
+            row = {"pid": p.pid, "comm": p.comm if p.counted else f"{p.comm} (partly counted)"}
             for kind, _label in LABELS:
                 row[f"{kind}_ms"] = p.wait_ms.get(kind, 0.0)
                 row[f"{kind}_pct"] = 100 * p.share.get(kind, 0.0)
@@ -50,10 +58,19 @@ def delay_sections(m: Model) -> list[Section]:
             rows.append(row)
         s.blocks.append(Table("delays", cols, rows, source=[DELAY_TASKSTATS],
                               caption=f"wait per process over the {d.window_s:.0f} s window "
-                                      "(% of wall time; a process with many threads can pass 100%)"))
+                                      "(% of wall time; a process with many threads can pass 100%)"
+                                      + ("; partly counted: started before the switch, only the threads "
+                                         "it started since have delay records"
+                                         if any(not p.counted for p in d.procs[:MAX_ROWS]) else "")))
     elif m.ds.delays:
-        s.blocks.append(Paragraph("No followed process waited for swap-in, reclaim, thrashing or "
+        s.blocks.append(Paragraph("No counted process waited for swap-in, reclaim, thrashing or "
+                                  "compaction in the window." if d.uncounted else
+                                  "No followed process waited for swap-in, reclaim, thrashing or "
                                   "compaction in the window."))
+    if d.uncounted:
+        names = ", ".join(f"{p.comm or '?'} (pid {p.pid})" for p in d.uncounted[:MAX_ROWS])
+        more = f" and {len(d.uncounted) - MAX_ROWS} more" if len(d.uncounted) > MAX_ROWS else ""
+        s.blocks.append(Paragraph(f"{names}{more}: {NOT_COUNTED}."))
     if d.residency is not None:
         r = d.residency
         s.blocks.append(Paragraph(

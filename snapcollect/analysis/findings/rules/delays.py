@@ -15,6 +15,11 @@ same levels: time a task spends in direct reclaim or waiting for a page
 of its working set that was just evicted is time it is not running, like
 a swap-in. The shares are of wall time; a process with many threads can
 pass 100%.
+
+Processes the kernel kept no delay record for (started before the
+collector switched delay accounting on: ``DelayFacts.uncounted``) are never
+read as "did not wait": a finding names them as not counted, and no rule
+concludes anything from their zeros.
 """
 
 from __future__ import annotations
@@ -25,6 +30,16 @@ from snapcollect.bundle.names import DELAY_TASKSTATS
 WARN_SHARE = 0.05
 HIGH_SHARE = 0.20
 MAX_NAMED = 5
+
+
+def _uncounted(d) -> str:
+    """The followed processes whose zeros mean no record, not no wait."""
+    if not d.uncounted:
+        return ""
+    names = ", ".join(f"{p.comm or '?'} (pid {p.pid})" for p in d.uncounted[:MAX_NAMED])
+    more = f" and {len(d.uncounted) - MAX_NAMED} more" if len(d.uncounted) > MAX_NAMED else ""
+    return (f" Not counted: {names}{more}, started before delay accounting was switched on (the kernel "
+            "keeps no delay record for them; they may have waited too).")
 
 
 def _over(mdl, kinds: tuple[str, ...]):
@@ -45,7 +60,7 @@ def _over(mdl, kinds: tuple[str, ...]):
     detects="A process spent a noticeable part of the window blocked reading its own pages back "
             "from swap: it is slowed by swapping, not merely holding swap.",
     title="{_name} (pid {pid}) waited {ms:.0f} ms for swap-in ({pct:.1f}% of the window, {count} waits)",
-    explanation="Kernel delay accounting ({_state}) shows {_list}. Each wait is a page fault that "
+    explanation="Kernel delay accounting ({_state}) shows {_list}.{_uncounted} Each wait is a page fault that "
                 "had to read the page from swap. The process's working set does not fit in the "
                 "memory it is allowed: raise its (cgroup) limit, or find what pushed it out.",
     threshold="swap-in wait >= 5% of the window (WARN), >= 20% (HIGH), per process",
@@ -62,6 +77,7 @@ def swapin_stalls(mdl):
     return Hit("HIGH" if share >= HIGH_SHARE else "WARN",
                {"_name": p.comm or "?", "pid": p.pid, "ms": p.wait_ms["swapin"], "pct": 100 * share,
                 "count": p.count.get("swapin", 0), "_state": d.state, "_list": listed,
+                "_uncounted": _uncounted(d),
                 "window_s": d.window_s,
                 "processes": [{"pid": q.pid, "name": q.comm, "swapin_ms": round(q.wait_ms["swapin"], 1),
                                "swapins": q.count.get("swapin", 0), "share": round(s, 4)}
@@ -74,7 +90,7 @@ def swapin_stalls(mdl):
     detects="A process spent a noticeable part of the window in direct reclaim or waiting for "
             "thrashing pages: memory, not CPU or I/O, is what slows it.",
     title="{_name} (pid {pid}) waited {ms:.0f} ms on reclaim and thrashing ({pct:.1f}% of the window)",
-    explanation="Kernel delay accounting ({_state}) shows {_list}. Direct reclaim is the process "
+    explanation="Kernel delay accounting ({_state}) shows {_list}.{_uncounted} Direct reclaim is the process "
                 "freeing memory itself before its allocation can go on; a thrashing wait is a "
                 "page of its working set read back right after it was evicted. Give its cgroup "
                 "more memory or reduce what competes with it.",
@@ -95,6 +111,7 @@ def memory_wait_by_process(mdl):
                        for s, q in worst[:MAX_NAMED])
     return Hit("HIGH" if share >= HIGH_SHARE else "WARN",
                {"_name": p.comm or "?", "pid": p.pid, "ms": ms(p), "pct": 100 * share, "_state": d.state,
+                "_uncounted": _uncounted(d),
                 "_list": listed, "window_s": d.window_s,
                 "processes": [{"pid": q.pid, "name": q.comm,
                                "reclaim_ms": round(q.wait_ms.get("freepages", 0.0), 1),
