@@ -145,6 +145,23 @@ def _bpf_process(collector_pid: int) -> int | None:
     return None
 
 
+def _has_loader(pid: int) -> bool:
+    """The BPF process still has its loader child (compiling or attaching)."""
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                for kid in fh.read().split():
+                    try:
+                        with open(f"/proc/{kid}/cmdline", "rb") as c:
+                            if b"snapcollect.collect.bpf.loader" in c.read():
+                                return True
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+    return False
+
+
 class Collector:
     """``snapcollect collect`` as a user runs it, from before the workload to after it."""
 
@@ -154,17 +171,21 @@ class Collector:
         self.costs: list[dict] = []
 
     def _wait_attached(self, timeout_s: float = 90.0) -> None:
-        """Until the BPF process's perf events are open and their count is steady."""
+        """Until the BPF process holds perf events and its loader has exited (the handoff is
+        done). Not "a steady count": the fault sampler's duty cycle opens and closes its
+        events every 0.5 s."""
         end = time.monotonic() + timeout_s
-        last, steady_since = -1, time.monotonic()
+        ready_since = None
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name}: the collector exited: {self.proc.stderr.read()[-300:]}")
             kid = _bpf_process(self.proc.pid)
-            n = _perf_fds(kid) if kid else 0
-            if n != last:
-                last, steady_since = n, time.monotonic()
-            elif n > 0 and time.monotonic() - steady_since >= 0.5:
+            ready = bool(kid) and _perf_fds(kid) > 0 and not _has_loader(kid)
+            if not ready:
+                ready_since = None
+            elif ready_since is None:
+                ready_since = time.monotonic()
+            elif time.monotonic() - ready_since >= 0.3:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"{self.name}: BPF did not attach within {timeout_s:g} s")
