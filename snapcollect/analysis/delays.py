@@ -171,7 +171,11 @@ def delay_facts(ds: Dataset) -> DelayFacts:
         elif not counted:
             uncounted.append(p)
     procs.sort(key=lambda p: (-p.wait_ms.get("swapin", 0.0), -sum(p.wait_ms.values()), p.pid))
-    uncounted.sort(key=lambda p: p.pid)
+    # the largest first (RSS of the last process sample): those most likely to have waited
+    rss = {}
+    if ds.procs and isinstance(ds.procs[-1].value, dict):
+        rss = {pid: getattr(s, "rss_kb", 0) or 0 for pid, s in ds.procs[-1].value.items()}
+    uncounted.sort(key=lambda p: (-rss.get(p.pid, 0), p.pid))
     res, why = residency(ds)
     d = ds.manifest.get("delayacct") if isinstance(ds.manifest, dict) else None
     boot = isinstance(d, dict) and d.get("boot_param") is True

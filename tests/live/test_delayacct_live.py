@@ -108,7 +108,7 @@ def test_swapping_process_has_swapin_wait(sysctl_off, memcg, swapfile, workdir):
     doc, md = render(bundle, workdir)
     assert "Who waited on memory (delay accounting)" in md
     assert "switched on by the collector for the window" in md
-    sec = md.split("Who waited on memory (delay accounting)", 1)[1].split('<a id="psi"></a>', 1)[0]
+    sec = md.split('<a id="delays"></a>', 1)[1].split('<a id="psi"></a>', 1)[0]
     assert "sc-swapin" in sec and str(thrasher.pid) in sec, sec[:3000]
     from snapcollect.analysis.dataset import load_dataset
     from snapcollect.analysis.delays import delay_facts
@@ -123,3 +123,56 @@ def test_swapping_process_has_swapin_wait(sysctl_off, memcg, swapfile, workdir):
     if "SWAPIN_STALLS" in by:
         assert "sc-swapin" in by["SWAPIN_STALLS"]["title"] or "sc-swapin" in by["SWAPIN_STALLS"]["explanation"]
     print(_describe(doc))
+
+
+def _old_process() -> subprocess.Popen:
+    """A process holding 80 MiB (so that it is among the followed ones), started before the collection."""
+    p = subprocess.Popen([sys.executable, "-c", "import time\nb = b'x' * (80 << 20)\nprint(1, flush=True)\n"
+                          "time.sleep(120)\n"], stdout=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    return p
+
+
+def _records(bundle: str) -> list[dict]:
+    from snapcollect.bundle import names
+    from snapcollect.bundle.reader import open_bundle
+    return list(open_bundle(bundle).records(names.DELAY_TASKSTATS) or [])
+
+
+def test_a_process_older_than_the_switch_is_not_counted(sysctl_off, workdir):
+    old = _old_process()
+    try:
+        bundle = finish_collection(_collect(4, workdir))
+        doc, md = render(bundle, workdir)
+    finally:
+        old.kill()
+        old.wait()
+    mine = [r for r in _records(bundle) if r.get("pid") == old.pid]
+    assert mine and all(r["counted"] is False for r in mine), mine[:2]
+    sec = md.split('<a id="delays"></a>', 1)[1].split('<a id="psi"></a>', 1)[0]
+    para = [x for x in sec.split("\n\n") if "not counted: started before delay accounting was switched on" in x]
+    assert para and f"(pid {old.pid})" in para[0], sec[:3000]
+
+
+def test_already_on_counts_every_process(workdir):
+    _need()
+    before = _get()
+    with open(SYSCTL, "w") as fh:
+        fh.write("1")
+    try:
+        old = _old_process()
+        try:
+            bundle = finish_collection(_collect(4, workdir))
+            doc, md = render(bundle, workdir)
+        finally:
+            old.kill()
+            old.wait()
+        assert _get() == "1"
+    finally:
+        with open(SYSCTL, "w") as fh:
+            fh.write(before)
+    assert _manifest(bundle)["delayacct"]["state"] == "already on"
+    mine = [r for r in _records(bundle) if r.get("pid") == old.pid]
+    assert mine and all(r["counted"] is True for r in mine), mine[:2]
+    sec = md.split('<a id="delays"></a>', 1)[1].split('<a id="psi"></a>', 1)[0]
+    assert "not counted" not in sec, sec[:3000]

@@ -393,8 +393,8 @@ def followed(rows, known, cgroup_root: str | None, groups) -> list[tuple[int, st
                      if pid in comm and (k.swap_kb or 0) > 0)
     for _swap, pid in reversed(by_swap):
         out.setdefault(pid, comm[pid])
-    for pid, _rss, _uid, _c in sorted(rows, key=lambda r: -r[1]):
-        if len(out) >= MAX_PIDS:
-            break
+    for pid, rss, _uid, _c in sorted(rows, key=lambda r: -r[1]):
+        if len(out) >= MAX_PIDS or rss <= 0:
+            break                        # no RSS: a kernel thread, no page of its own to wait for
         out.setdefault(pid, comm[pid])
     return list(out.items())[:MAX_PIDS]
