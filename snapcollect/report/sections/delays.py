@@ -33,6 +33,8 @@ def _how(state: str, boot_param: bool) -> str:
                "every process started since it was set counts")
         return (f"Delay accounting: already on (kernel.task_delayacct = 1; {how}); figures are the change "
                 "from the first read to the last.")
+    if state.startswith("not collected"):
+        return f"Delay accounting: {state}."
     return f"Delay accounting: not available ({state})."
 
 
