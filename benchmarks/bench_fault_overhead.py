@@ -128,38 +128,35 @@ def _perf_fds(pid: int) -> int:
     return n
 
 
-def _bpf_process(collector_pid: int) -> int | None:
-    for task in os.listdir(f"/proc/{collector_pid}/task"):
+def _child_running(pid: int, module: bytes) -> int | None:
+    """A child of ``pid`` (any of its threads) running ``python -m <module>``, or None."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
         try:
-            with open(f"/proc/{collector_pid}/task/{task}/children") as fh:
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
                 kids = [int(p) for p in fh.read().split()]
         except OSError:
             continue
         for kid in kids:
             try:
                 with open(f"/proc/{kid}/cmdline", "rb") as fh:
-                    if b"snapcollect.collect.bpf.child" in fh.read():
+                    if module in fh.read():
                         return kid
             except OSError:
                 pass
     return None
 
 
+def _bpf_process(collector_pid: int) -> int | None:
+    return _child_running(collector_pid, b"snapcollect.collect.bpf.child")
+
+
 def _has_loader(pid: int) -> bool:
     """The BPF process still has its loader child (compiling or attaching)."""
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                for kid in fh.read().split():
-                    try:
-                        with open(f"/proc/{kid}/cmdline", "rb") as c:
-                            if b"snapcollect.collect.bpf.loader" in c.read():
-                                return True
-                    except OSError:
-                        pass
-    except OSError:
-        pass
-    return False
+    return _child_running(pid, b"snapcollect.collect.bpf.loader") is not None
 
 
 class Collector:

@@ -192,6 +192,66 @@ class ReclaimStall:
 
 
 @dataclass(frozen=True)
+class ShrinkerStats:
+    """One slab shrinker callback on one node (vmscan:mm_shrink_slab_start/end)."""
+
+    callback: str            # kallsyms name, or the address when it could not be named
+    address: str             # hex
+    nid: int
+    calls: int
+    total_ns: int
+    max_ns: int
+    freed: int               # objects the shrinker said it freed
+    scanned: int             # objects it was asked to scan and did
+
+
+@dataclass(frozen=True)
+class ShrinkerCall:
+    """One shrink_slab call of 10 ms or more."""
+
+    t: float                 # begin, bundle clock
+    callback: str
+    nid: int
+    latency_ns: int
+    freed: int
+    scanned: int
+    pid: int                 # the reclaiming task (kswapd, or a task in direct reclaim)
+    comm: str
+
+
+@dataclass(frozen=True)
+class KswapdRun:
+    """kswapd of one node from its first wake to its sleep."""
+
+    t: float                 # the wake; the sleep when ``no_start``
+    nid: int
+    order: int | None
+    awake_ns: int | None     # None: it was already running when tracing began
+    wakes: int               # kswapd_wake events in the run (balance_pgdat passes)
+
+    @property
+    def no_start(self) -> bool:
+        return self.awake_ns is None
+
+
+@dataclass(frozen=True)
+class MigrationCount:
+    """migrate:mm_migrate_pages calls of one (reason, mode), or of one process and reason."""
+
+    reason: str
+    mode: str | None         # None in the per-process rows
+    pid: int | None
+    comm: str | None
+    calls: int
+    succeeded: int           # pages
+    failed: int              # pages
+    thp_succeeded: int
+    thp_failed: int
+    thp_split: int
+    large_folio_split: int   # 6.18+; 0 before
+
+
+@dataclass(frozen=True)
 class CompactionStall:
     t: float
     latency_us: float
@@ -254,6 +314,13 @@ class BpfData:
     majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
     heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks
     fault_files: FaultFiles | None = None                    # faults per process and mapping
+    shrinkers: list[ShrinkerStats] = field(default_factory=list)
+    shrinker_hist: dict[str, dict[int, int]] = field(default_factory=dict)  # callback -> log2 slot (us) -> calls
+    shrinker_note: str | None = None   # e.g. callbacks kallsyms did not name
+    shrinker_slow: list[ShrinkerCall] = field(default_factory=list)
+    kswapd_runs: list[KswapdRun] = field(default_factory=list)
+    migration_by_reason: list[MigrationCount] = field(default_factory=list)
+    migration_by_proc: list[MigrationCount] = field(default_factory=list)
 
 
 Meminfo = Mapping[str, int]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bpf_harness import DirectSession, bpf_missing
+from bpf_harness import DirectSession, bpf_missing, cold_mmap_reader, release_after
 from snapcollect.analysis.dataset import load_dataset
 from snapcollect.analysis.model import build_model
 from snapcollect.report.model import Table
@@ -25,29 +25,13 @@ needs_bpf = pytest.mark.skipif(bpf_missing() is not None, reason=f"BPF: {bpf_mis
 @pytest.mark.bpf
 def test_a_cold_mapped_file_is_named_with_its_major_faults(tmp_path):
     data = tmp_path / "sc-cold-data.bin"
-    with open(data, "wb") as fh:
-        fh.write(os.urandom(1 << 20) * 16)
-    os.sync()
-    script = (
-        "import mmap, os, sys\n"
-        f"fd = os.open({str(data)!r}, os.O_RDONLY)\n"
-        "os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n"
-        "m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)\n"
-        "m.madvise(mmap.MADV_RANDOM)\n"
-        "s = sum(m[i] for i in range(0, len(m), 4096))\n"
-        "print('done', flush=True); sys.stdin.readline()\n")
+    script = cold_mmap_reader(data)
     s = DirectSession(str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
     s.poll_until_line(proc, "done")
     # the process lives past a resolve pass (its maps are read while it lives)
-    end = time.monotonic() + 2.5
-    while time.monotonic() < end:
-        s.session.poll(0.2)
-    proc.stdin.write("x\n")
-    proc.stdin.flush()
-    s.poll_while(proc)
-    bundle = s.close()
+    bundle = release_after(s, proc, live_s=2.5)
     doc = json.loads(bundle.text("bpf/fault_files"))
     mine, = [p for p in doc["processes"] if p["pid"] == proc.pid]
     maps = {m["mapping"]: m for m in mine["mappings"]}
@@ -97,13 +81,7 @@ def test_a_process_swapping_in_a_small_memcg_has_swapins(tmp_path):
                                  sys.executable, "-c", script],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         s.poll_until_line(proc, "done")
-        end = time.monotonic() + 2.5
-        while time.monotonic() < end:
-            s.session.poll(0.2)
-        proc.stdin.write("x\n")
-        proc.stdin.flush()
-        s.poll_while(proc)
-        bundle = s.close()
+        bundle = release_after(s, proc, live_s=2.5)
     finally:
         subprocess.run(["swapoff", SWAPFILE], capture_output=True)
         os.unlink(SWAPFILE)

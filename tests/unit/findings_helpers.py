@@ -219,7 +219,9 @@ def compaction(offset_s: float, pid: int, comm: str, latency_ms: float) -> Compa
 def bpf(**kw) -> BpfData:
     """BpfData with every collector reported ok, and the given events."""
     b = BpfData(available={"bpf/oom_kill": ("ok", None), "bpf/reclaim": ("ok", None),
-                           "bpf/compaction": ("ok", None), "bpf/fault_files": ("ok", None)})
+                           "bpf/compaction": ("ok", None), "bpf/fault_files": ("ok", None),
+                           "bpf/shrinkers": ("ok", None), "bpf/shrinker_slow": ("ok", None),
+                           "bpf/kswapd_runs": ("ok", None), "bpf/migration": ("ok", None)})
     for k, v in kw.items():
         setattr(b, k, v)
     return b
@@ -305,3 +307,30 @@ def delay_reads(ds, waits: dict | None = None, counted: bool | None = True):
                                  {"swapin": int(k * swapin_s * 1e9), "freepages": int(k * reclaim_s * 1e9),
                                   "thrashing": 0, "compact": 0}, counted, 1000))
     return out
+
+
+def shrinker(callback: str = "super_cache_scan", calls: int = 10, total_ms: float = 5.0, max_ms: float = 1.0,
+             nid: int = 0, freed: int = 100, scanned: int = 200):
+    """One bpf/shrinkers row."""
+    from snapcollect.parsers.records import ShrinkerStats
+
+    return ShrinkerStats(callback=callback, address="0xffffffff81400000", nid=nid, calls=calls,
+                         total_ns=int(total_ms * 1e6), max_ns=int(max_ms * 1e6), freed=freed, scanned=scanned)
+
+
+def kswapd_run(offset_s: float, awake_s: float | None, nid: int = 0, order: int = 0, wakes: int = 1):
+    """One bpf/kswapd_runs record; ``awake_s`` None: already running when tracing began."""
+    from snapcollect.parsers.records import KswapdRun
+
+    return KswapdRun(t=T0 + offset_s, nid=nid, order=order,
+                     awake_ns=None if awake_s is None else int(awake_s * 1e9), wakes=wakes)
+
+
+def migration(reason: str = "compaction", succeeded: int = 1000, failed: int = 0, mode: str | None = "MIGRATE_ASYNC",
+              pid: int | None = None, comm: str | None = None, calls: int = 10):
+    """One bpf/migration row: per (reason, mode) when ``pid`` is None, else per process and reason."""
+    from snapcollect.parsers.records import MigrationCount
+
+    return MigrationCount(reason=reason, mode=None if pid is not None else mode, pid=pid, comm=comm, calls=calls,
+                          succeeded=succeeded, failed=failed, thp_succeeded=0, thp_failed=0, thp_split=0,
+                          large_folio_split=0)

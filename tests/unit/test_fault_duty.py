@@ -141,3 +141,17 @@ def test_the_parser_reads_the_open_share_and_refuses_nonsense(duty, share):
     data = load_bpf_data({}, {}, {}, {"bpf/fault_stacks.json": json.dumps(meta).encode(),
                                       "bpf/fault_stacks.folded": b"a;main 512\n"})
     assert data.fault_open_share == share
+
+
+def test_stop_ends_the_thread_and_closes_everything():
+    k = FakeKernel()
+    d = FaultDuty([1, 2], 9, 128, 20, 0.0, cpus=[0, 1], opener=k.opener, closer=k.closer)
+    k.open |= {1, 2}
+    d.start_thread()
+    thread = d._thread
+    assert thread is not None and thread.is_alive()
+    d.stop(1.0)
+    assert not thread.is_alive() and k.open == set() and d._thread is None
+    always = FaultDuty([3], 9, 128, 100, 0.0, cpus=[0], opener=k.opener, closer=k.closer)
+    always.start_thread()
+    assert always._thread is None          # nothing to follow when always open

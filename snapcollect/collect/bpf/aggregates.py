@@ -3,7 +3,8 @@
 Pure functions: the session reads the maps (fault_counts, majfaults,
 heap) into the rows below and passes a function that gives a stack's
 frames; what goes into ``bpf/fault_stacks.folded``, ``.json``,
-``bpf/majfault_by_proc`` and ``bpf/heap_growth`` is decided here. Sample
+``bpf/majfault_by_proc``, ``bpf/heap_growth``, ``bpf/shrinkers`` and
+``bpf/migration`` is decided here. Sample
 row of ``fault_counts`` (1 sample = SC_FAULT_PERIOD faults, through the
 perf event page-faults or the tracepoint exceptions:page_fault_user)::
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from snapcollect.collect.bpf import folded
+from snapcollect.collect.bpf.folded import UNKNOWN
 
 HEAP_KINDS = {0: ("brk", "heap"), 1: ("mmap", "anon"), 2: ("mmap", "file")}
 HEAP_STACKS_PER_ENTRY = 10
@@ -70,7 +72,10 @@ def sampling_error(period: int, scale: float = 1.0) -> str:
             f"100,000 faults; a stack with few samples is a rough estimate")
     if scale > 1.0:
         text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
-                 "0.5 s cycle is over- or under-counted")
+                 f"0.5 s cycle is over- or under-counted, and each open phase counts afresh: a CPU "
+                 f"that faults fewer than {period} times in a phase gives no sample, so light "
+                 f"faulting (under about {period * 10:,} faults a second per CPU) is under-counted "
+                 "or not seen at all")
     return text
 
 
@@ -156,3 +161,76 @@ def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames) -
             "entries": out[:HEAP_ENTRIES], "entries_omitted": max(len(out) - HEAP_ENTRIES, 0),
             "stack_errors": {k: v for k, v in errors.items() if k.startswith("sys_stack")},
             "map_full": errors.get("heap_keys_full", 0)}
+
+
+# -- shrinkers (vmscan:mm_shrink_slab_start/end) --------------------------------
+
+SHRINK_ENTRIES = 200
+
+
+@dataclass(frozen=True)
+class ShrinkRow:
+    shrink: int          # the callback's kernel address
+    nid: int
+    calls: int
+    total_ns: int
+    max_ns: int
+    freed: int
+    scanned: int
+
+
+def shrinker_document(rows: list[ShrinkRow], hist: list[tuple[int, int, int]], names: dict[int, str],
+                      errors: dict[str, int], kptr_restrict: int | None) -> dict:
+    """Per (callback, node) calls, latency, objects freed and scanned;
+    ``hist``: (callback, log2 slot of us, count), per callback (bcc's
+    BPF_HISTOGRAM slots: slot s holds [2^(s-1), 2^s - 1] us, 0 -> 0..1)."""
+    def name(addr: int) -> str | None:
+        n = names.get(addr)
+        return None if not n or n == UNKNOWN else n
+
+    slots: dict[int, dict[int, int]] = {}
+    for addr, slot, count in hist:
+        slots.setdefault(addr, {})[slot] = slots.setdefault(addr, {}).get(slot, 0) + count
+    out = []
+    for r in sorted(rows, key=lambda r: (-r.total_ns, r.shrink, r.nid)):
+        out.append({"callback": name(r.shrink), "address": f"{r.shrink:#x}", "nid": r.nid, "calls": r.calls,
+                    "total_ns": r.total_ns, "max_ns": r.max_ns, "freed": r.freed, "scanned": r.scanned})
+    hists = [{"callback": name(a), "address": f"{a:#x}",
+              "slots": [[s, c] for s, c in sorted(v.items())]} for a, v in sorted(slots.items())]
+    unnamed = sum(1 for e in out if e["callback"] is None)
+    note = None
+    if unnamed:
+        note = (f"{unnamed} callback address(es) not found in /proc/kallsyms"
+                + (f" (kptr_restrict={kptr_restrict} hides kernel addresses)" if kptr_restrict == 2 or
+                   (kptr_restrict == 1 and not names) else "")
+                + "; the address is kept")
+    return {"source": "tracepoints vmscan:mm_shrink_slab_start/end, aggregated in the kernel per "
+                      "(callback, node); latency histogram log2 of microseconds per callback",
+            "note": "freed is the shrinker's return value (objects freed); scanned is total_scan at "
+                    "the start minus what was left at the end",
+            "entries": out[:SHRINK_ENTRIES], "entries_omitted": max(len(out) - SHRINK_ENTRIES, 0),
+            "histograms": hists, "kptr_restrict": kptr_restrict, "names_note": note,
+            "map_full": errors.get("shrink_keys_full", 0)}
+
+
+# -- page migration (migrate:mm_migrate_pages) --------------------------------
+
+MIGRATE_FIELDS = ("calls", "succeeded", "failed", "thp_succeeded", "thp_failed", "thp_split",
+                  "large_folio_split")
+MIGRATE_PROCS = 100
+
+
+def migration_document(by_reason: list[tuple[tuple[int, int], dict]],
+                       by_proc: list[tuple[tuple[int, str, int], dict]], errors: dict[str, int]) -> dict:
+    """Numbers only: reason and mode names come from the tracepoint's print
+    fmt when the bundle is read (they differ between kernels)."""
+    reasons = [dict(reason=r, mode=m, **c) for (r, m), c in by_reason]
+    reasons.sort(key=lambda e: (-e["succeeded"] - e["failed"], e["reason"], e["mode"]))
+    procs = [dict(pid=p, comm=comm, reason=r, **c) for (p, comm, r), c in by_proc]
+    procs.sort(key=lambda e: (-e["succeeded"] - e["failed"], e["pid"], e["reason"]))
+    return {"source": "tracepoint migrate:mm_migrate_pages, aggregated in the kernel per (reason, mode) "
+                      "and per (process, reason) of the calling task",
+            "note": "succeeded/failed are pages (base pages; a THP counts its pages), thp_* are THPs",
+            "by_reason": reasons, "processes": procs[:MIGRATE_PROCS],
+            "processes_omitted": max(len(procs) - MIGRATE_PROCS, 0),
+            "map_full": errors.get("migrate_keys_full", 0)}

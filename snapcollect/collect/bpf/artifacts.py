@@ -4,7 +4,9 @@ Read once the probes are off: ``fault_counts`` (sampled page faults per
 process and stack) -> bpf/fault_stacks.folded + .json, ``majfaults`` ->
 bpf/majfault_by_proc, ``heap`` (brk/mmap growth per stack) ->
 bpf/heap_growth, ``fault_regions`` (faults per process and 2 MiB region,
-named by fault_regions.py) -> bpf/fault_files, and the ``errors`` array of the BPF program's own
+named by fault_regions.py) -> bpf/fault_files, ``shrink_stats`` + ``shrink_hist`` (shrink_slab latency
+per callback, named from /proc/kallsyms) -> bpf/shrinkers,
+``migrate_by_reason`` + ``migrate_by_proc`` -> bpf/migration, and the ``errors`` array of the BPF program's own
 failure counts (full maps, stack collisions), which each document cites.
 """
 
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 import json
 
-from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH
+from snapcollect.bundle.names import (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH,
+                                      BPF_MIGRATION, BPF_SHRINKERS)
 from snapcollect.collect.bpf import aggregates, events, fault_regions, program
+from snapcollect.collect.bpf.kallsyms import KernelSymbols
 from snapcollect.collect.protocols import BpfWriter
 
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
-               "majfault_keys_full", "seen_full", "region_keys_full")
+               "majfault_keys_full", "seen_full", "region_keys_full", "shrink_keys_full", "migrate_keys_full")
 
 
 def read_errors(maps) -> dict[str, int]:
@@ -46,7 +50,8 @@ class ArtifactWriter:
         """Every file artifact; one that fails leaves the others. Returns
         what failed (an OSError is the bundle's own and is raised)."""
         failures = []
-        for writer_fn in (self.write_faults, self.write_majfaults, self.write_heap, self.write_fault_files):
+        for writer_fn in (self.write_faults, self.write_majfaults, self.write_heap, self.write_fault_files,
+                          self.write_shrinkers, self.write_migration):
             try:
                 writer_fn(errors, deadline)
             except OSError:
@@ -106,3 +111,37 @@ class ArtifactWriter:
                                                  scale=float((self.duty or {}).get("scale") or 1.0))
         doc["maps_read"] = self.regions.maps_read
         self.writer.add_file(program.FAULT_FILES_ARTIFACT, json.dumps(doc, indent=1))
+
+    def write_shrinkers(self, errors: dict[str, int], _deadline: float) -> None:
+        if BPF_SHRINKERS in self.unavailable:
+            return
+        rows = [aggregates.ShrinkRow(int(k.shrink), int(k.nid), int(v.calls), int(v.total_ns), int(v.max_ns),
+                                     int(v.freed), int(v.scanned))
+                for k, v in self.maps.items("shrink_stats")]
+        hist = [(int(k.shrink), int(k.slot), int(v)) for k, v in self.maps.items("shrink_hist")]
+        addrs = sorted({r.shrink for r in rows} | {a for a, _, _ in hist})
+        names = dict(zip(addrs, KernelSymbols().resolve(addrs))) if addrs else {}
+        doc = aggregates.shrinker_document(rows, hist, names, errors, kptr_restrict())
+        self.writer.add_file(BPF_SHRINKERS, json.dumps(doc, indent=1))
+
+    def write_migration(self, errors: dict[str, int], _deadline: float) -> None:
+        if BPF_MIGRATION in self.unavailable:
+            return
+        by_reason = [((int(k.reason), int(k.mode)), _migrate_counts(v)) for k, v in self.maps.items("migrate_by_reason")]
+        by_proc = [((int(k.tgid), events.cstr(bytes(k.comm)), int(k.reason)), _migrate_counts(v))
+                   for k, v in self.maps.items("migrate_by_proc") if int(k.tgid) not in self.own_tgids]
+        doc = aggregates.migration_document(by_reason, by_proc, errors)
+        self.writer.add_file(BPF_MIGRATION, json.dumps(doc, indent=1))
+
+
+def _migrate_counts(v) -> dict[str, int]:
+    return {f: int(getattr(v, f)) for f in aggregates.MIGRATE_FIELDS}
+
+
+def kptr_restrict(path: str = "/proc/sys/kernel/kptr_restrict") -> int | None:
+    """/proc/sys/kernel/kptr_restrict: 2 hides kallsyms addresses even from root."""
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None

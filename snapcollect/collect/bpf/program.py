@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass, field
 
 from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED,
-                                      BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
-                                      BPF_RECLAIM)
+                                      BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
+                                      BPF_OOM_KILL, BPF_KSWAPD_RUNS, BPF_MIGRATION, BPF_RECLAIM, BPF_SHRINKER_SLOW,
+                                      BPF_SHRINKERS)
 from snapcollect.collect.bpf.tracefs import parse_fields
 from snapcollect.collect.resources import package_text
 
@@ -50,6 +51,13 @@ TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
     BPF_KSWAPD_WAKE: [["vmscan:mm_vmscan_wakeup_kswapd"]],
     BPF_COMPACTION: [["compaction:mm_compaction_begin", "compaction:mm_compaction_end"]],
     BPF_HEAP_GROWTH: [["syscalls:sys_exit_brk"], ["syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap"]],
+    # each of these three is one pair or one event: a program the verifier
+    # rejects fails its own attach (bcc loads a function when it is
+    # attached), so it costs only its artifact
+    BPF_SHRINKERS: [["vmscan:mm_shrink_slab_start", "vmscan:mm_shrink_slab_end"]],
+    BPF_SHRINKER_SLOW: [["vmscan:mm_shrink_slab_start", "vmscan:mm_shrink_slab_end"]],
+    BPF_KSWAPD_RUNS: [["vmscan:mm_vmscan_kswapd_wake", "vmscan:mm_vmscan_kswapd_sleep"]],
+    BPF_MIGRATION: [["migrate:mm_migrate_pages"]],
 }
 # Attached when present, needed by no artifact on its own: an exec resets
 # a process's brk baseline and symbols, an exit frees its map slots.
@@ -62,8 +70,9 @@ FAULT_ARTIFACTS = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON)
 # (either will do); unavailable only when neither is attached.
 FAULT_FILES_ARTIFACT = BPF_FAULT_FILES
 
-STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION)
-FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH, BPF_FAULT_FILES)
+STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_SHRINKER_SLOW)
+FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH, BPF_FAULT_FILES,
+         BPF_SHRINKERS, BPF_MIGRATION)
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}
@@ -76,6 +85,7 @@ TRACEPOINT_REMEDY = {
     "oom": "needs Linux 4.8+ (oom:mark_victim); OOM kills still come from the kernel log",
     "vmscan": "needs a kernel with vmscan tracepoints (CONFIG_TRACEPOINTS)",
     "compaction": "needs a kernel built with CONFIG_COMPACTION",
+    "migrate": "needs a kernel built with CONFIG_MIGRATION (migrate:mm_migrate_pages, 4.x+)",
     "sched": "needs a kernel with sched tracepoints (CONFIG_TRACEPOINTS)",
 }
 

@@ -35,7 +35,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 from snapcollect.bundle.names import BPF_TRACEPOINT_FORMATS
@@ -59,7 +58,6 @@ FINISH_SYMBOLS_S = 1.0          # at the end, for what is left (the runner's end
 FINISH_DRAIN_POLLS = 8
 FINISH_WARM_S = 0.2
 LOADER_EXIT_WAIT_S = 5.0        # after its handoff, for the loader to be reaped
-DUTY_JOIN_S = 1.0               # for the fault sampler's duty thread to notice it is stopped
 HANDOFF_MARGIN_S = 1.0          # past the deadline the loader was given
 
 
@@ -127,8 +125,6 @@ class ReaderSession:
         self.duty: FaultDuty | None = None
         self._sampler_fds: list[int] = []     # the loader's page-faults events, one per CPU
         self._sampler_prog: int | None = None
-        self._duty_thread: threading.Thread | None = None
-        self._duty_stop = threading.Event()
         self._last_resolve = 0.0
         self._resolve_every = RESOLVE_EVERY_S
         self._finished = False
@@ -192,8 +188,9 @@ class ReaderSession:
         index_kinds = {int(link["fd"]): link["kind"] for link in doc.get("links") or []}
         sampler = {int(link["fd"]) for link in doc.get("links") or []
                    if link["kind"] == "perf_event" and _is_page_faults(link.get("what"))}
-        sampler_prog = [int(link["fd"]) for link in doc.get("links") or []
-                        if link["kind"] == "program" and link.get("what") == program.FAULT_PERF_FUNCTION]
+        sampler_prog = next((int(link["fd"]) for link in doc.get("links") or []
+                             if link["kind"] == "program" and link.get("what") == program.FAULT_PERF_FUNCTION),
+                            None)
         map_fds = {int(m["fd"]) for m in doc.get("maps") or []}
         for i, fd in enumerate(fds):
             if i in map_fds:
@@ -202,7 +199,7 @@ class ReaderSession:
                 self._sampler_fds.append(fd)
             (self.links if index_kinds.get(i) in ("tracepoint", "raw_tracepoint", "perf_event")
              else self.other_fds).append(fd)
-            if sampler_prog and i == sampler_prog[0]:
+            if i == sampler_prog:
                 self._sampler_prog = fd
         if load.get("problem") or not doc.get("maps"):
             why = load.get("problem") or ["the BPF loader handed over no maps", "check `snapcollect doctor`"]
@@ -252,20 +249,11 @@ class ReaderSession:
         self.links = [fd for fd in self.links if fd not in self._sampler_fds]
         self.duty = FaultDuty(self._sampler_fds, self._sampler_prog, self.plan.fault_period, pct, now)
         self.info["fault_sampler"]["duty"] = self.duty.stats(0.0)
-        if self.duty.cycling:
-            self._duty_stop = threading.Event()
-            self._duty_thread = threading.Thread(target=self.duty.run, args=(self._duty_stop,),
-                                                 name="fault-duty", daemon=True)
-            self._duty_thread.start()
+        self.duty.start_thread()
 
     def _stop_duty(self, now: float) -> None:
-        if self.duty is None:
-            return
-        if self._duty_thread is not None:
-            self._duty_stop.set()
-            self._duty_thread.join(DUTY_JOIN_S)
-            self._duty_thread = None
-        self.duty.stop(now)
+        if self.duty is not None:
+            self.duty.stop(now)
 
     def _run_loader(self) -> tuple[dict | None, list[int]]:
         """Start the loader, take its handoff, reap it; (None, []) after a give-up."""

@@ -1,5 +1,6 @@
 """Report sections of the BPF events: OOM kills, reclaim and compaction
-stalls, kswapd wake-ups, page-fault flame graph, major faults, brk/mmap
+stalls, kswapd wake-ups (then vmscan.py's shrinkers, kswapd runs and page
+migration), page-fault flame graph, major faults, brk/mmap
 growth. Laid out like the bcc tools print them (oomkill, drsnoop,
 stackcount -f); when BPF did not run, one paragraph says why and how to
 fix it, and OOM kills still come from the kernel log.
@@ -18,19 +19,12 @@ from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, B
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
 from snapcollect.report.sections.kmsg import log_blocks
+from snapcollect.report.sections.common import stars
 from snapcollect.report.sections.fault_files import fault_file_sections
+from snapcollect.report.sections.vmscan import vmscan_sections
 
 TIME = Column("t", "TIME", "time", "left")
 WORST_ROWS = 20
-HIST_BAR = 40   # bcc's print_log2_hist star width
-
-
-def stars(count: int, peak: int, width: int = HIST_BAR) -> str:
-    """The bar bcc prints beside a bucket (``|*****     |``)."""
-    n = int(width * count / peak) if peak else 0
-    if count and n == 0:
-        n = 1
-    return "*" * n
 
 
 def short_stack(frames: list[str], keep: int = 4, width: int = 70) -> str:
@@ -402,12 +396,13 @@ def bpf_sections(m: Model) -> list[Section]:
     reason = A.why_unavailable(ds)
     if reason is not None:
         sections.append(Section("bpf", "BPF events", [Paragraph(
-            f"BPF not available: {reason}. Reclaim and compaction stalls, kswapd wake-ups, page-fault "
+            f"BPF not available: {reason}. Reclaim and compaction stalls, kswapd wake-ups and runs, "
+            "slab shrinker latency, page migration, page-fault "
             "stacks, major faults per process and brk/mmap growth were not collected; the "
             "counters in the sar sections still show the totals.")]))
         return sections
-    sections += [reclaim_section(ds), kswapd_section(ds), compaction_section(ds), faults_section(ds),
-                 heap_section(ds), *fault_file_sections(m)]
+    sections += [reclaim_section(ds), kswapd_section(ds), *vmscan_sections(m), compaction_section(ds),
+                 faults_section(ds), heap_section(ds), *fault_file_sections(m)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
         # bundles since the BPF process: the compile's RSS is that process's, not the collector's;

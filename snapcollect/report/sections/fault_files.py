@@ -40,8 +40,8 @@ def fault_file_sections(m: Model) -> list[Section]:
                             Column("major", "MAJFLT", ",d"), Column("sampled", "FAULTS(est)", ",d")],
             rows, caption=f"Top {TOP_PROCESSES} processes x top {TOP_MAPPINGS} mappings, most major faults first",
             source=[BPF_FAULT_FILES],
-            note=f"MAJFLT: every major fault, exact. FAULTS(est): sampled faults x {f.sample_period} "
-                 "(an estimate). Regions are 2 MiB: small mappings side by side share one and go to the "
+            note=f"MAJFLT: every major fault, exact. FAULTS(est): sampled faults x {f.sample_period}, "
+                 "over the share of the window the sampler was open (an estimate; see Page faults by stack). Regions are 2 MiB: small mappings side by side share one and go to the "
                  "largest. [unknown mapping]: the process exited before its maps were read."
                  + (f" {f.map_full:,} new regions were lost to a full map." if f.map_full else "")
                  + (f" {f.bad_rows} row(s) of the wrong type were skipped." if f.bad_rows else "")))
@@ -57,7 +57,7 @@ def fault_file_sections(m: Model) -> list[Section]:
             caption="Major faults on anonymous or shmem memory (pages read back from swap), per process",
             source=[BPF_FAULT_FILES, SERIES_PROCS],
             note="MAJFLT(/proc): all major faults of /proc/PID/stat over the window (file ones too); "
-                 "VmSwap at the last sight. Time waited is in the delay accounting, not here."))
+                 "VmSwap at the last sight. A count, not the time the process waited for them."))
     else:
         swap.blocks.append(Paragraph("No major fault on anonymous or shmem memory: no process was swapped in."))
     if f.hugetlb:
