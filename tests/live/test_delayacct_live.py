@@ -13,7 +13,7 @@ import time
 import pytest
 
 from test_scenarios import (CYCLE_200M, _describe, _findings, _snapcollect, finish_collection,  # noqa: F401
-                            memcg, render, script, swapfile, workdir)
+                            memcg, render, script, swap_file, workdir)
 
 SYSCTL = "/proc/sys/kernel/task_delayacct"
 
@@ -39,6 +39,14 @@ def sysctl_off():
     yield
     with open(SYSCTL, "w") as fh:
         fh.write(before)
+
+
+@pytest.fixture
+def delay_swapfile():
+    """A swap file of this module's own: test_scenarios' swapfile fixture has
+    another path, so a live run that reaches both never swapon/dd's one file
+    twice ("Text file busy")."""
+    yield from swap_file("/var/tmp/snapcollect-test-delay.swap", 512)
 
 
 def _collect(duration: float, out: str, *extra: str) -> subprocess.Popen:
@@ -87,7 +95,7 @@ def test_no_delayacct_leaves_it_off(sysctl_off, workdir):
 
 
 @pytest.mark.parametrize("memcg", ["snapcollect-test-delay"], indirect=True)
-def test_swapping_process_has_swapin_wait(sysctl_off, memcg, swapfile, workdir):
+def test_swapping_process_has_swapin_wait(sysctl_off, memcg, delay_swapfile, workdir):
     with open(os.path.join(memcg, "memory.swappiness"), "w") as fh:
         fh.write("60")
     # started once accounting is on: the kernel gives a task its delay record at fork only then
