@@ -123,8 +123,10 @@ def build_report_from_dataset(ds: Dataset, bundle=None) -> Report:
         data.update(tables)
 
     involved = involved_pids(m, incident.findings)
-    for sections in (bpf_sections, free_sections, vmstat_s_sections, swapon_sections, delay_sections,
-                     psi_sections, sar_sections, pidstat_sections, process_sections,
+    # Who waited on memory (delay accounting) follows pidstat -r: per-process
+    # waits next to per-process fault rates, before the ranking by size.
+    for sections in (bpf_sections, free_sections, vmstat_s_sections, swapon_sections, psi_sections,
+                     sar_sections, pidstat_sections, delay_sections, process_sections,
                      lambda model: pmap_sections(model, involved), deepdive_sections, shmem_sections, slabtop_sections,
                      numastat_sections, buddyinfo_sections, cgroup_sections, kmsg_sections):
         # The cgroups section charts the groups the findings name.

@@ -14,8 +14,8 @@ from snapcollect.report.build import build_report
 from snapcollect.report.formatting import hms
 from snapcollect.report.model import Chart, Paragraph, Table
 
-CLASSIC_ORDER = ["free", "vmstat-s", "swapon", "delays", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H", "pidstat-r",
-                 "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg"]
+CLASSIC_ORDER = ["free", "vmstat-s", "swapon", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H", "pidstat-r",
+                 "delays", "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg"]
 
 
 @pytest.fixture(scope="module")
