@@ -55,6 +55,12 @@ def _collect(duration: float, out: str, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _delay_section(md: str) -> str:
+    """The Markdown of the delay accounting section alone: up to the next section's anchor."""
+    assert '<a id="delays"></a>' in md, "no delay accounting section"
+    return md.split('<a id="delays"></a>', 1)[1].split('<a id="', 1)[0]
+
+
 def _manifest(bundle: str) -> dict:
     from snapcollect.bundle.reader import open_bundle
     return open_bundle(bundle).manifest
@@ -116,7 +122,7 @@ def test_swapping_process_has_swapin_wait(sysctl_off, memcg, delay_swapfile, wor
     doc, md = render(bundle, workdir)
     assert "Who waited on memory (delay accounting)" in md
     assert "switched on by the collector for the window" in md
-    sec = md.split('<a id="delays"></a>', 1)[1].split('<a id="psi"></a>', 1)[0]
+    sec = _delay_section(md)
     assert "sc-swapin" in sec and str(thrasher.pid) in sec, sec[:3000]
     from snapcollect.analysis.dataset import load_dataset
     from snapcollect.analysis.delays import delay_facts
@@ -157,7 +163,7 @@ def test_a_process_older_than_the_switch_is_not_counted(sysctl_off, workdir):
         old.wait()
     mine = [r for r in _records(bundle) if r.get("pid") == old.pid]
     assert mine and all(r["counted"] is False for r in mine), mine[:2]
-    sec = md.split('<a id="delays"></a>', 1)[1].split('<a id="psi"></a>', 1)[0]
+    sec = _delay_section(md)
     para = [x for x in sec.split("\n\n") if "not counted: started before delay accounting was switched on" in x]
     assert para and f"(pid {old.pid})" in para[0], sec[:3000]
 
@@ -182,5 +188,5 @@ def test_already_on_counts_every_process(workdir):
     assert _manifest(bundle)["delayacct"]["state"] == "already on"
     mine = [r for r in _records(bundle) if r.get("pid") == old.pid]
     assert mine and all(r["counted"] is True for r in mine), mine[:2]
-    sec = md.split('<a id="delays"></a>', 1)[1].split('<a id="psi"></a>', 1)[0]
+    sec = _delay_section(md)
     assert "not counted" not in sec, sec[:3000]
