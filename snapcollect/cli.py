@@ -120,7 +120,7 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault-duty", type=_percent, default=None, metavar="PCT",
                    help="keep the page-fault sampler open PCT%% of the time, in 0.5 s "
                         "cycles (default 20: an open sampler slows every page fault by "
-                        "about 5%%; 100: open all the time, for bursts and light faulting)")
+                        "about 5%%; 100: open all the time, for short bursts)")
     p.add_argument("--kernel-stacks", action="store_true",
                    help="also record kernel stacks of page faults (uses the "
                         "page_fault_user tracepoint: costs more)")

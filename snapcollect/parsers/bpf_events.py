@@ -463,6 +463,9 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
         # a share outside (0, 1] is not one the collector writes: show the counts unscaled-as-stored
         if isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1:
             data.fault_open_share = float(share)
+        counted = duty.get("faults_open") if isinstance(duty, dict) else None
+        if isinstance(counted, int) and not isinstance(counted, bool) and counted >= 0:
+            data.fault_open_counted = counted
 
     part(BPF_FAULT_STACKS_JSON, fault_side, None)
 

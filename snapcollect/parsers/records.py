@@ -310,6 +310,7 @@ class BpfData:
     fault_source: str = ""            # which kernel event sampled the faults, in words
     fault_sampling_error: str = ""    # what a scaled count is worth, in words
     fault_open_share: float = 1.0     # share of the window the sampler was open (its duty cycle)
+    fault_open_counted: int | None = None   # faults the perf events counted while open (exact), all CPUs
     stack_errors: int = 0
     majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
     heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks

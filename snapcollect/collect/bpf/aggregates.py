@@ -60,17 +60,23 @@ SAMPLER_COUNTS = {
 }
 
 
-def sampling_error(period: int, scale: float = 1.0) -> str:
+def sampling_error(period: int, scale: float = 1.0, carried: bool = False) -> str:
     """What a scaled count is worth, in words (one sigma). ``scale``: window
     / time the sampler was open (fault_duty.py), which multiplies the
-    effective period and adds the error of faults that came in bursts."""
+    effective period and adds the error of faults that came in bursts.
+    ``carried``: what each open phase counted went on to the next (the
+    per-CPU carry), so no phase lost the faults short of a sample."""
     if period <= 1 and scale <= 1.0:
         return "exact: every fault is recorded"
     n = period * scale
     text = (f"a count of F faults (samples x {n:g}) is within about sqrt({n:g}*F) (one standard "
             f"deviation) when the process faults steadily, e.g. +-{int((n * 100_000) ** 0.5):,} for "
             f"100,000 faults; a stack with few samples is a rough estimate")
-    if scale > 1.0:
+    if scale > 1.0 and carried:
+        text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
+                 "0.5 s cycle is over- or under-counted; what each open phase counted short of a "
+                 "sample was carried to the next, so light faulting is counted too")
+    elif scale > 1.0:
         text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
                  f"0.5 s cycle is over- or under-counted, and each open phase counts afresh: a CPU "
                  f"that faults fewer than {period} times in a phase gives no sample, so light "
@@ -112,7 +118,7 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
         "note": (f"1 fault in {period} per CPU is recorded; counts are samples x {period}"
                  + (f" x {scale:.2f} (the sampler was open {100 / scale:.0f}% of the window)"
                     if scale > 1.0 else "")),
-        "sampling_error": sampling_error(period, scale),
+        "sampling_error": sampling_error(period, scale, carried=bool((duty or {}).get("carry"))),
         "duty": duty or {"duty_pct": 100},
         "kernel_stacks": kernel_stacks,
         "stack_map_entries": stack_entries,

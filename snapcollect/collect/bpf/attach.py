@@ -129,10 +129,10 @@ class Attachments:
         if why_not_perf is None:
             try:
                 self._attach_perf(self.bcc.PerfSWConfig.PAGE_FAULTS, program.FAULT_PERF_FUNCTION,
-                                  plan.fault_period)
-                attach["perf:page-faults"] = f"ok (sample_period {plan.fault_period})"
+                                  plan.fault_step)
+                attach["perf:page-faults"] = f"ok (sample_period {plan.fault_step})"
                 self.fault_sampler = {"kind": "perf", "event": "page-faults (PERF_COUNT_SW_PAGE_FAULTS)",
-                                      "sample_period": plan.fault_period}
+                                      "sample_period": plan.fault_period, "event_period": plan.fault_step}
                 return
             except Exception as exc:  # noqa: BLE001
                 attach["perf:page-faults"] = f"failed: {exc}"

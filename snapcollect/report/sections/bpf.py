@@ -317,6 +317,9 @@ def faults_section(ds: Dataset) -> Section:
         note = (f"User page faults ({source}): 1 fault in {period} per CPU was "
                 f"recorded with its user stack{duty}; counts are scaled back ({scaled}); "
                 f"{error}. About {total:,} faults in all.")
+        if bpf.fault_open_counted is not None and share < 1.0:
+            note += (f" While it was open the perf events counted {bpf.fault_open_counted:,} faults on all "
+                     "CPUs (exact, every process, the collector's own included).")
         if bpf.stack_errors:
             note += (f" {bpf.stack_errors} sample(s) lost their stack (stack map full or colliding); "
                      "they are counted under a `[stack lost]` or `[no user stack]` frame.")
