@@ -148,6 +148,7 @@ HOST_INFO = "host/info"                      # JSON: kernel, CPUs, page size, cl
 
 # Streams.
 KMSG = "kmsg"                                # kernel log records (/dev/kmsg, else dmesg)
+DELAY_TASKSTATS = "delay/taskstats"          # per-process delay accounting reads (taskstats netlink)
 BPF_PREFIX = "bpf/"
 BPF_OOM_KILL = "bpf/oom_kill"                # oom:mark_victim events
 BPF_RECLAIM = "bpf/reclaim"                  # direct reclaim stalls (begin/end pairs)
