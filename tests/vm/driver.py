@@ -56,7 +56,7 @@ BOOT_TIMEOUT_S = float(os.environ.get("SNAPCOLLECT_VM_BOOT_TIMEOUT", "1200"))
 # A guest whose kernel died (panic, oops, lockup) is booted again, up to
 # this many boots in all; every failed boot is kept and reported. A boot
 # that only ran out of time is not: the next one would be as slow.
-BOOT_TRIES = int(os.environ.get("SNAPCOLLECT_VM_BOOT_TRIES", "2"))
+BOOT_TRIES = int(os.environ.get("SNAPCOLLECT_VM_BOOT_TRIES", "3"))
 KERNEL_FAILURES = ("Kernel panic", "soft lockup", "hard LOCKUP", "BUG: unable to handle", "Oops:",
                    "general protection fault", "blocked for more than")
 KVM_PROBE_S = 20
