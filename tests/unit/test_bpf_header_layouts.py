@@ -14,7 +14,8 @@ from snapcollect.collect.resources import package_text
 
 SOURCE = package_text("snapcollect.collect.bpf", program.SOURCE_NAME)
 # Structs of the user ABI: the same layout on every kernel that has them.
-UAPI_STRUCTS = {"bpf_perf_event_data", "bpf_raw_tracepoint_args", "pt_regs"}
+# (pt_regs read through a kernel pointer counts as a kernel struct read.)
+UAPI_STRUCTS = {"bpf_perf_event_data", "bpf_raw_tracepoint_args"}
 UAPI_INCLUDES = re.compile(r"<uapi/")
 # Calls and forms that read kernel memory at an address computed from a layout.
 KERNEL_READS = re.compile(r"bpf_get_current_task|bpf_probe_read_kernel|bpf_probe_read\s*\(|PT_REGS_|"
@@ -121,8 +122,12 @@ def test_manifest_entry_covers_every_artifact_and_says_none_depends_on_the_heade
         assert e["header_dependent"] is bool(e["kernel_structs"])
     assert entry[program.MAJFAULT_ARTIFACT]["programs"] == [program.MAJFAULT_FUNCTION]
     assert entry["bpf/oom_kill"]["contexts"] == [hl.TRACEFS]
-    # today no program reads a kernel struct: tracepoint fields and helpers only
-    assert not any(e["header_dependent"] for e in entry.values())
+    # the only kernel struct read: the raw fault tracepoint's user pt_regs
+    # (for the SP word of leaf-frame recovery), so only the fault artifacts
+    dependent = {a for a, e in entry.items() if e["header_dependent"]}
+    assert dependent == set(program.FAULT_ARTIFACTS)
+    for a in dependent:
+        assert entry[a]["kernel_structs"] == ["pt_regs"]
 
 
 def test_a_declared_kernel_struct_makes_its_artifacts_header_dependent(monkeypatch):
@@ -131,4 +136,5 @@ def test_a_declared_kernel_struct_makes_its_artifacts_header_dependent(monkeypat
     entry = hl.manifest_entry()
     assert entry["bpf/oom_kill"]["header_dependent"] is True
     assert entry["bpf/oom_kill"]["kernel_structs"] == ["task_struct"]
-    assert [a for a, e in entry.items() if e["header_dependent"]] == ["bpf/oom_kill"]
+    assert [a for a, e in entry.items() if e["header_dependent"]] == \
+        ["bpf/oom_kill"] + [a for a in program.ARTIFACTS if a in program.FAULT_ARTIFACTS]

@@ -53,17 +53,24 @@ class Reads:
 
 
 _TRACEPOINT = Reads(TRACEFS)
-# The perf event and raw tracepoint programs hand their context to
-# bpf_get_stackid only: the kernel walks the registers, the program reads
-# no field of it.
+# The major-fault perf event program hands its context to bpf_get_stackid
+# only: the kernel walks the registers, the program reads no field of it.
 _CTX_UNREAD = Reads(UAPI)
+# The fault samplers also read the user stack pointer, for the word at it
+# (the return address into a frameless leaf's caller, leaf_frame.py): the
+# perf event program from its context's registers (user ABI); the raw
+# tracepoint through the pt_regs pointer page_fault_user passes, a kernel
+# struct read (x86-64's pt_regs layout is old and stable, but it is the
+# headers' layout that is compiled in).
+_PERF_SAMPLER = Reads(UAPI, uapi_structs=("bpf_perf_event_data",))
+_RAW_FAULT = Reads(UAPI, kernel_structs=("pt_regs",))
 
 RAW_FAULT_FUNCTION = "raw_tracepoint__" + program.RAW_FIRST[program.FAULT_TRACEPOINT]
 
 PROGRAMS: dict[str, Reads] = {
     **{program.function_name(tp): _TRACEPOINT for tp in program.TRACEPOINTS},
-    RAW_FAULT_FUNCTION: _CTX_UNREAD,
-    program.FAULT_PERF_FUNCTION: _CTX_UNREAD,
+    RAW_FAULT_FUNCTION: _RAW_FAULT,
+    program.FAULT_PERF_FUNCTION: _PERF_SAMPLER,
     program.MAJFAULT_FUNCTION: _CTX_UNREAD,
 }
 

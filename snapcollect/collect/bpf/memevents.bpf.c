@@ -19,6 +19,9 @@
  * once at the end.
  */
 
+/* struct bpf_perf_event_data: the perf sampler's context (user ABI). */
+#include <uapi/linux/bpf_perf_event.h>
+
 #define EV_OOM 1
 #define EV_RECLAIM 2
 #define EV_KSWAPD 3
@@ -347,15 +350,25 @@ struct fault_key {
     s32 kstack;     /* -1 unless SC_KERNEL_STACKS */
     u32 pad;
     char comm[16];
+    /* The user word at the faulting SP, 0 when unreadable or not taken.
+     * In a leaf without a frame (gcc omits it in leaves whatever the
+     * flags; glibc's memset/memcpy have none) it is the return address
+     * into the leaf's caller, which the frame-pointer walk skips: the
+     * reader inserts it when it checks out (leaf_frame.py). */
+    u64 ret;
 };
 BPF_HASH(fault_counts, struct fault_key, u64, SC_FAULT_KEYS);
 BPF_PERCPU_ARRAY(fault_tick, u64, 1);
 
 /* One sampled fault: its user stack (and kernel stack) counted per
  * process in the kernel. Called once per SC_FAULT_PERIOD faults. */
-static __always_inline int record_fault(void *ctx)
+static __always_inline int record_fault(void *ctx, u64 sp)
 {
     struct fault_key k = {};
+    __builtin_memset(&k, 0, sizeof(k));
+    /* one 8-byte user read per sample; a failed read leaves 0 */
+    if (sp)
+        bpf_probe_read_user(&k.ret, sizeof(k.ret), (void *)sp);
     k.tgid = bpf_get_current_pid_tgid() >> 32;
     k.ustack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
     if (k.ustack < 0)
@@ -386,10 +399,16 @@ static __always_inline int record_fault(void *ctx)
  * perf's own counter and runs this program only on its overflow, once
  * per N faults (user- and kernel-mode faults of the task, as minflt
  * counts them); ctx is a struct bpf_perf_event_data whose registers are
- * those of the faulting context, so the user stack is the faulting one. */
-int on_fault_sample(void *ctx)
+ * those of the faulting context, so the user stack is the faulting one.
+ * A fault taken in kernel mode (inside a system call) has kernel
+ * registers there: its user stack is walked from the task's saved user
+ * registers, which this program cannot reach, so no SP word for it. */
+int on_fault_sample(struct bpf_perf_event_data *ctx)
 {
-    return record_fault(ctx);
+    u64 sp = 0;
+    if ((ctx->regs.cs & 3) == 3)
+        sp = ctx->regs.sp;
+    return record_fault(ctx, sp);
 }
 
 #ifdef SC_TP_exceptions__page_fault_user
@@ -397,7 +416,7 @@ int on_fault_sample(void *ctx)
  * small that perf would throttle it): runs on every user fault, so it
  * costs a few percent on a fault-heavy workload even when it returns at
  * once; 1 fault in SC_FAULT_PERIOD per CPU goes on to record_fault. */
-static __always_inline int on_user_fault(void *ctx)
+static __always_inline int fault_due(void)
 {
     u32 zero = 0;
     u64 *tick = fault_tick.lookup(&zero);
@@ -406,7 +425,7 @@ static __always_inline int on_user_fault(void *ctx)
     if (++(*tick) < SC_FAULT_PERIOD)
         return 0;
     *tick = 0;
-    return record_fault(ctx);
+    return 1;
 }
 
 /* The raw tracepoint (4.17+) is tried first: it skips the perf_trace
@@ -416,12 +435,25 @@ static __always_inline int on_user_fault(void *ctx)
  * on kernels without raw tracepoints. */
 RAW_TRACEPOINT_PROBE(page_fault_user)
 {
-    return on_user_fault(ctx);
+    /* TP_PROTO(address, regs, error_code): args[1] is the faulting user
+     * pt_regs (x86-64's layout has not changed in years, but it is a
+     * kernel struct read: header_layouts.py says so). Read only for the
+     * sampled faults. */
+    if (!fault_due())
+        return 0;
+    u64 sp = 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[1];
+    if (regs)
+        bpf_probe_read_kernel(&sp, sizeof(sp), &regs->sp);
+    return record_fault(ctx, sp);
 }
 
+/* The classic tracepoint's record has no registers: no SP word. */
 TRACEPOINT_PROBE(exceptions, page_fault_user)
 {
-    return on_user_fault(args);
+    if (!fault_due())
+        return 0;
+    return record_fault(args, 0);
 }
 #endif
 
