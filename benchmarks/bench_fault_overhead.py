@@ -128,21 +128,35 @@ def _perf_fds(pid: int) -> int:
     return n
 
 
-def _bpf_process(collector_pid: int) -> int | None:
-    for task in os.listdir(f"/proc/{collector_pid}/task"):
+def _child_running(pid: int, module: bytes) -> int | None:
+    """A child of ``pid`` (any of its threads) running ``python -m <module>``, or None."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
         try:
-            with open(f"/proc/{collector_pid}/task/{task}/children") as fh:
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
                 kids = [int(p) for p in fh.read().split()]
         except OSError:
             continue
         for kid in kids:
             try:
                 with open(f"/proc/{kid}/cmdline", "rb") as fh:
-                    if b"snapcollect.collect.bpf.child" in fh.read():
+                    if module in fh.read():
                         return kid
             except OSError:
                 pass
     return None
+
+
+def _bpf_process(collector_pid: int) -> int | None:
+    return _child_running(collector_pid, b"snapcollect.collect.bpf.child")
+
+
+def _has_loader(pid: int) -> bool:
+    """The BPF process still has its loader child (compiling or attaching)."""
+    return _child_running(pid, b"snapcollect.collect.bpf.loader") is not None
 
 
 class Collector:
@@ -154,17 +168,21 @@ class Collector:
         self.costs: list[dict] = []
 
     def _wait_attached(self, timeout_s: float = 90.0) -> None:
-        """Until the BPF process's perf events are open and their count is steady."""
+        """Until the BPF process holds perf events and its loader has exited (the handoff is
+        done). Not "a steady count": the fault sampler's duty cycle opens and closes its
+        events every 0.5 s."""
         end = time.monotonic() + timeout_s
-        last, steady_since = -1, time.monotonic()
+        ready_since = None
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name}: the collector exited: {self.proc.stderr.read()[-300:]}")
             kid = _bpf_process(self.proc.pid)
-            n = _perf_fds(kid) if kid else 0
-            if n != last:
-                last, steady_since = n, time.monotonic()
-            elif n > 0 and time.monotonic() - steady_since >= 0.5:
+            ready = bool(kid) and _perf_fds(kid) > 0 and not _has_loader(kid)
+            if not ready:
+                ready_since = None
+            elif ready_since is None:
+                ready_since = time.monotonic()
+            elif time.monotonic() - ready_since >= 0.3:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"{self.name}: BPF did not attach within {timeout_s:g} s")

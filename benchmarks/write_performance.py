@@ -166,7 +166,11 @@ def overhead_section(runs: dict, data) -> list[str]:
                        f"{_pct(noise['wall_pct'])} wall ({_pct(noise['wall_pct_min'])}.."
                        f"{_pct(noise['wall_pct_max'])}).")
     out += ["", "Target: the default under 2% on both workloads; a difference smaller than the noise row "
-            "is not a measurement of it. Heap and mapping growth come by "
+            "is not a measurement of it. The default keeps the page-fault sampler (the perf event "
+            "page-faults) open 0.1 s in every 0.5 s (`--fault-duty 20`): while any page-faults event "
+            "is open every fault of every task takes perf's software-event path, which is what the "
+            "`perf record` row costs; `perf stat -e page-faults -a`, which only counts, measured "
+            "+4.5% on this workload, and the sampler open all the time +5.7% (why: snapcollect/collect/bpf/fault_duty.py). Heap and mapping growth come by "
             "default from what costs nothing per syscall: the per-process RSS and size series (/proc/PID/stat) of "
             "the /proc pass and the sampled page-fault stacks (a page fault is where anonymous "
             "memory really grows). The brk/mmap syscall tracepoints, which put every syscall of "

@@ -27,6 +27,16 @@ examples:
 """
 
 
+def _percent(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 1..100, not {value}")
+    return value
+
+
 def _positive(kind):
     def conv(text: str):
         try:
@@ -103,7 +113,11 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-bpf", action="store_true", help="do not load BPF programs")
     p.add_argument("--fault-sample", type=_positive(int), default=None, metavar="N",
                    help="record the user stack of 1 page fault in N per CPU (default "
-                        "128, under 2%% overhead; 1: every fault, costs much more)")
+                        "128; 1: every fault, costs much more)")
+    p.add_argument("--fault-duty", type=_percent, default=None, metavar="PCT",
+                   help="keep the page-fault sampler open PCT%% of the time, in 0.5 s "
+                        "cycles (default 20: an open sampler slows every page fault by "
+                        "about 5%%; 100: open all the time, for bursts and light faulting)")
     p.add_argument("--kernel-stacks", action="store_true",
                    help="also record kernel stacks of page faults (uses the "
                         "page_fault_user tracepoint: costs more)")

@@ -261,7 +261,8 @@ def _top(ld: _Loader) -> list[ProcDetail]:
                               swap_kb=swap, mappings=tuple(mappings),
                               pmap_text=pmap_text,
                               pmap_total=None if pmap is None else (pmap[1]["kbytes"], pmap[1]["rss_kb"],
-                                                                    pmap[1]["dirty_kb"])))
+                                                                    pmap[1]["dirty_kb"]),
+                              anon_huge_kb=rollup.get("AnonHugePages")))
     return out
 
 

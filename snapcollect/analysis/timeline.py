@@ -8,6 +8,10 @@ read; kernel log and BPF timestamps already converted by the loader):
 - reclaim: kswapd and direct reclaim episodes (vmstat pgscan_* per
   interval), and, when BPF recorded them, kswapd wake-ups and reclaim
   stalls per task (vmscan tracepoints);
+- reclaim, from BPF too: kswapd busy periods per node (runs of
+  vmscan:mm_vmscan_kswapd_wake -> sleep closer than 1 s merged) and slab
+  shrinker calls of 10 ms or more (vmscan:mm_shrink_slab_start/end), per
+  callback and episode;
 - oom: each OOM kill (BPF oom:mark_victim and/or the kernel log);
 - swap: bursts of swap-in/out (vmstat pswpin/pswpout per interval);
 - faults: bursts of major faults (vmstat pgmajfault per interval);
@@ -31,14 +35,16 @@ from snapcollect.analysis.oom import is_memcg_kill, memcg_of
 from snapcollect.analysis.results import TimelineEvent
 from snapcollect.analysis.series import Interval, vm_intervals
 from snapcollect.analysis.wording import hms, human_kb, human_ms, kill_label
-from snapcollect.bundle.names import (BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM, KMSG, SERIES_PROCS,
-                                      SERIES_PROC_VMSTAT)
+from snapcollect.bundle.names import (BPF_KSWAPD_RUNS, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM,
+                                      BPF_SHRINKER_SLOW, KMSG, SERIES_PROCS, SERIES_PROC_VMSTAT)
 
 # (PSI line, avg10 threshold %, severity when rising above it)
 PSI_LEVELS = (("some", 10.0, "INFO"), ("full", 5.0, "WARN"), ("full", 60.0, "CRIT"))
 STALL_BURST_GAP_S = 5.0      # stalls of one task closer than this are one episode
 SWAP_BURST_PAGES_S = 256     # heuristic: 1 MiB/s with 4 KiB pages
 MAJFLT_BURST_S = 500         # MAJOR_FAULTS' WARN level
+KSWAPD_MERGE_GAP_S = 1.0     # kswapd runs of a node closer than this are one busy period
+KSWAPD_BUSY_MIN_S = 0.1      # heuristic: shorter busy periods are routine background reclaim
 EARLIER_OOM_SHOWN = 3        # OOM kills from before the window listed one by one
 
 
@@ -116,6 +122,49 @@ def _reclaim(ds: Dataset) -> list[TimelineEvent]:
     return out
 
 
+def _vmscan(m: Model) -> list[TimelineEvent]:
+    v = m.vmscan
+    if v is None:
+        return []
+    out = []
+    by_node: dict[int, list] = {}
+    for r in v.kswapd_runs:
+        by_node.setdefault(r.nid, []).append(r)
+    for nid, runs in sorted(by_node.items()):
+        period: list = []
+        for r in runs + [None]:
+            if r is not None and (not period or r.t - max(x.t + x.awake_ns / 1e9 for x in period)
+                                  <= KSWAPD_MERGE_GAP_S):
+                period.append(r)
+                continue
+            if period:
+                awake = sum(x.awake_ns for x in period) / 1e9
+                end = max(x.t + x.awake_ns / 1e9 for x in period)
+                if awake >= KSWAPD_BUSY_MIN_S:
+                    out.append(TimelineEvent(
+                        period[0].t, "reclaim", f"kswapd{nid} busy: awake {awake:.1f} s in {len(period)} "
+                        f"run(s) until {hms(end)}", "INFO", BPF_KSWAPD_RUNS, "kswapd-activity"))
+            period = [r] if r is not None else []
+    by_cb: dict[str, list] = {}
+    for c in v.slow_calls:
+        by_cb.setdefault(c.callback, []).append(c)
+    for cb, calls in sorted(by_cb.items()):
+        episode: list = []
+        for c in calls + [None]:
+            if c is not None and (not episode or c.t - episode[-1].t <= STALL_BURST_GAP_S):
+                episode.append(c)
+                continue
+            if episode:
+                worst = max(x.latency_ns for x in episode)
+                tasks = sorted({x.comm for x in episode})
+                out.append(TimelineEvent(
+                    episode[0].t, "reclaim", f"slab shrinker {cb}: {len(episode)} call(s) of 10 ms or more, "
+                    f"worst {human_ms(worst / 1000)} (in {', '.join(tasks[:3])})",
+                    "HIGH" if worst >= 100_000_000 else "WARN", BPF_SHRINKER_SLOW, "shrinkers"))
+            episode = [c] if c is not None else []
+    return out
+
+
 def _ooms(m: Model) -> list[TimelineEvent]:
     out = []
     for k in m.oom.kills:
@@ -187,7 +236,7 @@ def build_timeline(m: Model) -> list[TimelineEvent]:
     events: list[TimelineEvent] = []
     for part in (_pressure, _reclaim, _swap, _faults, _kmsg):
         events.extend(part(m.ds))
-    events += _ooms(m) + _growth(m)
+    events += _ooms(m) + _growth(m) + _vmscan(m)
     order = {"oom": 0, "kmsg": 1, "reclaim": 2, "pressure": 3, "swap": 4, "faults": 5, "growth": 6}
     events.sort(key=lambda e: (e.t, order.get(e.kind, 9)))
     return events

@@ -153,15 +153,21 @@ BPF_OOM_KILL = "bpf/oom_kill"                # oom:mark_victim events
 BPF_RECLAIM = "bpf/reclaim"                  # direct reclaim stalls (begin/end pairs)
 BPF_KSWAPD_WAKE = "bpf/kswapd_wake"          # kswapd wakeups
 BPF_COMPACTION = "bpf/compaction"            # compaction runs (begin/end pairs)
-BPF_STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION)
+BPF_KSWAPD_RUNS = "bpf/kswapd_runs"          # kswapd runs per node (wake -> sleep)
+BPF_SHRINKER_SLOW = "bpf/shrinker_slow"      # shrink_slab calls of 10 ms or more, with their time
+BPF_STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_SHRINKER_SLOW)
 
 # BPF files, written when the BPF program stops.
 BPF_FAULT_STACKS_FOLDED = "bpf/fault_stacks.folded"  # sampled page-fault stacks, folded (flamegraph.pl)
 BPF_FAULT_STACKS_JSON = "bpf/fault_stacks.json"      # their sample period and what was lost
 BPF_MAJFAULT_BY_PROC = "bpf/majfault_by_proc"        # JSON: major faults per process
 BPF_HEAP_GROWTH = "bpf/heap_growth"                  # JSON: brk/mmap growth per process
+BPF_FAULT_FILES = "bpf/fault_files"                  # JSON: faults per process and mapping (file, anon, shmem)
 BPF_TRACEPOINT_FORMATS = "bpf/tracepoint_formats"    # the tracepoints' format files, to decode fields
-BPF_FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH)
+BPF_SHRINKERS = "bpf/shrinkers"                      # JSON: shrink_slab latency per shrinker and node
+BPF_MIGRATION = "bpf/migration"                      # JSON: page migration per reason/mode and process
+BPF_FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH,
+             BPF_FAULT_FILES, BPF_SHRINKERS, BPF_MIGRATION)
 
 # Series: one sample per tick (see ``series``).
 SERIES_PROC_MEMINFO = series(PROC_MEMINFO)

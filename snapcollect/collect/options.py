@@ -22,6 +22,7 @@ class CollectOptions:
     top: int = 10
     no_bpf: bool = False
     fault_sample: int | None = None       # 1 page fault in N per CPU gets its stack (None: the default)
+    fault_duty: int | None = None         # percent of the time the perf fault sampler is open (None: 20)
     kernel_stacks: bool = False
     heap_trace: bool = False
     pids: tuple[int, ...] = ()            # --pid: the deep dive's processes
@@ -50,7 +51,8 @@ class CollectOptions:
     @classmethod
     def from_wire(cls, values: dict | None) -> "CollectOptions":
         """The BPF part sent to the BPF process; unknown keys and wrong types are dropped."""
-        kinds = {"no_bpf": bool, "kernel_stacks": bool, "heap_trace": bool, "fault_sample": int}
+        kinds = {"no_bpf": bool, "kernel_stacks": bool, "heap_trace": bool, "fault_sample": int,
+                 "fault_duty": int}
         values = values if isinstance(values, dict) else {}
         kept = {k: v for k, v in values.items() if k in kinds and type(v) is kinds[k]}
         return cls(**kept)

@@ -17,6 +17,18 @@ values change between kernel versions). Sample records::
     bpf/reclaim   {"t": ..., "pid": 4242, "tid": 4242, "comm": "alloc", "kind": "memcg",
                    "order": 0, "gfp_flags": 3264, "nr_reclaimed": 32, "latency_ns": 183000}
     bpf/fault_stacks.folded   alloc;__libc_start_call_main;main;touch_pages 32768
+    bpf/kswapd_runs  {"t": ..., "nid": 0, "order": 0, "wakes": 2, "awake_ns": 4200000}
+    bpf/shrinkers    {"entries": [{"callback": "super_cache_scan", "address": "0xffffffff816daaa0",
+                                   "nid": 0, "calls": 92, "total_ns": 180690427, "max_ns": 102808057,
+                                   "freed": 146952, "scanned": 277464}],
+                      "histograms": [{"callback": "super_cache_scan", "slots": [[5, 40], ...]}]}
+    bpf/migration    {"by_reason": [{"reason": 0, "mode": 2, "calls": 689, "succeeded": 114690,
+                                     "failed": 45, ...}], "processes": [{"pid": 51, ...}]}
+
+Migration reasons and modes are numbers in the bundle, named from the
+``__print_symbolic`` tables of migrate:mm_migrate_pages's print fmt
+(``MIGRATION_REASONS``/``MIGRATION_MODES`` when the format is missing or
+spells them as enum names, as kernels without TRACE_DEFINE_ENUM do).
 """
 
 from __future__ import annotations
@@ -25,11 +37,14 @@ import ast
 import json
 import re
 
-from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
-                                      BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
-                                      BPF_RECLAIM, BPF_STREAMS, BPF_FILES, BPF_TRACEPOINT_FORMATS)
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
+                                      BPF_HEAP_GROWTH, BPF_KSWAPD_RUNS, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
+                                      BPF_MIGRATION, BPF_OOM_KILL, BPF_RECLAIM, BPF_SHRINKER_SLOW, BPF_SHRINKERS,
+                                      BPF_STREAMS, BPF_FILES, BPF_TRACEPOINT_FORMATS)
 from snapcollect.parsers.base import ParseError
-from snapcollect.parsers.records import BpfData, CompactionStall, OomKill, ReclaimStall
+from snapcollect.parsers.fault_files import parse_fault_files
+from snapcollect.parsers.records import (BpfData, CompactionStall, KswapdRun, MigrationCount, OomKill,
+                                         ReclaimStall, ShrinkerCall, ShrinkerStats)
 
 STREAMS = BPF_STREAMS
 FILES = BPF_FILES
@@ -39,6 +54,13 @@ FORMATS = BPF_TRACEPOINT_FORMATS
 GFP_TRACEPOINTS = ("vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_memcg_reclaim_begin",
                    "vmscan:mm_vmscan_wakeup_kswapd")
 COMPACTION_END = "compaction:mm_compaction_end"
+MIGRATE_PAGES = "migrate:mm_migrate_pages"
+# include/linux/migrate_mode.h, enum migrate_reason (6.18; 6.1 lacks damon)
+MIGRATION_REASONS = {0: "compaction", 1: "memory_failure", 2: "memory_hotplug", 3: "syscall_or_cpuset",
+                     4: "mempolicy_mbind", 5: "numa_misplaced", 6: "contig_range", 7: "longterm_pin",
+                     8: "demotion", 9: "damon"}
+# enum migrate_mode; MIGRATE_SYNC_NO_COPY was removed in 6.10
+MIGRATION_MODES = {0: "MIGRATE_ASYNC", 1: "MIGRATE_SYNC_LIGHT", 2: "MIGRATE_SYNC", 3: "MIGRATE_SYNC_NO_COPY"}
 UNKNOWN_COMM = "[unknown]"
 
 
@@ -212,6 +234,121 @@ def compaction_from_record(rec: dict, status_names: dict[int, str],
         status=None if status is None else status_names.get(int(status), str(status)))
 
 
+def _int(value, name: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParseError(f"{name}: {what} is not an integer: {str(value)[:40]!r}")
+    return value
+
+
+def _count(value, name: str, what: str) -> int:
+    v = _int(value, name, what)
+    if v < 0:
+        raise ParseError(f"{name}: {what} is negative: {v}")
+    return v
+
+
+def _rows(doc, key: str, name: str) -> list[dict]:
+    if not isinstance(doc, dict):
+        raise ParseError(f"{name}: not a JSON object")
+    rows = doc.get(key) or []
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ParseError(f"{name}: {key!r} is not a list of objects")
+    return rows
+
+
+def shrinkers_from_doc(doc) -> tuple[list[ShrinkerStats], dict[str, dict[int, int]], str | None]:
+    """bpf/shrinkers -> (per callback and node, callback -> log2 slot -> calls, note)."""
+    out = []
+    for r in _rows(doc, "entries", BPF_SHRINKERS):
+        address = str(r.get("address") or "?")
+        name = r.get("callback")
+        out.append(ShrinkerStats(
+            callback=str(name) if name else address, address=address,
+            nid=_int(r.get("nid", -1), BPF_SHRINKERS, "nid"),
+            **{k: _count(r.get(k, 0), BPF_SHRINKERS, k)
+               for k in ("calls", "total_ns", "max_ns", "freed", "scanned")}))
+    hist: dict[str, dict[int, int]] = {}
+    for h in _rows(doc, "histograms", BPF_SHRINKERS):
+        name = str(h.get("callback") or h.get("address") or "?")
+        slots = h.get("slots") or []
+        if not isinstance(slots, list):
+            raise ParseError(f"{BPF_SHRINKERS}: slots of {name!r} is not a list")
+        acc = hist.setdefault(name, {})
+        for pair in slots:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ParseError(f"{BPF_SHRINKERS}: a slot of {name!r} is not [slot, count]")
+            slot = _count(pair[0], BPF_SHRINKERS, "slot")
+            if slot > 64:
+                raise ParseError(f"{BPF_SHRINKERS}: slot {slot} is beyond a 64-bit latency")
+            acc[slot] = acc.get(slot, 0) + _count(pair[1], BPF_SHRINKERS, "count")
+    note = doc.get("names_note")
+    out.sort(key=lambda s: (-s.total_ns, s.callback, s.nid))
+    return out, hist, str(note) if note else None
+
+
+def shrinker_call_from_record(rec: dict, names: dict[str, str], clock: dict | None = None) -> ShrinkerCall:
+    address = str(rec.get("shrink") or "?")
+    return ShrinkerCall(
+        t=_t(rec, clock), callback=names.get(address, address),
+        nid=_int(rec.get("nid", -1), BPF_SHRINKER_SLOW, "nid"),
+        latency_ns=_count(_req(rec, "latency_ns", BPF_SHRINKER_SLOW), BPF_SHRINKER_SLOW, "latency_ns"),
+        freed=_count(rec.get("freed", 0), BPF_SHRINKER_SLOW, "freed"),
+        scanned=_count(rec.get("scanned", 0), BPF_SHRINKER_SLOW, "scanned"),
+        pid=_int(rec.get("pid", -1), BPF_SHRINKER_SLOW, "pid"), comm=str(rec.get("comm", "")))
+
+
+def kswapd_run_from_record(rec: dict, clock: dict | None = None) -> KswapdRun:
+    order = rec.get("order")
+    awake = rec.get("awake_ns")
+    if rec.get("no_start"):
+        awake = None
+    elif awake is None:
+        raise ParseError(f"{BPF_KSWAPD_RUNS}: record without 'awake_ns' or 'no_start': {str(rec)[:80]!r}")
+    return KswapdRun(
+        t=_t(rec, clock), nid=_int(_req(rec, "nid", BPF_KSWAPD_RUNS), BPF_KSWAPD_RUNS, "nid"),
+        order=None if order is None else _int(order, BPF_KSWAPD_RUNS, "order"),
+        awake_ns=None if awake is None else _count(awake, BPF_KSWAPD_RUNS, "awake_ns"),
+        wakes=_count(rec.get("wakes", 0), BPF_KSWAPD_RUNS, "wakes"))
+
+
+def _symbols(formats: dict, field: str, fallback: dict[int, str]) -> dict[int, str]:
+    """The print fmt's table for ``field`` of mm_migrate_pages, else ``fallback``."""
+    text = formats.get(MIGRATE_PAGES)
+    if isinstance(text, str):
+        try:
+            table = symbolic_table(text, field)
+        except ParseError:
+            table = {}      # enum names, not numbers, in the print fmt
+        if table:
+            return table
+    return dict(fallback)
+
+
+_MIGRATE_COUNTS = ("calls", "succeeded", "failed", "thp_succeeded", "thp_failed", "thp_split",
+                   "large_folio_split")
+
+
+def migration_from_doc(doc, reasons: dict[int, str], modes: dict[int, str]
+                       ) -> tuple[list[MigrationCount], list[MigrationCount]]:
+    """bpf/migration -> (per reason and mode, per process and reason)."""
+    def name(table: dict[int, str], value, what: str) -> str:
+        v = _int(value, BPF_MIGRATION, what)
+        return table.get(v, f"{what} {v}")
+
+    def counts(r: dict) -> dict[str, int]:
+        return {k: _count(r.get(k, 0), BPF_MIGRATION, k) for k in _MIGRATE_COUNTS}
+
+    by_reason = [MigrationCount(reason=name(reasons, r.get("reason"), "reason"),
+                                mode=name(modes, r.get("mode"), "mode"), pid=None, comm=None, **counts(r))
+                 for r in _rows(doc, "by_reason", BPF_MIGRATION)]
+    by_proc = [MigrationCount(reason=name(reasons, r.get("reason"), "reason"), mode=None,
+                              pid=_int(r.get("pid"), BPF_MIGRATION, "pid"), comm=str(r.get("comm", "")),
+                              **counts(r))
+               for r in _rows(doc, "processes", BPF_MIGRATION)]
+    key = lambda m: (-(m.succeeded + m.failed), m.reason, m.mode or "", m.pid or 0)  # noqa: E731
+    return sorted(by_reason, key=key), sorted(by_proc, key=key)
+
+
 def parse_folded(text: str) -> list[tuple[str, int]]:
     out = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -321,6 +458,11 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
         data.fault_source = str(meta.get("source") or "")
         data.fault_sampling_error = str(meta.get("sampling_error") or "")
         data.stack_errors = sum(int(v) for v in (meta.get("stack_errors") or {}).values())
+        duty = meta.get("duty")
+        share = duty.get("open_share") if isinstance(duty, dict) and duty.get("duty_pct") != 100 else None
+        # a share outside (0, 1] is not one the collector writes: show the counts unscaled-as-stored
+        if isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1:
+            data.fault_open_share = float(share)
 
     part(BPF_FAULT_STACKS_JSON, fault_side, None)
 
@@ -335,6 +477,29 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     data.majfaults_by_proc = part(BPF_MAJFAULT_BY_PROC, majfaults, {})
     data.heap_growth = part(BPF_HEAP_GROWTH, lambda: list(
         (_json(files.get(BPF_HEAP_GROWTH), BPF_HEAP_GROWTH) or {}).get("entries", [])), [])
+    if files.get(BPF_FAULT_FILES) is not None:
+        data.fault_files = part(BPF_FAULT_FILES, lambda: parse_fault_files(files[BPF_FAULT_FILES]), None)
+        if data.fault_files is not None and data.fault_files.bad_rows:
+            data.available[BPF_FAULT_FILES] = (
+                "ok", f"{data.fault_files.bad_rows} row(s) of the wrong type skipped")
+
+    if files.get(BPF_SHRINKERS) is not None:
+        data.shrinkers, data.shrinker_hist, data.shrinker_note = part(
+            BPF_SHRINKERS, lambda: shrinkers_from_doc(_json(files.get(BPF_SHRINKERS), BPF_SHRINKERS)),
+            ([], {}, None))
+    names = {s.address: s.callback for s in data.shrinkers}
+    data.shrinker_slow = part(BPF_SHRINKER_SLOW, lambda: sorted(
+        (shrinker_call_from_record(r, names, clock) for r in streams.get(BPF_SHRINKER_SLOW, [])),
+        key=lambda c: c.t), [])
+    data.kswapd_runs = part(BPF_KSWAPD_RUNS, lambda: sorted(
+        (kswapd_run_from_record(r, clock) for r in streams.get(BPF_KSWAPD_RUNS, [])),
+        key=lambda r: (r.t, r.nid)), [])
+    if files.get(BPF_MIGRATION) is not None:
+        reasons = _symbols(formats, "reason", MIGRATION_REASONS)
+        modes = _symbols(formats, "mode", MIGRATION_MODES)
+        data.migration_by_reason, data.migration_by_proc = part(
+            BPF_MIGRATION, lambda: migration_from_doc(_json(files.get(BPF_MIGRATION), BPF_MIGRATION),
+                                                      reasons, modes), ([], []))
 
     return data
 

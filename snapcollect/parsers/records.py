@@ -105,6 +105,7 @@ class ProcDetail:
     mappings: tuple[Mapping_, ...]
     pmap_text: str | None        # verbatim `pmap -x` output, when collected
     pmap_total: tuple[int, int, int] | None = None   # its total line (Kbytes, RSS, Dirty), when it parses
+    anon_huge_kb: int | None = None   # AnonHugePages of smaps_rollup: THP-backed anonymous memory
 
 
 @dataclass(frozen=True)
@@ -191,12 +192,108 @@ class ReclaimStall:
 
 
 @dataclass(frozen=True)
+class ShrinkerStats:
+    """One slab shrinker callback on one node (vmscan:mm_shrink_slab_start/end)."""
+
+    callback: str            # kallsyms name, or the address when it could not be named
+    address: str             # hex
+    nid: int
+    calls: int
+    total_ns: int
+    max_ns: int
+    freed: int               # objects the shrinker said it freed
+    scanned: int             # objects it was asked to scan and did
+
+
+@dataclass(frozen=True)
+class ShrinkerCall:
+    """One shrink_slab call of 10 ms or more."""
+
+    t: float                 # begin, bundle clock
+    callback: str
+    nid: int
+    latency_ns: int
+    freed: int
+    scanned: int
+    pid: int                 # the reclaiming task (kswapd, or a task in direct reclaim)
+    comm: str
+
+
+@dataclass(frozen=True)
+class KswapdRun:
+    """kswapd of one node from its first wake to its sleep."""
+
+    t: float                 # the wake; the sleep when ``no_start``
+    nid: int
+    order: int | None
+    awake_ns: int | None     # None: it was already running when tracing began
+    wakes: int               # kswapd_wake events in the run (balance_pgdat passes)
+
+    @property
+    def no_start(self) -> bool:
+        return self.awake_ns is None
+
+
+@dataclass(frozen=True)
+class MigrationCount:
+    """migrate:mm_migrate_pages calls of one (reason, mode), or of one process and reason."""
+
+    reason: str
+    mode: str | None         # None in the per-process rows
+    pid: int | None
+    comm: str | None
+    calls: int
+    succeeded: int           # pages
+    failed: int              # pages
+    thp_succeeded: int
+    thp_failed: int
+    thp_split: int
+    large_folio_split: int   # 6.18+; 0 before
+
+
+@dataclass(frozen=True)
 class CompactionStall:
     t: float
     latency_us: float
     pid: int
     comm: str
     status: str | None
+
+
+@dataclass(frozen=True)
+class FaultMapping:
+    """Faults of one process in one mapping (bpf/fault_files)."""
+
+    mapping: str                  # path, or [heap]/[stack]/[anon]/[vdso]/[unknown mapping]...
+    kind: str                     # file, anon, shmem, hugetlb, special, unknown
+    executable: bool              # a file mapping with x permission (code)
+    faults_estimated: int         # sampled faults x the sample period
+    major_faults: int             # exact
+    from_shared_regions: int      # of both, from 2 MiB regions other mappings shared
+
+
+@dataclass(frozen=True)
+class FaultProcess:
+    pid: int
+    comm: str
+    faults_estimated: int
+    major_faults: int
+    swapins: int                  # major faults in anonymous or shmem mappings
+    hugetlb_faults_estimated: int
+    hugetlb_major_faults: int
+    executable_major_faults: int  # major faults in executable file mappings (code)
+    mappings: tuple[FaultMapping, ...]
+    mappings_omitted: int = 0
+
+
+@dataclass(frozen=True)
+class FaultFiles:
+    processes: tuple[FaultProcess, ...]
+    sample_period: int = 1
+    sampled: bool = True          # the fault sampler fed it
+    major: bool = True            # the major-fault event fed it
+    map_full: int = 0             # regions lost to a full map
+    bad_rows: int = 0             # rows of the wrong type, skipped
 
 
 @dataclass
@@ -212,9 +309,18 @@ class BpfData:
     fault_sample_period: int = 1
     fault_source: str = ""            # which kernel event sampled the faults, in words
     fault_sampling_error: str = ""    # what a scaled count is worth, in words
+    fault_open_share: float = 1.0     # share of the window the sampler was open (its duty cycle)
     stack_errors: int = 0
     majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
     heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks
+    fault_files: FaultFiles | None = None                    # faults per process and mapping
+    shrinkers: list[ShrinkerStats] = field(default_factory=list)
+    shrinker_hist: dict[str, dict[int, int]] = field(default_factory=dict)  # callback -> log2 slot (us) -> calls
+    shrinker_note: str | None = None   # e.g. callbacks kallsyms did not name
+    shrinker_slow: list[ShrinkerCall] = field(default_factory=list)
+    kswapd_runs: list[KswapdRun] = field(default_factory=list)
+    migration_by_reason: list[MigrationCount] = field(default_factory=list)
+    migration_by_proc: list[MigrationCount] = field(default_factory=list)
 
 
 Meminfo = Mapping[str, int]

@@ -216,3 +216,31 @@ def bpf_missing() -> str | None:
             return problem.reason
     problem = capabilities.headers_problem()
     return problem.reason if problem else None
+
+
+def cold_mmap_reader(path) -> str:
+    """A Python program that drops ``path`` (16 MiB) from the page cache, reads a byte of each page
+    through mmap (one major fault a page), prints ``done`` and waits for a line on stdin."""
+    with open(path, "wb") as fh:
+        fh.write(os.urandom(1 << 20) * 16)
+    os.sync()
+    return ("import mmap, os, sys\n"
+            f"fd = os.open({str(path)!r}, os.O_RDONLY)\n"
+            "os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n"
+            "m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)\n"
+            "m.madvise(mmap.MADV_RANDOM)\n"
+            "s = sum(m[i] for i in range(0, len(m), 4096))\n"
+            "print('done', flush=True); sys.stdin.readline()\n")
+
+
+def release_after(session: "DirectSession", proc, live_s: float = 0.0):
+    """Keep polling ``live_s`` more (a symbol or maps pass while ``proc`` lives), let it exit
+    (one line on its stdin), poll until it is gone, and close the bundle."""
+    end = time.monotonic() + live_s
+    while time.monotonic() < end:
+        session.session.poll(0.2)
+    proc.stdin.write("x\n")
+    proc.stdin.flush()
+    session.poll_while(proc)
+    return session.close()
+

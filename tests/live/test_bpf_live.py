@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from bpf_harness import (FAULT_C, GROW_C, MEMCG_V1, OOM_C, DirectSession, MemcgV1, bpf_missing, compile_c,
+from bpf_harness import (FAULT_C, cold_mmap_reader, release_after, GROW_C, MEMCG_V1, OOM_C, DirectSession, MemcgV1, bpf_missing, compile_c,
                          kernel_log, proc_stat_faults)
 from snapcollect.bundle.reader import open_bundle
 from snapcollect.parsers.bpf_events import ARTIFACTS, load_bpf_data
@@ -99,7 +99,11 @@ def test_cli_collection_holds_the_oom_kill_and_the_report_shows_it(tmp_path):
     exe = compile_c(OOM_C, str(tmp_path / "sc-bpf-oom"))
     out = tmp_path / "out"
     out.mkdir()
-    collector = subprocess.Popen(SNAPCOLLECT + ["collect", "-d", "6", "-q", "-o", str(out)], cwd=REPO,
+    # The sampler open all the time: the victim faults in one burst of a few
+    # tens of ms, which the default duty cycle (open 0.1 s in 0.5 s) misses
+    # more often than not, and this test is about whose stacks are kept.
+    collector = subprocess.Popen(SNAPCOLLECT + ["collect", "-d", "6", "-q", "--fault-duty", "100",
+                                                "-o", str(out)], cwd=REPO,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_sampling(out, collector)
@@ -153,10 +157,10 @@ def _wait_for_sampling(out, collector, limit_s: float = 30) -> None:
 @needs_gcc
 @pytest.mark.bpf
 @pytest.mark.parametrize("options, sampler", [
-    ({}, "perf"),                             # default: perf event page-faults, 1 in N
+    ({"fault_duty": 100}, "perf"),            # perf event page-faults, 1 in N, open all the time
     ({"fault_sample": 1}, "tracepoint"),      # every fault: the tracepoint
     ({"kernel_stacks": True}, "tracepoint"),  # kernel stacks: the tracepoint
-], ids=["default", "every-fault", "kernel-stacks"])
+], ids=["perf-open", "every-fault", "kernel-stacks"])
 def test_fault_stacks_name_the_functions_and_match_minflt(tmp_path, options, sampler):
     exe = compile_c(FAULT_C, str(tmp_path / "sc-faulter"))
     s = DirectSession(str(tmp_path), **options)
@@ -196,30 +200,50 @@ def test_fault_stacks_name_the_functions_and_match_minflt(tmp_path, options, sam
 
 
 @needs_bpf
+@needs_gcc
+@pytest.mark.bpf
+def test_fault_sampler_open_a_fifth_of_the_time_still_estimates_a_steady_faulter(tmp_path):
+    """The default duty cycle (fault_duty.py): the sampler is open 0.1 s in every 0.5 s, and the
+    counts are scaled by the window over the time it was open."""
+    exe = compile_c(FAULT_C, str(tmp_path / "sc-faulter"))
+    s = DirectSession(str(tmp_path))
+    sampler = s.writer.manifest["bpf"]["fault_sampler"]
+    assert sampler["kind"] == "perf" and sampler["duty"]["duty_pct"] == 20, sampler
+    # 160 x 64 MiB: 2.6M fresh pages, several seconds, many cycles
+    proc = subprocess.Popen([exe, "160"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    s.poll_until_line(proc, "done")
+    s.session.poll(1.2)
+    minflt, _ = proc_stat_faults(proc.pid)
+    proc.stdin.write("x\n")
+    proc.stdin.flush()
+    s.poll_while(proc)
+    bundle = s.close()
+    meta = json.loads(bundle.text("bpf/fault_stacks.json"))
+    duty = meta["duty"]
+    assert duty["phases"] >= 8 and 0.1 < duty["open_share"] < 0.45, duty
+    assert duty["scale"] == pytest.approx(duty["window_s"] / duty["open_s"], rel=0.01)
+    est = next(p["faults_estimated"] for p in meta["processes"] if p["pid"] == proc.pid)
+    # a steady faulter: the error is the phase it started and ended in (at
+    # most one open phase's worth each) plus the sampling error
+    n = meta["sample_period"] * duty["scale"]
+    tolerance = 0.25 * minflt + 4 * math.sqrt(minflt * n)
+    assert abs(est - minflt) <= tolerance, (est, minflt, tolerance, duty)
+    mine = [ln for ln in bundle.text("bpf/fault_stacks.folded").splitlines() if ln.startswith("sc-faulter;")]
+    assert any(";sc_fault_outer;sc_fault_touch" in ln for ln in mine), mine[:5]
+    assert bundle.manifest["bpf"]["fault_sampler"]["duty"]["open_s"] == duty["open_s"]
+
+
+@needs_bpf
 @pytest.mark.bpf
 def test_major_faults_per_process_match_majflt(tmp_path):
     """A cold file read through mmap: its major faults, per process."""
-    data = tmp_path / "cold.bin"
-    with open(data, "wb") as fh:
-        fh.write(os.urandom(1 << 20) * 16)
-    script = (
-        "import mmap, os, sys\n"
-        f"fd = os.open({str(data)!r}, os.O_RDONLY)\n"
-        "os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n"
-        "m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)\n"
-        "m.madvise(mmap.MADV_RANDOM)\n"
-        "s = sum(m[i] for i in range(0, len(m), 4096))\n"
-        "print('done', flush=True); sys.stdin.readline()\n")
-    os.sync()
+    script = cold_mmap_reader(tmp_path / "cold.bin")
     s = DirectSession(str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
     s.poll_until_line(proc, "done")
     _minflt, majflt = proc_stat_faults(proc.pid)
-    proc.stdin.write("x\n")
-    proc.stdin.flush()
-    s.poll_while(proc)
-    bundle = s.close()
+    bundle = release_after(s, proc)
     doc = json.loads(bundle.text("bpf/majfault_by_proc"))
     counted = sum(r["majfaults"] for r in doc["processes"] if r["pid"] == proc.pid)
     assert majflt > 100, f"the file was not cold: only {majflt} major faults"

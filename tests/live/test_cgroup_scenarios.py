@@ -154,7 +154,7 @@ def test_cgroup_held_at_its_limit_names_the_group_and_its_tasks(group, workdir):
     by = _findings(doc)
     assert "MEMCG_AT_LIMIT" in by, f"no MEMCG_AT_LIMIT: {_describe(doc)}"
     f = by["MEMCG_AT_LIMIT"]
-    assert f["severity"] in ("WARN", "HIGH")
+    assert f["severity"] in ("WARN", "HIGH"), (f["title"], f["explanation"], f["evidence"]["values"].get("fill"))
     v = f["evidence"]["values"]
     assert v["group"] == "/snapcollect-test-atlimit"
     assert v["limit_bytes"] == 512 * MIB

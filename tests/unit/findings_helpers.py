@@ -210,10 +210,39 @@ def compaction(offset_s: float, pid: int, comm: str, latency_ms: float) -> Compa
 def bpf(**kw) -> BpfData:
     """BpfData with every collector reported ok, and the given events."""
     b = BpfData(available={"bpf/oom_kill": ("ok", None), "bpf/reclaim": ("ok", None),
-                           "bpf/compaction": ("ok", None)})
+                           "bpf/compaction": ("ok", None), "bpf/fault_files": ("ok", None),
+                           "bpf/shrinkers": ("ok", None), "bpf/shrinker_slow": ("ok", None),
+                           "bpf/kswapd_runs": ("ok", None), "bpf/migration": ("ok", None)})
     for k, v in kw.items():
         setattr(b, k, v)
     return b
+
+
+def fault_process(pid: int = 4242, comm: str = "app", swapins: int = 0, code: int = 0, file_major: int = 0,
+                  hugetlb: int = 0, code_path: str = "/usr/bin/app"):
+    """One process of bpf/fault_files: ``swapins`` on [heap], ``code`` major faults in its executable,
+    ``file_major`` in a data file, ``hugetlb`` sampled faults in a hugetlbfs file."""
+    from snapcollect.parsers.records import FaultMapping, FaultProcess
+
+    maps = []
+    if swapins:
+        maps.append(FaultMapping("[heap]", "anon", False, 128 * 10, swapins, 0))
+    if code:
+        maps.append(FaultMapping(code_path, "file", True, 0, code, 0))
+    if file_major:
+        maps.append(FaultMapping("/data/big.db", "file", False, 0, file_major, 0))
+    if hugetlb:
+        maps.append(FaultMapping("/dev/hugepages/seg", "hugetlb", False, hugetlb, 0, 0))
+    major = swapins + code + file_major
+    return FaultProcess(pid=pid, comm=comm, faults_estimated=sum(m.faults_estimated for m in maps),
+                        major_faults=major, swapins=swapins, hugetlb_faults_estimated=hugetlb,
+                        hugetlb_major_faults=0, executable_major_faults=code, mappings=tuple(maps))
+
+
+def fault_files(*procs, **kw):
+    from snapcollect.parsers.records import FaultFiles
+
+    return FaultFiles(processes=tuple(procs), sample_period=128, **kw)
 
 
 def dive_target(pid: int = 4242, held: list[int] | None = None, outstanding: int = 0, exited: bool = False):
@@ -249,3 +278,30 @@ def slab(name: str, num_slabs: int, objs: int | None = None):
 __all__ = ["build", "ramp", "psi", "psi_ramp", "proc", "kmsg", "memcg", "oom_kill", "stall",
            "compaction", "bpf", "run", "slab", "T0", "GIB_KB", "MEMTOTAL", "BASE_PROCS",
            "BASE_SLABINFO", "BASE_MEMINFO"]
+
+
+def shrinker(callback: str = "super_cache_scan", calls: int = 10, total_ms: float = 5.0, max_ms: float = 1.0,
+             nid: int = 0, freed: int = 100, scanned: int = 200):
+    """One bpf/shrinkers row."""
+    from snapcollect.parsers.records import ShrinkerStats
+
+    return ShrinkerStats(callback=callback, address="0xffffffff81400000", nid=nid, calls=calls,
+                         total_ns=int(total_ms * 1e6), max_ns=int(max_ms * 1e6), freed=freed, scanned=scanned)
+
+
+def kswapd_run(offset_s: float, awake_s: float | None, nid: int = 0, order: int = 0, wakes: int = 1):
+    """One bpf/kswapd_runs record; ``awake_s`` None: already running when tracing began."""
+    from snapcollect.parsers.records import KswapdRun
+
+    return KswapdRun(t=T0 + offset_s, nid=nid, order=order,
+                     awake_ns=None if awake_s is None else int(awake_s * 1e9), wakes=wakes)
+
+
+def migration(reason: str = "compaction", succeeded: int = 1000, failed: int = 0, mode: str | None = "MIGRATE_ASYNC",
+              pid: int | None = None, comm: str | None = None, calls: int = 10):
+    """One bpf/migration row: per (reason, mode) when ``pid`` is None, else per process and reason."""
+    from snapcollect.parsers.records import MigrationCount
+
+    return MigrationCount(reason=reason, mode=None if pid is not None else mode, pid=pid, comm=comm, calls=calls,
+                          succeeded=succeeded, failed=failed, thp_succeeded=0, thp_failed=0, thp_split=0,
+                          large_folio_split=0)

@@ -53,7 +53,7 @@ def test_fault_document_names_its_sampler_and_its_error():
     _, meta = fault_documents([FaultRow(10, 1, -1, "app", 4)], 128, False, 16384, {}, frames, sampler="perf")
     assert meta["sampler"] == "perf" and "PERF_COUNT_SW_PAGE_FAULTS" in meta["source"]
     assert "sample_period 128" in meta["source"] and "minflt" in meta["faults_counted"]
-    assert "sqrt(F/128)*128" in meta["sampling_error"] and "+-3,577" in meta["sampling_error"]
+    assert "sqrt(128*F)" in meta["sampling_error"] and "+-3,577" in meta["sampling_error"]
     _, meta = fault_documents([FaultRow(10, 1, -1, "app", 4)], 1, False, 16384, {}, frames,
                               sampler="tracepoint")
     assert "exceptions:page_fault_user" in meta["source"] and meta["sampling_error"].startswith("exact")

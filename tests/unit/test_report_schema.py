@@ -54,6 +54,14 @@ def test_synthetic_report_validates():
     assert_valid_report(report_dict(sample_report()))
 
 
+def test_a_time_key_with_an_iso_time_validates():
+    """An ISO time under a *_t key is a time and not a number: both of the
+    pattern's alternatives hold, which must not be a failure (it was with oneOf)."""
+    d = copy.deepcopy(report_dict(sample_report()))
+    d["findings"][0]["evidence"]["values"]["stopped_t"] = "2026-12-02T14:40:00.000Z"
+    assert not schema_errors(d)
+
+
 @pytest.mark.parametrize("breakage", [
     lambda d: d.pop("findings"),
     lambda d: d["findings"][0].__setitem__("severity", "FATAL"),

@@ -41,7 +41,9 @@ def test_mismatch_with_nothing_header_dependent_is_info_citing_the_manifest():
     assert f.evidence.artifacts == ["manifest.json"]
     assert f.evidence.values["affected"] == [] and f.evidence.section == "bpf-cost"
     # only what was collected: the test dataset has three BPF artifacts ok
-    assert f.evidence.values["unaffected"] == ["bpf/compaction", "bpf/oom_kill", "bpf/reclaim"]
+    assert f.evidence.values["unaffected"] == ["bpf/compaction", "bpf/fault_files", "bpf/kswapd_runs",
+                                                  "bpf/migration", "bpf/oom_kill", "bpf/reclaim", "bpf/shrinker_slow",
+                                                  "bpf/shrinkers"]
 
 
 def test_mismatch_cites_the_affected_artifacts():
@@ -60,7 +62,8 @@ def test_a_bundle_without_header_layouts_gives_no_finding_and_the_row_says_it_ca
     f, skip = run("BPF_HEADERS_MISMATCH", _ds(info))
     assert f is None and skip is None
     m = build_model(_ds(info))
-    assert m.bpf_headers.unknown == ("bpf/compaction", "bpf/oom_kill", "bpf/reclaim")
+    assert m.bpf_headers.unknown == ("bpf/compaction", "bpf/fault_files", "bpf/kswapd_runs", "bpf/migration",
+                                     "bpf/oom_kill", "bpf/reclaim", "bpf/shrinker_slow", "bpf/shrinkers")
     assert _headers_row(m, info).endswith("the bundle was written before the manifest recorded, per "
                                           "artifact, whether its programs read any")
 
@@ -81,7 +84,8 @@ def test_hostile_layout_entries_are_unknown_never_a_crash():
     layouts = {"bpf/oom_kill": "yes", "bpf/reclaim": {"header_dependent": "true"},
                "bpf/compaction": {"header_dependent": True, "kernel_structs": "task_struct"}}
     h = header_mismatch(_ds(_info(header_layouts=layouts)))
-    assert h.unknown == ("bpf/oom_kill", "bpf/reclaim") and h.affected == ("bpf/compaction",)
+    assert h.unknown == ("bpf/fault_files", "bpf/kswapd_runs", "bpf/migration", "bpf/oom_kill", "bpf/reclaim",
+                         "bpf/shrinker_slow", "bpf/shrinkers") and h.affected == ("bpf/compaction",)
     assert h.kernel_structs == ()
     f, skip = run("BPF_HEADERS_MISMATCH", _ds(_info(header_layouts=[1, 2])))     # not an object: undeclared
     assert f is None and skip is None

@@ -273,6 +273,24 @@ def test_the_thrashing_groups_stalls_and_limit_are_not_separate_warnings():
     assert "/scan" in report.verdict and "scanner (pid 555)" in report.verdict
 
 
+def test_a_group_filled_by_anon_whose_cache_thrashes_is_a_limit_warning():
+    """490 MiB of anon in 512 MiB: the rest is too little for its files and
+    code, which thrash. The cause is what fills the group, so the limit
+    stays a warning and names the thrashing as what its tasks feel."""
+    lim = 512 * MIB
+    per_tick = 100 * MIB // PAGE
+    ds = build(memcgs=lambda k: groups(1, __hold=v1_files(lim, lim, 490 * MIB, 20 * MIB,
+                                                           refault=per_tick * k, procs=(777,))),
+               procs=lambda k: procs_with(proc(777, "holder", 490 * 1024)),
+               vmstat={"workingset_refault_file": ramp(per_tick), "pgsteal_file": ramp(per_tick),
+                       "workingset_activate_file": 0})
+    assert run("PAGECACHE_THRASHING", ds)[0] is not None
+    f, _ = run("MEMCG_AT_LIMIT", ds)
+    assert f.severity == "WARN", f.explanation
+    assert "leave its page cache too little room" in f.explanation and "PAGECACHE_THRASHING" in f.explanation
+    assert "holder (pid 777)" in f.explanation
+
+
 def test_thrashing_v2_group_needs_refault_steal_of_half():
     per_tick = 50 * MIB // PAGE
 

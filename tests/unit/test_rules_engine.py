@@ -100,7 +100,8 @@ def test_every_rule_is_declared_completely():
     assert len(keys) == len(set(keys))
     sections = {"free", "vmstat-s", "swapon", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H",
                 "pidstat-r", "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg",
-                "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem", "deepdive", "bpf-cost"}
+                "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem", "deepdive", "bpf-cost",
+                "fault-files", "shrinkers", "kswapd-activity", "migration"}
     for r in all_rules():
         assert r.section in sections, r.key
         assert r.detects and r.title and r.explanation and r.threshold and r.source and r.needs, r.key
@@ -141,7 +142,8 @@ def test_fixture_bundle_memcg_swap():
 
 def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
     from findings_helpers import (BASE_PROCS, BASE_SLABINFO, BASE_SYSVM, GIB_KB, MEMTOTAL, bpf, compaction,
-                                  memcg, oom_kill, proc, slab, stall)
+                                  fault_files, fault_process, kswapd_run, memcg, migration, oom_kill, proc,
+                                  shrinker, slab, stall)
     from snapcollect.parsers.records import MemCgroup  # noqa: F401  (memcg() builds these)
 
     swap = 2 * GIB_KB
@@ -175,7 +177,12 @@ def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
                numa=lambda k: {0: {"numa_hit": 10**6 + 100 * k, "numa_miss": 400 * k}},
                bpf=bpf(oom_kills=[oom_kill(30, 5, "db", memcg=True, oom_memcg="/db"),
                                   oom_kill(20.5, 4711, "java", memcg=False)],
-                       reclaim=[stall(10, 4711, "java", 250)], compaction=[compaction(11, 4711, "java", 30)]),
+                       reclaim=[stall(10, 4711, "java", 250)], compaction=[compaction(11, 4711, "java", 30)],
+                       fault_files=fault_files(fault_process(4711, "java", swapins=20_000),
+                                               fault_process(4712, "app", code=900)),
+                       shrinkers=[shrinker(max_ms=150, total_ms=400)], kswapd_runs=[kswapd_run(1, 45)],
+                       migration_by_reason=[migration(succeeded=1000, failed=5000)],
+                       migration_by_proc=[migration(succeeded=1000, failed=5000, pid=4711, comm="java")]),
                start={"slabinfo": [c for c in BASE_SLABINFO if c.name != "dentry"] + [slab("dentry", 1000)],
                       "memcgs": {"/db": memcg("/db", 1, 2, failcnt=0, oom_kill=0)}, "zoneinfo": zi},
                end={"slabinfo": [c for c in BASE_SLABINFO if c.name != "dentry"] + [slab("dentry", 200_000)],

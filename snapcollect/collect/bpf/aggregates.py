@@ -3,7 +3,8 @@
 Pure functions: the session reads the maps (fault_counts, majfaults,
 heap) into the rows below and passes a function that gives a stack's
 frames; what goes into ``bpf/fault_stacks.folded``, ``.json``,
-``bpf/majfault_by_proc`` and ``bpf/heap_growth`` is decided here. Sample
+``bpf/majfault_by_proc``, ``bpf/heap_growth``, ``bpf/shrinkers`` and
+``bpf/migration`` is decided here. Sample
 row of ``fault_counts`` (1 sample = SC_FAULT_PERIOD faults, through the
 perf event page-faults or the tracepoint exceptions:page_fault_user)::
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from snapcollect.collect.bpf import folded
+from snapcollect.collect.bpf.folded import UNKNOWN
 
 HEAP_KINDS = {0: ("brk", "heap"), 1: ("mmap", "anon"), 2: ("mmap", "file")}
 HEAP_STACKS_PER_ENTRY = 10
@@ -58,21 +60,34 @@ SAMPLER_COUNTS = {
 }
 
 
-def sampling_error(period: int) -> str:
-    """What a scaled count is worth, in words (one sigma)."""
-    if period <= 1:
+def sampling_error(period: int, scale: float = 1.0) -> str:
+    """What a scaled count is worth, in words (one sigma). ``scale``: window
+    / time the sampler was open (fault_duty.py), which multiplies the
+    effective period and adds the error of faults that came in bursts."""
+    if period <= 1 and scale <= 1.0:
         return "exact: every fault is recorded"
-    return (f"a count of F faults (samples x {period}) is within about sqrt(F/{period})*{period} "
-            f"= sqrt({period}*F) (one standard deviation), e.g. +-{int((period * 100_000) ** 0.5):,} "
-            f"for 100,000 faults; a stack with few samples is a rough estimate")
+    n = period * scale
+    text = (f"a count of F faults (samples x {n:g}) is within about sqrt({n:g}*F) (one standard "
+            f"deviation) when the process faults steadily, e.g. +-{int((n * 100_000) ** 0.5):,} for "
+            f"100,000 faults; a stack with few samples is a rough estimate")
+    if scale > 1.0:
+        text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
+                 f"0.5 s cycle is over- or under-counted, and each open phase counts afresh: a CPU "
+                 f"that faults fewer than {period} times in a phase gives no sample, so light "
+                 f"faulting (under about {period * 10:,} faults a second per CPU) is under-counted "
+                 "or not seen at all")
+    return text
 
 
 def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stack_entries: int,
                     errors: dict[str, int], frames: Frames,
                     kernel_frames: Callable[[int], list[str]] | None = None,
-                    sampler: str = "perf") -> tuple[str, dict]:
+                    sampler: str = "perf", duty: dict | None = None) -> tuple[str, dict]:
     """(folded text, side document) of the sampled page-fault stacks.
-    ``sampler``: "perf" (page-faults event) or "tracepoint"."""
+    ``sampler``: "perf" (page-faults event) or "tracepoint". ``duty``: how
+    long the sampler was open (fault_duty.py); its ``scale`` (window / time
+    open) multiplies every count, so that counts estimate the whole window."""
+    scale = float((duty or {}).get("scale") or 1.0)
     procs: dict[int, dict] = {}
     stacks: list[tuple[list[str], int]] = []
     samples = shallow = 0
@@ -86,20 +101,23 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
         kern = []
         if r.kstack >= 0 and kernel_frames is not None:
             kern = [f + "_[k]" for f in reversed(kernel_frames(r.kstack))]
-        stacks.append(([r.comm] + user + kern, r.samples * period))
+        stacks.append(([r.comm] + user + kern, round(r.samples * period * scale)))
     for p in procs.values():
-        p["faults_estimated"] = p["samples"] * period
+        p["faults_estimated"] = round(p["samples"] * period * scale)
     meta = {
         "source": SAMPLER_SOURCES.get(sampler, sampler).format(n=period),
         "sampler": sampler,
         "faults_counted": SAMPLER_COUNTS.get(sampler, ""),
         "sample_period": period,
-        "note": f"1 fault in {period} per CPU is recorded; counts are samples x {period}",
-        "sampling_error": sampling_error(period),
+        "note": (f"1 fault in {period} per CPU is recorded; counts are samples x {period}"
+                 + (f" x {scale:.2f} (the sampler was open {100 / scale:.0f}% of the window)"
+                    if scale > 1.0 else "")),
+        "sampling_error": sampling_error(period, scale),
+        "duty": duty or {"duty_pct": 100},
         "kernel_stacks": kernel_stacks,
         "stack_map_entries": stack_entries,
         "samples": samples,
-        "faults_estimated": samples * period,
+        "faults_estimated": round(samples * period * scale),
         "shallow_stack_samples": shallow,
         "stack_errors": {k: v for k, v in errors.items() if k.startswith("fault_")},
         "processes": sorted(procs.values(), key=lambda p: (-p["samples"], p["pid"])),
@@ -143,3 +161,76 @@ def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames) -
             "entries": out[:HEAP_ENTRIES], "entries_omitted": max(len(out) - HEAP_ENTRIES, 0),
             "stack_errors": {k: v for k, v in errors.items() if k.startswith("sys_stack")},
             "map_full": errors.get("heap_keys_full", 0)}
+
+
+# -- shrinkers (vmscan:mm_shrink_slab_start/end) --------------------------------
+
+SHRINK_ENTRIES = 200
+
+
+@dataclass(frozen=True)
+class ShrinkRow:
+    shrink: int          # the callback's kernel address
+    nid: int
+    calls: int
+    total_ns: int
+    max_ns: int
+    freed: int
+    scanned: int
+
+
+def shrinker_document(rows: list[ShrinkRow], hist: list[tuple[int, int, int]], names: dict[int, str],
+                      errors: dict[str, int], kptr_restrict: int | None) -> dict:
+    """Per (callback, node) calls, latency, objects freed and scanned;
+    ``hist``: (callback, log2 slot of us, count), per callback (bcc's
+    BPF_HISTOGRAM slots: slot s holds [2^(s-1), 2^s - 1] us, 0 -> 0..1)."""
+    def name(addr: int) -> str | None:
+        n = names.get(addr)
+        return None if not n or n == UNKNOWN else n
+
+    slots: dict[int, dict[int, int]] = {}
+    for addr, slot, count in hist:
+        slots.setdefault(addr, {})[slot] = slots.setdefault(addr, {}).get(slot, 0) + count
+    out = []
+    for r in sorted(rows, key=lambda r: (-r.total_ns, r.shrink, r.nid)):
+        out.append({"callback": name(r.shrink), "address": f"{r.shrink:#x}", "nid": r.nid, "calls": r.calls,
+                    "total_ns": r.total_ns, "max_ns": r.max_ns, "freed": r.freed, "scanned": r.scanned})
+    hists = [{"callback": name(a), "address": f"{a:#x}",
+              "slots": [[s, c] for s, c in sorted(v.items())]} for a, v in sorted(slots.items())]
+    unnamed = sum(1 for e in out if e["callback"] is None)
+    note = None
+    if unnamed:
+        note = (f"{unnamed} callback address(es) not found in /proc/kallsyms"
+                + (f" (kptr_restrict={kptr_restrict} hides kernel addresses)" if kptr_restrict == 2 or
+                   (kptr_restrict == 1 and not names) else "")
+                + "; the address is kept")
+    return {"source": "tracepoints vmscan:mm_shrink_slab_start/end, aggregated in the kernel per "
+                      "(callback, node); latency histogram log2 of microseconds per callback",
+            "note": "freed is the shrinker's return value (objects freed); scanned is total_scan at "
+                    "the start minus what was left at the end",
+            "entries": out[:SHRINK_ENTRIES], "entries_omitted": max(len(out) - SHRINK_ENTRIES, 0),
+            "histograms": hists, "kptr_restrict": kptr_restrict, "names_note": note,
+            "map_full": errors.get("shrink_keys_full", 0)}
+
+
+# -- page migration (migrate:mm_migrate_pages) --------------------------------
+
+MIGRATE_FIELDS = ("calls", "succeeded", "failed", "thp_succeeded", "thp_failed", "thp_split",
+                  "large_folio_split")
+MIGRATE_PROCS = 100
+
+
+def migration_document(by_reason: list[tuple[tuple[int, int], dict]],
+                       by_proc: list[tuple[tuple[int, str, int], dict]], errors: dict[str, int]) -> dict:
+    """Numbers only: reason and mode names come from the tracepoint's print
+    fmt when the bundle is read (they differ between kernels)."""
+    reasons = [dict(reason=r, mode=m, **c) for (r, m), c in by_reason]
+    reasons.sort(key=lambda e: (-e["succeeded"] - e["failed"], e["reason"], e["mode"]))
+    procs = [dict(pid=p, comm=comm, reason=r, **c) for (p, comm, r), c in by_proc]
+    procs.sort(key=lambda e: (-e["succeeded"] - e["failed"], e["pid"], e["reason"]))
+    return {"source": "tracepoint migrate:mm_migrate_pages, aggregated in the kernel per (reason, mode) "
+                      "and per (process, reason) of the calling task",
+            "note": "succeeded/failed are pages (base pages; a THP counts its pages), thp_* are THPs",
+            "by_reason": reasons, "processes": procs[:MIGRATE_PROCS],
+            "processes_omitted": max(len(procs) - MIGRATE_PROCS, 0),
+            "map_full": errors.get("migrate_keys_full", 0)}

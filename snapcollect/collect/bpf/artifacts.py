@@ -3,7 +3,10 @@
 Read once the probes are off: ``fault_counts`` (sampled page faults per
 process and stack) -> bpf/fault_stacks.folded + .json, ``majfaults`` ->
 bpf/majfault_by_proc, ``heap`` (brk/mmap growth per stack) ->
-bpf/heap_growth, and the ``errors`` array of the BPF program's own
+bpf/heap_growth, ``fault_regions`` (faults per process and 2 MiB region,
+named by fault_regions.py) -> bpf/fault_files, ``shrink_stats`` + ``shrink_hist`` (shrink_slab latency
+per callback, named from /proc/kallsyms) -> bpf/shrinkers,
+``migrate_by_reason`` + ``migrate_by_proc`` -> bpf/migration, and the ``errors`` array of the BPF program's own
 failure counts (full maps, stack collisions), which each document cites.
 """
 
@@ -11,13 +14,15 @@ from __future__ import annotations
 
 import json
 
-from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH
-from snapcollect.collect.bpf import aggregates, events, program
+from snapcollect.bundle.names import (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH,
+                                      BPF_MIGRATION, BPF_SHRINKERS)
+from snapcollect.collect.bpf import aggregates, events, fault_regions, program
+from snapcollect.collect.bpf.kallsyms import KernelSymbols
 from snapcollect.collect.protocols import BpfWriter
 
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
-               "majfault_keys_full", "seen_full")
+               "majfault_keys_full", "seen_full", "region_keys_full", "shrink_keys_full", "migrate_keys_full")
 
 
 def read_errors(maps) -> dict[str, int]:
@@ -29,7 +34,8 @@ class ArtifactWriter:
     snapcollect's processes, whose faults are its cost, not the incident's."""
 
     def __init__(self, writer: BpfWriter, maps, resolver, plan: program.Plan, unavailable, own_tgids,
-                 sampler_kind: str):
+                 sampler_kind: str, duty: dict | None = None,
+                 regions: fault_regions.RegionNamer | None = None):
         self.writer = writer
         self.maps = maps
         self.resolver = resolver
@@ -37,12 +43,15 @@ class ArtifactWriter:
         self.unavailable = unavailable
         self.own_tgids = own_tgids
         self.sampler_kind = sampler_kind
+        self.duty = duty            # fault_duty.FaultDuty.stats + scale, None: open all the time
+        self.regions = regions
 
     def write_all(self, errors: dict[str, int], deadline: float) -> list[str]:
         """Every file artifact; one that fails leaves the others. Returns
         what failed (an OSError is the bundle's own and is raised)."""
         failures = []
-        for writer_fn in (self.write_faults, self.write_majfaults, self.write_heap):
+        for writer_fn in (self.write_faults, self.write_majfaults, self.write_heap, self.write_fault_files,
+                          self.write_shrinkers, self.write_migration):
             try:
                 writer_fn(errors, deadline)
             except OSError:
@@ -61,7 +70,7 @@ class ArtifactWriter:
             rows, self.plan.fault_period, self.plan.kernel_stacks, program.STACK_ENTRIES, errors,
             lambda tgid, sid: self.resolver.user_frames("stacks", tgid, sid, deadline),
             lambda sid: self.resolver.kernel_frames("stacks", sid),
-            sampler=self.sampler_kind)
+            sampler=self.sampler_kind, duty=self.duty)
         meta["stacks_unresolved"] = self.resolver.unresolved
         self.writer.add_file(BPF_FAULT_STACKS_FOLDED, text, sample_period=self.plan.fault_period)
         self.writer.add_file(BPF_FAULT_STACKS_JSON, json.dumps(meta, indent=1))
@@ -84,3 +93,55 @@ class ArtifactWriter:
             rows, errors, lambda tgid, sid: self.resolver.user_frames("sys_stacks", tgid, sid, deadline))
         doc["stacks_unresolved"] = self.resolver.unresolved
         self.writer.add_file(BPF_HEAP_GROWTH, json.dumps(doc, indent=1))
+
+    def write_fault_files(self, errors: dict[str, int], _deadline: float) -> None:
+        if program.FAULT_FILES_ARTIFACT in self.unavailable or self.regions is None:
+            return
+        rows = [(k.tgid, int(k.kind), int(k.region), int(v)) for k, v in self.maps.items("fault_regions")
+                if k.tgid not in self.own_tgids]
+        comms = {}
+        for name in ("fault_counts", "majfaults"):
+            for k, _v in self.maps.items(name):
+                comms.setdefault(k.tgid, events.cstr(bytes(k.comm)))
+        comms.update(self.regions.comms)       # the process's own name, read with its maps
+        sources = {"sampled": not any(a in self.unavailable for a in program.FAULT_ARTIFACTS),
+                   "major": program.MAJFAULT_ARTIFACT not in self.unavailable}
+        doc = fault_regions.fault_files_document(rows, self.regions.places, comms, self.plan.fault_period,
+                                                 errors, sources,
+                                                 scale=float((self.duty or {}).get("scale") or 1.0))
+        doc["maps_read"] = self.regions.maps_read
+        self.writer.add_file(program.FAULT_FILES_ARTIFACT, json.dumps(doc, indent=1))
+
+    def write_shrinkers(self, errors: dict[str, int], _deadline: float) -> None:
+        if BPF_SHRINKERS in self.unavailable:
+            return
+        rows = [aggregates.ShrinkRow(int(k.shrink), int(k.nid), int(v.calls), int(v.total_ns), int(v.max_ns),
+                                     int(v.freed), int(v.scanned))
+                for k, v in self.maps.items("shrink_stats")]
+        hist = [(int(k.shrink), int(k.slot), int(v)) for k, v in self.maps.items("shrink_hist")]
+        addrs = sorted({r.shrink for r in rows} | {a for a, _, _ in hist})
+        names = dict(zip(addrs, KernelSymbols().resolve(addrs))) if addrs else {}
+        doc = aggregates.shrinker_document(rows, hist, names, errors, kptr_restrict())
+        self.writer.add_file(BPF_SHRINKERS, json.dumps(doc, indent=1))
+
+    def write_migration(self, errors: dict[str, int], _deadline: float) -> None:
+        if BPF_MIGRATION in self.unavailable:
+            return
+        by_reason = [((int(k.reason), int(k.mode)), _migrate_counts(v)) for k, v in self.maps.items("migrate_by_reason")]
+        by_proc = [((int(k.tgid), events.cstr(bytes(k.comm)), int(k.reason)), _migrate_counts(v))
+                   for k, v in self.maps.items("migrate_by_proc") if int(k.tgid) not in self.own_tgids]
+        doc = aggregates.migration_document(by_reason, by_proc, errors)
+        self.writer.add_file(BPF_MIGRATION, json.dumps(doc, indent=1))
+
+
+def _migrate_counts(v) -> dict[str, int]:
+    return {f: int(getattr(v, f)) for f in aggregates.MIGRATE_FIELDS}
+
+
+def kptr_restrict(path: str = "/proc/sys/kernel/kptr_restrict") -> int | None:
+    """/proc/sys/kernel/kptr_restrict: 2 hides kallsyms addresses even from root."""
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None

@@ -89,6 +89,12 @@ class Attachments:
                 f"could not open the perf software event major-faults ({exc}; "
                 f"perf_event_paranoid={paranoid})",
                 "run as root, or lower /proc/sys/kernel/perf_event_paranoid")
+        feeds = (*program.FAULT_ARTIFACTS, program.MAJFAULT_ARTIFACT)
+        if program.FAULT_FILES_ARTIFACT not in unavailable and all(a in unavailable for a in feeds):
+            first = unavailable[program.FAULT_ARTIFACTS[0]]
+            unavailable[program.FAULT_FILES_ARTIFACT] = Problem(
+                "neither the page-fault sampler nor the major-fault event is attached: " + first.reason,
+                first.remedy)
         return attach
 
     def _attach_tracepoint(self, tp: str) -> str:

@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import struct
 
-from snapcollect.bundle.names import BPF_COMPACTION, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM,
+                                      BPF_SHRINKER_SLOW)
 
-EV_OOM, EV_RECLAIM, EV_KSWAPD, EV_COMPACTION, EV_TASK = 1, 2, 3, 4, 5
+EV_OOM, EV_RECLAIM, EV_KSWAPD, EV_COMPACTION, EV_TASK, EV_KSWAPD_RUN, EV_SHRINK_SLOW = 1, 2, 3, 4, 5, 6, 7
 
 HEAD = struct.Struct("=IIIIQ16s")                 # struct ev_head, 40 bytes
 OOM = struct.Struct("=" + HEAD.format[1:] + "iI16sQQQQQihH")
 RECLAIM = struct.Struct("=" + HEAD.format[1:] + "QQQiI")
 KSWAPD = struct.Struct("=" + HEAD.format[1:] + "QiiiI")
 COMPACTION = struct.Struct("=" + HEAD.format[1:] + "QiI")
+KSWAPD_RUN = struct.Struct("=" + HEAD.format[1:] + "QiiII")
+SHRINK_SLOW = struct.Struct("=" + HEAD.format[1:] + "QQQQiI")
 
 STREAMS = {EV_OOM: BPF_OOM_KILL, EV_RECLAIM: BPF_RECLAIM, EV_KSWAPD: BPF_KSWAPD_WAKE,
-           EV_COMPACTION: BPF_COMPACTION}
+           EV_COMPACTION: BPF_COMPACTION, EV_KSWAPD_RUN: BPF_KSWAPD_RUNS,
+           EV_SHRINK_SLOW: BPF_SHRINKER_SLOW}
 
 # Bits of ev_oom.fields, in the order the C sets them.
 OOM_FIELDS = ("comm", "total_vm", "anon_rss", "file_rss", "shmem_rss", "uid", "pgtables", "oom_score_adj")
@@ -118,12 +122,38 @@ def decode_compaction(raw: bytes, clock: dict) -> dict:
     return rec
 
 
+def decode_kswapd_run(raw: bytes, clock: dict) -> dict:
+    """ev_kswapd_run -> {t, nid, order, awake_ns, wakes}; a run already
+    going at attach has ``no_start`` true, its ``t`` is the sleep and it
+    has no awake_ns (its start was not seen)."""
+    v = _unpack(KSWAPD_RUN, raw)
+    rec = _head(v, clock)
+    awake_ns, nid, order, wakes, no_start = v[6:]
+    rec.update(nid=nid, order=order if order >= 0 else None, wakes=wakes)
+    if no_start:
+        rec["no_start"] = True
+    else:
+        rec["awake_ns"] = awake_ns
+    return rec
+
+
+def decode_shrink_slow(raw: bytes, clock: dict) -> dict:
+    """ev_shrink_slow -> {t, nid, shrink (callback address), latency_ns, freed, scanned};
+    the parser names the callback from bpf/shrinkers."""
+    v = _unpack(SHRINK_SLOW, raw)
+    rec = _head(v, clock)
+    shrink, latency_ns, freed, scanned, nid, _pad = v[6:]
+    rec.update(shrink=f"{shrink:#x}", nid=nid, latency_ns=latency_ns, freed=freed, scanned=scanned)
+    return rec
+
+
 def decode_task(raw: bytes, clock: dict) -> dict:
     return _head(_unpack(HEAD, raw), clock)
 
 
 DECODERS = {EV_OOM: decode_oom, EV_RECLAIM: decode_reclaim, EV_KSWAPD: decode_kswapd,
-            EV_COMPACTION: decode_compaction, EV_TASK: decode_task}
+            EV_COMPACTION: decode_compaction, EV_TASK: decode_task, EV_KSWAPD_RUN: decode_kswapd_run,
+            EV_SHRINK_SLOW: decode_shrink_slow}
 
 
 def decode(raw: bytes, clock: dict) -> tuple[int, dict]:

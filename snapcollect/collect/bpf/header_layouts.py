@@ -53,25 +53,28 @@ class Reads:
 
 
 _TRACEPOINT = Reads(TRACEFS)
-# The major-fault perf event program hands its context to bpf_get_stackid
-# only: the kernel walks the registers, the program reads no field of it.
-_CTX_UNREAD = Reads(UAPI)
+# The perf event and raw tracepoint programs hand their context to
+# bpf_get_stackid (the kernel walks the registers) and read one field of
+# it, the faulting address: bpf_perf_event_data.addr, or a raw
+# tracepoint's args[0] (struct bpf_raw_tracepoint_args, named by bcc's
+# RAW_TRACEPOINT_PROBE macro, not by the program text). Both are user ABI.
 # The fault samplers also read the user stack pointer, for the word at it
 # (the return address into a frameless leaf's caller, leaf_frame.py): the
-# perf event program from its context's registers (user ABI); the raw
-# tracepoint through the pt_regs pointer page_fault_user passes, a kernel
-# struct read (x86-64's pt_regs layout is old and stable, but it is the
-# headers' layout that is compiled in).
-_PERF_SAMPLER = Reads(UAPI, uapi_structs=("bpf_perf_event_data",))
-_RAW_FAULT = Reads(UAPI, kernel_structs=("pt_regs",))
+# perf event program from its context's registers (the same struct); the
+# raw tracepoint through the pt_regs pointer page_fault_user passes
+# (args[1]), read from kernel memory but user ABI all the same: x86-64's
+# struct pt_regs is what the kernel hands perf event programs as
+# bpf_user_pt_regs_t, so its layout cannot move with the headers.
+_PERF_ADDR = Reads(UAPI, uapi_structs=("bpf_perf_event_data",))
+_RAW_ADDR = Reads(UAPI, uapi_structs=("pt_regs",))
 
 RAW_FAULT_FUNCTION = "raw_tracepoint__" + program.RAW_FIRST[program.FAULT_TRACEPOINT]
 
 PROGRAMS: dict[str, Reads] = {
     **{program.function_name(tp): _TRACEPOINT for tp in program.TRACEPOINTS},
-    RAW_FAULT_FUNCTION: _RAW_FAULT,
-    program.FAULT_PERF_FUNCTION: _PERF_SAMPLER,
-    program.MAJFAULT_FUNCTION: _CTX_UNREAD,
+    RAW_FAULT_FUNCTION: _RAW_ADDR,
+    program.FAULT_PERF_FUNCTION: _PERF_ADDR,
+    program.MAJFAULT_FUNCTION: _PERF_ADDR,
 }
 
 
@@ -84,6 +87,7 @@ def artifact_programs() -> dict[str, list[str]]:
     for artifact in program.FAULT_ARTIFACTS:
         out[artifact] = list(fault)
     out[program.MAJFAULT_ARTIFACT] = [program.MAJFAULT_FUNCTION]
+    out[program.FAULT_FILES_ARTIFACT] = fault + [program.MAJFAULT_FUNCTION]
     # exec and exit reset the brk baseline and the "new process" note that
     # has the symbols of the fault and heap stacks loaded
     helpers = [program.function_name(tp) for tp in program.HELPER_TRACEPOINTS]

@@ -14,13 +14,15 @@ from __future__ import annotations
 import ctypes as ct
 from typing import Callable
 
-from snapcollect.bundle.names import BPF_COMPACTION, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM,
+                                      BPF_SHRINKER_SLOW)
 from snapcollect.collect.bpf import events, program
 from snapcollect.collect.protocols import BpfWriter
 
 # Bounds: keep the bundle small and say how many were left out.
 STREAM_CAP = {BPF_OOM_KILL: 10_000, BPF_RECLAIM: 100_000, BPF_KSWAPD_WAKE: 50_000,
-              BPF_COMPACTION: 50_000}
+              BPF_COMPACTION: 50_000, BPF_KSWAPD_RUNS: 50_000,
+              BPF_SHRINKER_SLOW: 20_000}
 CHUNK = 5000
 
 

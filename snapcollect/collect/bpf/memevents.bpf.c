@@ -11,22 +11,32 @@
  *   SC_FAULT_PERIOD                  record 1 page fault in N (perf event
  *                                    sample_period, or a per-CPU counter)
  *   SC_KERNEL_STACKS                 also record kernel stacks of faults
- *   SC_STACK_ENTRIES, SC_FAULT_KEYS  map sizes
+ *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS  map sizes
  *
  * Events that are rare and need a time (OOM kills, reclaim and compaction
- * stalls, kswapd wake-ups) go to the perf buffer `events`; frequent ones
- * (page faults, brk/mmap, major faults) are aggregated in maps and read
- * once at the end.
+ * stalls, kswapd wake-ups and runs) go to the perf buffer `events`;
+ * frequent ones (page faults, brk/mmap, major faults, shrinker calls, page
+ * migrations) are aggregated in maps and read once at the end.
  */
 
-/* struct bpf_perf_event_data: the perf sampler's context (user ABI). */
+/* struct bpf_perf_event_data: the perf samplers' context (user ABI). */
 #include <uapi/linux/bpf_perf_event.h>
+/* bcc writes migrate:mm_migrate_pages's args struct from its format file,
+ * which names the field's type `enum migrate_mode`: the type must be
+ * complete. Only its size matters here (the values are decoded from the
+ * print fmt); the kernel header's guard keeps the two from clashing. */
+#if defined(SC_TP_migrate__mm_migrate_pages) && !defined(MIGRATE_MODE_H_INCLUDED)
+#define MIGRATE_MODE_H_INCLUDED
+enum migrate_mode { SC_MIGRATE_ASYNC, SC_MIGRATE_SYNC_LIGHT, SC_MIGRATE_SYNC };
+#endif
 
 #define EV_OOM 1
 #define EV_RECLAIM 2
 #define EV_KSWAPD 3
 #define EV_COMPACTION 4
 #define EV_TASK 5
+#define EV_KSWAPD_RUN 6
+#define EV_SHRINK_SLOW 7
 
 /* errors[] slots; decoded by session.py (ERROR_SLOTS) */
 #define ERR_FAULT_USTACK_COLLISION 0
@@ -39,7 +49,10 @@
 #define ERR_START_FULL 7
 #define ERR_MAJFAULT_KEYS_FULL 8
 #define ERR_SEEN_FULL 9
-#define ERR_SLOTS 10
+#define ERR_REGION_KEYS_FULL 10
+#define ERR_SHRINK_KEYS_FULL 11
+#define ERR_MIGRATE_KEYS_FULL 12
+#define ERR_SLOTS 13
 
 #define SC_EEXIST 17
 #define SC_MAP_ANONYMOUS 0x20
@@ -360,9 +373,40 @@ struct fault_key {
 BPF_HASH(fault_counts, struct fault_key, u64, SC_FAULT_KEYS);
 BPF_PERCPU_ARRAY(fault_tick, u64, 1);
 
+/* Where faults land: per process, per 2 MiB region of the faulting
+ * address (address >> 21) and kind (0: a sampled fault, 1: a major
+ * fault). User space names each region from the process's
+ * /proc/PID/maps (the file or [heap]/[anon]... it maps). One update per
+ * sampled fault and per major fault, nothing on the other faults. */
+#define REGION_SAMPLED 0
+#define REGION_MAJOR 1
+struct region_key {
+    u32 tgid;
+    u32 kind;
+    u64 region;
+};
+BPF_HASH(fault_regions, struct region_key, u64, SC_REGION_KEYS);
+
+static __always_inline void count_region(u32 tgid, u32 kind, u64 addr)
+{
+    struct region_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    k.tgid = tgid;
+    k.kind = kind;
+    k.region = addr >> 21;
+    u64 *count = fault_regions.lookup(&k);
+    if (count) {
+        __sync_fetch_and_add(count, 1);
+        return;
+    }
+    u64 one = 1;
+    if (fault_regions.update(&k, &one))
+        count_error(ERR_REGION_KEYS_FULL);
+}
+
 /* One sampled fault: its user stack (and kernel stack) counted per
  * process in the kernel. Called once per SC_FAULT_PERIOD faults. */
-static __always_inline int record_fault(void *ctx, u64 sp)
+static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
 {
     struct fault_key k = {};
     __builtin_memset(&k, 0, sizeof(k));
@@ -370,6 +414,7 @@ static __always_inline int record_fault(void *ctx, u64 sp)
     if (sp)
         bpf_probe_read_user(&k.ret, sizeof(k.ret), (void *)sp);
     k.tgid = bpf_get_current_pid_tgid() >> 32;
+    count_region(k.tgid, REGION_SAMPLED, addr);
     k.ustack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
     if (k.ustack < 0)
         count_error(k.ustack == -SC_EEXIST ? ERR_FAULT_USTACK_COLLISION
@@ -399,16 +444,15 @@ static __always_inline int record_fault(void *ctx, u64 sp)
  * perf's own counter and runs this program only on its overflow, once
  * per N faults (user- and kernel-mode faults of the task, as minflt
  * counts them); ctx is a struct bpf_perf_event_data whose registers are
- * those of the faulting context, so the user stack is the faulting one.
- * A fault taken in kernel mode (inside a system call) has kernel
- * registers there: its user stack is walked from the task's saved user
- * registers, which this program cannot reach, so no SP word for it. */
+ * those of the faulting context, so the user stack is the faulting one,
+ * and its addr the faulting address (perf_sw_event's). A fault taken in
+ * kernel mode (inside a system call) has kernel registers there: its user
+ * stack is walked from the task's saved user registers, which this
+ * program cannot reach, so no SP word for it (SAMPLER_SP). */
+#define SAMPLER_SP(ctx) (((ctx)->regs.cs & 3) == 3 ? (ctx)->regs.sp : 0)
 int on_fault_sample(struct bpf_perf_event_data *ctx)
 {
-    u64 sp = 0;
-    if ((ctx->regs.cs & 3) == 3)
-        sp = ctx->regs.sp;
-    return record_fault(ctx, sp);
+    return record_fault(ctx, ctx->addr, SAMPLER_SP(ctx));
 }
 
 #ifdef SC_TP_exceptions__page_fault_user
@@ -430,22 +474,21 @@ static __always_inline int fault_due(void)
 
 /* The raw tracepoint (4.17+) is tried first: it skips the perf_trace
  * record that a TRACEPOINT_PROBE fills on every fault, which measured
- * 7-9 % of a ~2 us fault here against 3-4 %. The fields are not needed,
- * only the moment and the stacks. The classic tracepoint is the fallback
- * on kernels without raw tracepoints. */
+ * 7-9 % of a ~2 us fault here against 3-4 %. Only the address is read
+ * (the first argument, TP_PROTO(address, regs, error_code)), and, for
+ * the sampled faults only, the user SP from the second: the faulting
+ * user pt_regs (x86-64's layout has not changed in years, but it is a
+ * kernel struct read: header_layouts.py says so). The classic
+ * tracepoint is the fallback on kernels without raw tracepoints. */
 RAW_TRACEPOINT_PROBE(page_fault_user)
 {
-    /* TP_PROTO(address, regs, error_code): args[1] is the faulting user
-     * pt_regs (x86-64's layout has not changed in years, but it is a
-     * kernel struct read: header_layouts.py says so). Read only for the
-     * sampled faults. */
     if (!fault_due())
         return 0;
     u64 sp = 0;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[1];
     if (regs)
         bpf_probe_read_kernel(&sp, sizeof(sp), &regs->sp);
-    return record_fault(ctx, sp);
+    return record_fault(ctx, ctx->args[0], sp);
 }
 
 /* The classic tracepoint's record has no registers: no SP word. */
@@ -453,7 +496,11 @@ TRACEPOINT_PROBE(exceptions, page_fault_user)
 {
     if (!fault_due())
         return 0;
-    return record_fault(args, 0);
+    u64 addr = 0;
+#ifdef SC_F_exceptions__page_fault_user__address
+    addr = args->address;
+#endif
+    return record_fault(args, addr, 0);
 }
 #endif
 
@@ -468,10 +515,11 @@ struct proc_key {
 };
 BPF_HASH(majfaults, struct proc_key, u64, 10240);
 
-int on_major_fault(void *ctx)
+int on_major_fault(struct bpf_perf_event_data *ctx)
 {
     struct proc_key k = {};
     k.tgid = bpf_get_current_pid_tgid() >> 32;
+    count_region(k.tgid, REGION_MAJOR, ctx->addr);
     bpf_get_current_comm(&k.comm, sizeof(k.comm));
     u64 *count = majfaults.lookup(&k);
     if (count) {
@@ -615,6 +663,297 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
         __sync_fetch_and_add(&v->calls, 1);
         __sync_fetch_and_add(&v->grow_bytes, len);
     }
+    return 0;
+}
+#endif
+
+
+/* ---- 5. slab shrinkers ---------------------------------------------- */
+
+/* do_shrink_slab() brackets one shrinker's count+scan with
+ * mm_shrink_slab_start/end on the same thread, no sleep in between that
+ * could move it to another shrinker. Aggregated per (callback, node); the
+ * latency histogram (log2 of us, as bcc's BPF_HISTOGRAM) per callback.
+ * Kept minimal for older verifiers: zeroed keys, a NULL check after every
+ * lookup, the slot clamped before it is used, no loop. */
+#define SHRINK_SLOTS 32
+/* One call this slow also goes to the perf buffer with its time, for the
+ * timeline: a shrinker call is normally tens of microseconds. */
+#define SHRINK_SLOW_NS 10000000ULL
+
+struct ev_shrink_slow {
+    struct ev_head h;   /* ts_ns: when the call began */
+    u64 shrink;
+    u64 latency_ns;
+    u64 freed;
+    u64 scanned;
+    s32 nid;
+    u32 pad;
+};
+
+struct shrink_start_t {
+    u64 ts_ns;
+    u64 total_scan;
+};
+struct shrink_key {
+    u64 shrink;     /* the callback (the shrinker's scan_objects) */
+    s32 nid;
+    u32 pad;
+};
+struct shrink_val {
+    u64 calls;
+    u64 total_ns;
+    u64 max_ns;
+    u64 freed;
+    u64 scanned;
+};
+struct shrink_hist_key {
+    u64 shrink;
+    u32 slot;
+    u32 pad;
+};
+BPF_HASH(shrink_start, u32, struct shrink_start_t, 10240);
+BPF_HASH(shrink_stats, struct shrink_key, struct shrink_val, 2048);
+BPF_HASH(shrink_hist, struct shrink_hist_key, u64, 8192);
+
+#if defined(SC_TP_vmscan__mm_shrink_slab_start) && defined(SC_TP_vmscan__mm_shrink_slab_end)
+TRACEPOINT_PROBE(vmscan, mm_shrink_slab_start)
+{
+    u32 tid = bpf_get_current_pid_tgid();
+    struct shrink_start_t s;
+    __builtin_memset(&s, 0, sizeof(s));
+    s.ts_ns = bpf_ktime_get_ns();
+    s.total_scan = args->total_scan;
+    if (shrink_start.update(&tid, &s))
+        count_error(ERR_START_FULL);
+    return 0;
+}
+
+TRACEPOINT_PROBE(vmscan, mm_shrink_slab_end)
+{
+    u32 tid = bpf_get_current_pid_tgid();
+    struct shrink_start_t *s = shrink_start.lookup(&tid);
+    if (!s)
+        return 0;   /* began before we attached */
+    u64 now = bpf_ktime_get_ns();
+    u64 delta = now - s->ts_ns;
+    u64 want = s->total_scan;
+    shrink_start.delete(&tid);
+
+    /* total_scan at the end is what was left unscanned */
+    s64 left = args->total_scan;
+    u64 scanned = 0;
+    if (left >= 0 && (u64)left < want)
+        scanned = want - (u64)left;
+    s64 freed = args->retval;
+
+    struct shrink_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    k.shrink = (u64)args->shrink;
+    k.nid = args->nid;
+    struct shrink_val *v = shrink_stats.lookup(&k);
+    if (!v) {
+        struct shrink_val zero;
+        __builtin_memset(&zero, 0, sizeof(zero));
+        if (shrink_stats.update(&k, &zero)) {
+            count_error(ERR_SHRINK_KEYS_FULL);
+            return 0;
+        }
+        v = shrink_stats.lookup(&k);
+        if (!v)
+            return 0;
+    }
+    __sync_fetch_and_add(&v->calls, 1);
+    __sync_fetch_and_add(&v->total_ns, delta);
+    if (delta > v->max_ns)
+        v->max_ns = delta;      /* a race loses a max, never corrupts */
+    if (freed > 0)
+        __sync_fetch_and_add(&v->freed, (u64)freed);
+    __sync_fetch_and_add(&v->scanned, scanned);
+
+    if (delta >= SHRINK_SLOW_NS) {
+        struct ev_shrink_slow ev;
+        __builtin_memset(&ev, 0, sizeof(ev));
+        fill_head(&ev.h, EV_SHRINK_SLOW);
+        ev.h.ts_ns = now - delta;
+        ev.shrink = k.shrink;
+        ev.latency_ns = delta;
+        ev.freed = freed > 0 ? (u64)freed : 0;
+        ev.scanned = scanned;
+        ev.nid = k.nid;
+        events.perf_submit(args, &ev, sizeof(ev));
+    }
+
+    struct shrink_hist_key hk;
+    __builtin_memset(&hk, 0, sizeof(hk));
+    hk.shrink = k.shrink;
+    u32 slot = bpf_log2l(delta / 1000);
+    if (slot >= SHRINK_SLOTS)
+        slot = SHRINK_SLOTS - 1;
+    hk.slot = slot;
+    u64 *count = shrink_hist.lookup(&hk);
+    if (count) {
+        __sync_fetch_and_add(count, 1);
+        return 0;
+    }
+    u64 one = 1;
+    if (shrink_hist.update(&hk, &one))
+        count_error(ERR_SHRINK_KEYS_FULL);
+    return 0;
+}
+#endif
+
+/* ---- 6. kswapd runs ------------------------------------------------- */
+
+/* kswapd() traces mm_vmscan_kswapd_wake before each balance_pgdat() and
+ * mm_vmscan_kswapd_sleep only when it really goes to sleep, so a run is
+ * the first wake after a sleep up to the next sleep; wakes in between
+ * are counted in the run. A sleep with no wake seen is a run that was
+ * going when we attached: reported with no_start set, no start made up. */
+struct kswapd_start_t {
+    u64 ts_ns;
+    s32 order;
+    u32 wakes;
+};
+BPF_HASH(kswapd_start, u32, struct kswapd_start_t, 1024);
+
+struct ev_kswapd_run {
+    struct ev_head h;   /* ts_ns: the first wake (the sleep when no_start) */
+    u64 awake_ns;
+    s32 nid;
+    s32 order;
+    u32 wakes;
+    u32 no_start;
+};
+
+#if defined(SC_TP_vmscan__mm_vmscan_kswapd_wake) && defined(SC_TP_vmscan__mm_vmscan_kswapd_sleep)
+TRACEPOINT_PROBE(vmscan, mm_vmscan_kswapd_wake)
+{
+    u32 nid = args->nid;
+    struct kswapd_start_t *s = kswapd_start.lookup(&nid);
+    if (s) {
+        __sync_fetch_and_add(&s->wakes, 1);
+        return 0;
+    }
+    struct kswapd_start_t n;
+    __builtin_memset(&n, 0, sizeof(n));
+    n.ts_ns = bpf_ktime_get_ns();
+    n.order = args->order;
+    n.wakes = 1;
+    if (kswapd_start.update(&nid, &n))
+        count_error(ERR_START_FULL);
+    return 0;
+}
+
+TRACEPOINT_PROBE(vmscan, mm_vmscan_kswapd_sleep)
+{
+    u32 nid = args->nid;
+    struct ev_kswapd_run ev;
+    __builtin_memset(&ev, 0, sizeof(ev));
+    fill_head(&ev.h, EV_KSWAPD_RUN);
+    ev.nid = args->nid;
+    struct kswapd_start_t *s = kswapd_start.lookup(&nid);
+    if (!s) {
+        ev.no_start = 1;
+        ev.order = -1;
+    } else {
+        ev.awake_ns = ev.h.ts_ns - s->ts_ns;
+        ev.h.ts_ns = s->ts_ns;
+        ev.order = s->order;
+        ev.wakes = s->wakes;
+        kswapd_start.delete(&nid);
+    }
+    events.perf_submit(args, &ev, sizeof(ev));
+    return 0;
+}
+#endif
+
+/* ---- 7. page migration ---------------------------------------------- */
+
+/* migrate_pages() reports one call's outcome: pages (base-page units
+ * for succeeded/failed, THPs apart), the mode and the reason. Counted
+ * per (reason, mode) and per (process, reason) of the task that called
+ * it (kcompactd, khugepaged, or the allocating task for direct
+ * compaction). large_folio_split is 6.18's (earlier: none). */
+struct migrate_key {
+    u32 reason;
+    u32 mode;
+};
+struct migrate_proc_key {
+    u32 tgid;
+    u32 reason;
+    char comm[16];
+};
+struct migrate_val {
+    u64 calls;
+    u64 succeeded;
+    u64 failed;
+    u64 thp_succeeded;
+    u64 thp_failed;
+    u64 thp_split;
+    u64 large_folio_split;
+};
+BPF_HASH(migrate_by_reason, struct migrate_key, struct migrate_val, 256);
+BPF_HASH(migrate_by_proc, struct migrate_proc_key, struct migrate_val, 4096);
+
+static __always_inline void migrate_add(struct migrate_val *v, u64 ok, u64 bad, u64 thp_ok,
+                                        u64 thp_bad, u64 thp_split, u64 lf_split)
+{
+    __sync_fetch_and_add(&v->calls, 1);
+    __sync_fetch_and_add(&v->succeeded, ok);
+    __sync_fetch_and_add(&v->failed, bad);
+    __sync_fetch_and_add(&v->thp_succeeded, thp_ok);
+    __sync_fetch_and_add(&v->thp_failed, thp_bad);
+    __sync_fetch_and_add(&v->thp_split, thp_split);
+    __sync_fetch_and_add(&v->large_folio_split, lf_split);
+}
+
+#ifdef SC_TP_migrate__mm_migrate_pages
+TRACEPOINT_PROBE(migrate, mm_migrate_pages)
+{
+    u64 ok = args->succeeded, bad = args->failed;
+    u64 thp_ok = 0, thp_bad = 0, thp_split = 0, lf_split = 0;
+#ifdef SC_F_migrate__mm_migrate_pages__thp_succeeded
+    thp_ok = args->thp_succeeded;
+#endif
+#ifdef SC_F_migrate__mm_migrate_pages__thp_failed
+    thp_bad = args->thp_failed;
+#endif
+#ifdef SC_F_migrate__mm_migrate_pages__thp_split
+    thp_split = args->thp_split;
+#endif
+#ifdef SC_F_migrate__mm_migrate_pages__large_folio_split
+    lf_split = args->large_folio_split;
+#endif
+    struct migrate_val zero;
+    __builtin_memset(&zero, 0, sizeof(zero));
+
+    struct migrate_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    k.reason = args->reason;
+    k.mode = args->mode;
+    struct migrate_val *v = migrate_by_reason.lookup(&k);
+    if (!v) {
+        if (migrate_by_reason.update(&k, &zero))
+            count_error(ERR_MIGRATE_KEYS_FULL);
+        v = migrate_by_reason.lookup(&k);
+    }
+    if (v)
+        migrate_add(v, ok, bad, thp_ok, thp_bad, thp_split, lf_split);
+
+    struct migrate_proc_key pk;
+    __builtin_memset(&pk, 0, sizeof(pk));
+    pk.tgid = bpf_get_current_pid_tgid() >> 32;
+    pk.reason = args->reason;
+    bpf_get_current_comm(&pk.comm, sizeof(pk.comm));
+    struct migrate_val *pv = migrate_by_proc.lookup(&pk);
+    if (!pv) {
+        if (migrate_by_proc.update(&pk, &zero))
+            count_error(ERR_MIGRATE_KEYS_FULL);
+        pv = migrate_by_proc.lookup(&pk);
+    }
+    if (pv)
+        migrate_add(pv, ok, bad, thp_ok, thp_bad, thp_split, lf_split);
     return 0;
 }
 #endif

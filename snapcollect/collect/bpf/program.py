@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
-                                      BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC, BPF_OOM_KILL,
-                                      BPF_RECLAIM)
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED,
+                                      BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
+                                      BPF_OOM_KILL, BPF_KSWAPD_RUNS, BPF_MIGRATION, BPF_RECLAIM, BPF_SHRINKER_SLOW,
+                                      BPF_SHRINKERS)
 from snapcollect.collect.bpf.tracefs import parse_fields
 from snapcollect.collect.resources import package_text
 
@@ -38,6 +39,9 @@ FAULT_TRACEPOINT = "exceptions:page_fault_user"
 FAULT_PERF_FUNCTION = "on_fault_sample"
 STACK_ENTRIES = 16384          # ~1 KB each, locked memory; collisions counted
 FAULT_KEYS = 40960
+# (process, 2 MiB region, sampled/major) -> count: 24-byte keys, ~1 MB of
+# map at most; a full map loses new regions, counted (region_keys_full).
+REGION_KEYS = 16384
 
 # artifact -> tracepoints it needs (all of one group; any group will do)
 TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
@@ -47,6 +51,13 @@ TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
     BPF_KSWAPD_WAKE: [["vmscan:mm_vmscan_wakeup_kswapd"]],
     BPF_COMPACTION: [["compaction:mm_compaction_begin", "compaction:mm_compaction_end"]],
     BPF_HEAP_GROWTH: [["syscalls:sys_exit_brk"], ["syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap"]],
+    # each of these three is one pair or one event: a program the verifier
+    # rejects fails its own attach (bcc loads a function when it is
+    # attached), so it costs only its artifact
+    BPF_SHRINKERS: [["vmscan:mm_shrink_slab_start", "vmscan:mm_shrink_slab_end"]],
+    BPF_SHRINKER_SLOW: [["vmscan:mm_shrink_slab_start", "vmscan:mm_shrink_slab_end"]],
+    BPF_KSWAPD_RUNS: [["vmscan:mm_vmscan_kswapd_wake", "vmscan:mm_vmscan_kswapd_sleep"]],
+    BPF_MIGRATION: [["migrate:mm_migrate_pages"]],
 }
 # Attached when present, needed by no artifact on its own: an exec resets
 # a process's brk baseline and symbols, an exit frees its map slots.
@@ -55,9 +66,13 @@ HELPER_TRACEPOINTS = ["sched:sched_process_exec", "sched:sched_process_exit"]
 MAJFAULT_ARTIFACT = BPF_MAJFAULT_BY_PROC
 MAJFAULT_FUNCTION = "on_major_fault"
 FAULT_ARTIFACTS = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON)
+# Faults by mapping: fed by the fault sampler and the major-fault event
+# (either will do); unavailable only when neither is attached.
+FAULT_FILES_ARTIFACT = BPF_FAULT_FILES
 
-STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION)
-FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH)
+STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_SHRINKER_SLOW)
+FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH, BPF_FAULT_FILES,
+         BPF_SHRINKERS, BPF_MIGRATION)
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}
@@ -70,6 +85,7 @@ TRACEPOINT_REMEDY = {
     "oom": "needs Linux 4.8+ (oom:mark_victim); OOM kills still come from the kernel log",
     "vmscan": "needs a kernel with vmscan tracepoints (CONFIG_TRACEPOINTS)",
     "compaction": "needs a kernel built with CONFIG_COMPACTION",
+    "migrate": "needs a kernel built with CONFIG_MIGRATION (migrate:mm_migrate_pages, 4.x+)",
     "sched": "needs a kernel with sched tracepoints (CONFIG_TRACEPOINTS)",
 }
 
@@ -139,7 +155,8 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
              f"#define SC_FAULT_PERIOD {int(fault_period)}",
              f"#define SC_KERNEL_STACKS {1 if kernel_stacks else 0}",
              f"#define SC_STACK_ENTRIES {int(stack_entries)}",
-             f"#define SC_FAULT_KEYS {FAULT_KEYS}"]
+             f"#define SC_FAULT_KEYS {FAULT_KEYS}",
+             f"#define SC_REGION_KEYS {REGION_KEYS}"]
     probes: list[str] = []
     missing: dict[str, tuple[str, str]] = {}
     for artifact, groups in TRACEPOINT_GROUPS.items():

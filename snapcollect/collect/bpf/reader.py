@@ -39,8 +39,10 @@ import time
 
 from snapcollect.bundle.names import BPF_TRACEPOINT_FORMATS
 from snapcollect.collect.bpf import aggregates, capabilities, handoff, program, wire
+from snapcollect.collect.bpf.fault_duty import DEFAULT_DUTY_PCT, PERF_COUNT_SW_PAGE_FAULTS, FaultDuty
 from snapcollect.collect.bpf.artifacts import ArtifactWriter, read_errors
 from snapcollect.collect.bpf.capabilities import Problem
+from snapcollect.collect.bpf.fault_regions import RegionNamer
 from snapcollect.collect.bpf.fdmaps import FdMaps
 from snapcollect.collect.bpf.intake import EventIntake
 from snapcollect.collect.bpf.perfbuf import PerfBuffers
@@ -84,6 +86,12 @@ def _kill(pid: int) -> None:
         pass
 
 
+def _is_page_faults(what) -> bool:
+    """A handed-over perf link ``[type, config]`` is the page-faults sampler."""
+    return isinstance(what, list) and len(what) == 2 and what[1] == PERF_COUNT_SW_PAGE_FAULTS \
+        and what[0] == 1        # PERF_TYPE_SOFTWARE
+
+
 def _describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -112,7 +120,11 @@ class ReaderSession:
         self.buffers: PerfBuffers | None = None
         self.intake = EventIntake(writer, self.clock, self._oom_kernel_stack)
         self.resolver: StackResolver | None = None
+        self.regions: RegionNamer | None = None
         self.fault_sampler: dict = {}
+        self.duty: FaultDuty | None = None
+        self._sampler_fds: list[int] = []     # the loader's page-faults events, one per CPU
+        self._sampler_prog: int | None = None
         self._last_resolve = 0.0
         self._resolve_every = RESOLVE_EVERY_S
         self._finished = False
@@ -174,12 +186,21 @@ class ReaderSession:
                                      fault_period=int(plan["fault_period"]),
                                      kernel_stacks=bool(plan["kernel_stacks"]))
         index_kinds = {int(link["fd"]): link["kind"] for link in doc.get("links") or []}
+        sampler = {int(link["fd"]) for link in doc.get("links") or []
+                   if link["kind"] == "perf_event" and _is_page_faults(link.get("what"))}
+        sampler_prog = next((int(link["fd"]) for link in doc.get("links") or []
+                             if link["kind"] == "program" and link.get("what") == program.FAULT_PERF_FUNCTION),
+                            None)
         map_fds = {int(m["fd"]) for m in doc.get("maps") or []}
         for i, fd in enumerate(fds):
             if i in map_fds:
                 continue
+            if i in sampler:
+                self._sampler_fds.append(fd)
             (self.links if index_kinds.get(i) in ("tracepoint", "raw_tracepoint", "perf_event")
              else self.other_fds).append(fd)
+            if i == sampler_prog:
+                self._sampler_prog = fd
         if load.get("problem") or not doc.get("maps"):
             why = load.get("problem") or ["the BPF loader handed over no maps", "check `snapcollect doctor`"]
             handoff.close_all(fds)
@@ -203,6 +224,7 @@ class ReaderSession:
             self._close()
         else:
             self.resolver = StackResolver(ProcSymbolizer(), self.bpf, self.unavailable)
+            self.regions = RegionNamer(self.own_tgids)
             try:
                 self.buffers = PerfBuffers(self.bpf.table("events").raw, self.intake.take,
                                            self.intake.on_lost, pages=PERF_PAGES)
@@ -212,10 +234,26 @@ class ReaderSession:
                 return
             self.info["enabled"] = True
             self.info["attached_mono"] = time.monotonic()
+            self._start_duty(self.info["attached_mono"])
         for name in program.STREAMS:
             if name not in self.unavailable:
                 self.writer.declare_stream(name)
         self._record_unavailable()
+
+    def _start_duty(self, now: float) -> None:
+        """The perf sampler's duty cycle (fault_duty.py); the tracepoint fallback is always on."""
+        if self.fault_sampler.get("kind") != "perf" or not self._sampler_fds:
+            return
+        pct = getattr(self.args, "fault_duty", None) or DEFAULT_DUTY_PCT
+        # the duty cycle owns these fds from now on: they leave the links
+        self.links = [fd for fd in self.links if fd not in self._sampler_fds]
+        self.duty = FaultDuty(self._sampler_fds, self._sampler_prog, self.plan.fault_period, pct, now)
+        self.info["fault_sampler"]["duty"] = self.duty.stats(0.0)
+        self.duty.start_thread()
+
+    def _stop_duty(self, now: float) -> None:
+        if self.duty is not None:
+            self.duty.stop(now)
 
     def _run_loader(self) -> tuple[dict | None, list[int]]:
         """Start the loader, take its handoff, reap it; (None, []) after a give-up."""
@@ -302,6 +340,7 @@ class ReaderSession:
                 now = time.monotonic()
                 if now - self._last_resolve >= self._resolve_every:
                     self.resolver.resolve_pass(RESOLVE_BUDGET_S)
+                    self._name_regions(RESOLVE_BUDGET_S)
                     self._last_resolve = time.monotonic()
                     # reading big maps costs too: keep the passes under ~10 % of a CPU
                     self._resolve_every = max(RESOLVE_EVERY_S, 10 * (self._last_resolve - now))
@@ -333,12 +372,20 @@ class ReaderSession:
             intake.decode_errors += 1
         intake.flush()
         intake.declare_streams(self.unavailable)
+        self._name_regions(FINISH_WARM_S)
         errors = read_errors(self.bpf)
         now = time.monotonic()
         sym_deadline = (min(deadline_mono - 0.3, now + 2 * FINISH_SYMBOLS_S) if deadline_mono
                         else now + FINISH_SYMBOLS_S)
+        window_s = self.info["detached_mono"] - self.info["attached_mono"]
+        duty = None
+        if self.duty is not None:
+            duty = dict(self.duty.stats(window_s), scale=round(self.duty.scale(window_s), 4))
+            self.info["fault_sampler"].update(duty=duty, sampling_error=aggregates.sampling_error(
+                self.plan.fault_period, duty["scale"]))
         files = ArtifactWriter(self.writer, self.bpf, self.resolver, self.plan, self.unavailable,
-                               self.own_tgids, sampler_kind=self.fault_sampler.get("kind", "tracepoint"))
+                               self.own_tgids, sampler_kind=self.fault_sampler.get("kind", "tracepoint"),
+                               duty=duty, regions=self.regions)
         failures = files.write_all(errors, sym_deadline)
         if failures:
             self.info.setdefault("write_errors", []).extend(failures)
@@ -349,15 +396,27 @@ class ReaderSession:
         self._close()
         self._publish_info()
 
+    def _name_regions(self, budget_s: float) -> None:
+        """Name the fault regions of live processes (their maps vanish at exit)."""
+        if self.regions is None or program.FAULT_FILES_ARTIFACT in self.unavailable:
+            return
+        try:
+            keys = [(k.tgid, k.region) for k, _v in self.bpf.items("fault_regions")]
+            self.regions.observe(keys, budget_s)
+        except Exception:  # noqa: BLE001 - a map read failing costs the names, not the window
+            self.info["fault_region_errors"] = self.info.get("fault_region_errors", 0) + 1
+
     def _detach(self) -> None:
         """The probes off: these fds are the last that hold them."""
         handoff.close_all(self.links)
         self.links = []
-        self.info["detached_mono"] = time.monotonic()
+        self.info["detached_mono"] = now = time.monotonic()
+        self._stop_duty(now)
 
     def _close(self) -> None:
         handoff.close_all(self.links)
         self.links = []
+        self._stop_duty(time.monotonic())
         if self.buffers is not None:
             self.buffers.close()
             self.buffers = None

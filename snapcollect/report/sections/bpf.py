@@ -1,5 +1,6 @@
 """Report sections of the BPF events: OOM kills, reclaim and compaction
-stalls, kswapd wake-ups, page-fault flame graph, major faults, brk/mmap
+stalls, kswapd wake-ups (then vmscan.py's shrinkers, kswapd runs and page
+migration), page-fault flame graph, major faults, brk/mmap
 growth. Laid out like the bcc tools print them (oomkill, drsnoop,
 stackcount -f); when BPF did not run, one paragraph says why and how to
 fix it, and OOM kills still come from the kernel log.
@@ -18,18 +19,12 @@ from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_STACKS_FOLDED, B
 from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Paragraph, Preformatted,
                                       Section, Table)
 from snapcollect.report.sections.kmsg import log_blocks
+from snapcollect.report.sections.common import stars
+from snapcollect.report.sections.fault_files import fault_file_sections
+from snapcollect.report.sections.vmscan import vmscan_sections
 
 TIME = Column("t", "TIME", "time", "left")
 WORST_ROWS = 20
-HIST_BAR = 40   # bcc's print_log2_hist star width
-
-
-def stars(count: int, peak: int, width: int = HIST_BAR) -> str:
-    """The bar bcc prints beside a bucket (``|*****     |``)."""
-    n = int(width * count / peak) if peak else 0
-    if count and n == 0:
-        n = 1
-    return "*" * n
 
 
 def short_stack(frames: list[str], keep: int = 4, width: int = 70) -> str:
@@ -290,6 +285,17 @@ def compaction_section(ds: Dataset) -> Section:
 # -- faults and growth ---------------------------------------------------------
 
 
+def _duty_text(info: dict) -> str:
+    sampler = info.get("fault_sampler")
+    duty = sampler.get("duty") if isinstance(sampler, dict) else None
+    if not isinstance(duty, dict) or duty.get("duty_pct") in (None, 100):
+        return ""
+    share, phases = duty.get("open_share"), duty.get("phases")
+    if not isinstance(share, (int, float)) or isinstance(share, bool):
+        return ""
+    return f", open {share:.0%} of the window ({phases} phases of {duty.get('on_s')} s every {duty.get('cycle_s')} s)"
+
+
 def faults_section(ds: Dataset) -> Section:
     sec = Section("page-faults", "Page faults by stack")
     missing = _not_collected(ds, BPF_FAULT_STACKS_FOLDED)
@@ -304,8 +310,12 @@ def faults_section(ds: Dataset) -> Section:
         total = sum(c for _, c in bpf.fault_stacks)
         source = bpf.fault_source or "`exceptions:page_fault_user`"
         error = bpf.fault_sampling_error or f"each is exact within about {period} per CPU"
+        share = bpf.fault_open_share
+        duty = (f" while the sampler was open, {share:.0%} of the window (0.5 s cycles: an open "
+                "sampler slows every fault, a closed one none)" if share < 1.0 else "")
+        scaled = f"samples x {period}" + (f" / {share:.2f}" if share < 1.0 else "")
         note = (f"User page faults ({source}): 1 fault in {period} per CPU was "
-                f"recorded with its user stack; counts are scaled back (samples x {period}); "
+                f"recorded with its user stack{duty}; counts are scaled back ({scaled}); "
                 f"{error}. About {total:,} faults in all.")
         if bpf.stack_errors:
             note += (f" {bpf.stack_errors} sample(s) lost their stack (stack map full or colliding); "
@@ -386,12 +396,13 @@ def bpf_sections(m: Model) -> list[Section]:
     reason = A.why_unavailable(ds)
     if reason is not None:
         sections.append(Section("bpf", "BPF events", [Paragraph(
-            f"BPF not available: {reason}. Reclaim and compaction stalls, kswapd wake-ups, page-fault "
+            f"BPF not available: {reason}. Reclaim and compaction stalls, kswapd wake-ups and runs, "
+            "slab shrinker latency, page migration, page-fault "
             "stacks, major faults per process and brk/mmap growth were not collected; the "
             "counters in the sar sections still show the totals.")]))
         return sections
-    sections += [reclaim_section(ds), kswapd_section(ds), compaction_section(ds), faults_section(ds),
-                 heap_section(ds)]
+    sections += [reclaim_section(ds), kswapd_section(ds), *vmscan_sections(m), compaction_section(ds),
+                 faults_section(ds), heap_section(ds), *fault_file_sections(m)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
         # bundles since the BPF process: the compile's RSS is that process's, not the collector's;
@@ -412,7 +423,7 @@ def bpf_sections(m: Model) -> list[Section]:
         sections.append(Section("bpf-cost", "BPF collection cost", [KeyValues(rows + [
             (f"{whose} RSS before compile", f"{info.get('compile_rss_before_kb', 0):,} kB"),
             (f"{whose} RSS peak during compile", f"{info.get('compile_peak_rss_kb', 0):,} kB"),
-            ("page-fault sampling", f"1 in {info.get('fault_sample_period', '?')} per CPU"),
+            ("page-fault sampling", f"1 in {info.get('fault_sample_period', '?')} per CPU" + _duty_text(info)),
             ("kernel headers", _headers_row(m, info)),
             ("events lost (perf buffer)", str(info.get("events_lost", 0))),
         ], caption="From the manifest's bpf field")]))

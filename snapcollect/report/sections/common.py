@@ -52,3 +52,14 @@ def thin_indexes(n: int, max_rows: int) -> list[int]:
     if idx[-1] != n - 1:
         idx.append(n - 1)
     return idx
+
+
+HIST_BAR = 40   # bcc's print_log2_hist star width
+
+
+def stars(count: int, peak: int, width: int = HIST_BAR) -> str:
+    """The bar bcc prints beside a bucket (``|*****     |``)."""
+    n = int(width * count / peak) if peak else 0
+    if count and n == 0:
+        n = 1
+    return "*" * n

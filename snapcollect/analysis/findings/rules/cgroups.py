@@ -120,6 +120,16 @@ def fill_at_limit(g: CgroupSeries) -> bool:
     return g.fill is not None and g.peak_pct is not None and g.peak_pct >= NEAR_PCT
 
 
+def squeezed(g: CgroupSeries) -> bool:
+    """Did anon, shmem and kernel memory, read near the limit, fill the group?
+
+    Then its page cache has the rest of the limit only: when that cache
+    thrashes, the cause is what fills the group, and the limit is the
+    finding, not the thrashing alone.
+    """
+    return fill_at_limit(g) and g.fill.unreclaimable >= UNRECLAIMABLE_SHARE * g.limit_bytes
+
+
 def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
     """(severity, state) of one group: at its limit, close to it, or None."""
     if g.path == ROOT or g.collector_only or not g.limit_bytes or g.worst is None or g.peak_pct is None:
@@ -136,12 +146,12 @@ def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
     at = held or hits
     if not at:
         return "INFO", "near"
-    if thrashing_group(m, g.path):
+    if thrashing_group(m, g.path) and not squeezed(g):
         return "INFO", "at"     # what its tasks feel is the thrashing (PAGECACHE_THRASHING)
     # Without memory.stat read near the limit what filled it there is
     # unknown (two snapshots of a group that emptied in between): it is
     # not called harmless cache.
-    unreclaimable = not fill_at_limit(g) or g.fill.unreclaimable >= UNRECLAIMABLE_SHARE * g.limit_bytes
+    unreclaimable = not fill_at_limit(g) or squeezed(g)
     mine = [s for s in m.stall_groups if s.path is not None and within(s.path, g.path)]
     felt = stalls_felt(max((s.max_us for s in mine), default=0), sum(s.total_us for s in mine))
     return ("WARN" if unreclaimable or felt else "INFO"), "at"
@@ -159,7 +169,7 @@ def _state(m, g: CgroupSeries) -> tuple[str, str] | None:
               "limit_in_bytes) for >= half the series, or memory.events max / failcnt / memsw.failcnt "
               "rising: WARN when anon + shmem + kernel fill >= 80% of the limit (or memory.stat is "
               "missing) or its tasks' reclaim stalls reach 10 ms (or 100 ms in all), else INFO (also "
-              "when its page cache thrashes: PAGECACHE_THRASHING); usage >= 90% for >= half the series: INFO",
+              "when its page cache thrashes and anon + shmem + kernel do not fill it: PAGECACHE_THRASHING); usage >= 90% for >= half the series: INFO",
     source="kernel Documentation/admin-guide/cgroup-v2.rst (memory.max, memory.events), "
            "cgroup-v1/memory.rst (failcnt); 99% / 90% / 80% / 10 ms: heuristic",
     needs=[(SERIES_CGROUPS_MEMORY, end_of(CGROUPS_MEMORY))], section="cgroups")
@@ -205,7 +215,12 @@ def memcg_at_limit(m):
                        f"in all, the longest {human_ms(max(s.max_us for s in mine))}. ")
         else:
             reclaim = "No reclaim stall of its tasks was recorded. "
-        if thrashing_group(m, g.path):
+        if thrashing_group(m, g.path) and sev == "WARN":
+            advice = ("Anon, shmem and kernel memory fill it and leave its page cache too little room, so "
+                      "the cache thrashes (PAGECACHE_THRASHING): its tasks read their files and code back "
+                      "from disk. Raise the group's limit (memory.max, v1 memory.limit_in_bytes) to what "
+                      "the workload needs, or find what grows in it.")
+        elif thrashing_group(m, g.path):
             advice = "Its page cache thrashes: see PAGECACHE_THRASHING."
         elif sev == "WARN" and not fill_at_limit(g):
             advice = ("Each limit hit means reclaim inside the group and, if it cannot free enough, an OOM "
