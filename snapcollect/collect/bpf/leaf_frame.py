@@ -39,6 +39,7 @@ NOT_EXECUTABLE = "not_in_executable_mapping"   # (a)
 NOT_AFTER_CALL = "not_after_a_call"  # (b)
 CODE_UNREADABLE = "code_unreadable"  # (b) could not be checked: the file could not be read
 NO_STACK = "no_stack"                # the walked stack itself is missing
+NOT_CHECKED = "not_checked"          # left for want of time (the symbolisation deadline)
 REJECTED = (NOT_EXECUTABLE, NOT_AFTER_CALL, CODE_UNREADABLE)
 
 
@@ -109,14 +110,17 @@ def decide(candidate: int, walked: list[int], mapping_of: Callable[[int], object
 
 
 def summary(counts: dict[str, int], samples: int) -> dict:
-    """The metadata block: samples per outcome, and the share recovered."""
+    """The metadata block: samples per outcome, and the share recovered.
+    ``dropped``: samples whose SP word was a guess that failed a check."""
     rejected = {k: int(counts.get(k, 0)) for k in REJECTED}
     return {
         "samples": samples,
         "recovered": int(counts.get(RECOVERED, 0)),
+        "dropped": sum(rejected.values()),
+        "rejected": rejected,
         "walk_had_it": int(counts.get(WALK_HAD_IT, 0)),
         "no_word": int(counts.get(NO_WORD, 0)),
         "no_stack": int(counts.get(NO_STACK, 0)),
-        "rejected": rejected,
+        "not_checked": int(counts.get(NOT_CHECKED, 0)),
         "recovered_share": round(counts.get(RECOVERED, 0) / samples, 4) if samples else 0.0,
     }

@@ -11,7 +11,7 @@
  *   SC_FAULT_PERIOD                  record 1 page fault in N (perf event
  *                                    sample_period, or a per-CPU counter)
  *   SC_KERNEL_STACKS                 also record kernel stacks of faults
- *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS  map sizes
+ *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS, SC_LEAF_KEYS  map sizes
  *
  * Events that are rare and need a time (OOM kills, reclaim and compaction
  * stalls, kswapd wake-ups and runs) go to the perf buffer `events`;
@@ -52,7 +52,8 @@ enum migrate_mode { SC_MIGRATE_ASYNC, SC_MIGRATE_SYNC_LIGHT, SC_MIGRATE_SYNC };
 #define ERR_REGION_KEYS_FULL 10
 #define ERR_SHRINK_KEYS_FULL 11
 #define ERR_MIGRATE_KEYS_FULL 12
-#define ERR_SLOTS 13
+#define ERR_LEAF_KEYS_FULL 13
+#define ERR_SLOTS 14
 
 #define SC_EEXIST 17
 #define SC_MAP_ANONYMOUS 0x20
@@ -363,15 +364,45 @@ struct fault_key {
     s32 kstack;     /* -1 unless SC_KERNEL_STACKS */
     u32 pad;
     char comm[16];
-    /* The user word at the faulting SP, 0 when unreadable or not taken.
-     * In a leaf without a frame (gcc omits it in leaves whatever the
-     * flags; glibc's memset/memcpy have none) it is the return address
-     * into the leaf's caller, which the frame-pointer walk skips: the
-     * reader inserts it when it checks out (leaf_frame.py). */
-    u64 ret;
 };
 BPF_HASH(fault_counts, struct fault_key, u64, SC_FAULT_KEYS);
 BPF_PERCPU_ARRAY(fault_tick, u64, 1);
+
+/* The user word at the faulting SP, per (process, user stack, kernel
+ * stack, word): in a leaf without a frame (gcc omits it in leaves
+ * whatever the flags; glibc's memset/memcpy have none) it is the return
+ * address into the leaf's caller, which the frame-pointer walk skips; the
+ * reader inserts it when it checks out (leaf_frame.py). In a function
+ * with a frame it is any local, so it has its own bounded map: a full
+ * one costs recovered frames (ERR_LEAF_KEYS_FULL), never fault samples. */
+struct leaf_key {
+    u32 tgid;
+    s32 ustack;
+    s32 kstack;
+    u32 pad;
+    u64 word;
+};
+BPF_HASH(leaf_words, struct leaf_key, u64, SC_LEAF_KEYS);
+
+static __always_inline void count_leaf_word(u32 tgid, s32 ustack, s32 kstack, u64 sp)
+{
+    struct leaf_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    /* one 8-byte user read per sample; a failed read leaves 0 */
+    if (!sp || ustack < 0 || bpf_probe_read_user(&k.word, sizeof(k.word), (void *)sp) || !k.word)
+        return;
+    k.tgid = tgid;
+    k.ustack = ustack;
+    k.kstack = kstack;
+    u64 *count = leaf_words.lookup(&k);
+    if (count) {
+        __sync_fetch_and_add(count, 1);
+        return;
+    }
+    u64 one = 1;
+    if (leaf_words.update(&k, &one))
+        count_error(ERR_LEAF_KEYS_FULL);
+}
 
 /* Where faults land: per process, per 2 MiB region of the faulting
  * address (address >> 21) and kind (0: a sampled fault, 1: a major
@@ -409,10 +440,6 @@ static __always_inline void count_region(u32 tgid, u32 kind, u64 addr)
 static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
 {
     struct fault_key k = {};
-    __builtin_memset(&k, 0, sizeof(k));
-    /* one 8-byte user read per sample; a failed read leaves 0 */
-    if (sp)
-        bpf_probe_read_user(&k.ret, sizeof(k.ret), (void *)sp);
     k.tgid = bpf_get_current_pid_tgid() >> 32;
     count_region(k.tgid, REGION_SAMPLED, addr);
     k.ustack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
@@ -426,6 +453,7 @@ static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
 #else
     k.kstack = -1;
 #endif
+    count_leaf_word(k.tgid, k.ustack, k.kstack, sp);
     bpf_get_current_comm(&k.comm, sizeof(k.comm));
     u64 *count = fault_counts.lookup(&k);
     if (count) {
