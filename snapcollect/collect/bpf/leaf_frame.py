@@ -40,6 +40,7 @@ NOT_AFTER_CALL = "not_after_a_call"  # (b)
 CODE_UNREADABLE = "code_unreadable"  # (b) could not be checked: the file could not be read
 NO_STACK = "no_stack"                # the walked stack itself is missing
 NOT_CHECKED = "not_checked"          # left for want of time (the symbolisation deadline)
+PROCESS_GONE = "process_gone"        # no maps snapshot of the process: nothing to check against
 REJECTED = (NOT_EXECUTABLE, NOT_AFTER_CALL, CODE_UNREADABLE)
 
 
@@ -122,5 +123,6 @@ def summary(counts: dict[str, int], samples: int) -> dict:
         "no_word": int(counts.get(NO_WORD, 0)),
         "no_stack": int(counts.get(NO_STACK, 0)),
         "not_checked": int(counts.get(NOT_CHECKED, 0)),
+        "process_gone": int(counts.get(PROCESS_GONE, 0)),
         "recovered_share": round(counts.get(RECOVERED, 0) / samples, 4) if samples else 0.0,
     }

@@ -267,6 +267,8 @@ class ProcSymbolizer:
                 self.warm(tgid)
             except OSError:
                 pass
+        if tgid not in self._procs:
+            return None, leaf_frame.PROCESS_GONE
         outcome = leaf_frame.decide(candidate, walked, lambda a: self._mapping(tgid, a),
                                     lambda m, a, n: self.code_before(tgid, m, a, n))
         if outcome != leaf_frame.RECOVERED:
