@@ -95,14 +95,20 @@ def _collect(tmp_path, exe: str, **options):
     return bundle
 
 
-def test_the_caller_of_a_frameless_leaf_is_put_back(tmp_path):
+@pytest.mark.parametrize("options, sampler", [
+    ({}, "perf"),                             # the perf sampler: the SP of its user registers
+    ({"kernel_stacks": True}, "tracepoint"),  # the raw tracepoint: the SP of the pt_regs it passes
+], ids=["perf", "raw-tracepoint"])
+def test_the_caller_of_a_frameless_leaf_is_put_back(tmp_path, options, sampler):
     exe = _compile(tmp_path)
     if shutil.which("objdump"):
         assert _touch_pages_is_frameless(exe), "gcc gave touch_pages a frame: the test proves nothing"
-    bundle = _collect(tmp_path, exe)
+    bundle = _collect(tmp_path, exe, **options)
     meta = json.loads(bundle.text("bpf/fault_stacks.json"))
-    assert meta["sampler"] == "perf", meta["sampler"]
+    assert meta["sampler"] == sampler, meta["sampler"]
     mine = [ln for ln in bundle.text("bpf/fault_stacks.folded").splitlines() if ln.startswith("sc-leaf;")]
+    # kernel frames (--kernel-stacks) follow the user ones
+    mine = [re.sub(r"(;[^;]*_\[k\])+ ", " ", ln) for ln in mine]
     assert any(re.search(r";main;fault_loop;touch_pages \d+$", ln) for ln in mine), mine[:10]
     leaf = meta["leaf_frames"]
     # the walk alone lost fault_loop: every line that has it got it from
