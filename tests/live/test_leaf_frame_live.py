@@ -75,7 +75,7 @@ def _touch_pages_is_frameless(exe: str) -> bool:
     return "push" not in body
 
 
-def _collect(tmp_path, exe: str, **options):
+def _collect(tmp_path, exe: str, exit_first: bool = False, **options):
     s = DirectSession(str(tmp_path), fault_duty=100, **options)
     proc = subprocess.Popen([exe, "3"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     end_line = None
@@ -88,7 +88,15 @@ def _collect(tmp_path, exe: str, **options):
             if line.startswith("done"):
                 end_line = line
     s.session.poll(1.2)         # one more symbol pass while it lives
-    bundle = s.close()          # the leaf words are checked while it still lives
+    if exit_first:
+        # it exits, and the collection goes on long enough for its maps
+        # snapshot to be freed: only what was checked while it lived counts
+        proc.stdin.write("x\n")
+        proc.stdin.flush()
+        assert proc.wait(30) == 0
+        s.session.poll(3.5)
+        return s.close()
+    bundle = s.close()          # the leaf words are checked at the end too
     proc.stdin.write("x\n")
     proc.stdin.flush()
     assert proc.wait(30) == 0
@@ -123,6 +131,15 @@ def test_the_caller_of_a_frameless_leaf_is_put_back(tmp_path, options, sampler):
     in_leaf = sum(int(ln.rsplit(" ", 1)[1]) for ln in mine if ln.split(" ")[0].endswith(";touch_pages"))
     assert recovered >= 0.9 * in_leaf, (recovered, in_leaf, leaf)
     assert leaf["map_full"] == 0
+
+
+def test_a_process_that_exited_before_the_end_keeps_its_recovered_frame(tmp_path):
+    exe = _compile(tmp_path)
+    bundle = _collect(tmp_path, exe, exit_first=True)
+    mine = [ln for ln in bundle.text("bpf/fault_stacks.folded").splitlines() if ln.startswith("sc-leaf;")]
+    assert any(re.search(r";main;fault_loop;touch_pages \d+$", ln) for ln in mine), mine[:10]
+    leaf = json.loads(bundle.text("bpf/fault_stacks.json"))["leaf_frames"]
+    assert leaf["recovered"] > 0, leaf
 
 
 def test_without_the_sp_word_the_walk_gives_main_then_the_leaf(tmp_path, monkeypatch):

@@ -238,3 +238,42 @@ def test_a_program_without_the_map_gives_no_words():
 
     w = artifacts.ArtifactWriter(None, SimpleNamespace(items=items), None, None, {}, set(), "perf")
     assert w._leaf_words(time.monotonic() + 60)(10, 1, -1) == []
+
+
+# -- checked during the window, while the process lives ---------------------------------
+
+class _Maps:
+    def __init__(self, leaf_items, stacks):
+        self.leaf_items = leaf_items
+        self.stacks = stacks
+
+    def items(self, name):
+        return list(self.leaf_items) if name == "leaf_words" else []
+
+    def table(self, name):
+        return self.stacks
+
+
+def test_words_checked_during_the_window_still_count_after_the_process_exited(tmp_path):
+    code = bytearray(b"\x90" * 8192)
+    code[0x100:0x105] = b"\xe8\x01\x02\x03\x04"
+    sym, me = _symbolizer_with(tmp_path, bytes(code))
+    maps = _Maps([(_key(me, 7, -1, 0x1105), 9), (_key(me, 7, -1, 0x1200), 1), (_key(me, -14, -1, 0x1105), 1)],
+                 _Stacks({7: [0x1800, 0x1900]}))
+    r = StackResolver(sym, maps, {})
+    assert r.resolve_pass(10.0) == 0
+    assert sym.leaf_checked(me, 7, 0x1105) and sym.leaf_checked(me, 7, 0x1200)
+    assert not sym.leaf_checked(me, -14, 0x1105)
+    sym._procs.clear()               # it exited and its snapshot was freed
+    assert r.leaf_caller("stacks", me, 7, 0x1105) == ("[code.bin]", leaf_frame.RECOVERED)
+    assert r.leaf_caller("stacks", me, 7, 0x1200) == (None, leaf_frame.NOT_AFTER_CALL)
+
+
+def test_words_left_for_want_of_time_keep_their_process():
+    sym = ProcSymbolizer()
+    me = os.getpid()
+    maps = _Maps([(_key(me, 7, -1, 0x1105), 9)], _Stacks({7: [0x1800]}))
+    r = StackResolver(sym, maps, {})
+    assert r.resolve_pass(-1.0) == 1 and not sym.leaf_checked(me, 7, 0x1105)
+    # with the fault stacks unavailable, nothing to check
+    assert StackResolver(sym, maps, {"bpf/fault_stacks.folded": "x"}).resolve_pass(-1.0) == 0

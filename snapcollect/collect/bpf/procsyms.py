@@ -20,7 +20,7 @@ process, which does not import bcc:
   convention, as bcc gives it); outside any mapping ``[unknown]``. C++
   names stay mangled (bcc demangles them).
 - ``kernel_stack`` through kallsyms.py.
-- ``leaf_caller`` checks the word found at the user SP of a fault
+- ``leaf_caller`` checks (and caches) the word found at the user SP of a fault
   (leaf_frame.py) against the snapshot and the mapped file's bytes just
   before it (a read of 8 bytes, cached per (file, offset)), and names it
   when it is the return address into a frameless leaf's caller.
@@ -43,6 +43,7 @@ MAX_MAPPINGS = 4096            # per process
 MAX_REFRESHES = 3              # per process: bounds the cost of a process mapping code all the time
 MAX_NAMES = 50_000             # (file, address) -> name entries kept: ~8 MB at most
 MAX_CODE = 20_000              # (file, offset) -> the bytes before it, for leaf_caller
+MAX_LEAF = 50_000              # (tgid, stack id, SP word) -> leaf_caller's answer
 MAX_MAPS_BYTES = 4 << 20       # of one /proc/PID/maps
 DEBUG_DIRS = ("/usr/lib/debug",)
 
@@ -113,6 +114,7 @@ class ProcSymbolizer:
         self._names: dict[tuple, str | None] = {}    # (file_key, file offset) -> name or None
         self._elf_bad: set[tuple] = set()
         self._code: dict[tuple, bytes | None] = {}   # (file_key, file offset) -> bytes before it
+        self._leaf: dict[tuple, tuple[str | None, str]] = {}   # (tgid, stack id, word) -> answer
         self._kernel = KernelSymbols()
 
     # -- processes ---------------------------------------------------------
@@ -253,9 +255,23 @@ class ProcSymbolizer:
         self._code[key] = got
         return got
 
+    def leaf_checked(self, tgid: int, stack_id: int, candidate: int) -> bool:
+        return (tgid, stack_id, candidate) in self._leaf
+
     def leaf_caller(self, table, tgid: int, stack_id: int, candidate: int) -> tuple[str | None, str]:
         """(frame name or None, leaf_frame outcome) for the SP word
-        ``candidate`` of a stack of ``table``."""
+        ``candidate`` of a stack of ``table``; cached (up to MAX_LEAF
+        answers), so that a word checked while its process lived still
+        counts after it exited."""
+        key = (tgid, stack_id, candidate)
+        got = self._leaf.get(key)
+        if got is None:
+            got = self._leaf_caller(table, tgid, stack_id, candidate)
+            if len(self._leaf) < MAX_LEAF and got[1] != leaf_frame.PROCESS_GONE:
+                self._leaf[key] = got
+        return got
+
+    def _leaf_caller(self, table, tgid: int, stack_id: int, candidate: int) -> tuple[str | None, str]:
         if not candidate:
             return None, leaf_frame.NO_WORD
         try:
@@ -302,3 +318,4 @@ class ProcSymbolizer:
         self._procs.clear()
         self._names.clear()
         self._code.clear()
+        self._leaf.clear()

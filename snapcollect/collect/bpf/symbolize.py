@@ -9,7 +9,7 @@ At the end, what is still unresolved past the deadline says so with a
 placeholder. A fault stack's SP word may give the caller of a frameless
 leaf (``leaf_caller``, leaf_frame.py). The symbol tables themselves are procsyms.py's.
 
-Kernel interfaces: the BPF maps ``fault_counts``/``stacks`` and
+Kernel interfaces: the BPF maps ``fault_counts``/``stacks``, ``leaf_words`` and
 ``heap``/``sys_stacks`` (BPF_MAP_TYPE_STACK_TRACE), through fdmaps.py.
 """
 
@@ -22,6 +22,7 @@ from snapcollect.collect.bpf import leaf_frame
 
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
 STACK_NOT_RECORDED = -1000      # SC_STACK_NOT_RECORDED: file mmaps keep no stack
+LEAF_WORDS = "leaf_words"        # the SP word per fault stack (memevents.bpf.c)
 EEXIST = 17                     # a stack id of -EEXIST: the hash bucket was taken by another stack
 
 # the aggregate map, the stack map its keys point into, the artifact it
@@ -74,8 +75,34 @@ class StackResolver:
                     self.symbols.user_stack(table, stack_table, key.tgid, key.ustack)
                 except Exception:  # noqa: BLE001 - stack vanished or process gone
                     pass
+        if BPF_FAULT_STACKS_FOLDED not in self.unavailable:
+            left += self._check_leaf_words(end, waiting)
         # the symbols of exited processes whose stacks are all resolved can go
         self.symbols.forget_dead(keep=waiting)
+        return left
+
+    def _check_leaf_words(self, end: float, waiting: set[int]) -> int:
+        """Check the fault stacks' SP words (leaf_frame.py) while their
+        processes live, biggest first, until ``end``; returns how many were
+        left for want of time."""
+        try:
+            items = self.maps.items(LEAF_WORDS)
+            table = self.maps.table("stacks")
+        except Exception:  # noqa: BLE001 - a program without the map
+            return 0
+        items.sort(key=lambda kv: -int(kv[1]))
+        left = 0
+        for key, _value in items:
+            if key.ustack < 0 or not key.word or self.symbols.leaf_checked(key.tgid, key.ustack, key.word):
+                continue
+            if time.monotonic() > end:
+                left += 1
+                waiting.add(key.tgid)
+                continue
+            try:
+                self.symbols.leaf_caller(table, key.tgid, key.ustack, key.word)
+            except Exception:  # noqa: BLE001 - stack vanished or process gone
+                pass
         return left
 
     def user_frames(self, table_name: str, tgid: int, stack_id: int, deadline: float) -> list[str]:
