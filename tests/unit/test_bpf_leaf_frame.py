@@ -38,6 +38,15 @@ def test_other_bytes_and_jumps_are_no_call():
     assert not leaf_frame.follows_call(b"\xff")
 
 
+def test_a_direct_calls_target_is_read_and_an_indirect_one_has_none():
+    # e8 rel32 = -0x100 ending at 0x1234: calls 0x1134
+    assert leaf_frame.direct_call_target(b"\x90\x90\x90\xe8\x00\xff\xff\xff", 0x1234) == 0x1134
+    assert leaf_frame.direct_call_target(b"\x90\x90\x90\xe8\x10\x00\x00\x00", 0x1234) == 0x1244
+    assert leaf_frame.direct_call_target(b"\x90" * 6 + b"\xff\xd0", 0x1234) is None
+    # bytes that read both as e8 rel32 and as ff d0: the target cannot be trusted
+    assert leaf_frame.direct_call_target(b"\x90\x90\x90\xe8\x00\x00\xff\xd0", 0x1234) is None
+
+
 # -- the decision ----------------------------------------------------------------
 
 CALL = b"\x90\x90\x90\xe8\x00\x00\x00\x00"
@@ -64,6 +73,25 @@ def test_hostile_words_are_dropped_or_ignored():
     assert _decide(0x1234, walked=()) == leaf_frame.NO_STACK
 
 
+def test_a_direct_call_to_another_named_function_is_dropped():
+    def mapping_of(a):
+        return EXEC if 0x1000 <= a < 0x3000 else None
+    seen = []
+
+    def same(target, ip):
+        seen.append((target, ip))
+        return False
+    code = b"\x90\x90\x90\xe8\x00\xff\xff\xff"
+    assert leaf_frame.decide(0x1234, [0x1100, 0x2000], mapping_of, lambda m, a, n: code, same) == \
+        leaf_frame.CALLS_ANOTHER
+    assert seen == [(0x1134, 0x1100)]
+    assert leaf_frame.decide(0x1234, [0x1100, 0x2000], mapping_of, lambda m, a, n: code,
+                             lambda t, ip: True) == leaf_frame.RECOVERED
+    # an indirect call: nothing to compare, kept
+    assert leaf_frame.decide(0x1234, [0x1100, 0x2000], mapping_of, lambda m, a, n: b"\x90" * 6 + b"\xff\xd0",
+                             same) == leaf_frame.RECOVERED
+
+
 def test_a_word_the_walk_already_has_is_not_added():
     assert _decide(0x2000) == leaf_frame.WALK_HAD_IT
     assert _decide(0x1100) == leaf_frame.WALK_HAD_IT
@@ -73,7 +101,8 @@ def test_the_summary_counts_the_dropped_guesses():
     s = leaf_frame.summary({leaf_frame.RECOVERED: 6, leaf_frame.NOT_EXECUTABLE: 2,
                             leaf_frame.NOT_AFTER_CALL: 1}, 10)
     assert s["recovered"] == 6 and s["dropped"] == 3 and s["recovered_share"] == 0.6
-    assert s["rejected"] == {"not_in_executable_mapping": 2, "not_after_a_call": 1, "code_unreadable": 0}
+    assert s["rejected"] == {"not_in_executable_mapping": 2, "not_after_a_call": 1, "code_unreadable": 0,
+                             "calls_another_function": 0}
     assert leaf_frame.summary({}, 0)["recovered_share"] == 0.0
 
 
@@ -177,6 +206,20 @@ def test_the_bytes_read_are_bounded_and_cached_per_file_and_offset(tmp_path):
     assert sym.code_before(me, m, 0x1003, leaf_frame.MAX_CALL_LEN) == b"\x00" * 3   # the file's start
     # past the file's end: unreadable, not an error
     assert sym.code_before(me, m, 0x1000 + 9000, leaf_frame.MAX_CALL_LEN) is None
+
+
+def test_same_function_compares_named_functions_only(tmp_path):
+    import ctypes
+    libc = ctypes.CDLL(None)
+
+    def addr(fn):
+        return ctypes.cast(fn, ctypes.c_void_p).value
+    sym = ProcSymbolizer()
+    me = os.getpid()
+    sym.warm(me)
+    assert sym._same_function(me, addr(libc.getpid), addr(libc.getpid) + 1)
+    assert not sym._same_function(me, addr(libc.getpid), addr(libc.strlen))
+    assert sym._same_function(me, 0x10, addr(libc.strlen))          # unnamed: cannot tell
 
 
 def test_a_process_without_a_snapshot_is_not_checked():

@@ -19,7 +19,11 @@ insert it between frame 0 and the rest. It is accepted only when
     7 bytes before, 8 with a REX prefix) whose encoded length ends exactly
     at the address,
 (c) it is not already frame 0 or frame 1 of the walked stack (then the
-    walk had it: nothing to add).
+    walk had it: nothing to add),
+(d) when the call is a direct one (``e8``), its target is not a named
+    function other than the one frame 0 is in (a stale return address
+    left in a local slot of a function with a frame mostly fails this;
+    a call through a PLT stub, which has no symbol, cannot be checked).
 
 A wrong guess is dropped, never inserted. Pure: the caller supplies
 ``mapping_of(addr)`` and ``code_before(mapping, addr, n)``.
@@ -38,10 +42,11 @@ NO_WORD = "no_word"                  # 0: unreadable, kernel-mode fault, or not 
 NOT_EXECUTABLE = "not_in_executable_mapping"   # (a)
 NOT_AFTER_CALL = "not_after_a_call"  # (b)
 CODE_UNREADABLE = "code_unreadable"  # (b) could not be checked: the file could not be read
+CALLS_ANOTHER = "calls_another_function"  # (d): a direct call to a function that is not the leaf
 NO_STACK = "no_stack"                # the walked stack itself is missing
 NOT_CHECKED = "not_checked"          # left for want of time (the symbolisation deadline)
 PROCESS_GONE = "process_gone"        # no maps snapshot of the process: nothing to check against
-REJECTED = (NOT_EXECUTABLE, NOT_AFTER_CALL, CODE_UNREADABLE)
+REJECTED = (NOT_EXECUTABLE, NOT_AFTER_CALL, CODE_UNREADABLE, CALLS_ANOTHER)
 
 
 def _ff2_length(modrm: int, sib: int | None) -> int | None:
@@ -68,13 +73,8 @@ def _ff2_length(modrm: int, sib: int | None) -> int | None:
     return n
 
 
-def follows_call(code: bytes) -> bool:
-    """``code``: the bytes that end right at the candidate address (up to
-    MAX_CALL_LEN). True when one of them starts a call instruction whose
-    length ends exactly there."""
+def _ends_in_indirect_call(code: bytes) -> bool:
     size = len(code)
-    if size >= 5 and code[-5] == 0xE8:
-        return True
     for n in range(2, min(size, MAX_CALL_LEN) + 1):
         at = size - n
         op = at
@@ -89,12 +89,29 @@ def follows_call(code: bytes) -> bool:
     return False
 
 
+def follows_call(code: bytes) -> bool:
+    """``code``: the bytes that end right at the candidate address (up to
+    MAX_CALL_LEN). True when one of them starts a call instruction whose
+    length ends exactly there."""
+    return (len(code) >= 5 and code[-5] == 0xE8) or _ends_in_indirect_call(code)
+
+
+def direct_call_target(code: bytes, addr: int) -> int | None:
+    """Where the ``e8 rel32`` ending at ``addr`` calls, None when the bytes
+    may as well be an indirect call (whose target cannot be checked)."""
+    if len(code) < 5 or code[-5] != 0xE8 or _ends_in_indirect_call(code):
+        return None
+    return (addr + int.from_bytes(code[-4:], "little", signed=True)) & ((1 << 64) - 1)
+
+
 def decide(candidate: int, walked: list[int], mapping_of: Callable[[int], object | None],
-           code_before: Callable[[object, int, int], bytes | None]) -> str:
+           code_before: Callable[[object, int, int], bytes | None],
+           same_function: Callable[[int, int], bool] | None = None) -> str:
     """The outcome for one (stack, SP word) pair. ``walked``: the stack's
     addresses innermost first (frame 0 = IP). ``code_before(mapping, addr,
     n)``: the n bytes of the mapped file before ``addr`` (fewer at the
-    file's start), None when unreadable."""
+    file's start), None when unreadable. ``same_function(target, ip)``:
+    False only when both are in named functions and they differ."""
     if not candidate:
         return NO_WORD
     if not walked:
@@ -107,7 +124,12 @@ def decide(candidate: int, walked: list[int], mapping_of: Callable[[int], object
     code = code_before(m, candidate, MAX_CALL_LEN)
     if code is None:
         return CODE_UNREADABLE
-    return RECOVERED if follows_call(code) else NOT_AFTER_CALL
+    if not follows_call(code):
+        return NOT_AFTER_CALL
+    target = direct_call_target(code, candidate)
+    if target is not None and same_function is not None and not same_function(target, walked[0]):
+        return CALLS_ANOTHER
+    return RECOVERED
 
 
 def summary(counts: dict[str, int], samples: int) -> dict:

@@ -255,6 +255,13 @@ class ProcSymbolizer:
         self._code[key] = got
         return got
 
+    def _same_function(self, tgid: int, target: int, ip: int) -> bool:
+        """False when ``target`` and ``ip`` are both in named functions
+        (an ELF symbol, not a module placeholder) and the names differ."""
+        (a, a_ok), (b, b_ok) = self._frames(tgid, [target, ip])
+        named = a_ok and b_ok and not a.startswith("[") and not b.startswith("[")
+        return not named or a == b
+
     def leaf_checked(self, tgid: int, stack_id: int, candidate: int) -> bool:
         return (tgid, stack_id, candidate) in self._leaf
 
@@ -286,7 +293,8 @@ class ProcSymbolizer:
         if tgid not in self._procs:
             return None, leaf_frame.PROCESS_GONE
         outcome = leaf_frame.decide(candidate, walked, lambda a: self._mapping(tgid, a),
-                                    lambda m, a, n: self.code_before(tgid, m, a, n))
+                                    lambda m, a, n: self.code_before(tgid, m, a, n),
+                                    lambda target, ip: self._same_function(tgid, target, ip))
         if outcome != leaf_frame.RECOVERED:
             return None, outcome
         return self._frames(tgid, [candidate])[0][0], outcome
