@@ -61,9 +61,18 @@ int main(int argc, char **argv) {
 """
 
 
-def _compile(tmp_path) -> str:
+# The same loop with glibc's memset as the leaf (it never sets up a frame):
+# the walk gives main;fault_loop;<memset>, fill_buffer is the lost caller.
+MEMSET_C = LEAF_C.replace("#include <time.h>", "#include <time.h>\n#include <string.h>").replace(
+    "__attribute__((noinline)) void touch_pages(volatile char *p, long n) {\n"
+    "    for (long i = 0; i < n; i += 4096) p[i] = 1;\n}",
+    "__attribute__((noinline)) void fill_buffer(char *p, long n) { memset(p, 1, n); p[1] = 2; }").replace(
+    "touch_pages(p, SZ);", "fill_buffer(p, SZ);")
+
+
+def _compile(tmp_path, source: str = LEAF_C) -> str:
     src, exe = tmp_path / "sc-leaf.c", tmp_path / "sc-leaf"
-    src.write_text(LEAF_C)
+    src.write_text(source)
     subprocess.run(["gcc", "-O1", "-fno-omit-frame-pointer", "-o", str(exe), str(src)], check=True)
     return str(exe)
 
@@ -140,6 +149,14 @@ def test_a_process_that_exited_before_the_end_keeps_its_recovered_frame(tmp_path
     assert any(re.search(r";main;fault_loop;touch_pages \d+$", ln) for ln in mine), mine[:10]
     leaf = json.loads(bundle.text("bpf/fault_stacks.json"))["leaf_frames"]
     assert leaf["recovered"] > 0, leaf
+
+
+def test_the_caller_of_glibcs_memset_is_put_back(tmp_path):
+    assert "fill_buffer(p, SZ);" in MEMSET_C and "touch_pages" not in MEMSET_C
+    bundle = _collect(tmp_path, _compile(tmp_path, MEMSET_C))
+    mine = [ln for ln in bundle.text("bpf/fault_stacks.folded").splitlines() if ln.startswith("sc-leaf;")]
+    assert any(re.search(r";main;fault_loop;fill_buffer;[\w.]*memset[\w.]* \d+$", ln) for ln in mine), mine[:10]
+    assert json.loads(bundle.text("bpf/fault_stacks.json"))["leaf_frames"]["recovered"] > 0
 
 
 def test_without_the_sp_word_the_walk_gives_main_then_the_leaf(tmp_path, monkeypatch):
