@@ -23,6 +23,10 @@ Each runs, in random order in every round:
 - under ``snapcollect collect --heap-trace`` (adds the brk/mmap syscall
   tracepoints with user stacks: the opt-in);
 - under ``snapcollect collect --no-bpf`` (the /proc and sysfs sampling only);
+- under ``snapcollect collect --no-delayacct`` (the default but for delay
+  accounting: ``kernel.task_delayacct`` left off, so the kernel keeps no
+  timestamps around the swap-in, reclaim, block I/O and compaction waits
+  of the tasks forked in the window, the workload among them);
 - under ``perf record -e page-faults -g -a`` (every fault, with stacks);
 - under ``stackcount-bpfcc -U t:exceptions:page_fault_user``;
 - under sadc (sysstat's collector behind sar) at a 1 s interval, ``-S XALL``.
@@ -268,12 +272,17 @@ class AloneAgain(Alone):
     name = "alone, again (noise)"
 
 
-def configs(heap_trace: bool = True, no_bpf: bool = True) -> list:
+def configs(heap_trace: bool = True, no_bpf: bool = True, no_delayacct: bool = True,
+            tools: bool = True) -> list:
     out = [Alone(), AloneAgain(), Collector("snapcollect default", [])]
     if heap_trace:
         out.append(Collector("snapcollect --heap-trace", ["--heap-trace"]))
     if no_bpf:
         out.append(Collector("snapcollect --no-bpf", ["--no-bpf"]))
+    if no_delayacct:
+        out.append(Collector("snapcollect --no-delayacct", ["--no-delayacct"]))
+    if not tools:
+        return out
     perf = perf_binary()
     if perf:
         out.append(Tool("perf record -e page-faults -g -a",
@@ -349,6 +358,8 @@ def main() -> int:
                     help="getppid() calls per run of the syscall-heavy workload (0 to skip it)")
     ap.add_argument("--no-heap-trace", action="store_true", help="skip the --heap-trace runs")
     ap.add_argument("--no-no-bpf", action="store_true", help="skip the --no-bpf runs")
+    ap.add_argument("--no-no-delayacct", action="store_true", help="skip the --no-delayacct runs")
+    ap.add_argument("--no-tools", action="store_true", help="skip perf, stackcount and sadc (snapcollect only)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures here")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -365,7 +376,7 @@ def main() -> int:
         if args.syscalls:
             workloads.append((f"syscall-heavy ({args.syscalls:,} getppid() per run)",
                               [build(SYSCALLS_C, os.path.join(tmp, "syscalls")), str(args.syscalls)]))
-        cfgs = configs(not args.no_heap_trace, not args.no_no_bpf)
+        cfgs = configs(not args.no_heap_trace, not args.no_no_bpf, not args.no_no_delayacct, not args.no_tools)
         for title, argv in workloads:
             print(f"{title}: {args.rounds} rounds", file=sys.stderr)
             rows = summarise(measure(argv, cfgs, args.rounds))

@@ -111,13 +111,16 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=_positive(int), default=10, metavar="N",
                    help="processes that get the expensive detail (smaps, pmap) (default 10)")
     p.add_argument("--no-bpf", action="store_true", help="do not load BPF programs")
+    p.add_argument("--no-delayacct", action="store_true",
+                   help="do not switch on kernel.task_delayacct for the window (per-process swap-in, "
+                        "reclaim, thrashing and compaction waits are then only read if it is already on)")
     p.add_argument("--fault-sample", type=_positive(int), default=None, metavar="N",
                    help="record the user stack of 1 page fault in N per CPU (default "
                         "128; 1: every fault, costs much more)")
     p.add_argument("--fault-duty", type=_percent, default=None, metavar="PCT",
                    help="keep the page-fault sampler open PCT%% of the time, in 0.5 s "
                         "cycles (default 20: an open sampler slows every page fault by "
-                        "about 5%%; 100: open all the time, for bursts and light faulting)")
+                        "about 5%%; 100: open all the time, for short bursts)")
     p.add_argument("--kernel-stacks", action="store_true",
                    help="also record kernel stacks of page faults (uses the "
                         "page_fault_user tracepoint: costs more)")

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, CMD_FREE, CMD_NUMASTAT, CMD_NUMASTAT_M,
+from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, DELAY_TASKSTATS, CMD_FREE, CMD_NUMASTAT, CMD_NUMASTAT_M,
                                       CMD_SWAPON, CMD_VMSTAT_S, FS_MEMFS, HOST_INFO, KMSG, NODE_DIR_PREFIX,
                                       NODE_MEMINFO, NODE_NUMASTAT, PID_CMDLINE, PID_PMAP_X, PID_SMAPS,
                                       PID_SMAPS_ROLLUP, PID_STATUS, PROCS, PROCS_MEMORY,
@@ -28,6 +28,7 @@ from snapcollect.parsers.buddyinfo import parse_buddyinfo
 from snapcollect.parsers.deepdive import DeepDiveTarget, parse_target, split_name
 from snapcollect.parsers.cgroups import parse_cgroups
 from snapcollect.parsers.kmsg import parse_kmsg
+from snapcollect.parsers.taskstats import DelayRead, parse_delay_records
 from snapcollect.parsers.meminfo import parse_meminfo
 from snapcollect.parsers.memfs import parse_memfs
 from snapcollect.parsers.numastat import parse_node_meminfo, parse_node_numastat
@@ -113,6 +114,8 @@ class Dataset:
     bpf: BpfData = field(default_factory=BpfData)
     # The --pid/--comm deep dive, one per process followed (``deepdive/<pid>/...``)
     deepdive: list[DeepDiveTarget] = field(default_factory=list)
+    # Per-process delay accounting reads (``delay/taskstats``; older bundles have none)
+    delays: list[DelayRead] = field(default_factory=list)
     # artifact name -> (status, reason) for everything not "ok"
     missing: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     clk_tck: int = 100
@@ -387,6 +390,11 @@ def load_dataset(bundle) -> Dataset:
             ds.kmsg = parse_kmsg(records, m.get("clock"))
         except ParseError as exc:
             ld.missing[KMSG] = ("error", f"could not parse: {exc}")
+    delay_records = bundle.records(DELAY_TASKSTATS)
+    if delay_records:
+        ds.delays, dropped = parse_delay_records(delay_records)
+        if dropped:
+            ld.missing.setdefault(DELAY_TASKSTATS, ("corrupt", f"{dropped} malformed records dropped"))
     ds.top = _top(ld)
     ds.bpf = _bpf(ld)
     ds.deepdive = _deepdive(ld)

@@ -6,8 +6,9 @@ process's life and growth (RSS + swap, its rate or step, the time left
 at a leak's rate), the pressure shares of the window, the
 cgroups' pressure, each memory cgroup over time (usage against its limit,
 refaults, reclaim, its tasks), where the page cache thrashes, where
-Shmem lives, where page faults land (files, swap-ins, huge pages), whether BPF was built against another kernel's
-headers, and inside reclaim (slab shrinkers, kswapd runs, page migration, from BPF).
+Shmem lives, where page faults land (files, swap-ins, huge pages), who waited on memory (delay accounting),
+whether BPF was built against another kernel's headers, and inside reclaim (slab shrinkers, kswapd runs, page
+migration, from BPF).
 Rules (``findings``), the timeline, the verdict and
 the report's sections read these facts from the model instead of
 deriving them again, so a finding and the section it points at show the
@@ -30,6 +31,7 @@ from snapcollect.analysis.cgroup_series import (CgroupSeries, GroupStalls, Memcg
                                                 thrashing)
 from snapcollect.analysis.dataset import Dataset
 from snapcollect.analysis.deepdive import DeepDiveFacts, deepdive_facts
+from snapcollect.analysis.delays import DelayFacts, delay_facts
 from snapcollect.analysis.faultmaps import FaultMapFacts, fault_map_facts
 from snapcollect.analysis.leak import Leak, leaks
 from snapcollect.analysis.oom import OomFacts, oom_facts
@@ -37,6 +39,7 @@ from snapcollect.analysis.pidstat import Life, lives
 from snapcollect.analysis.pressure import CgroupPressure, WindowShare, cgroup_pressure, window_share
 from snapcollect.analysis.processes import Growth, ProcMemory, growth, process_memory, suspects
 from snapcollect.analysis.shmem import ShmemFacts, shmem_facts
+from snapcollect.analysis.swap_residency import SwapResidencyFacts, swap_residency_facts
 from snapcollect.analysis.vmscan import VmscanFacts, vmscan_facts
 
 
@@ -61,8 +64,10 @@ class Model:
     shmem: ShmemFacts                        # where Shmem lives: mounts, SysV, processes, deleted files
     bpf_headers: HeaderMismatch | None       # BPF compiled against another kernel's headers
     deepdive: tuple[DeepDiveFacts, ...] = ()  # --pid/--comm: each followed process's allocations
+    delays: DelayFacts | None = None          # who waited on memory (delay accounting), swap residency estimate
     fault_maps: FaultMapFacts | None = None  # BPF: faults by file/mapping, swap-ins, huge-page faults
     vmscan: VmscanFacts | None = None        # BPF: shrinkers, kswapd runs, page migration
+    swap_residency: SwapResidencyFacts | None = None   # BPF kprobes: swap-out to swap-in times
 
 
 def build_model(ds: Dataset) -> Model:
@@ -82,5 +87,5 @@ def build_model(ds: Dataset) -> Model:
         cgroups=groups, task_cgroup=in_group, memcg_reclaim=memcg_reclaim(ds),
         thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group),
         shmem=shmem_facts(ds, ds.top), deepdive=deepdive_facts(ds), bpf_headers=header_mismatch(ds),
-        fault_maps=fault_map_facts(ds, all_lives),
-        vmscan=vmscan_facts(ds))
+        delays=delay_facts(ds), fault_maps=fault_map_facts(ds, all_lives),
+        vmscan=vmscan_facts(ds), swap_residency=swap_residency_facts(ds))

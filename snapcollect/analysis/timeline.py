@@ -14,6 +14,8 @@ read; kernel log and BPF timestamps already converted by the loader):
   callback and episode;
 - oom: each OOM kill (BPF oom:mark_victim and/or the kernel log);
 - swap: bursts of swap-in/out (vmstat pswpin/pswpout per interval);
+- swap, per process: intervals in which one process waited for swap-in
+  more than 10% of the time (delay accounting, delay/taskstats);
 - faults: bursts of major faults (vmstat pgmajfault per interval);
 - kmsg: kernel log lines that matter (allocation failures, hung tasks,
   swap added);
@@ -36,7 +38,7 @@ from snapcollect.analysis.results import TimelineEvent
 from snapcollect.analysis.series import Interval, vm_intervals
 from snapcollect.analysis.wording import hms, human_kb, human_ms, kill_label
 from snapcollect.bundle.names import (BPF_KSWAPD_RUNS, BPF_KSWAPD_WAKE, BPF_OOM_KILL, BPF_RECLAIM,
-                                      BPF_SHRINKER_SLOW, KMSG, SERIES_PROCS, SERIES_PROC_VMSTAT)
+                                      BPF_SHRINKER_SLOW, DELAY_TASKSTATS, KMSG, SERIES_PROCS, SERIES_PROC_VMSTAT)
 
 # (PSI line, avg10 threshold %, severity when rising above it)
 PSI_LEVELS = (("some", 10.0, "INFO"), ("full", 5.0, "WARN"), ("full", 60.0, "CRIT"))
@@ -231,12 +233,21 @@ def _growth(m: Model) -> list[TimelineEvent]:
     return out
 
 
+def _swapin_waits(m: Model) -> list[TimelineEvent]:
+    """Intervals in which one process waited for swap-in more than 10% of the time (delay accounting)."""
+    d = m.delays
+    return [TimelineEvent(b.t0, "swap", f"{b.comm or '?'} (pid {b.pid}) waited {b.wait_ms:.0f} ms for swap-in "
+                          f"({100 * b.share:.0f}% of the interval) until {hms(b.t1)}", "WARN",
+                          DELAY_TASKSTATS, "delays")
+            for b in (d.bursts if d is not None else ())]
+
+
 def build_timeline(m: Model) -> list[TimelineEvent]:
     """Every event of every source, in time order."""
     events: list[TimelineEvent] = []
     for part in (_pressure, _reclaim, _swap, _faults, _kmsg):
         events.extend(part(m.ds))
-    events += _ooms(m) + _growth(m) + _vmscan(m)
+    events += _ooms(m) + _growth(m) + _swapin_waits(m) + _vmscan(m)
     order = {"oom": 0, "kmsg": 1, "reclaim": 2, "pressure": 3, "swap": 4, "faults": 5, "growth": 6}
     events.sort(key=lambda e: (e.t, order.get(e.kind, 9)))
     return events

@@ -148,6 +148,7 @@ HOST_INFO = "host/info"                      # JSON: kernel, CPUs, page size, cl
 
 # Streams.
 KMSG = "kmsg"                                # kernel log records (/dev/kmsg, else dmesg)
+DELAY_TASKSTATS = "delay/taskstats"          # per-process delay accounting reads (taskstats netlink)
 BPF_PREFIX = "bpf/"
 BPF_OOM_KILL = "bpf/oom_kill"                # oom:mark_victim events
 BPF_RECLAIM = "bpf/reclaim"                  # direct reclaim stalls (begin/end pairs)
@@ -166,8 +167,9 @@ BPF_FAULT_FILES = "bpf/fault_files"                  # JSON: faults per process 
 BPF_TRACEPOINT_FORMATS = "bpf/tracepoint_formats"    # the tracepoints' format files, to decode fields
 BPF_SHRINKERS = "bpf/shrinkers"                      # JSON: shrink_slab latency per shrinker and node
 BPF_MIGRATION = "bpf/migration"                      # JSON: page migration per reason/mode and process
+BPF_SWAP_RESIDENCY = "bpf/swap_residency"            # JSON: time from swap-out to swap-in (kprobes)
 BPF_FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH,
-             BPF_FAULT_FILES, BPF_SHRINKERS, BPF_MIGRATION)
+             BPF_FAULT_FILES, BPF_SHRINKERS, BPF_MIGRATION, BPF_SWAP_RESIDENCY)
 
 # Series: one sample per tick (see ``series``).
 SERIES_PROC_MEMINFO = series(PROC_MEMINFO)

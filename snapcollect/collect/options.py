@@ -21,6 +21,7 @@ class CollectOptions:
     output: str = "."
     top: int = 10
     no_bpf: bool = False
+    no_delayacct: bool = False            # leave kernel.task_delayacct as it is
     fault_sample: int | None = None       # 1 page fault in N per CPU gets its stack (None: the default)
     fault_duty: int | None = None         # percent of the time the perf fault sampler is open (None: 20)
     kernel_stacks: bool = False

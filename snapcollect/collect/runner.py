@@ -50,7 +50,7 @@ from snapcollect.collect.sampler import Sampler
 from snapcollect.collect.quiet import quiet_output
 from snapcollect.collect.signals import StopFlag, StoppedBeforeStart
 from snapcollect.collect.snapshot import HostLayout, take_snapshot
-from snapcollect.collect.sources import cgroups, host, numa
+from snapcollect.collect.sources import cgroups, host, numa, taskstats
 from snapcollect.collect.sources.kmsg import KernelLog
 from snapcollect.errors import SnapcollectError
 
@@ -120,6 +120,8 @@ class Run:
         self.writer: BundleWriter | None = None
         self.bpf: BpfHook | None = None
         self.deepdive: DeepDiveHook | None = None      # --pid/--comm only
+        self.delays: taskstats.DelayAccounting | None = None
+        self.layout: HostLayout | None = None
         self.deadline_moved_s = 0.0
         self.written: list[str] | None = None    # where execute() appends the bundle's path
         self.detail_top = args.top
@@ -199,6 +201,46 @@ class Run:
             w.declare_stream(KMSG, source=self.kmsg.mode)
         return HostLayout(nodes=numa.nodes(), cgroup=cgroups.find_hierarchy())
 
+    # -- delay accounting (collect/sources/taskstats.py) --------------------
+
+    def _delays_open(self) -> None:
+        """kernel.task_delayacct on for the window (root, not --no-delayacct)."""
+        self.delays = taskstats.DelayAccounting(disabled=bool(getattr(self.args, "no_delayacct", False)))
+        self.writer.merge_manifest("delayacct", **self.delays.manifest())
+        if not self.delays.on:
+            self.writer.declare_stream(names.DELAY_TASKSTATS, status="unavailable", reason=self.delays.state)
+        else:
+            self.writer.declare_stream(names.DELAY_TASKSTATS)
+
+    def _delays_read(self, phase: str, force: bool = False) -> None:
+        d = self.delays
+        if d is None or not d.on or self.sampler is None or self.sampler.last_pass is None:
+            return
+        if not force and not d.due(now()):
+            return
+        layout = self.layout
+        root = layout.cgroup[1] if layout is not None and layout.cgroup else None
+        procs = taskstats.followed(self.sampler.last_pass.rows, self.sampler.state.known, root,
+                                   layout.cgroups_chosen if layout is not None else ())
+        own = set(own_processes.pids())
+        known = self.sampler.state.known
+        starts = {}
+        for p, _c in procs:          # stat field 22, as the process pass read it
+            k = known.get(p)
+            if k is not None and k.starttime.isdigit():
+                starts[p] = int(k.starttime)
+        recs = d.read([(p, c) for p, c in procs if p not in own], phase, starts)
+        if recs:
+            self.writer.add_records(names.DELAY_TASKSTATS, recs)
+
+    def _delays_close(self) -> None:
+        """The sysctl back as it was: every exit path of execute() comes here."""
+        if self.delays is None:
+            return
+        self.delays.restore()
+        if self.writer is not None:
+            self.writer.merge_manifest("delayacct", **self.delays.manifest())
+
     def _sample(self) -> None:
         """The window: ticks on the fixed schedule until the end or a signal."""
         w0_wall, w0 = _clock_pair()
@@ -224,6 +266,7 @@ class Run:
             last_wall, last_mono = time.time(), now()
             tick_deadline = min(sched.slot(k) + 0.9 * self.interval, latest_end)
             self.sampler.take(k, tick_deadline)
+            self._delays_read("start" if k == 0 else "tick", force=k == 0)
             self._flush_kmsg()
             self._show()
             if self.stop.stopped:
@@ -246,6 +289,8 @@ class Run:
                              speed=self.speed.factor):
             self.incomplete.append("end snapshot")
         self._timed("end_snapshot_s", t)
+        if not self.stop.hurry:
+            self._delays_read("end", force=True)
         self._show(force=True)
         # BPF finish (detach, drain, aggregate, symbolise) costs CPU in the
         # BPF process: asked for after the end snapshot so that the
@@ -312,7 +357,8 @@ class Run:
     def collect(self) -> None:
         """All phases; exceptions (DiskFull, bugs) propagate to ``execute``."""
         t = now()
-        layout = self._setup()
+        layout = self.layout = self._setup()
+        self._delays_open()
         self.sampler = Sampler(self.writer, self.jobs, layout.nodes, self.interval, layout=layout)
         self.progress.say(f"snapcollect: {self.duration:g} s window; "
                           "Ctrl-C to stop early and keep what was collected")
@@ -380,6 +426,10 @@ class Run:
         elif stopped_by == "deadline" and self.incomplete:
             stop_reason = f"ran out of time for: {', '.join(self.incomplete)}"
 
+        try:
+            self._delays_close()
+        except Exception:  # noqa: BLE001 - the manifest write may fail on a full disk; the sysctl is back
+            pass
         if self.bpf is not None:
             self.bpf.abandon()     # a no-op after a normal finish
         if self.deepdive is not None:

@@ -24,6 +24,10 @@ values change between kernel versions). Sample records::
                       "histograms": [{"callback": "super_cache_scan", "slots": [[5, 40], ...]}]}
     bpf/migration    {"by_reason": [{"reason": 0, "mode": 2, "calls": 689, "succeeded": 114690,
                                      "failed": 45, ...}], "processes": [{"pid": 51, ...}]}
+    bpf/swap_residency  {"slots_allocated": 48211, "swapins_matched": 30517,
+                         "histogram_us": [[17, 2201], [18, 9310], ...],
+                         "processes": [{"pid": 812, "comm": "thrash", "swapins": 30102,
+                                        "total_us": 7102311002, "under_1s": 8811}]}
 
 Migration reasons and modes are numbers in the bundle, named from the
 ``__print_symbolic`` tables of migrate:mm_migrate_pages's print fmt
@@ -40,11 +44,13 @@ import re
 from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
                                       BPF_HEAP_GROWTH, BPF_KSWAPD_RUNS, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
                                       BPF_MIGRATION, BPF_OOM_KILL, BPF_RECLAIM, BPF_SHRINKER_SLOW, BPF_SHRINKERS,
+                                      BPF_SWAP_RESIDENCY,
                                       BPF_STREAMS, BPF_FILES, BPF_TRACEPOINT_FORMATS)
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.fault_files import parse_fault_files
 from snapcollect.parsers.records import (BpfData, CompactionStall, KswapdRun, MigrationCount, OomKill,
-                                         ReclaimStall, ShrinkerCall, ShrinkerStats)
+                                         ReclaimStall, ShrinkerCall, ShrinkerStats, SwapinResidency,
+                                         SwapResidency)
 
 STREAMS = BPF_STREAMS
 FILES = BPF_FILES
@@ -349,6 +355,39 @@ def migration_from_doc(doc, reasons: dict[int, str], modes: dict[int, str]
     return sorted(by_reason, key=key), sorted(by_proc, key=key)
 
 
+MAX_SWAP_PROCS = 1000
+
+
+def swap_residency_from_doc(doc) -> SwapResidency:
+    """bpf/swap_residency -> SwapResidency; slots beyond a 64-bit time and
+    rows of the wrong type are errors of the artifact, not of the report."""
+    if not isinstance(doc, dict):
+        raise ParseError(f"{BPF_SWAP_RESIDENCY}: not a JSON object")
+    hist: dict[int, int] = {}
+    pairs = doc.get("histogram_us") or []
+    if not isinstance(pairs, list):
+        raise ParseError(f"{BPF_SWAP_RESIDENCY}: histogram_us is not a list")
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ParseError(f"{BPF_SWAP_RESIDENCY}: histogram entry {str(pair)[:40]!r} is not [slot, count]")
+        slot = _count(pair[0], BPF_SWAP_RESIDENCY, "slot")
+        if slot > 64:
+            raise ParseError(f"{BPF_SWAP_RESIDENCY}: slot {slot} is beyond a 64-bit time")
+        hist[slot] = hist.get(slot, 0) + _count(pair[1], BPF_SWAP_RESIDENCY, "count")
+    procs = [SwapinResidency(pid=_int(r.get("pid"), BPF_SWAP_RESIDENCY, "pid"), comm=str(r.get("comm", "")),
+                             swapins=_count(r.get("swapins", 0), BPF_SWAP_RESIDENCY, "swapins"),
+                             total_us=_count(r.get("total_us", 0), BPF_SWAP_RESIDENCY, "total_us"),
+                             under_1s=_count(r.get("under_1s", 0), BPF_SWAP_RESIDENCY, "under_1s"))
+             for r in _rows(doc, "processes", BPF_SWAP_RESIDENCY)[:MAX_SWAP_PROCS]]
+    procs.sort(key=lambda p: (-p.swapins, p.pid))
+    return SwapResidency(
+        histogram_us=hist, processes=procs,
+        slots_allocated=_count(doc.get("slots_allocated", 0), BPF_SWAP_RESIDENCY, "slots_allocated"),
+        swapins_matched=_count(doc.get("swapins_matched", 0), BPF_SWAP_RESIDENCY, "swapins_matched"),
+        tracked_entries=_count(doc.get("tracked_entries", 0), BPF_SWAP_RESIDENCY, "tracked_entries"),
+        map_full=_count(doc.get("map_full", 0), BPF_SWAP_RESIDENCY, "map_full"))
+
+
 def parse_folded(text: str) -> list[tuple[str, int]]:
     out = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -463,6 +502,9 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
         # a share outside (0, 1] is not one the collector writes: show the counts unscaled-as-stored
         if isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1:
             data.fault_open_share = float(share)
+        counted = duty.get("faults_open") if isinstance(duty, dict) else None
+        if isinstance(counted, int) and not isinstance(counted, bool) and counted >= 0:
+            data.fault_open_counted = counted
 
     part(BPF_FAULT_STACKS_JSON, fault_side, None)
 
@@ -500,6 +542,9 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
         data.migration_by_reason, data.migration_by_proc = part(
             BPF_MIGRATION, lambda: migration_from_doc(_json(files.get(BPF_MIGRATION), BPF_MIGRATION),
                                                       reasons, modes), ([], []))
+    if files.get(BPF_SWAP_RESIDENCY) is not None:
+        data.swap_residency = part(BPF_SWAP_RESIDENCY, lambda: swap_residency_from_doc(
+            _json(files.get(BPF_SWAP_RESIDENCY), BPF_SWAP_RESIDENCY)), None)
 
     return data
 

@@ -252,6 +252,29 @@ class MigrationCount:
 
 
 @dataclass(frozen=True)
+class SwapinResidency:
+    """Swap-ins of one process whose swap-out was seen (bpf/swap_residency)."""
+
+    pid: int
+    comm: str
+    swapins: int
+    total_us: int            # time those pages had been in swap, summed
+    under_1s: int            # of them read back within a second of going out
+
+
+@dataclass(frozen=True)
+class SwapResidency:
+    """How long pages stayed in swap before a fault read them back (kprobes)."""
+
+    histogram_us: dict[int, int]       # log2 slot of microseconds -> swap-ins (bcc's slots)
+    processes: list[SwapinResidency]
+    slots_allocated: int               # pages swapped out while the probes were on
+    swapins_matched: int               # swap-ins of those pages
+    tracked_entries: int               # slots followed at most at a time
+    map_full: int
+
+
+@dataclass(frozen=True)
 class CompactionStall:
     t: float
     latency_us: float
@@ -310,6 +333,7 @@ class BpfData:
     fault_source: str = ""            # which kernel event sampled the faults, in words
     fault_sampling_error: str = ""    # what a scaled count is worth, in words
     fault_open_share: float = 1.0     # share of the window the sampler was open (its duty cycle)
+    fault_open_counted: int | None = None   # faults the perf events counted while open (exact), all CPUs
     stack_errors: int = 0
     majfaults_by_proc: dict[tuple[int, str], int] = field(default_factory=dict)
     heap_growth: list[dict] = field(default_factory=list)   # per (pid, comm, syscall): calls, bytes, stacks
@@ -321,6 +345,7 @@ class BpfData:
     kswapd_runs: list[KswapdRun] = field(default_factory=list)
     migration_by_reason: list[MigrationCount] = field(default_factory=list)
     migration_by_proc: list[MigrationCount] = field(default_factory=list)
+    swap_residency: SwapResidency | None = None
 
 
 Meminfo = Mapping[str, int]

@@ -29,6 +29,7 @@ from snapcollect.report.highlights import event_markers, involved_pids, key_char
 from snapcollect.report.model import Report, Section, Table
 from snapcollect.report.sections.bpf import bpf_sections
 from snapcollect.report.sections.deepdive import deepdive_sections
+from snapcollect.report.sections.delays import delay_sections
 from snapcollect.report.sections.buddyinfo import buddyinfo_sections
 from snapcollect.report.sections.cgroups import cgroup_sections
 from snapcollect.report.sections.free import free_sections
@@ -122,8 +123,10 @@ def build_report_from_dataset(ds: Dataset, bundle=None) -> Report:
         data.update(tables)
 
     involved = involved_pids(m, incident.findings)
+    # Who waited on memory (delay accounting) follows pidstat -r: per-process
+    # waits next to per-process fault rates, before the ranking by size.
     for sections in (bpf_sections, free_sections, vmstat_s_sections, swapon_sections, psi_sections,
-                     sar_sections, pidstat_sections, process_sections,
+                     sar_sections, pidstat_sections, delay_sections, process_sections,
                      lambda model: pmap_sections(model, involved), deepdive_sections, shmem_sections, slabtop_sections,
                      numastat_sections, buddyinfo_sections, cgroup_sections, kmsg_sections):
         # The cgroups section charts the groups the findings name.

@@ -63,6 +63,37 @@ int main(int argc, char **argv) {
 }
 """
 
+# Faults lightly: 32 fresh pages every 50 ms (about 640 faults a second),
+# fewer than the sampler's 1 in 128 per open 0.1 s phase, for argv[1]
+# rounds; then waits for a line on stdin (symbols are read while it lives).
+LIGHT_FAULT_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#define SZ (32L * 4096)
+__attribute__((noinline)) void sc_light_touch(volatile char *p, long n) {
+    for (long i = 0; i < n; i += 4096) p[i] = 1;
+}
+int main(int argc, char **argv) {
+    long rounds = atol(argv[1]);
+    printf("ready\n");
+    fflush(stdout);
+    for (long r = 0; r < rounds; r++) {
+        char *p = mmap(0, SZ, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) exit(1);
+        sc_light_touch(p, SZ);
+        munmap(p, SZ);
+        usleep(50000);
+    }
+    printf("done\n");
+    fflush(stdout);
+    char buf[8];
+    fgets(buf, sizeof buf, stdin);
+    return 0;
+}
+"""
+
 # Grows its heap by BRK_STEPS x 1 MiB with sbrk() and maps MMAP_COUNT x
 # 16 MiB anonymous regions, each from a function of known name, then
 # waits for a line on stdin (symbols are read while a process lives).

@@ -34,6 +34,12 @@ def _use_fake(monkeypatch, *flags):
                         lambda out_fd: [sys.executable, FAKE, "--out-fd", str(out_fd), *flags])
 
 
+def _whole_window(m) -> bool:
+    """Every tick of a 2 s window at 1 s was scheduled (0, 1, 2 s); on a
+    loaded machine one may be skipped as late (skipped_ticks), never cut."""
+    return m["ticks"] + m["skipped_ticks"] == 3 and m["ticks"] >= 2
+
+
 def _run(tmp_path, capsys, **kw) -> tuple[int, object, str]:
     code = runner.run_collection(_args(tmp_path, **kw))
     cap = capsys.readouterr()
@@ -47,7 +53,7 @@ def test_slow_bpf_start_opens_the_window_later_and_moves_the_deadline(tmp_path, 
     assert code == 0 and b.complete
     assert m["bpf"]["enabled"] is True and m["bpf"]["start_s"] >= 2.5
     # the whole window, not a window cut by the compile
-    assert "shortened" not in m["window"] and m["ticks"] == 3
+    assert "shortened" not in m["window"] and _whole_window(m), m
     assert m["window"]["opened_late_s"] == pytest.approx(m["bpf"]["start_s"], abs=0.05)
     slack = runner.SLACK_S * m["host_speed"]["factor"]      # a slow host gets a longer end phase
     # The manifest rounds the factor to 2 decimals: the slack it gives is
@@ -62,7 +68,7 @@ def test_bpf_start_over_its_timeout_runs_without_bpf_and_says_so(tmp_path, monke
     _use_fake(monkeypatch, "--start-s", "60")
     code, b, err = _run(tmp_path, capsys, quiet=False, bpf_start_timeout=1.0)
     m = b.manifest
-    assert code == 0 and b.complete and m["ticks"] == 3
+    assert code == 0 and b.complete and _whole_window(m), m
     assert m["bpf"]["enabled"] is False and "--bpf-start-timeout" in m["bpf"]["reason"]
     assert m["bpf_process"]["exit"] == "killed by SIGKILL"
     assert "runs without BPF" in err
@@ -73,7 +79,7 @@ def test_bpf_process_killed_in_the_window_keeps_the_bundle(tmp_path, monkeypatch
     _use_fake(monkeypatch, "--die-after-start")
     code, b, _ = _run(tmp_path, capsys)
     m = b.manifest
-    assert code == 0 and m["ticks"] == 3 and b.status("series/procs")[0] == "ok"
+    assert code == 0 and _whole_window(m) and b.status("series/procs")[0] == "ok"
     assert "killed by SIGKILL" in m["bpf"]["error"]
     assert b.status("bpf/fault_stacks.json")[0] == "missing"
     assert b.status("bpf/oom_kill")[0] == "ok"

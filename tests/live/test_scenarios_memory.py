@@ -19,7 +19,7 @@ import time
 import pytest
 
 from test_scenarios import (SEVERE, _describe, _findings, _need_root, _rm_cgroup,
-                            finish_collection, render, script, start_collection, swap_file, swapfile,
+                            finish_collection, render, script, start_collection, swap_file,
                             v1_group, wait_for_window,
                             workdir)  # noqa: F401  (pytest fixtures)
 

@@ -106,7 +106,7 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
           missing: dict[str, tuple[str, str | None]] | None = None,
           drop: tuple[str, ...] = (), numa: Callable[[int], dict[int, dict[str, int]]] | None = None,
           page_size: int = 4096, memcgs: Callable[[int], dict[str, Any]] | None = None,
-          deepdive: list | None = None) -> Dataset:
+          deepdive: list | None = None, delays: list | str | None = "quiet") -> Dataset:
     """A Dataset of ``n`` ticks ``interval`` seconds apart.
 
     ``drop`` removes inputs as an unprivileged or old-kernel run would:
@@ -116,6 +116,9 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
     cgroups at tick k (the ``series/cgroups/memory`` series; its first and
     last ticks are also the snapshots' groups). ``deepdive``: the --pid
     deep dive's processes (none by default: a run without --pid).
+    ``delays``: the delay accounting reads (``delay/taskstats``); by default
+    every process reads zero waits with accounting already on; None: a
+    bundle without them.
     """
     vmstat = vmstat or {}
     meminfo = meminfo or {}
@@ -162,6 +165,12 @@ def build(n: int = 31, interval: float = 1.0, *, vmstat: dict[str, Value] | None
         ds.kmsg = list(kmsg_lines or [])
     ds.bpf = bpf or BpfData()
     ds.deepdive = list(deepdive or [])
+    if delays == "quiet":
+        ds.delays = delay_reads(ds) if ds.procs else []
+        ds.manifest = dict(ds.manifest, delayacct={"state": "already on"})
+    elif delays is not None:
+        ds.delays = list(delays)
+        ds.manifest = dict(ds.manifest, delayacct={"state": "already on"})
     series_of = memcgs
     if series_of is not None:
         ds.memcgs = [Point(k, times[k], series_of(k)) for k in range(n)]
@@ -278,6 +287,26 @@ def slab(name: str, num_slabs: int, objs: int | None = None):
 __all__ = ["build", "ramp", "psi", "psi_ramp", "proc", "kmsg", "memcg", "oom_kill", "stall",
            "compaction", "bpf", "run", "slab", "T0", "GIB_KB", "MEMTOTAL", "BASE_PROCS",
            "BASE_SLABINFO", "BASE_MEMINFO"]
+
+
+def delay_reads(ds, waits: dict | None = None, counted: bool | None = True):
+    """First and last delay accounting reads (delay/taskstats) of the dataset's window:
+    ``waits``: pid -> (comm, swap-in s, reclaim s) over the window; every other
+    process of the last procs sample reads zero."""
+    from snapcollect.parsers.taskstats import DelayRead
+
+    t0, t1 = ds.procs[0].t, ds.procs[-1].t
+    pids = {pid: (getattr(p, "comm", "") or "", 0.0, 0.0) for pid, p in ds.procs[-1].value.items()}
+    pids.update(waits or {})
+    out = []
+    for pid, (comm, swapin_s, reclaim_s) in sorted(pids.items()):
+        for t, k in ((t0, 0), (t1, 1)):
+            n = 100 * k if swapin_s or reclaim_s else 0
+            out.append(DelayRead(t, pid, comm, "start" if k == 0 else "end",
+                                 {"swapin": n, "freepages": n, "thrashing": 0, "compact": 0},
+                                 {"swapin": int(k * swapin_s * 1e9), "freepages": int(k * reclaim_s * 1e9),
+                                  "thrashing": 0, "compact": 0}, counted, 1000))
+    return out
 
 
 def shrinker(callback: str = "super_cache_scan", calls: int = 10, total_ms: float = 5.0, max_ms: float = 1.0,

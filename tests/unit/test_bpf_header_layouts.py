@@ -19,6 +19,10 @@ UAPI_INCLUDES = re.compile(r"<uapi/")
 # Calls and forms that read kernel memory at an address computed from a layout.
 KERNEL_READS = re.compile(r"bpf_get_current_task|bpf_probe_read_kernel|bpf_probe_read\s*\(|PT_REGS_|"
                           r"BPF_CORE_READ|bpf_core_read|container_of|offsetof|args->\w+->")
+# A kprobe program's own registers (its ctx, struct pt_regs handed over by
+# the kprobe ABI): an argument or the return value passed by value is not
+# kernel memory read through a layout of the headers.
+OWN_REGISTERS = re.compile(r"PT_REGS_(?:PARM[1-6]|RC)\(ctx\)")
 
 
 def _strip_comments(text: str) -> str:
@@ -92,13 +96,23 @@ def test_declared_structs_are_those_the_programs_read():
         assert set(r.uapi_structs) <= UAPI_STRUCTS, name
         assert not set(r.kernel_structs) & UAPI_STRUCTS, name
         # A read of kernel memory needs its structs declared as kernel ones,
-        # unless it goes through x86-64's pt_regs only: the kernel hands that
-        # very struct to perf event programs as user ABI (bpf_user_pt_regs_t),
-        # so its layout cannot differ from the headers'.
-        if KERNEL_READS.search(_without_pt_regs_reads(text)):
+        # unless it goes through a kprobe's own registers or x86-64's pt_regs
+        # only: the kernel hands that very struct to perf event programs as
+        # user ABI (bpf_user_pt_regs_t), so its layout cannot differ from the
+        # headers'.
+        own_regs = "struct pt_regs *ctx" in FUNCS[name]
+        reads = OWN_REGISTERS.sub("", text) if own_regs else text
+        if KERNEL_READS.search(_without_pt_regs_reads(reads)):
             assert r.kernel_structs, f"{name} reads kernel memory: declare the structs it reads"
         if name.startswith("tracepoint__"):
             assert r.context == hl.TRACEFS, name
+
+
+def test_a_kprobes_own_registers_are_not_a_kernel_read_but_anything_else_is():
+    own = "int p(struct pt_regs *ctx) { u64 v = PT_REGS_PARM1(ctx); return 0; }"
+    assert not KERNEL_READS.search(OWN_REGISTERS.sub("", own))
+    other = "int p(struct pt_regs *ctx) { struct pt_regs *r = (void *)x; u64 v = PT_REGS_SP(r); return 0; }"
+    assert KERNEL_READS.search(OWN_REGISTERS.sub("", other))
 
 
 def test_includes_are_user_abi_only():

@@ -106,9 +106,10 @@ def test_permission_problems_carry_their_own_remedy():
     denied = {tp: None for tp in program.TRACEPOINTS}
     plan = program.build_plan(denied, reasons={tp: "permission denied" for tp in denied},
                               remedies={tp: "run as root" for tp in denied})
-    # perf events need no tracefs: the major-fault and page-fault samplers
+    # perf events need no tracefs: the major-fault and page-fault samplers;
+    # nor do kprobes (their attach says whether the kernel allows them)
     assert set(plan.missing) == (set(program.ARTIFACTS) - {program.MAJFAULT_ARTIFACT, program.FAULT_FILES_ARTIFACT}
-                                 - set(program.FAULT_ARTIFACTS))
+                                 - set(program.FAULT_ARTIFACTS) - set(program.KPROBE_GROUPS))
     assert all(m == ("permission denied", "run as root") for m in plan.missing.values())
 
 
@@ -141,3 +142,16 @@ def test_heap_trace_is_opt_in_and_its_absence_says_why():
         assert "not traced by default" in why and "--heap-trace" in remedy
     # Everything else is still traced.
     assert set(traced.probes) - set(plan.probes) == {tp for tp in traced.probes if tp.startswith("syscalls:")}
+
+
+
+def test_the_cycled_sampler_steps_in_an_eighth_of_the_period_and_is_never_throttled():
+    assert program.fault_step(128, False, 100_000) == 128
+    assert program.fault_step(128, True, 100_000) == 16
+    assert program.fault_step(128, True, 20_000) == 50          # 1M faults/s per CPU: 20,000 overflows
+    assert program.fault_step(16, True, 100_000) == 10
+    assert program.fault_step(1, True, 100_000) == 1
+    assert program.fault_step(10, True, 1_000) == 10            # never above the period
+    plan = program.build_plan({}, fault_period=128, fault_carry=True, max_sample_rate=100_000)
+    assert "#define SC_FAULT_STEP 16\n" in plan.text and plan.fault_step == 16
+    assert "#define SC_FAULT_STEP 128\n" in program.build_plan({}, fault_period=128).text

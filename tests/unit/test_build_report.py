@@ -15,7 +15,7 @@ from snapcollect.report.formatting import hms
 from snapcollect.report.model import Chart, Paragraph, Table
 
 CLASSIC_ORDER = ["free", "vmstat-s", "swapon", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H", "pidstat-r",
-                 "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg"]
+                 "delays", "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg"]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import os
 import re
 
 import pytest
-from findings_helpers import bpf, build, dive_target, kmsg, psi_ramp, ramp
+from findings_helpers import bpf, build, delay_reads, dive_target, kmsg, psi_ramp, ramp
 
 from snapcollect.analysis.dataset import Dataset, Snapshot
 from snapcollect.analysis.findings import engine
@@ -101,7 +101,7 @@ def test_every_rule_is_declared_completely():
     sections = {"free", "vmstat-s", "swapon", "psi", "sar-B", "sar-r", "sar-S", "sar-W", "sar-H",
                 "pidstat-r", "top-processes", "pmap", "slabtop", "numastat", "buddyinfo", "cgroups", "kmsg",
                 "oom", "reclaim", "compaction", "page-faults", "heap-growth", "shmem", "deepdive", "bpf-cost",
-                "fault-files", "shrinkers", "kswapd-activity", "migration"}
+                "fault-files", "delays", "shrinkers", "kswapd-activity", "migration"}
     for r in all_rules():
         assert r.section in sections, r.key
         assert r.detects and r.title and r.explanation and r.threshold and r.source and r.needs, r.key
@@ -190,6 +190,8 @@ def test_a_host_on_fire_fires_nearly_every_rule_without_failures():
                     "buddyinfo": frag, "sysvm": dict(BASE_SYSVM)})
     ds.manifest = {**ds.manifest, "bpf": {"kernel": "6.18.44", "headers_release": "6.1.0-57-amd64",
                                           "header_layouts": {}}}
+    # java waits 40% of the window for swap-in and 30% in direct reclaim
+    ds.delays = delay_reads(ds, {4711: ("java", 0.4 * 60, 0.3 * 60)})
     report = build_incident(ds)
     assert not report.skipped_rules, report.skipped_rules
     fired = {f.key for f in report.findings}

@@ -252,6 +252,12 @@ class _FakeBpf:
     def attach_perf_event(self, ev_type, ev_config, fn_name, sample_period):
         self.open_perf_events[(ev_type, ev_config)] = 1
 
+    def attach_kprobe(self, event, fn_name):
+        pass
+
+    def attach_kretprobe(self, event, fn_name):
+        pass
+
     def detach_tracepoint(self, tp):
         pass
 
@@ -265,7 +271,7 @@ class _FakeBpf:
 def test_a_rejected_shrink_slab_end_program_makes_only_the_shrinker_artifacts_unavailable():
     assert program.function_name("vmscan:mm_shrink_slab_end") == "tracepoint__vmscan__mm_shrink_slab_end"
     plan = program.Plan(text="", probes=list(program.TRACEPOINTS))
-    a = attach.Attachments(_FakeBcc, _FakeBpf(), plan)
+    a = attach.Attachments(_FakeBcc, _FakeBpf(), plan, kprobe_problem=lambda: None)
     unavailable = {}
     result = a.attach(unavailable)
     assert result["vmscan:mm_shrink_slab_end"].startswith("failed: ") and "Permission denied" in \

@@ -19,7 +19,8 @@ from snapcollect.analysis.findings import rules as _rules  # noqa: F401  (regist
 from snapcollect.analysis.findings.rule import REGISTRY, Hit, Rule, SkipRule
 from snapcollect.analysis.model import Model, build_model
 from snapcollect.analysis.results import SEVERITY_ORDER, Evidence, Finding, SkippedRule
-from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, KMSG, NODES_MEMINFO, NODES_NUMASTAT,
+from snapcollect.bundle.names import (BPF_PREFIX, CGROUPS_MEMORY, DELAY_TASKSTATS, KMSG, NODES_MEMINFO,
+                                      NODES_NUMASTAT,
                                       NODE_DIR_PREFIX, NODE_PREFIX, PROCS_PREFIX, PROC_BUDDYINFO,
                                       PROC_MEMINFO, PROC_PRESSURE_MEMORY, PROC_SLABINFO, PROC_SWAPS,
                                       PROC_SYS_VM, PROC_VMSTAT, PROC_ZONEINFO, SERIES_CGROUPS_MEMORY,
@@ -124,6 +125,20 @@ def available(ds: Dataset, name: str) -> tuple[bool, str]:
         if isinstance(asked, dict):
             return False, why or f"asked for, not collected: {asked.get('reason') or 'no reason recorded'}"
         return True, ""
+    if name == DELAY_TASKSTATS:
+        # Per-process delay accounting: the reads, else why there are none.
+        # Not an opt-in: the collector reads it by default, so a bundle
+        # without it (an older collector, or no manifest entry) cannot say
+        # who waited, and the rules are skipped, not quietly passed.
+        if ds.delays:
+            return True, ""
+        state = (ds.manifest or {}).get("delayacct")
+        if isinstance(state, dict):
+            st = state.get("state")
+            if isinstance(st, str) and (st.startswith("already on") or st == "enabled for the window"):
+                return False, why or f"no process read (delay accounting {st})"
+            return False, why or f"not collected: {st or 'no reason recorded'}"
+        return False, why or "not in this bundle"
     if name == KMSG:
         if why:
             return False, why

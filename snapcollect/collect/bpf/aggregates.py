@@ -103,17 +103,23 @@ SAMPLER_COUNTS = {
 }
 
 
-def sampling_error(period: int, scale: float = 1.0) -> str:
+def sampling_error(period: int, scale: float = 1.0, carried: bool = False) -> str:
     """What a scaled count is worth, in words (one sigma). ``scale``: window
     / time the sampler was open (fault_duty.py), which multiplies the
-    effective period and adds the error of faults that came in bursts."""
+    effective period and adds the error of faults that came in bursts.
+    ``carried``: what each open phase counted went on to the next (the
+    per-CPU carry), so no phase lost the faults short of a sample."""
     if period <= 1 and scale <= 1.0:
         return "exact: every fault is recorded"
     n = period * scale
     text = (f"a count of F faults (samples x {n:g}) is within about sqrt({n:g}*F) (one standard "
             f"deviation) when the process faults steadily, e.g. +-{int((n * 100_000) ** 0.5):,} for "
             f"100,000 faults; a stack with few samples is a rough estimate")
-    if scale > 1.0:
+    if scale > 1.0 and carried:
+        text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
+                 "0.5 s cycle is over- or under-counted; what each open phase counted short of a "
+                 "sample was carried to the next, so light faulting is counted too")
+    elif scale > 1.0:
         text += ("; the sampler was open part of the time, so a burst of faults shorter than its "
                  f"0.5 s cycle is over- or under-counted, and each open phase counts afresh: a CPU "
                  f"that faults fewer than {period} times in a phase gives no sample, so light "
@@ -165,7 +171,7 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
         "note": (f"1 fault in {period} per CPU is recorded; counts are samples x {period}"
                  + (f" x {scale:.2f} (the sampler was open {100 / scale:.0f}% of the window)"
                     if scale > 1.0 else "")),
-        "sampling_error": sampling_error(period, scale),
+        "sampling_error": sampling_error(period, scale, carried=bool((duty or {}).get("carry"))),
         "duty": duty or {"duty_pct": 100},
         "kernel_stacks": kernel_stacks,
         "stack_map_entries": stack_entries,
@@ -288,3 +294,28 @@ def migration_document(by_reason: list[tuple[tuple[int, int], dict]],
             "by_reason": reasons, "processes": procs[:MIGRATE_PROCS],
             "processes_omitted": max(len(procs) - MIGRATE_PROCS, 0),
             "map_full": errors.get("migrate_keys_full", 0)}
+
+
+# -- swap residency (kprobes: slot allocation -> swap cache lookup) ------------
+
+SWAPIN_PROCS = 100
+
+
+def swap_residency_document(hist: list[tuple[int, int]], procs: list[tuple[int, str, int, int, int]],
+                            slots_allocated: int, swapins_matched: int, errors: dict[str, int],
+                            entries: int) -> dict:
+    """``hist``: (log2 slot of microseconds, count), bcc's BPF_HISTOGRAM
+    slots (slot s holds [2^(s-1), 2^s - 1] us); ``procs``: (pid, comm,
+    swap-ins, total us, of them under 1 s) of the faulting processes."""
+    rows = [{"pid": p, "comm": c, "swapins": n, "total_us": t, "under_1s": u} for p, c, n, t, u in procs]
+    rows.sort(key=lambda r: (-r["swapins"], r["pid"]))
+    return {"source": "kretprobe on the swap slot allocation (folio_alloc_swap / get_swap_page) and kprobe "
+                      "on the swap cache lookup of a swap-in fault (swap_cache_get_folio / "
+                      "lookup_swap_cache): the time between them per slot",
+            "note": (f"only pages swapped out while the probes were on are followed, at most {entries:,} at "
+                     "a time (the oldest are forgotten beyond that, which cuts the long end); a page "
+                     "read back after the window is not seen; a large folio counts its first page"),
+            "slots_allocated": slots_allocated, "swapins_matched": swapins_matched,
+            "histogram_us": [[s, c] for s, c in sorted(hist)],
+            "processes": rows[:SWAPIN_PROCS], "processes_omitted": max(len(rows) - SWAPIN_PROCS, 0),
+            "tracked_entries": entries, "map_full": errors.get("swap_keys_full", 0)}

@@ -6,7 +6,8 @@ bpf/majfault_by_proc, ``heap`` (brk/mmap growth per stack) ->
 bpf/heap_growth, ``fault_regions`` (faults per process and 2 MiB region,
 named by fault_regions.py) -> bpf/fault_files, ``shrink_stats`` + ``shrink_hist`` (shrink_slab latency
 per callback, named from /proc/kallsyms) -> bpf/shrinkers,
-``migrate_by_reason`` + ``migrate_by_proc`` -> bpf/migration, ``leaf_words`` (the
+``migrate_by_reason`` + ``migrate_by_proc`` -> bpf/migration, ``swap_residency_hist`` +
+``swapin_by_proc`` + ``swap_counts`` -> bpf/swap_residency, ``leaf_words`` (the
 word at the faulting user SP, checked by leaf_frame.py) -> the frameless
 leaf's caller put back into bpf/fault_stacks.folded, and the ``errors`` array of the BPF program's own
 failure counts (full maps, stack collisions), which each document cites.
@@ -18,7 +19,7 @@ import json
 import time
 
 from snapcollect.bundle.names import (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH,
-                                      BPF_MIGRATION, BPF_SHRINKERS)
+                                      BPF_MIGRATION, BPF_SHRINKERS, BPF_SWAP_RESIDENCY)
 from snapcollect.collect.bpf import aggregates, events, fault_regions, leaf_frame, program
 from snapcollect.collect.bpf.kallsyms import KernelSymbols
 from snapcollect.collect.protocols import BpfWriter
@@ -26,7 +27,7 @@ from snapcollect.collect.protocols import BpfWriter
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
                "majfault_keys_full", "seen_full", "region_keys_full", "shrink_keys_full", "migrate_keys_full",
-               "leaf_keys_full")
+               "swap_keys_full", "leaf_keys_full")
 
 
 def read_errors(maps) -> dict[str, int]:
@@ -55,7 +56,7 @@ class ArtifactWriter:
         what failed (an OSError is the bundle's own and is raised)."""
         failures = []
         for writer_fn in (self.write_faults, self.write_majfaults, self.write_heap, self.write_fault_files,
-                          self.write_shrinkers, self.write_migration):
+                          self.write_shrinkers, self.write_migration, self.write_swap_residency):
             try:
                 writer_fn(errors, deadline)
             except OSError:
@@ -161,6 +162,18 @@ class ArtifactWriter:
                    for k, v in self.maps.items("migrate_by_proc") if int(k.tgid) not in self.own_tgids]
         doc = aggregates.migration_document(by_reason, by_proc, errors)
         self.writer.add_file(BPF_MIGRATION, json.dumps(doc, indent=1))
+
+
+    def write_swap_residency(self, errors: dict[str, int], _deadline: float) -> None:
+        if BPF_SWAP_RESIDENCY in self.unavailable:
+            return
+        hist = [(int(k), int(v)) for k, v in self.maps.items("swap_residency_hist") if int(v)]
+        procs = [(int(k.tgid), events.cstr(bytes(k.comm)), int(v.count), int(v.total_us), int(v.under_1s))
+                 for k, v in self.maps.items("swapin_by_proc") if int(k.tgid) not in self.own_tgids]
+        counts = self.maps.array_ints("swap_counts", 2)
+        doc = aggregates.swap_residency_document(hist, procs, counts[0], counts[1], errors,
+                                                 program.SWAP_ENTRIES)
+        self.writer.add_file(BPF_SWAP_RESIDENCY, json.dumps(doc, indent=1))
 
 
 def _migrate_counts(v) -> dict[str, int]:

@@ -5,7 +5,8 @@ tracepoint + PERF_EVENT_IOC_SET_BPF, BPF_PROG_TYPE_TRACEPOINT), raw
 tracepoints (BPF_RAW_TRACEPOINT_OPEN, 4.17+, tried first where
 program.RAW_FIRST says), and the perf software events page-faults
 (sampled 1 in N, the fault sampler) and major-faults on every online CPU
-(BPF_PROG_TYPE_PERF_EVENT).
+(BPF_PROG_TYPE_PERF_EVENT), and kprobes/kretprobes (perf_event_open of
+the kprobe PMU, BPF_PROG_TYPE_KPROBE) where the kernel allows them.
 
 Each probe is attached on its own: one that will not attach makes only
 the artifacts that need it unavailable. Teardown is idempotent and quiet:
@@ -30,13 +31,15 @@ EXIT_LOCK_WAIT_S = 2.0
 class Attachments:
     """What is attached of one loaded ``bcc.BPF``; see the module docstring."""
 
-    def __init__(self, bcc, bpf, plan: program.Plan):
+    def __init__(self, bcc, bpf, plan: program.Plan, kprobe_problem=capabilities.kprobe_problem):
         self.bcc = bcc
+        self.kprobe_problem = kprobe_problem
         self.bpf = bpf
         self.plan = plan
         self.attached: list[str] = []           # tracepoints
         self.attached_raw: list[str] = []       # raw tracepoints
         self.perf_events: list[tuple[int, int]] = []     # (type, config) attached through bcc
+        self.kprobes: list[tuple[str, str]] = []         # (kprobe or kretprobe, kernel function)
         self.majfault_attached = False
         self.fault_sampler: dict = {}
         self.detach_errors: list[str] = []
@@ -78,6 +81,9 @@ class Attachments:
                     "check `snapcollect doctor`; the kernel may not allow BPF on these tracepoints")
         if not any(a in unavailable for a in program.FAULT_ARTIFACTS):
             self._attach_fault_sampler(attach, unavailable)
+        for artifact, probes in program.KPROBE_GROUPS.items():
+            if artifact not in unavailable and not self._exiting:
+                self._attach_kprobe_group(artifact, probes, attach, unavailable)
         try:
             self._attach_perf(self.bcc.PerfSWConfig.PAGE_FAULTS_MAJ, program.MAJFAULT_FUNCTION, 1)
             attach["perf:major-faults"] = "ok"
@@ -96,6 +102,54 @@ class Attachments:
                 "neither the page-fault sampler nor the major-fault event is attached: " + first.reason,
                 first.remedy)
         return attach
+
+    def _attach_kprobe_group(self, artifact: str, probes, attach: dict[str, str],
+                             unavailable: dict[str, Problem]) -> None:
+        """Every probe of one artifact, each on the first of its functions that
+        takes it; when one cannot be attached the others are taken off again
+        (half a pair measures nothing)."""
+        absent = self.kprobe_problem()
+        if absent:
+            # bcc would say each function is "not traceable", which sends the reader the wrong way
+            kinds = sorted({kind for kind, _fns, _fn in probes})
+            attach["/".join(kinds)] = f"not attached: {absent}"
+            unavailable[artifact] = Problem(absent, program.KPROBE_REMEDY)
+            return
+        mine: list[tuple[str, str]] = []
+        for kind, functions, fn_name in probes:
+            errors = []
+            for function in functions:
+                try:
+                    attach_fn = self.bpf.attach_kretprobe if kind == "kretprobe" else self.bpf.attach_kprobe
+                    attach_fn(event=function.encode(), fn_name=fn_name.encode())
+                except Exception as exc:  # noqa: BLE001 - renamed, inlined, or no kprobes at all
+                    errors.append(f"{function}: {exc}")
+                    continue
+                attach[f"{kind}:{function}"] = "ok"
+                mine.append((kind, function))
+                break
+            else:
+                for k, f in mine:
+                    self._detach_kprobe(k, f)
+                for kf in mine:
+                    attach[f"{kf[0]}:{kf[1]}"] = "detached: its pair failed"
+                attach[f"{kind}:{'/'.join(functions)}"] = "failed: " + "; ".join(errors)
+                first = errors[0].split(": ", 1)[-1] if errors else "no function to try"
+                unavailable[artifact] = Problem(f"could not attach a {kind} to {' or '.join(functions)} "
+                                                f"({first[:200]})", program.KPROBE_REMEDY)
+                return
+        self.kprobes.extend(mine)
+
+    def _detach_kprobe(self, kind: str, function: str) -> str | None:
+        """Take one kprobe off; the error, or None."""
+        try:
+            if kind == "kretprobe":
+                self.bpf.detach_kretprobe(event=function.encode())
+            else:
+                self.bpf.detach_kprobe(event=function.encode())
+            return None
+        except Exception as exc:  # noqa: BLE001
+            return f"{kind} {function}: {exc}"
 
     def _attach_tracepoint(self, tp: str) -> str:
         raw = program.RAW_FIRST.get(tp)
@@ -129,10 +183,10 @@ class Attachments:
         if why_not_perf is None:
             try:
                 self._attach_perf(self.bcc.PerfSWConfig.PAGE_FAULTS, program.FAULT_PERF_FUNCTION,
-                                  plan.fault_period)
-                attach["perf:page-faults"] = f"ok (sample_period {plan.fault_period})"
+                                  plan.fault_step)
+                attach["perf:page-faults"] = f"ok (sample_period {plan.fault_step})"
                 self.fault_sampler = {"kind": "perf", "event": "page-faults (PERF_COUNT_SW_PAGE_FAULTS)",
-                                      "sample_period": plan.fault_period}
+                                      "sample_period": plan.fault_period, "event_period": plan.fault_step}
                 return
             except Exception as exc:  # noqa: BLE001
                 attach["perf:page-faults"] = f"failed: {exc}"
@@ -192,6 +246,11 @@ class Attachments:
                 failures.append(f"perf {key}: {exc}")
             bpf.open_perf_events.pop(key, None)
         self.perf_events = []
+        for kind, function in self.kprobes:
+            err = self._detach_kprobe(kind, function)
+            if err:
+                failures.append(err)
+        self.kprobes = []
         self.detach_errors.extend(failures)
 
     def close(self) -> None:

@@ -116,6 +116,19 @@ def tracefs_problem() -> tuple[str | None, Problem | None]:
     return path, None
 
 
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events")
+
+
+def kprobe_problem() -> str | None:
+    """None when the kernel offers kprobes: the kprobe PMU (4.17+, what bcc
+    opens first) or tracefs kprobe_events (what it falls back to)."""
+    if os.path.isdir(KPROBE_PMU) or any(os.path.exists(p) for p in KPROBE_EVENTS):
+        return None
+    return (f"this kernel offers no kprobes (no kprobe PMU in {os.path.dirname(KPROBE_PMU)}, no "
+            "kprobe_events in tracefs)")
+
+
 def perf_paranoid() -> int | None:
     try:
         with open("/proc/sys/kernel/perf_event_paranoid") as fh:

@@ -3,7 +3,8 @@
 Kernel interfaces: perf_event_open(2) of the software event page-faults
 (PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS) on every online CPU,
 ioctl PERF_EVENT_IOC_SET_BPF with the loaded program ``on_fault_sample``,
-close(2).
+read(2) of the event's count, close(2); BPF_MAP_LOOKUP_ELEM /
+BPF_MAP_UPDATE_ELEM of the per-CPU array ``fault_carry``.
 
 Why: while any page-faults event exists, every page fault of every task
 goes through perf's software-event path (a static key turns it on; then a
@@ -18,12 +19,16 @@ fault costs nothing extra while it is closed. Estimated fault counts are
 the samples x the period x ``window / time open``.
 
 What it costs in accuracy, and says in the artifact: faults of a burst
-that falls entirely in a closed phase are not seen (a cycle is 0.5 s);
-each phase starts counting afresh, so up to N-1 faults per CPU and phase
-(N/2 on average) are never sampled: a CPU that takes fewer than N faults
-in a 0.1 s phase gives no sample at all, so a host that faults lightly
-(under about 10 N faults a second per CPU) is under-counted or not seen.
-Where that matters, ``--fault-duty 100`` keeps the counter running.
+that falls entirely in a closed phase are not seen (a cycle is 0.5 s).
+What a phase counted is not lost at its close: a new event starts
+counting at 0, so the events sample 1 in N/8 (``program.fault_step``) and
+the BPF program records 1 in N through a per-CPU carry (the map
+``fault_carry``, which outlives the events). At a close each event's
+count is read (read(2) of the perf fd: the faults it saw) and what it had
+counted since its last overflow, count mod N/8, is added to its CPU's
+carry (``FaultCarry``). A CPU that takes a few faults per phase gets its
+sample in a later phase, and the sum of the counts is the exact number
+of faults while the sampler was open (``faults_open``).
 
 ``cycle_s``/``on_s`` are per collection; ``share`` 1.0 (``--fault-duty
 100``) keeps the events the loader attached open for the whole window, as
@@ -37,6 +42,7 @@ import ctypes as ct
 import fcntl
 import os
 import platform
+import struct
 import threading
 import time
 
@@ -75,6 +81,36 @@ def open_sampler(cpu: int, period: int, prog_fd: int) -> int:
     return fd
 
 
+def read_count(fd: int) -> int:
+    """The faults a page-faults event counted since it was opened (read_format 0: one u64)."""
+    raw = os.read(fd, 8)
+    if len(raw) != 8:
+        raise OSError(5, f"short read of a perf event count ({len(raw)} bytes)")
+    return struct.unpack("=Q", raw)[0]
+
+
+class FaultCarry:
+    """The BPF program's per-CPU carry (``fault_carry``, a one-slot per-CPU
+    array of u64): what a closed event had counted since its last overflow
+    is added to its CPU's slot. Only while no event is open, so the
+    program does not write it at the same time."""
+
+    KEY = struct.pack("=I", 0)
+
+    def __init__(self, raw_map):
+        self.raw = raw_map
+
+    def add(self, faults_by_cpu: dict[int, int]) -> None:
+        value = self.raw.lookup(self.KEY)
+        if value is None:
+            raise OSError(2, "fault_carry has no slot 0")
+        slots = list(struct.unpack(f"={len(value) // 8}Q", value[:len(value) // 8 * 8]))
+        for cpu, faults in faults_by_cpu.items():
+            if 0 <= cpu < len(slots) and faults > 0:
+                slots[cpu] += int(faults)
+        self.raw.update(self.KEY, struct.pack(f"={len(slots)}Q", *slots) + value[len(slots) * 8:])
+
+
 def schedule(duty_pct: int, cycle_s: float = CYCLE_S) -> tuple[float, float]:
     """(cycle_s, on_s) for a duty of ``duty_pct`` percent (1..100)."""
     pct = min(max(int(duty_pct), 1), 100)
@@ -84,14 +120,26 @@ def schedule(duty_pct: int, cycle_s: float = CYCLE_S) -> tuple[float, float]:
 class FaultDuty:
     """Opens and closes the sampler on schedule; ``step(now)`` from the poll loop.
 
-    ``fds``: the per-CPU events the loader attached (open now). ``opener``
-    is ``open_sampler``'s signature, replaceable in tests."""
+    ``fds``: the per-CPU events the loader attached (open now), on the
+    CPUs ``fd_cpus`` (-1: not known, nothing carried). ``period``: the
+    events' sample_period. ``carry``: a ``FaultCarry`` when the program
+    records through one, else None. ``opener``, ``closer`` and ``counter``
+    are ``open_sampler``'s, ``os.close``'s and ``read_count``'s
+    signatures, replaceable in tests."""
 
     def __init__(self, fds: list[int], prog_fd: int | None, period: int, duty_pct: int, now: float,
-                 cpus: list[int] | None = None, opener=open_sampler, closer=os.close):
+                 cpus: list[int] | None = None, opener=open_sampler, closer=os.close,
+                 fd_cpus: list[int] | None = None, carry: FaultCarry | None = None, counter=read_count):
         self.cycle_s, self.on_s = schedule(duty_pct)
         self.duty_pct = min(max(int(duty_pct), 1), 100)
         self.fds = list(fds)
+        self.fd_cpus = list(fd_cpus) if fd_cpus is not None and len(fd_cpus) == len(fds) else [-1] * len(fds)
+        self.carry = carry
+        self.counter = counter
+        self.faults_open = 0           # what the closed events counted: faults while open
+        self.carried = 0               # of which added to the carry at a close
+        self.count_errors = 0
+        self.carry_error: str | None = None
         self.prog_fd = prog_fd
         self.period = period
         self.opener = opener
@@ -129,12 +177,32 @@ class FaultDuty:
             self._open(now)
 
     def _close(self, now: float) -> None:
-        for fd in self.fds:
+        rest: dict[int, int] = {}
+        for fd, cpu in zip(self.fds, self.fd_cpus):
+            try:
+                count = self.counter(fd)
+            except OSError:
+                count = None
+                self.count_errors += 1
             try:
                 self.closer(fd)
             except OSError:
                 pass
+            if count is None:
+                continue
+            self.faults_open += count
+            if cpu >= 0 and self.period > 0:
+                rest[cpu] = rest.get(cpu, 0) + count % self.period
+        # the events are all closed: the program cannot run and write the carry meanwhile
+        if self.carry is not None and rest:
+            try:
+                self.carry.add(rest)
+                self.carried += sum(rest.values())
+            except OSError as exc:
+                self.carry_error = str(exc)
+                self.carry = None       # counts from now on start afresh at each phase
         self.fds = []
+        self.fd_cpus = []
         if self.opened_at is not None:
             self.open_s += max(now - self.opened_at, 0.0)
         self.opened_at = None
@@ -153,6 +221,7 @@ class FaultDuty:
                 self.cycling = False        # stays closed: the estimate uses the time it was open
             return
         self.fds = fds
+        self.fd_cpus = list(cpus)
         self.opened_at = now
         self.phases += 1
 
@@ -198,7 +267,11 @@ class FaultDuty:
         return {"duty_pct": self.duty_pct, "cycle_s": self.cycle_s, "on_s": round(self.on_s, 3),
                 "open_s": round(self.open_s, 3), "window_s": round(window_s, 3),
                 "open_share": round(min(share, 1.0), 4), "phases": self.phases,
-                "open_errors": self.errors[:MAX_OPEN_ERRORS]}
+                "open_errors": self.errors[:MAX_OPEN_ERRORS],
+                "event_period": self.period, "carry": self.carry is not None,
+                "faults_open": self.faults_open if self.stopped_at is not None else None,
+                "carried": self.carried, "count_errors": self.count_errors,
+                "carry_error": self.carry_error}
 
     def scale(self, window_s: float) -> float:
         """Factor from faults seen while open to faults over the window (1.0 when always open)."""

@@ -67,6 +67,11 @@ _TRACEPOINT = Reads(TRACEFS)
 # bpf_user_pt_regs_t, so its layout cannot move with the headers.
 _PERF_ADDR = Reads(UAPI, uapi_structs=("bpf_perf_event_data",))
 _RAW_ADDR = Reads(UAPI, uapi_structs=("pt_regs",))
+# A kprobe's context is the registers (struct pt_regs, the layout the
+# kprobe ABI hands to BPF); the swap programs read a return value or the
+# first argument, both passed by value (swp_entry_t.val), nothing behind
+# a pointer.
+_KPROBE_REGS = Reads(UAPI, uapi_structs=("pt_regs",))
 
 RAW_FAULT_FUNCTION = "raw_tracepoint__" + program.RAW_FIRST[program.FAULT_TRACEPOINT]
 
@@ -75,6 +80,7 @@ PROGRAMS: dict[str, Reads] = {
     RAW_FAULT_FUNCTION: _RAW_ADDR,
     program.FAULT_PERF_FUNCTION: _PERF_ADDR,
     program.MAJFAULT_FUNCTION: _PERF_ADDR,
+    **{fn: _KPROBE_REGS for probes in program.KPROBE_GROUPS.values() for _kind, _fns, fn in probes},
 }
 
 
@@ -87,6 +93,8 @@ def artifact_programs() -> dict[str, list[str]]:
     for artifact in program.FAULT_ARTIFACTS:
         out[artifact] = list(fault)
     out[program.MAJFAULT_ARTIFACT] = [program.MAJFAULT_FUNCTION]
+    for artifact, probes in program.KPROBE_GROUPS.items():
+        out[artifact] = [fn for _kind, _fns, fn in probes]
     out[program.FAULT_FILES_ARTIFACT] = fault + [program.MAJFAULT_FUNCTION]
     # exec and exit reset the brk baseline and the "new process" note that
     # has the symbols of the fault and heap stacks loaded

@@ -14,6 +14,7 @@ import textwrap
 
 from snapcollect.bundle.names import BPF_HEAP_GROWTH
 from snapcollect.collect.bpf import capabilities, program, tracefs
+from snapcollect.collect.bpf.fault_duty import DEFAULT_DUTY_PCT
 
 HEAP_TRACE_OFF = ("not traced by default: the brk/mmap syscall tracepoints slow every syscall on "
                   "the host; growth is in the per-process RSS and size series (/proc/PID/stat) and the "
@@ -56,9 +57,11 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
         formats = {tp: (None if tp in heap_tps else text) for tp, text in formats.items()}
         reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
         remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
+    duty = getattr(args, "fault_duty", None) or DEFAULT_DUTY_PCT
     return program.build_plan(formats, fault_period=int(period),
                               kernel_stacks=args.kernel_stacks, reasons=reasons,
-                              remedies=remedies, max_sample_rate=max_sample_rate())
+                              remedies=remedies, max_sample_rate=max_sample_rate(),
+                              fault_carry=int(duty) < 100)
 
 
 def print_programs(args) -> int:
@@ -81,7 +84,9 @@ def print_programs(args) -> int:
     out.append("/* attach points:")
     out += [f" *   tracepoint {tp} -> {program.function_name(tp)}" for tp in plan.probes]
     if plan.perf_sampler_problem is None:
-        out.append(f" *   perf software event page-faults, sample_period {plan.fault_period}, "
+        steps = (f" (recording 1 in {plan.fault_period} through the per-CPU carry)"
+                 if plan.fault_step < plan.fault_period else "")
+        out.append(f" *   perf software event page-faults, sample_period {plan.fault_step}{steps}, "
                    f"per CPU -> {program.FAULT_PERF_FUNCTION}")
         if plan.fault_tracepoint:
             out.append(f" *     (fallback: raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]})")
@@ -89,6 +94,9 @@ def print_programs(args) -> int:
         out.append(f" *   raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]}, 1 in "
                    f"{plan.fault_period} per CPU ({plan.perf_sampler_problem})")
     out.append(f" *   perf software event major-faults -> {program.MAJFAULT_FUNCTION}")
+    for artifact, probes in program.KPROBE_GROUPS.items():
+        for kind, functions, fn in probes:
+            out.append(f" *   {kind} {' or '.join(functions)} -> {fn} (where kprobes are allowed)")
     out.append(" */")
     print("\n".join(out))
     return 0

@@ -136,6 +136,9 @@ def describe(loaded: Loaded) -> tuple[dict, list[int]]:
         for key in att.perf_events:
             for cpu, fd in sorted(bpf.open_perf_events[key].items()):
                 links.append({"kind": "perf_event", "what": list(key), "cpu": int(cpu), "fd": ref(fd)})
+        for ev_name, by_fn in sorted((getattr(bpf, "kprobe_fds", None) or {}).items()):
+            for _fn, fd in sorted(by_fn.items()):
+                links.append({"kind": "kprobe", "what": ev_name.decode(), "fd": ref(fd)})
         for name, fn in sorted(bpf.funcs.items()):
             links.append({"kind": "program", "what": name.decode(), "fd": ref(fn.fd)})
     plan = loaded.plan
@@ -146,7 +149,8 @@ def describe(loaded: Loaded) -> tuple[dict, list[int]]:
             "problem": [loaded.problem.reason, loaded.problem.remedy] if loaded.problem else None,
             "formats": loaded.formats,
             "fault_sampler": att.fault_sampler if att else {},
-            "plan": ({"fault_period": plan.fault_period, "kernel_stacks": plan.kernel_stacks,
+            "plan": ({"fault_period": plan.fault_period, "fault_step": plan.fault_step,
+                      "kernel_stacks": plan.kernel_stacks,
                       "probes": plan.probes} if plan else None),
         },
         "maps": maps,

@@ -10,8 +10,12 @@
  *   SC_F_<cat>__<event>__<field>     the tracepoint has that field
  *   SC_FAULT_PERIOD                  record 1 page fault in N (perf event
  *                                    sample_period, or a per-CPU counter)
+ *   SC_FAULT_STEP                    the perf event's own sample_period: N,
+ *                                    or N/8 when the sampler is opened and
+ *                                    closed (a per-CPU carry makes up N)
  *   SC_KERNEL_STACKS                 also record kernel stacks of faults
  *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS, SC_LEAF_KEYS  map sizes
+ *   SC_SWAP_ENTRIES                  swap slots followed for residency
  *
  * Events that are rare and need a time (OOM kills, reclaim and compaction
  * stalls, kswapd wake-ups and runs) go to the perf buffer `events`;
@@ -52,8 +56,9 @@ enum migrate_mode { SC_MIGRATE_ASYNC, SC_MIGRATE_SYNC_LIGHT, SC_MIGRATE_SYNC };
 #define ERR_REGION_KEYS_FULL 10
 #define ERR_SHRINK_KEYS_FULL 11
 #define ERR_MIGRATE_KEYS_FULL 12
-#define ERR_LEAF_KEYS_FULL 13
-#define ERR_SLOTS 14
+#define ERR_SWAP_KEYS_FULL 13
+#define ERR_LEAF_KEYS_FULL 14
+#define ERR_SLOTS 15
 
 #define SC_EEXIST 17
 #define SC_MAP_ANONYMOUS 0x20
@@ -367,6 +372,12 @@ struct fault_key {
 };
 BPF_HASH(fault_counts, struct fault_key, u64, SC_FAULT_KEYS);
 BPF_PERCPU_ARRAY(fault_tick, u64, 1);
+/* Faults of this CPU not yet recorded by the perf sampler: it outlives
+ * the perf events, which the duty cycle closes and opens again, so a CPU
+ * that takes fewer than N faults in an open phase still gets its sample
+ * in a later one. fault_duty.py adds what a closed event had counted
+ * since its last overflow (its count mod SC_FAULT_STEP). */
+BPF_PERCPU_ARRAY(fault_carry, u64, 1);
 
 /* The user word at the faulting SP, per (process, user stack, kernel
  * stack, word): in a leaf without a frame (gcc omits it in leaves
@@ -480,6 +491,17 @@ static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
 #define SAMPLER_SP(ctx) (((ctx)->regs.cs & 3) == 3 ? (ctx)->regs.sp : 0)
 int on_fault_sample(struct bpf_perf_event_data *ctx)
 {
+#if SC_FAULT_STEP < SC_FAULT_PERIOD
+    /* runs every SC_FAULT_STEP faults; records once per SC_FAULT_PERIOD */
+    u32 zero = 0;
+    u64 *carry = fault_carry.lookup(&zero);
+    if (!carry)
+        return 0;
+    *carry += SC_FAULT_STEP;
+    if (*carry < SC_FAULT_PERIOD)
+        return 0;
+    *carry -= SC_FAULT_PERIOD;
+#endif
     return record_fault(ctx, ctx->addr, SAMPLER_SP(ctx));
 }
 
@@ -985,3 +1007,82 @@ TRACEPOINT_PROBE(migrate, mm_migrate_pages)
     return 0;
 }
 #endif
+
+
+/* Swap residency: how long a page stays in swap before it is faulted
+ * back. No tracepoint marks either end, so these are kprobes, attached
+ * only where the kernel allows them (not on every host): a kretprobe on
+ * the swap slot allocation of reclaim (folio_alloc_swap, get_swap_page
+ * before 6.0) gives the slot, returned by value (swp_entry_t.val, 0 when
+ * swap is full), and a kprobe on the swap cache lookup that every swap-in
+ * fault makes first (swap_cache_get_folio, lookup_swap_cache before 6.3)
+ * gets the slot as its first argument, by value. Only registers are read
+ * (struct pt_regs, the kprobe ABI), never a kernel struct. A slot freed
+ * without a swap-in (the process exited) stays until the LRU evicts it;
+ * a large folio is followed by its first slot only. */
+BPF_TABLE("lru_hash", u64, u64, swap_out_at, SC_SWAP_ENTRIES);
+BPF_HISTOGRAM(swap_residency_hist, int, 64);     /* log2 of microseconds */
+struct swapin_key {
+    u32 tgid;
+    u32 pad;
+    char comm[16];
+};
+struct swapin_val {
+    u64 count;
+    u64 total_us;
+    u64 under_1s;
+};
+BPF_HASH(swapin_by_proc, struct swapin_key, struct swapin_val, 4096);
+/* [0] slots allocated (pages swapped out), [1] swap-ins of a followed slot */
+BPF_ARRAY(swap_counts, u64, 2);
+
+static __always_inline void swap_count(u32 i)
+{
+    u64 *c = swap_counts.lookup(&i);
+    if (c)
+        __sync_fetch_and_add(c, 1);
+}
+
+int on_swap_slot_alloc(struct pt_regs *ctx)
+{
+    u64 slot = PT_REGS_RC(ctx);
+    if (slot == 0)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    swap_count(0);
+    if (swap_out_at.update(&slot, &now))
+        count_error(ERR_SWAP_KEYS_FULL);
+    return 0;
+}
+
+int on_swap_cache_lookup(struct pt_regs *ctx)
+{
+    u64 slot = PT_REGS_PARM1(ctx);
+    u64 *out_at = swap_out_at.lookup(&slot);
+    if (!out_at)
+        return 0;
+    u64 us = (bpf_ktime_get_ns() - *out_at) / 1000;
+    swap_out_at.delete(&slot);
+    swap_count(1);
+    swap_residency_hist.increment(bpf_log2l(us));
+
+    struct swapin_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    bpf_get_current_comm(&k.comm, sizeof(k.comm));
+    struct swapin_val zero;
+    __builtin_memset(&zero, 0, sizeof(zero));
+    struct swapin_val *v = swapin_by_proc.lookup(&k);
+    if (!v) {
+        if (swapin_by_proc.update(&k, &zero))
+            count_error(ERR_SWAP_KEYS_FULL);
+        v = swapin_by_proc.lookup(&k);
+    }
+    if (v) {
+        __sync_fetch_and_add(&v->count, 1);
+        __sync_fetch_and_add(&v->total_us, us);
+        if (us < 1000000)
+            __sync_fetch_and_add(&v->under_1s, 1);
+    }
+    return 0;
+}

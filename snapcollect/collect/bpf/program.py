@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED,
                                       BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
                                       BPF_OOM_KILL, BPF_KSWAPD_RUNS, BPF_MIGRATION, BPF_RECLAIM, BPF_SHRINKER_SLOW,
-                                      BPF_SHRINKERS)
+                                      BPF_SHRINKERS, BPF_SWAP_RESIDENCY)
 from snapcollect.collect.bpf.tracefs import parse_fields
 from snapcollect.collect.resources import package_text
 
@@ -35,6 +35,13 @@ DEFAULT_FAULT_PERIOD = 128
 # used, as it is with --kernel-stacks: the perf event's registers are the
 # user registers of the faulting task, so it has no kernel stack.
 MAX_FAULT_RATE_PER_CPU = 1_000_000
+# When the sampler is opened and closed (fault_duty.py), each new event
+# starts counting at 0 and loses what the closed one had counted since its
+# last sample. The event then samples 1 in N/8 and a per-CPU carry in BPF
+# (fault_carry, which outlives the events) records 1 in N: what is lost at
+# a close is under N/8 per CPU, and fault_duty.py adds it to the carry
+# from the closed event's count, so nothing is lost at all.
+CARRY_STEPS = 8
 FAULT_TRACEPOINT = "exceptions:page_fault_user"
 FAULT_PERF_FUNCTION = "on_fault_sample"
 STACK_ENTRIES = 16384          # ~1 KB each, locked memory; collisions counted
@@ -67,13 +74,29 @@ HELPER_TRACEPOINTS = ["sched:sched_process_exec", "sched:sched_process_exit"]
 MAJFAULT_ARTIFACT = BPF_MAJFAULT_BY_PROC
 MAJFAULT_FUNCTION = "on_major_fault"
 FAULT_ARTIFACTS = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON)
+# Kprobes, where the kernel allows them (not every host does: lockdown,
+# CONFIG_KPROBES, a hypervisor's policy): artifact -> probes, each
+# (kind, kernel functions to try in order, program). A function that is
+# renamed between kernels is listed under each of its names.
+KPROBE_GROUPS: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
+    # slot allocation at swap-out (returns swp_entry_t) -> the swap cache
+    # lookup every swap-in fault makes first (swp_entry_t as argument 1)
+    BPF_SWAP_RESIDENCY: [("kretprobe", ("folio_alloc_swap", "get_swap_page"), "on_swap_slot_alloc"),
+                         ("kprobe", ("swap_cache_get_folio", "lookup_swap_cache"), "on_swap_cache_lookup")],
+}
+KPROBE_REMEDY = "a kernel that allows kprobes (CONFIG_KPROBES, CONFIG_KPROBE_EVENTS, not locked down)"
+# Swap slots followed from swap-out to swap-in: an LRU hash of 16-byte
+# entries (~2 MB locked); when more pages than this are out, the oldest
+# are forgotten and the histogram's long end is cut (the note says so).
+SWAP_ENTRIES = 32768
+
 # Faults by mapping: fed by the fault sampler and the major-fault event
 # (either will do); unavailable only when neither is attached.
 FAULT_FILES_ARTIFACT = BPF_FAULT_FILES
 
 STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_SHRINKER_SLOW)
 FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH, BPF_FAULT_FILES,
-         BPF_SHRINKERS, BPF_MIGRATION)
+         BPF_SHRINKERS, BPF_MIGRATION, BPF_SWAP_RESIDENCY)
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}
@@ -108,6 +131,17 @@ def perf_sampler_usable(period: int, kernel_stacks: bool, max_sample_rate: int |
     return None
 
 
+def fault_step(period: int, carry: bool, max_sample_rate: int | None) -> int:
+    """The perf event's sample_period for 1 recorded fault in ``period``:
+    ``period`` itself, or with ``carry`` (a duty cycle) period/8, never so
+    small that a CPU faulting flat out would be throttled."""
+    if not carry or period <= 1:
+        return int(period)
+    rate = max_sample_rate or 100_000
+    floor = -(-MAX_FAULT_RATE_PER_CPU // rate)          # ceil: the smallest unthrottled period
+    return int(min(period, max(period // CARRY_STEPS, floor, 1)))
+
+
 def ident(tracepoint: str) -> str:
     """``oom:mark_victim`` -> ``oom__mark_victim`` (bcc's naming)."""
     return tracepoint.replace(":", "__")
@@ -125,6 +159,7 @@ class Plan:
     missing: dict[str, tuple[str, str]] = field(default_factory=dict)   # artifact -> (reason, remedy)
     fields: dict[str, list[str]] = field(default_factory=dict)          # tracepoint -> field names
     fault_period: int = DEFAULT_FAULT_PERIOD
+    fault_step: int = DEFAULT_FAULT_PERIOD          # the perf event's sample_period (fault_step)
     kernel_stacks: bool = False
     fault_tracepoint: bool = False                  # the fallback sampler can be attached
     perf_sampler_problem: str | None = None         # why the perf sampler is not the choice
@@ -137,10 +172,12 @@ def _source() -> str:
 def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FAULT_PERIOD,
                kernel_stacks: bool = False, stack_entries: int = STACK_ENTRIES,
                reasons: dict[str, str] | None = None, remedies: dict[str, str] | None = None,
-               max_sample_rate: int | None = None) -> Plan:
+               max_sample_rate: int | None = None, fault_carry: bool = False) -> Plan:
     """``formats``: tracepoint -> format text, None when absent (``reasons``
     and ``remedies`` may say why and what to do, e.g. permission denied).
     ``max_sample_rate``: /proc/sys/kernel/perf_event_max_sample_rate.
+    ``fault_carry``: the perf sampler will be closed and opened again (a
+    duty cycle), so it samples in steps and carries the rest (fault_step).
 
     ``probes`` holds the tracepoints attached as such; the page-fault
     sampler (perf event, or ``exceptions:page_fault_user`` as the fallback
@@ -152,12 +189,15 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
     present = {tp for tp, text in formats.items() if text}
     fields = {tp: sorted(parse_fields(formats[tp])) for tp in sorted(present)}
 
+    step = fault_step(int(fault_period), fault_carry, max_sample_rate)
     lines = ["/* generated by snapcollect for kernel %s */" % os.uname().release,
              f"#define SC_FAULT_PERIOD {int(fault_period)}",
+             f"#define SC_FAULT_STEP {step}",
              f"#define SC_KERNEL_STACKS {1 if kernel_stacks else 0}",
              f"#define SC_STACK_ENTRIES {int(stack_entries)}",
              f"#define SC_FAULT_KEYS {FAULT_KEYS}",
              f"#define SC_REGION_KEYS {REGION_KEYS}",
+             f"#define SC_SWAP_ENTRIES {SWAP_ENTRIES}",
              f"#define SC_LEAF_KEYS {LEAF_KEYS}"]
     probes: list[str] = []
     missing: dict[str, tuple[str, str]] = {}
@@ -187,5 +227,6 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
             lines.append(f"#define SC_F_{ident(tp)}__{name} 1")
     text = "\n".join(lines) + "\n\n" + _source()
     return Plan(text=text, probes=sorted(probes), missing=missing, fields=fields,
-                fault_period=int(fault_period), kernel_stacks=kernel_stacks, fault_tracepoint=fault_tp,
+                fault_period=int(fault_period), fault_step=step, kernel_stacks=kernel_stacks,
+                fault_tracepoint=fault_tp,
                 perf_sampler_problem=perf_problem)

@@ -39,7 +39,7 @@ import time
 
 from snapcollect.bundle.names import BPF_TRACEPOINT_FORMATS
 from snapcollect.collect.bpf import aggregates, capabilities, handoff, program, wire
-from snapcollect.collect.bpf.fault_duty import DEFAULT_DUTY_PCT, PERF_COUNT_SW_PAGE_FAULTS, FaultDuty
+from snapcollect.collect.bpf.fault_duty import DEFAULT_DUTY_PCT, PERF_COUNT_SW_PAGE_FAULTS, FaultCarry, FaultDuty
 from snapcollect.collect.bpf.artifacts import ArtifactWriter, read_errors
 from snapcollect.collect.bpf.capabilities import Problem
 from snapcollect.collect.bpf.fault_regions import RegionNamer
@@ -124,6 +124,7 @@ class ReaderSession:
         self.fault_sampler: dict = {}
         self.duty: FaultDuty | None = None
         self._sampler_fds: list[int] = []     # the loader's page-faults events, one per CPU
+        self._sampler_cpus: list[int] = []    # the CPU of each of them
         self._sampler_prog: int | None = None
         self._last_resolve = 0.0
         self._resolve_every = RESOLVE_EVERY_S
@@ -184,9 +185,10 @@ class ReaderSession:
         if plan:
             self.plan = program.Plan(text="", probes=list(plan.get("probes") or []),
                                      fault_period=int(plan["fault_period"]),
+                                     fault_step=int(plan.get("fault_step") or plan["fault_period"]),
                                      kernel_stacks=bool(plan["kernel_stacks"]))
         index_kinds = {int(link["fd"]): link["kind"] for link in doc.get("links") or []}
-        sampler = {int(link["fd"]) for link in doc.get("links") or []
+        sampler = {int(link["fd"]): int(link.get("cpu", -1)) for link in doc.get("links") or []
                    if link["kind"] == "perf_event" and _is_page_faults(link.get("what"))}
         sampler_prog = next((int(link["fd"]) for link in doc.get("links") or []
                              if link["kind"] == "program" and link.get("what") == program.FAULT_PERF_FUNCTION),
@@ -197,7 +199,8 @@ class ReaderSession:
                 continue
             if i in sampler:
                 self._sampler_fds.append(fd)
-            (self.links if index_kinds.get(i) in ("tracepoint", "raw_tracepoint", "perf_event")
+                self._sampler_cpus.append(sampler[i])
+            (self.links if index_kinds.get(i) in ("tracepoint", "raw_tracepoint", "perf_event", "kprobe")
              else self.other_fds).append(fd)
             if i == sampler_prog:
                 self._sampler_prog = fd
@@ -247,7 +250,11 @@ class ReaderSession:
         pct = getattr(self.args, "fault_duty", None) or DEFAULT_DUTY_PCT
         # the duty cycle owns these fds from now on: they leave the links
         self.links = [fd for fd in self.links if fd not in self._sampler_fds]
-        self.duty = FaultDuty(self._sampler_fds, self._sampler_prog, self.plan.fault_period, pct, now)
+        carry = None
+        if self.plan.fault_step < self.plan.fault_period and "fault_carry" in self.bpf.tables:
+            carry = FaultCarry(self.bpf.table("fault_carry").raw)
+        self.duty = FaultDuty(self._sampler_fds, self._sampler_prog, self.plan.fault_step, pct, now,
+                              fd_cpus=self._sampler_cpus, carry=carry)
         self.info["fault_sampler"]["duty"] = self.duty.stats(0.0)
         self.duty.start_thread()
 
@@ -382,7 +389,7 @@ class ReaderSession:
         if self.duty is not None:
             duty = dict(self.duty.stats(window_s), scale=round(self.duty.scale(window_s), 4))
             self.info["fault_sampler"].update(duty=duty, sampling_error=aggregates.sampling_error(
-                self.plan.fault_period, duty["scale"]))
+                self.plan.fault_period, duty["scale"], carried=bool(duty.get("carry"))))
         files = ArtifactWriter(self.writer, self.bpf, self.resolver, self.plan, self.unavailable,
                                self.own_tgids, sampler_kind=self.fault_sampler.get("kind", "tracepoint"),
                                duty=duty, regions=self.regions)

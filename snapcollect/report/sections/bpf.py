@@ -21,6 +21,7 @@ from snapcollect.report.model import (Chart, Column, FlameGraph, KeyValues, Para
 from snapcollect.report.sections.kmsg import log_blocks
 from snapcollect.report.sections.common import stars
 from snapcollect.report.sections.fault_files import fault_file_sections
+from snapcollect.report.sections.swap_residency import swap_residency_sections
 from snapcollect.report.sections.vmscan import vmscan_sections
 
 TIME = Column("t", "TIME", "time", "left")
@@ -317,6 +318,9 @@ def faults_section(ds: Dataset) -> Section:
         note = (f"User page faults ({source}): 1 fault in {period} per CPU was "
                 f"recorded with its user stack{duty}; counts are scaled back ({scaled}); "
                 f"{error}. About {total:,} faults in all.")
+        if bpf.fault_open_counted is not None and share < 1.0:
+            note += (f" While it was open the perf events counted {bpf.fault_open_counted:,} faults on all "
+                     "CPUs (exact, every process, the collector's own included).")
         if bpf.stack_errors:
             note += (f" {bpf.stack_errors} sample(s) lost their stack (stack map full or colliding); "
                      "they are counted under a `[stack lost]` or `[no user stack]` frame.")
@@ -397,12 +401,12 @@ def bpf_sections(m: Model) -> list[Section]:
     if reason is not None:
         sections.append(Section("bpf", "BPF events", [Paragraph(
             f"BPF not available: {reason}. Reclaim and compaction stalls, kswapd wake-ups and runs, "
-            "slab shrinker latency, page migration, page-fault "
+            "slab shrinker latency, page migration, swap residency, page-fault "
             "stacks, major faults per process and brk/mmap growth were not collected; the "
             "counters in the sar sections still show the totals.")]))
         return sections
     sections += [reclaim_section(ds), kswapd_section(ds), *vmscan_sections(m), compaction_section(ds),
-                 faults_section(ds), heap_section(ds), *fault_file_sections(m)]
+                 faults_section(ds), heap_section(ds), *fault_file_sections(m), *swap_residency_sections(m)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
         # bundles since the BPF process: the compile's RSS is that process's, not the collector's;

@@ -7,5 +7,5 @@ the BPF collection itself.
 """
 
 from snapcollect.analysis.findings.rules import (  # noqa: F401
-    oom, cgroups, pressure, memory, shmem, swap, reclaim, vmscan, faults, faultmaps, slab, zones, hugepages, numa, commit,
-    processes, deepdive, kmsg, bpf)
+    oom, cgroups, pressure, memory, shmem, swap, delays, reclaim, vmscan, faults, faultmaps, slab, zones, hugepages,
+    numa, commit, processes, deepdive, kmsg, bpf)

@@ -15,7 +15,7 @@ from snapcollect.analysis.holders import sentence, swap_holders
 from snapcollect.analysis.findings.signals import min_hold_s, page_kb, sustained
 from snapcollect.analysis.series import vm_intervals
 from snapcollect.analysis.wording import hms, human_kb
-from snapcollect.bundle.names import (PROC_MEMINFO, SERIES_PROC_MEMINFO, SERIES_PROC_PRESSURE_MEMORY,
+from snapcollect.bundle.names import (BPF_SWAP_RESIDENCY, PROC_MEMINFO, SERIES_PROC_MEMINFO, SERIES_PROC_PRESSURE_MEMORY,
                                       SERIES_PROC_VMSTAT, end_of)
 
 SWAP_WARN_PCT = 80.0
@@ -72,7 +72,7 @@ def swap_filling(mdl):
     explanation="Between {_start} and {_end} the kernel swapped {_pin} pages in ({_in_mb}) and "
                 "{_pout} out ({_out_mb}), both in {both} intervals, peaking at {peak_in:.0f} in/s "
                 "and {peak_out:.0f} out/s; memory pressure (full) was {fmem:.1f}% of the window. "
-                "{_who}The working set is larger than the memory it is allowed: raise the "
+                "{_who}{_residency}The working set is larger than the memory it is allowed: raise the "
                 "(cgroup) limit or shrink the workload; more swap will not help.",
     threshold="pswpin and pswpout both > 0 in >= 3 intervals (WARN); HIGH when PSI %fmem >= 5",
     source="\"Linux performance analysis in 60,000 ms\" (vmstat si/so non-zero); heuristic "
@@ -96,11 +96,20 @@ def swap_thrashing(m):
     who = f"{holders[0].name} held the most swap ({human_kb(holders[0].kb)}). " if holders else ""
     arts = [SERIES_PROC_VMSTAT] + ([SERIES_PROC_PRESSURE_MEMORY] if ds.psi else [])
     arts += [h.artifact for h in holders]
+    res = m.swap_residency
+    residency, soon_pct = "", None
+    if res is not None and res.ok and res.read_back and res.soon_share is not None:
+        soon_pct = res.soon_share * 100
+        median = f", the median between {res.median.low:,} and {res.median.high:,} us" if res.median else ""
+        residency = (f"Of {res.read_back:,} pages read back whose swap-out was seen, {soon_pct:.0f}% had been "
+                     f"out less than a second{median} (BPF kprobes). ")
+        arts.append(BPF_SWAP_RESIDENCY)
     return Hit(sev, {
         "both": len(both), "n": len(pairs), "_pin": pin, "_pout": pout,
         "_in_mb": human_kb(pin * kb), "_out_mb": human_kb(pout * kb),
         "peak_in": max(i.rate for i, _ in both), "peak_out": max(o.rate for _, o in both),
         "fmem": fmem, "_start": hms(both[0][0].t0), "_end": hms(both[-1][0].t1), "_who": who,
-        "pswpin_delta": pin, "pswpout_delta": pout,
+        "pswpin_delta": pin, "pswpout_delta": pout, "_residency": residency,
+        "read_back_soon_pct": soon_pct,
     }, arts, (both[0][0].t0, both[-1][0].t1))
 
