@@ -9,6 +9,12 @@ row of ``fault_counts`` (1 sample = SC_FAULT_PERIOD faults, through the
 perf event page-faults or the tracepoint exceptions:page_fault_user)::
 
     FaultRow(tgid=4242, ustack=17, kstack=-1, comm="alloc", samples=512)
+
+and of ``leaf_words`` (the word at the faulting user SP, per stack), once
+checked by leaf_frame.py: a frame to insert between the leaf (frame 0)
+and the caller's caller the frame-pointer walk went on to, or not::
+
+    LeafWord(frame="fault_loop", outcome="recovered", samples=40)
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from snapcollect.collect.bpf import folded
+from snapcollect.collect.bpf import folded, leaf_frame
 from snapcollect.collect.bpf.folded import UNKNOWN
 
 HEAP_KINDS = {0: ("brk", "heap"), 1: ("mmap", "anon"), 2: ("mmap", "file")}
@@ -34,6 +40,43 @@ class FaultRow:
     kstack: int
     comm: str
     samples: int
+
+
+@dataclass(frozen=True)
+class LeafWord:
+    frame: str | None        # the name to insert, when outcome is leaf_frame.RECOVERED
+    outcome: str
+    samples: int
+
+
+# leaf(tgid, ustack, kstack) -> the checked SP words of that stack
+Leaf = Callable[[int, int, int], list[LeafWord]]
+
+
+def _split_by_leaf(user: list[str], samples: int, words: list[LeafWord], counts: dict[str, int]
+                   ) -> list[tuple[list[str], int]]:
+    """A row's samples -> (user frames root first, samples): the recovered
+    words' share with their frame inserted before the leaf, the rest as
+    walked. ``words`` is consumed (shared by the rows of one stack)."""
+    out = []
+    left = samples
+    while words and left > 0:
+        w = words[0]
+        n = min(w.samples, left)
+        counts[w.outcome] = counts.get(w.outcome, 0) + n
+        if w.outcome == leaf_frame.RECOVERED and w.frame and user:
+            out.append((user[:-1] + [w.frame] + user[-1:], n))
+        else:
+            out.append((user, n))
+        left -= n
+        if n == w.samples:
+            words.pop(0)
+        else:
+            words[0] = LeafWord(w.frame, w.outcome, w.samples - n)
+    if left > 0:
+        counts[leaf_frame.NO_WORD] = counts.get(leaf_frame.NO_WORD, 0) + left
+        out.append((user, left))
+    return out
 
 
 @dataclass(frozen=True)
@@ -88,8 +131,12 @@ def sampling_error(period: int, scale: float = 1.0, carried: bool = False) -> st
 def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stack_entries: int,
                     errors: dict[str, int], frames: Frames,
                     kernel_frames: Callable[[int], list[str]] | None = None,
-                    sampler: str = "perf", duty: dict | None = None) -> tuple[str, dict]:
+                    sampler: str = "perf", duty: dict | None = None,
+                    leaf: Leaf | None = None) -> tuple[str, dict]:
     """(folded text, side document) of the sampled page-fault stacks.
+    ``leaf``: the checked SP words of a stack (leaf_frame.py); a recovered
+    one puts the frameless leaf's caller back, between frame 0 and the
+    walk's next frame.
     ``sampler``: "perf" (page-faults event) or "tracepoint". ``duty``: how
     long the sampler was open (fault_duty.py); its ``scale`` (window / time
     open) multiplies every count, so that counts estimate the whole window."""
@@ -97,6 +144,8 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
     procs: dict[int, dict] = {}
     stacks: list[tuple[list[str], int]] = []
     samples = shallow = 0
+    leaf_counts: dict[str, int] = {}
+    words: dict[tuple[int, int, int], list[LeafWord]] = {}
     for r in sorted(rows, key=lambda r: -r.samples):   # biggest first: symbols go to them first
         samples += r.samples
         p = procs.setdefault(r.tgid, {"pid": r.tgid, "comm": r.comm, "samples": 0})
@@ -107,7 +156,11 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
         kern = []
         if r.kstack >= 0 and kernel_frames is not None:
             kern = [f + "_[k]" for f in reversed(kernel_frames(r.kstack))]
-        stacks.append(([r.comm] + user + kern, round(r.samples * period * scale)))
+        key = (r.tgid, r.ustack, r.kstack)
+        if key not in words:
+            words[key] = list(leaf(*key)) if leaf is not None and r.ustack >= 0 else []
+        for got, n in _split_by_leaf(user, r.samples, words[key], leaf_counts):
+            stacks.append(([r.comm] + got + kern, round(n * period * scale)))
     for p in procs.values():
         p["faults_estimated"] = round(p["samples"] * period * scale)
     meta = {
@@ -125,6 +178,7 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
         "samples": samples,
         "faults_estimated": round(samples * period * scale),
         "shallow_stack_samples": shallow,
+        "leaf_frames": leaf_frame.summary(leaf_counts, samples),
         "stack_errors": {k: v for k, v in errors.items() if k.startswith("fault_")},
         "processes": sorted(procs.values(), key=lambda p: (-p["samples"], p["pid"])),
     }

@@ -7,24 +7,27 @@ bpf/heap_growth, ``fault_regions`` (faults per process and 2 MiB region,
 named by fault_regions.py) -> bpf/fault_files, ``shrink_stats`` + ``shrink_hist`` (shrink_slab latency
 per callback, named from /proc/kallsyms) -> bpf/shrinkers,
 ``migrate_by_reason`` + ``migrate_by_proc`` -> bpf/migration, ``swap_residency_hist`` +
-``swapin_by_proc`` + ``swap_counts`` -> bpf/swap_residency, and the ``errors`` array of the BPF program's own
+``swapin_by_proc`` + ``swap_counts`` -> bpf/swap_residency, ``leaf_words`` (the
+word at the faulting user SP, checked by leaf_frame.py) -> the frameless
+leaf's caller put back into bpf/fault_stacks.folded, and the ``errors`` array of the BPF program's own
 failure counts (full maps, stack collisions), which each document cites.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from snapcollect.bundle.names import (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH,
                                       BPF_MIGRATION, BPF_SHRINKERS, BPF_SWAP_RESIDENCY)
-from snapcollect.collect.bpf import aggregates, events, fault_regions, program
+from snapcollect.collect.bpf import aggregates, events, fault_regions, leaf_frame, program
 from snapcollect.collect.bpf.kallsyms import KernelSymbols
 from snapcollect.collect.protocols import BpfWriter
 
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
                "majfault_keys_full", "seen_full", "region_keys_full", "shrink_keys_full", "migrate_keys_full",
-               "swap_keys_full")
+               "swap_keys_full", "leaf_keys_full")
 
 
 def read_errors(maps) -> dict[str, int]:
@@ -68,14 +71,39 @@ class ArtifactWriter:
         rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), int(v))
                 for k, v in self.maps.items("fault_counts") if k.tgid not in self.own_tgids]
         self.resolver.unresolved = 0
+        leaf = self._leaf_words(deadline)
         text, meta = aggregates.fault_documents(
             rows, self.plan.fault_period, self.plan.kernel_stacks, program.STACK_ENTRIES, errors,
             lambda tgid, sid: self.resolver.user_frames("stacks", tgid, sid, deadline),
             lambda sid: self.resolver.kernel_frames("stacks", sid),
-            sampler=self.sampler_kind, duty=self.duty)
+            sampler=self.sampler_kind, duty=self.duty, leaf=leaf)
+        meta["leaf_frames"]["map_full"] = errors.get("leaf_keys_full", 0)
         meta["stacks_unresolved"] = self.resolver.unresolved
         self.writer.add_file(BPF_FAULT_STACKS_FOLDED, text, sample_period=self.plan.fault_period)
         self.writer.add_file(BPF_FAULT_STACKS_JSON, json.dumps(meta, indent=1))
+
+    def _leaf_words(self, deadline: float) -> aggregates.Leaf:
+        """leaf_words -> per (tgid, ustack, kstack) its SP words, each
+        checked (leaf_frame.py) when first asked for, until ``deadline``."""
+        by_stack: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+        try:
+            items = self.maps.items("leaf_words")
+        except Exception:  # noqa: BLE001 - a program without the map
+            items = []
+        for k, v in items:
+            if k.tgid not in self.own_tgids:
+                by_stack.setdefault((int(k.tgid), int(k.ustack), int(k.kstack)), []).append((int(k.word), int(v)))
+
+        def leaf(tgid: int, ustack: int, kstack: int) -> list[aggregates.LeafWord]:
+            out = []
+            for word, n in sorted(by_stack.get((tgid, ustack, kstack), ()), key=lambda wn: -wn[1]):
+                if time.monotonic() > deadline:
+                    out.append(aggregates.LeafWord(None, leaf_frame.NOT_CHECKED, n))
+                    continue
+                name, outcome = self.resolver.leaf_caller("stacks", tgid, ustack, word)
+                out.append(aggregates.LeafWord(name, outcome, n))
+            return out
+        return leaf
 
     def write_majfaults(self, errors: dict[str, int], _deadline: float) -> None:
         if program.MAJFAULT_ARTIFACT in self.unavailable:

@@ -58,8 +58,15 @@ _TRACEPOINT = Reads(TRACEFS)
 # it, the faulting address: bpf_perf_event_data.addr, or a raw
 # tracepoint's args[0] (struct bpf_raw_tracepoint_args, named by bcc's
 # RAW_TRACEPOINT_PROBE macro, not by the program text). Both are user ABI.
+# The fault samplers also read the user stack pointer, for the word at it
+# (the return address into a frameless leaf's caller, leaf_frame.py): the
+# perf event program from its context's registers (the same struct); the
+# raw tracepoint through the pt_regs pointer page_fault_user passes
+# (args[1]), read from kernel memory but user ABI all the same: x86-64's
+# struct pt_regs is what the kernel hands perf event programs as
+# bpf_user_pt_regs_t, so its layout cannot move with the headers.
 _PERF_ADDR = Reads(UAPI, uapi_structs=("bpf_perf_event_data",))
-_RAW_ADDR = Reads(UAPI)
+_RAW_ADDR = Reads(UAPI, uapi_structs=("pt_regs",))
 # A kprobe's context is the registers (struct pt_regs, the layout the
 # kprobe ABI hands to BPF); the swap programs read a return value or the
 # first argument, both passed by value (swp_entry_t.val), nothing behind

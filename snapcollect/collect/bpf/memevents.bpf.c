@@ -14,7 +14,7 @@
  *                                    or N/8 when the sampler is opened and
  *                                    closed (a per-CPU carry makes up N)
  *   SC_KERNEL_STACKS                 also record kernel stacks of faults
- *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS  map sizes
+ *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS, SC_LEAF_KEYS  map sizes
  *   SC_SWAP_ENTRIES                  swap slots followed for residency
  *
  * Events that are rare and need a time (OOM kills, reclaim and compaction
@@ -23,6 +23,7 @@
  * migrations) are aggregated in maps and read once at the end.
  */
 
+/* struct bpf_perf_event_data: the perf samplers' context (user ABI). */
 #include <uapi/linux/bpf_perf_event.h>
 /* bcc writes migrate:mm_migrate_pages's args struct from its format file,
  * which names the field's type `enum migrate_mode`: the type must be
@@ -56,7 +57,8 @@ enum migrate_mode { SC_MIGRATE_ASYNC, SC_MIGRATE_SYNC_LIGHT, SC_MIGRATE_SYNC };
 #define ERR_SHRINK_KEYS_FULL 11
 #define ERR_MIGRATE_KEYS_FULL 12
 #define ERR_SWAP_KEYS_FULL 13
-#define ERR_SLOTS 14
+#define ERR_LEAF_KEYS_FULL 14
+#define ERR_SLOTS 15
 
 #define SC_EEXIST 17
 #define SC_MAP_ANONYMOUS 0x20
@@ -377,6 +379,42 @@ BPF_PERCPU_ARRAY(fault_tick, u64, 1);
  * since its last overflow (its count mod SC_FAULT_STEP). */
 BPF_PERCPU_ARRAY(fault_carry, u64, 1);
 
+/* The user word at the faulting SP, per (process, user stack, kernel
+ * stack, word): in a leaf without a frame (gcc omits it in leaves
+ * whatever the flags; glibc's memset/memcpy have none) it is the return
+ * address into the leaf's caller, which the frame-pointer walk skips; the
+ * reader inserts it when it checks out (leaf_frame.py). In a function
+ * with a frame it is any local, so it has its own bounded map: a full
+ * one costs recovered frames (ERR_LEAF_KEYS_FULL), never fault samples. */
+struct leaf_key {
+    u32 tgid;
+    s32 ustack;
+    s32 kstack;
+    u32 pad;
+    u64 word;
+};
+BPF_HASH(leaf_words, struct leaf_key, u64, SC_LEAF_KEYS);
+
+static __always_inline void count_leaf_word(u32 tgid, s32 ustack, s32 kstack, u64 sp)
+{
+    struct leaf_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    /* one 8-byte user read per sample; a failed read leaves 0 */
+    if (!sp || ustack < 0 || bpf_probe_read_user(&k.word, sizeof(k.word), (void *)sp) || !k.word)
+        return;
+    k.tgid = tgid;
+    k.ustack = ustack;
+    k.kstack = kstack;
+    u64 *count = leaf_words.lookup(&k);
+    if (count) {
+        __sync_fetch_and_add(count, 1);
+        return;
+    }
+    u64 one = 1;
+    if (leaf_words.update(&k, &one))
+        count_error(ERR_LEAF_KEYS_FULL);
+}
+
 /* Where faults land: per process, per 2 MiB region of the faulting
  * address (address >> 21) and kind (0: a sampled fault, 1: a major
  * fault). User space names each region from the process's
@@ -410,7 +448,7 @@ static __always_inline void count_region(u32 tgid, u32 kind, u64 addr)
 
 /* One sampled fault: its user stack (and kernel stack) counted per
  * process in the kernel. Called once per SC_FAULT_PERIOD faults. */
-static __always_inline int record_fault(void *ctx, u64 addr)
+static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
 {
     struct fault_key k = {};
     k.tgid = bpf_get_current_pid_tgid() >> 32;
@@ -426,6 +464,7 @@ static __always_inline int record_fault(void *ctx, u64 addr)
 #else
     k.kstack = -1;
 #endif
+    count_leaf_word(k.tgid, k.ustack, k.kstack, sp);
     bpf_get_current_comm(&k.comm, sizeof(k.comm));
     u64 *count = fault_counts.lookup(&k);
     if (count) {
@@ -445,7 +484,11 @@ static __always_inline int record_fault(void *ctx, u64 addr)
  * per N faults (user- and kernel-mode faults of the task, as minflt
  * counts them); ctx is a struct bpf_perf_event_data whose registers are
  * those of the faulting context, so the user stack is the faulting one,
- * and its addr the faulting address (perf_sw_event's). */
+ * and its addr the faulting address (perf_sw_event's). A fault taken in
+ * kernel mode (inside a system call) has kernel registers there: its user
+ * stack is walked from the task's saved user registers, which this
+ * program cannot reach, so no SP word for it (SAMPLER_SP). */
+#define SAMPLER_SP(ctx) (((ctx)->regs.cs & 3) == 3 ? (ctx)->regs.sp : 0)
 int on_fault_sample(struct bpf_perf_event_data *ctx)
 {
 #if SC_FAULT_STEP < SC_FAULT_PERIOD
@@ -459,7 +502,7 @@ int on_fault_sample(struct bpf_perf_event_data *ctx)
         return 0;
     *carry -= SC_FAULT_PERIOD;
 #endif
-    return record_fault(ctx, ctx->addr);
+    return record_fault(ctx, ctx->addr, SAMPLER_SP(ctx));
 }
 
 #ifdef SC_TP_exceptions__page_fault_user
@@ -467,7 +510,7 @@ int on_fault_sample(struct bpf_perf_event_data *ctx)
  * small that perf would throttle it): runs on every user fault, so it
  * costs a few percent on a fault-heavy workload even when it returns at
  * once; 1 fault in SC_FAULT_PERIOD per CPU goes on to record_fault. */
-static __always_inline int on_user_fault(void *ctx, u64 addr)
+static __always_inline int fault_due(void)
 {
     u32 zero = 0;
     u64 *tick = fault_tick.lookup(&zero);
@@ -476,26 +519,38 @@ static __always_inline int on_user_fault(void *ctx, u64 addr)
     if (++(*tick) < SC_FAULT_PERIOD)
         return 0;
     *tick = 0;
-    return record_fault(ctx, addr);
+    return 1;
 }
 
 /* The raw tracepoint (4.17+) is tried first: it skips the perf_trace
  * record that a TRACEPOINT_PROBE fills on every fault, which measured
  * 7-9 % of a ~2 us fault here against 3-4 %. Only the address is read
- * (the first argument, TP_PROTO(address, regs, error_code)). The
- * classic tracepoint is the fallback on kernels without raw tracepoints. */
+ * (the first argument, TP_PROTO(address, regs, error_code)), and, for
+ * the sampled faults only, the user SP from the second: the faulting
+ * user pt_regs (x86-64's layout has not changed in years, but it is a
+ * kernel struct read: header_layouts.py says so). The classic
+ * tracepoint is the fallback on kernels without raw tracepoints. */
 RAW_TRACEPOINT_PROBE(page_fault_user)
 {
-    return on_user_fault(ctx, ctx->args[0]);
+    if (!fault_due())
+        return 0;
+    u64 sp = 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[1];
+    if (regs)
+        bpf_probe_read_kernel(&sp, sizeof(sp), &regs->sp);
+    return record_fault(ctx, ctx->args[0], sp);
 }
 
+/* The classic tracepoint's record has no registers: no SP word. */
 TRACEPOINT_PROBE(exceptions, page_fault_user)
 {
+    if (!fault_due())
+        return 0;
     u64 addr = 0;
 #ifdef SC_F_exceptions__page_fault_user__address
     addr = args->address;
 #endif
-    return on_user_fault(args, addr);
+    return record_fault(args, addr, 0);
 }
 #endif
 

@@ -20,6 +20,10 @@ process, which does not import bcc:
   convention, as bcc gives it); outside any mapping ``[unknown]``. C++
   names stay mangled (bcc demangles them).
 - ``kernel_stack`` through kallsyms.py.
+- ``leaf_caller`` checks (and caches) the word found at the user SP of a fault
+  (leaf_frame.py) against the snapshot and the mapped file's bytes just
+  before it (a read of 8 bytes, cached per (file, offset)), and names it
+  when it is the return address into a frameless leaf's caller.
 
 Stack tables are read through ``table.addresses(stack_id)`` (fdmaps.py).
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 import bisect
 import os
 
+from snapcollect.collect.bpf import leaf_frame
 from snapcollect.collect.bpf.elfsyms import Elf, ElfError
 from snapcollect.collect.bpf.folded import UNKNOWN
 from snapcollect.collect.bpf.kallsyms import KernelSymbols
@@ -37,6 +42,8 @@ MAX_PROCESSES = 4096
 MAX_MAPPINGS = 4096            # per process
 MAX_REFRESHES = 3              # per process: bounds the cost of a process mapping code all the time
 MAX_NAMES = 50_000             # (file, address) -> name entries kept: ~8 MB at most
+MAX_CODE = 20_000              # (file, offset) -> the bytes before it, for leaf_caller
+MAX_LEAF = 50_000              # (tgid, stack id, SP word) -> leaf_caller's answer
 MAX_MAPS_BYTES = 4 << 20       # of one /proc/PID/maps
 DEBUG_DIRS = ("/usr/lib/debug",)
 
@@ -106,6 +113,8 @@ class ProcSymbolizer:
         self._gone: set[int] = set()
         self._names: dict[tuple, str | None] = {}    # (file_key, file offset) -> name or None
         self._elf_bad: set[tuple] = set()
+        self._code: dict[tuple, bytes | None] = {}   # (file_key, file offset) -> bytes before it
+        self._leaf: dict[tuple, tuple[str | None, str]] = {}   # (tgid, stack id, word) -> answer
         self._kernel = KernelSymbols()
 
     # -- processes ---------------------------------------------------------
@@ -226,6 +235,70 @@ class ProcSymbolizer:
             self._resolved[key] = got
         return got
 
+    def code_before(self, tgid: int, m: Mapping, addr: int, n: int) -> bytes | None:
+        """The ``n`` bytes of the mapped file before ``addr`` (fewer at the
+        file's start), None when the file cannot be read."""
+        off = addr - m.start + m.offset
+        key = (m.file_key, off)
+        if key in self._code:
+            return self._code[key]
+        start = max(off - n, 0)
+        try:
+            with self._open(tgid, m) as fh:
+                fh.seek(start)
+                got = fh.read(off - start)
+            got = got if len(got) == off - start else None
+        except (OSError, ValueError, OverflowError):
+            got = None
+        if len(self._code) > MAX_CODE:
+            self._code.clear()
+        self._code[key] = got
+        return got
+
+    def _same_function(self, tgid: int, target: int, ip: int) -> bool:
+        """False when ``target`` and ``ip`` are both in named functions
+        (an ELF symbol, not a module placeholder) and the names differ."""
+        (a, a_ok), (b, b_ok) = self._frames(tgid, [target, ip])
+        named = a_ok and b_ok and not a.startswith("[") and not b.startswith("[")
+        return not named or a == b
+
+    def leaf_checked(self, tgid: int, stack_id: int, candidate: int) -> bool:
+        return (tgid, stack_id, candidate) in self._leaf
+
+    def leaf_caller(self, table, tgid: int, stack_id: int, candidate: int) -> tuple[str | None, str]:
+        """(frame name or None, leaf_frame outcome) for the SP word
+        ``candidate`` of a stack of ``table``; cached (up to MAX_LEAF
+        answers), so that a word checked while its process lived still
+        counts after it exited."""
+        key = (tgid, stack_id, candidate)
+        got = self._leaf.get(key)
+        if got is None:
+            got = self._leaf_caller(table, tgid, stack_id, candidate)
+            if len(self._leaf) < MAX_LEAF and got[1] != leaf_frame.PROCESS_GONE:
+                self._leaf[key] = got
+        return got
+
+    def _leaf_caller(self, table, tgid: int, stack_id: int, candidate: int) -> tuple[str | None, str]:
+        if not candidate:
+            return None, leaf_frame.NO_WORD
+        try:
+            walked = table.addresses(stack_id)
+        except (KeyError, OSError):
+            return None, leaf_frame.NO_STACK
+        if tgid not in self._procs:
+            try:
+                self.warm(tgid)
+            except OSError:
+                pass
+        if tgid not in self._procs:
+            return None, leaf_frame.PROCESS_GONE
+        outcome = leaf_frame.decide(candidate, walked, lambda a: self._mapping(tgid, a),
+                                    lambda m, a, n: self.code_before(tgid, m, a, n),
+                                    lambda target, ip: self._same_function(tgid, target, ip))
+        if outcome != leaf_frame.RECOVERED:
+            return None, outcome
+        return self._frames(tgid, [candidate])[0][0], outcome
+
     def is_resolved(self, table_name: str, tgid: int, stack_id: int) -> bool:
         return (table_name, tgid, stack_id) in self._resolved
 
@@ -252,3 +325,5 @@ class ProcSymbolizer:
     def close(self) -> None:
         self._procs.clear()
         self._names.clear()
+        self._code.clear()
+        self._leaf.clear()

@@ -49,6 +49,7 @@ FAULT_KEYS = 40960
 # (process, 2 MiB region, sampled/major) -> count: 24-byte keys, ~1 MB of
 # map at most; a full map loses new regions, counted (region_keys_full).
 REGION_KEYS = 16384
+LEAF_KEYS = 8192               # leaf_words: the SP word per fault stack (leaf_frame.py)
 
 # artifact -> tracepoints it needs (all of one group; any group will do)
 TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
@@ -196,7 +197,8 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
              f"#define SC_STACK_ENTRIES {int(stack_entries)}",
              f"#define SC_FAULT_KEYS {FAULT_KEYS}",
              f"#define SC_REGION_KEYS {REGION_KEYS}",
-             f"#define SC_SWAP_ENTRIES {SWAP_ENTRIES}"]
+             f"#define SC_SWAP_ENTRIES {SWAP_ENTRIES}",
+             f"#define SC_LEAF_KEYS {LEAF_KEYS}"]
     probes: list[str] = []
     missing: dict[str, tuple[str, str]] = {}
     for artifact, groups in TRACEPOINT_GROUPS.items():

@@ -6,9 +6,10 @@ the BPF program get their symbol tables warmed as they appear, within a
 small budget per poll, and the stacks recorded so far are resolved every
 second or so, biggest first, within a budget per second of the window.
 At the end, what is still unresolved past the deadline says so with a
-placeholder. The symbol tables themselves are procsyms.py's.
+placeholder. A fault stack's SP word may give the caller of a frameless
+leaf (``leaf_caller``, leaf_frame.py). The symbol tables themselves are procsyms.py's.
 
-Kernel interfaces: the BPF maps ``fault_counts``/``stacks`` and
+Kernel interfaces: the BPF maps ``fault_counts``/``stacks``, ``leaf_words`` and
 ``heap``/``sys_stacks`` (BPF_MAP_TYPE_STACK_TRACE), through fdmaps.py.
 """
 
@@ -17,9 +18,11 @@ from __future__ import annotations
 import time
 
 from snapcollect.bundle.names import BPF_FAULT_STACKS_FOLDED, BPF_HEAP_GROWTH
+from snapcollect.collect.bpf import leaf_frame
 
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
 STACK_NOT_RECORDED = -1000      # SC_STACK_NOT_RECORDED: file mmaps keep no stack
+LEAF_WORDS = "leaf_words"        # the SP word per fault stack (memevents.bpf.c)
 EEXIST = 17                     # a stack id of -EEXIST: the hash bucket was taken by another stack
 
 # the aggregate map, the stack map its keys point into, the artifact it
@@ -72,8 +75,34 @@ class StackResolver:
                     self.symbols.user_stack(table, stack_table, key.tgid, key.ustack)
                 except Exception:  # noqa: BLE001 - stack vanished or process gone
                     pass
+        if BPF_FAULT_STACKS_FOLDED not in self.unavailable:
+            left += self._check_leaf_words(end, waiting)
         # the symbols of exited processes whose stacks are all resolved can go
         self.symbols.forget_dead(keep=waiting)
+        return left
+
+    def _check_leaf_words(self, end: float, waiting: set[int]) -> int:
+        """Check the fault stacks' SP words (leaf_frame.py) while their
+        processes live, biggest first, until ``end``; returns how many were
+        left for want of time."""
+        try:
+            items = self.maps.items(LEAF_WORDS)
+            table = self.maps.table("stacks")
+        except Exception:  # noqa: BLE001 - a program without the map
+            return 0
+        items.sort(key=lambda kv: -int(kv[1]))
+        left = 0
+        for key, _value in items:
+            if key.ustack < 0 or not key.word or self.symbols.leaf_checked(key.tgid, key.ustack, key.word):
+                continue
+            if time.monotonic() > end:
+                left += 1
+                waiting.add(key.tgid)
+                continue
+            try:
+                self.symbols.leaf_caller(table, key.tgid, key.ustack, key.word)
+            except Exception:  # noqa: BLE001 - stack vanished or process gone
+                pass
         return left
 
     def user_frames(self, table_name: str, tgid: int, stack_id: int, deadline: float) -> list[str]:
@@ -92,6 +121,18 @@ class StackResolver:
             return list(reversed(self.symbols.user_stack(table, table_name, tgid, stack_id)))
         except Exception:  # noqa: BLE001
             return ["[stack unreadable]"]
+
+    def leaf_caller(self, table_name: str, tgid: int, stack_id: int, candidate: int) -> tuple[str | None, str]:
+        """The frame to insert after the leaf of a stack, from the word at
+        its SP (leaf_frame.py), and why or why not; never raises."""
+        if stack_id < 0:
+            return None, leaf_frame.NO_STACK
+        if not candidate:
+            return None, leaf_frame.NO_WORD
+        try:
+            return self.symbols.leaf_caller(self.maps.table(table_name), tgid, stack_id, candidate)
+        except Exception:  # noqa: BLE001 - stack vanished or process gone
+            return None, leaf_frame.CODE_UNREADABLE
 
     def kernel_frames(self, table_name: str, stack_id: int) -> list[str]:
         """Kernel frames innermost first."""
