@@ -211,7 +211,7 @@ class BpfHook:
 
     def _reader_cost(self, pid: int, usage) -> dict:
         """The BPF process's own peak RSS and CPU. wait4 counts the children
-        it waited for too (its loader, ~140 MB for the compile): the peak is
+        it waited for too (its loader, ~180 MB for the compile): the peak is
         the one the process measured itself (VmHWM) when it lived to say it,
         and the loader's CPU, which it recorded apart, is taken off."""
         info = self.writer.manifest.get("bpf") or {}

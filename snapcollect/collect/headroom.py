@@ -1,7 +1,7 @@
 """How much memory the collector may still use before it hurts the host or itself.
 
 Read before the BPF process starts (its compile is the run's biggest
-cost, ~140 MB of LLVM): the collector's own memory cgroup and each of its
+cost, ~180 MB of LLVM): the collector's own memory cgroup and each of its
 ancestors (a limit anywhere up the tree applies), and the host's
 MemAvailable. Kernel interfaces: /proc/self/cgroup, /proc/self/mounts,
 cgroup v1 ``memory.limit_in_bytes`` / ``memory.usage_in_bytes`` /

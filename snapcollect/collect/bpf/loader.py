@@ -2,7 +2,7 @@
 
 The only process meant to import bcc: bcc pulls libLLVM and libclang
 into the address space (``import bcc`` alone is ~76 MB resident here, a
-compile ~140 MB more), so a process that imports it is large for as long
+compile ~180 MB more), so a process that imports it is large for as long
 as it lives. This one lives for the compile: it reads the plan's
 options from the socket (one JSON line), checks what BPF needs, compiles
 and loads the programs (compile.py) and attaches them (attach.py) exactly
