@@ -487,8 +487,18 @@ static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
  * and its addr the faulting address (perf_sw_event's). A fault taken in
  * kernel mode (inside a system call) has kernel registers there: its user
  * stack is walked from the task's saved user registers, which this
- * program cannot reach, so no SP word for it (SAMPLER_SP). */
-#define SAMPLER_SP(ctx) (((ctx)->regs.cs & 3) == 3 ? (ctx)->regs.sp : 0)
+ * program cannot reach, so no SP word for it (sampler_sp). */
+/* The verifier takes the registers of a perf event's context only as
+ * whole 8-byte loads; clang (LLVM 19 in Debian 13's bcc) narrows a load
+ * of cs whose low bits alone are used to one byte, which the 6.12
+ * verifier refuses with EACCES. The empty asm takes the whole register,
+ * so the load stays 8 bytes (and stays a plain context access). */
+static __always_inline u64 sampler_sp(struct bpf_perf_event_data *ctx)
+{
+    u64 cs = ctx->regs.cs;
+    asm volatile("" : "+r"(cs));
+    return (cs & 3) == 3 ? ctx->regs.sp : 0;
+}
 int on_fault_sample(struct bpf_perf_event_data *ctx)
 {
 #if SC_FAULT_STEP < SC_FAULT_PERIOD
@@ -502,7 +512,7 @@ int on_fault_sample(struct bpf_perf_event_data *ctx)
         return 0;
     *carry -= SC_FAULT_PERIOD;
 #endif
-    return record_fault(ctx, ctx->addr, SAMPLER_SP(ctx));
+    return record_fault(ctx, ctx->addr, sampler_sp(ctx));
 }
 
 #ifdef SC_TP_exceptions__page_fault_user
