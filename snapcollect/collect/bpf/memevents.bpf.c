@@ -488,16 +488,24 @@ static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
  * kernel mode (inside a system call) has kernel registers there: its user
  * stack is walked from the task's saved user registers, which this
  * program cannot reach, so no SP word for it (sampler_sp). */
-/* The verifier takes the registers of a perf event's context only as
- * whole 8-byte loads; clang (LLVM 19 in Debian 13's bcc) narrows a load
- * of cs whose low bits alone are used to one byte, which the 6.12
- * verifier refuses with EACCES. The empty asm takes the whole register,
- * so the load stays 8 bytes (and stays a plain context access). */
+/* The registers of a perf event's context are read as whole 8-byte words
+ * at their places in the x86-64 ptrace ABI (struct user_regs_struct: cs is
+ * word 17, sp word 19), not through the headers' struct pt_regs: since 6.9
+ * (FRED) the kernel's headers make cs a u16 inside a union, so
+ * `ctx->regs.cs` is a 2-byte load, which the verifier refuses for this
+ * context (invalid bpf_context access off=136 size=2, seen with 6.12's
+ * headers). The empty asm keeps clang from narrowing the cs load, of
+ * which only the low bits are used. */
+#define SC_REGS_WORD_CS 17
+#define SC_REGS_WORD_SP 19
 static __always_inline u64 sampler_sp(struct bpf_perf_event_data *ctx)
 {
-    u64 cs = ctx->regs.cs;
+    u64 *words = (u64 *)&ctx->regs;
+    u64 cs = words[SC_REGS_WORD_CS];
     asm volatile("" : "+r"(cs));
-    return (cs & 3) == 3 ? ctx->regs.sp : 0;
+    if ((cs & 3) != 3)
+        return 0;
+    return words[SC_REGS_WORD_SP];
 }
 int on_fault_sample(struct bpf_perf_event_data *ctx)
 {
