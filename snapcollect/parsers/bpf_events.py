@@ -276,17 +276,7 @@ def shrinkers_from_doc(doc) -> tuple[list[ShrinkerStats], dict[str, dict[int, in
     hist: dict[str, dict[int, int]] = {}
     for h in _rows(doc, "histograms", BPF_SHRINKERS):
         name = str(h.get("callback") or h.get("address") or "?")
-        slots = h.get("slots") or []
-        if not isinstance(slots, list):
-            raise ParseError(f"{BPF_SHRINKERS}: slots of {name!r} is not a list")
-        acc = hist.setdefault(name, {})
-        for pair in slots:
-            if not isinstance(pair, list) or len(pair) != 2:
-                raise ParseError(f"{BPF_SHRINKERS}: a slot of {name!r} is not [slot, count]")
-            slot = _count(pair[0], BPF_SHRINKERS, "slot")
-            if slot > 64:
-                raise ParseError(f"{BPF_SHRINKERS}: slot {slot} is beyond a 64-bit latency")
-            acc[slot] = acc.get(slot, 0) + _count(pair[1], BPF_SHRINKERS, "count")
+        _log2_slots(h.get("slots") or [], BPF_SHRINKERS, f"slots of {name!r}", hist.setdefault(name, {}))
     note = doc.get("names_note")
     out.sort(key=lambda s: (-s.total_ns, s.callback, s.nid))
     return out, hist, str(note) if note else None
@@ -315,6 +305,21 @@ def kswapd_run_from_record(rec: dict, clock: dict | None = None) -> KswapdRun:
         order=None if order is None else _int(order, BPF_KSWAPD_RUNS, "order"),
         awake_ns=None if awake is None else _count(awake, BPF_KSWAPD_RUNS, "awake_ns"),
         wakes=_count(rec.get("wakes", 0), BPF_KSWAPD_RUNS, "wakes"))
+
+
+def _log2_slots(pairs, name: str, what: str, acc: dict[int, int]) -> dict[int, int]:
+    """``[[slot, count], ...]`` of a BPF_HISTOGRAM (log2 slots of a 64-bit
+    value) added into ``acc``; anything else is the artifact's error."""
+    if not isinstance(pairs, list):
+        raise ParseError(f"{name}: {what} is not a list")
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ParseError(f"{name}: an entry of {what} is not [slot, count]: {str(pair)[:40]!r}")
+        slot = _count(pair[0], name, "slot")
+        if slot > 64:
+            raise ParseError(f"{name}: slot {slot} is beyond a 64-bit value")
+        acc[slot] = acc.get(slot, 0) + _count(pair[1], name, "count")
+    return acc
 
 
 def _symbols(formats: dict, field: str, fallback: dict[int, str]) -> dict[int, str]:
@@ -363,17 +368,7 @@ def swap_residency_from_doc(doc) -> SwapResidency:
     rows of the wrong type are errors of the artifact, not of the report."""
     if not isinstance(doc, dict):
         raise ParseError(f"{BPF_SWAP_RESIDENCY}: not a JSON object")
-    hist: dict[int, int] = {}
-    pairs = doc.get("histogram_us") or []
-    if not isinstance(pairs, list):
-        raise ParseError(f"{BPF_SWAP_RESIDENCY}: histogram_us is not a list")
-    for pair in pairs:
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise ParseError(f"{BPF_SWAP_RESIDENCY}: histogram entry {str(pair)[:40]!r} is not [slot, count]")
-        slot = _count(pair[0], BPF_SWAP_RESIDENCY, "slot")
-        if slot > 64:
-            raise ParseError(f"{BPF_SWAP_RESIDENCY}: slot {slot} is beyond a 64-bit time")
-        hist[slot] = hist.get(slot, 0) + _count(pair[1], BPF_SWAP_RESIDENCY, "count")
+    hist = _log2_slots(doc.get("histogram_us") or [], BPF_SWAP_RESIDENCY, "histogram_us", {})
     procs = [SwapinResidency(pid=_int(r.get("pid"), BPF_SWAP_RESIDENCY, "pid"), comm=str(r.get("comm", "")),
                              swapins=_count(r.get("swapins", 0), BPF_SWAP_RESIDENCY, "swapins"),
                              total_us=_count(r.get("total_us", 0), BPF_SWAP_RESIDENCY, "total_us"),
