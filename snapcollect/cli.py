@@ -128,6 +128,10 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="also trace brk/mmap with user stacks (heap growth by call site); "
                         "syscall tracepoints slow every syscall on the host (+19%% on a "
                         "syscall-bound program), so this is off by default")
+    p.add_argument("--swap-residency", action="store_true",
+                   help="also measure how long pages stay in swap before a fault reads them back, with "
+                        "kprobes on the swap slot allocation and the swap cache lookup, where the kernel "
+                        "offers kprobes; off by default: it patches kernel text on the swap paths")
     p.add_argument("--pid", dest="pids", type=_positive(int), action="append", default=None, metavar="PID",
                    help="deep dive into PID's allocations (repeatable): malloc-family call counts, "
                         "sizes, stacks, outstanding blocks, every page fault; uprobes on malloc "

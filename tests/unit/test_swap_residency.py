@@ -231,3 +231,14 @@ def test_swap_thrashing_cites_the_residency_when_there_is_one():
     plain, _ = run("SWAP_THRASHING", build(vmstat=vm))
     assert "pages read back" not in plain.explanation and plain.evidence.values["read_back_soon_pct"] is None
     assert "bpf/swap_residency" not in plain.evidence.artifacts
+
+
+def test_swap_residency_is_opt_in_and_says_how_to_ask_for_it():
+    from snapcollect.collect.bpf import host_plan
+    from snapcollect.collect.options import CollectOptions
+    off = host_plan.make_plan(CollectOptions(), {}, {}, {})
+    why, remedy = off.missing["bpf/swap_residency"]
+    assert "not measured by default" in why and "--swap-residency" in remedy
+    on = host_plan.make_plan(CollectOptions(swap_residency=True), {}, {}, {})
+    assert "bpf/swap_residency" not in on.missing
+    assert CollectOptions.from_wire({"swap_residency": True}).swap_residency is True

@@ -20,7 +20,6 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow]
 # release: (kernel release prefix, Python major.minor)
 RELEASES = {"bookworm": ("6.1.", "3.11"), "trixie": ("6.12.", "3.13"), "bullseye": ("5.10.", "3.9")}
 
-SWAP_WINDOW_S = 60      # at most the swap collection's window (guest/scenarios.py SWAP_S)
 OOM_GROUP, LIMIT_GROUP, SWAP_GROUP = "/snapcollect-vm-oom", "/snapcollect-vm-limit", "/snapcollect-vm-swap"
 
 
@@ -373,24 +372,6 @@ def test_swap_thrashing_memcg_reclaim_seen_by_bpf(guest):
     worst = table(doc, "reclaim-worst")["rows"]
     assert any(r["comm"] == "vm-thrasher" and r["kind"] == "memcg" for r in worst), worst[:5]
     assert table(doc, "major-faults")["rows"]
-
-
-@per_guest()
-def test_swap_residency_from_kprobes_names_the_thrasher(guest):
-    """These kernels allow kprobes (this host's does not): the time from each
-    page's swap-out to its swap-in, and who read the pages back."""
-    doc = report(guest, "swap")
-    m = guest.manifests["swap"]
-    attach = (m.get("bpf") or {}).get("attach") or {}
-    assert any(k.startswith("kretprobe:") and v == "ok" for k, v in attach.items()), attach
-    assert any(k.startswith("kprobe:") and v == "ok" for k, v in attach.items()), attach
-    rows = table(doc, "swap-residency-processes")["rows"]
-    mine = [r for r in rows if r["comm"] == "vm-thrasher"]
-    assert mine and mine[0]["swapins"] > 100, rows[:5]
-    # a page cannot come back before it went out, nor stay out longer than the window
-    assert 0 < mine[0]["mean_ms"] < 1000 * SWAP_WINDOW_S, mine[0]
-    f = findings(doc)["SWAP_THRASHING"]
-    assert "pages read back whose swap-out was seen" in f["explanation"], f["explanation"]
 
 
 @per_guest()

@@ -20,6 +20,15 @@ HEAP_TRACE_OFF = ("not traced by default: the brk/mmap syscall tracepoints slow 
                   "the host; growth is in the per-process RSS and size series (/proc/PID/stat) and the "
                   "sampled page-fault stacks")
 HEAP_TRACE_REMEDY = "give --heap-trace to trace brk/mmap with stacks (costs every syscall on the host)"
+# Opt-in: kprobes replace the first instruction of a kernel function on
+# the swap paths (an int3 or a jump) for the whole window. On a sick host
+# an incident tool should not patch the code that is busiest then unless
+# asked; under emulation (qemu TCG) guests with these kprobes on a
+# thrashing workload ended in a NULL call from do_swap_page and a soft
+# lockup in swap_readpage.
+SWAP_RESIDENCY_OFF = ("not measured by default: it needs kprobes on the swap slot allocation and the swap "
+                      "cache lookup, which patch kernel text on the swap paths")
+SWAP_RESIDENCY_REMEDY = "give --swap-residency (on a kernel that offers kprobes)"
 
 
 def max_sample_rate() -> int | None:
@@ -58,10 +67,14 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
         reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
         remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
     duty = getattr(args, "fault_duty", None) or DEFAULT_DUTY_PCT
-    return program.build_plan(formats, fault_period=int(period),
+    plan = program.build_plan(formats, fault_period=int(period),
                               kernel_stacks=args.kernel_stacks, reasons=reasons,
                               remedies=remedies, max_sample_rate=max_sample_rate(),
                               fault_carry=int(duty) < 100)
+    if not getattr(args, "swap_residency", False):
+        for artifact in program.KPROBE_GROUPS:
+            plan.missing[artifact] = (SWAP_RESIDENCY_OFF, SWAP_RESIDENCY_REMEDY)
+    return plan
 
 
 def print_programs(args) -> int:

@@ -231,9 +231,8 @@ def wait_for_bpf(proc, started):
 # the time. By default it is opened and closed four times a second, and
 # each first open and last close patches kernel text (the static key of
 # perf's software events, with int3 breakpoints and IPIs). Under qemu's TCG
-# that patching, beside a workload faulting flat out, has ended guests in
-# "Oops: int3" and soft lockups at a patched site; real CPUs patch text
-# safely. The deep dive keeps the default duty cycle, so that these
+# that patching, beside a workload faulting flat out, has ended a guest
+# in "Oops: int3"; real CPUs patch text safely. The deep dive keeps the default duty cycle, so that these
 # kernels still load and run the cycling sampler and its carry.
 STEADY_SAMPLER = ("--fault-duty", "100")
 
