@@ -95,7 +95,7 @@ def bigfile():
 
 # Reclaim and pressure findings may reach WARN on the same incident only
 # when they say it is the incident's cgroup.
-SAME_CAUSE = {"DIRECT_RECLAIM_STALLS", "PSI_PRESSURE"}
+SAME_CAUSE = {"DIRECT_RECLAIM_STALLS", "PSI_PRESSURE", "MEMORY_WAIT_BY_PROCESS"}
 
 
 def _loud(doc: dict, allowed: set[str], group: str = "") -> list[str]:

@@ -89,11 +89,10 @@ def swapin_stalls(mdl):
     key="MEMORY_WAIT_BY_PROCESS", area="reclaim", severities=("HIGH", "WARN"),
     detects="A process spent a noticeable part of the window in direct reclaim or waiting for "
             "thrashing pages: memory, not CPU or I/O, is what slows it.",
-    title="{_name} (pid {pid}) waited {ms:.0f} ms on reclaim and thrashing ({pct:.1f}% of the window)",
+    title="{_name} (pid {pid}) waited {ms:.0f} ms on reclaim and thrashing ({pct:.1f}% of the window){_where}",
     explanation="Kernel delay accounting ({_state}) shows {_list}.{_uncounted} Direct reclaim is the process "
                 "freeing memory itself before its allocation can go on; a thrashing wait is a "
-                "page of its working set read back right after it was evicted. Give its cgroup "
-                "more memory or reduce what competes with it.",
+                "page of its working set read back right after it was evicted. {_advice}",
     threshold="direct reclaim + thrashing wait >= 5% of the window (WARN), >= 20% (HIGH), per process",
     source="kernel delay accounting (freepages_delay_total, thrashing_delay_total); levels of "
            "PSI_PRESSURE applied to one process",
@@ -109,8 +108,16 @@ def memory_wait_by_process(mdl):
     listed = "; ".join(f"{q.comm or '?'} (pid {q.pid}) {q.wait_ms.get('freepages', 0.0):.0f} ms reclaim, "
                        f"{q.wait_ms.get('thrashing', 0.0):.0f} ms thrashing, {100 * s:.1f}%"
                        for s, q in worst[:MAX_NAMED])
+    # reclaim inside a memory cgroup: the group's limit is the lever (MEMCG_AT_LIMIT names it)
+    group = mdl.task_cgroup.get(p.pid)
+    group = group if group and group != "/" else None
+    where = f" in memory cgroup {group}" if group else ""
+    advice = (f"It runs in memory cgroup {group}: raise that group's memory limit or reduce what runs in "
+              "it (see MEMCG_AT_LIMIT)." if group else
+              "Give its cgroup more memory or reduce what competes with it.")
     return Hit("HIGH" if share >= HIGH_SHARE else "WARN",
                {"_name": p.comm or "?", "pid": p.pid, "ms": ms(p), "pct": 100 * share, "_state": d.state,
+                "_where": where, "_advice": advice, "cgroup": group,
                 "_uncounted": _uncounted(d),
                 "_list": listed, "window_s": d.window_s,
                 "processes": [{"pid": q.pid, "name": q.comm,
