@@ -218,9 +218,10 @@ def test_memcg_oom_kill_seen_by_bpf(guest):
 def test_bpf_sections_hold_events(guest):
     """Reclaim stalls (the limited group's memcg reclaim), fault stacks, no "not collected"."""
     doc = report(guest, "incident")
-    # brk/mmap tracing is off unless asked for (--heap-trace): not a loss.
+    # brk/mmap tracing (--heap-trace) and swap residency (--swap-residency)
+    # are off unless asked for: not a loss.
     bpf_missing = [m for m in doc["missing"] if m["name"].startswith("bpf/")
-                   and not (m["reason"] or "").startswith("not traced by default")]
+                   and not (m["reason"] or "").startswith(("not traced by default", "not measured by default"))]
     assert not bpf_missing, bpf_missing
     worst = table(doc, "reclaim-worst")["rows"]
     assert any(r["comm"] == "vm-cache-reader" for r in worst), worst[:5]
