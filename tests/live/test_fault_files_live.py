@@ -40,7 +40,12 @@ def test_a_cold_mapped_file_is_named_with_its_major_faults(tmp_path):
     assert m["kind"] == "file" and not m["executable"]
     # 4096 pages read cold with MADV_RANDOM: nearly every one a major fault
     assert m["major_faults"] > 1000, m
-    assert mine["swapins"] == 0
+    # the file's major faults are not swap-ins. The interpreter's own anonymous pages may
+    # be read back from swap when earlier work on a shared host pushed them out, so a few
+    # are allowed, never a share of the file's
+    anon = sum(x["major_faults"] for x in mine["mappings"] if x["kind"] != "file")
+    assert mine["swapins"] <= anon, mine
+    assert mine["swapins"] * 100 < m["major_faults"], mine
     assert all(p["pid"] != os.getpid() for p in doc["processes"])   # the reader's own faults are left out
     ds = load_dataset(bundle)
     sec, = fault_file_sections(build_model(ds))
