@@ -98,8 +98,10 @@ int main(int argc, char **argv) {
 # 16 MiB anonymous regions, each from a function of known name, then
 # waits for a line on stdin (symbols are read while a process lives).
 # libc keeps no frame pointers: a stack through sbrk() stops in libc, and
-# the function that calls mmap() is skipped by the unwinder, so its
-# caller (sc_map_phase) is the name the mmap stacks show.
+# the frame-pointer walk skips the function that calls mmap() (the
+# wrapper sets up no frame), going on at its caller (sc_map_phase); the
+# word at the user SP of the call puts it back where the kernel has
+# bpf_task_pt_regs (5.15+).
 GROW_C = r"""
 #include <stdio.h>
 #include <unistd.h>

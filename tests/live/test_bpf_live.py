@@ -23,6 +23,7 @@ import pytest
 from bpf_harness import (FAULT_C, LIGHT_FAULT_C, cold_mmap_reader, release_after, GROW_C, MEMCG_V1, OOM_C, DirectSession, MemcgV1, bpf_missing, compile_c,
                          kernel_log, proc_stat_faults)
 from snapcollect.bundle.reader import open_bundle
+from snapcollect.collect.bpf import capabilities
 from snapcollect.parsers.bpf_events import ARTIFACTS, load_bpf_data
 
 pytestmark = [pytest.mark.live]
@@ -315,6 +316,12 @@ def test_brk_and_mmap_growth_is_attributed_to_the_program(tmp_path):
     top = max(anon["stacks"], key=lambda st: st["bytes"])
     assert top["bytes"] == 4 * (16 << 20) and top["calls"] == 4, top
     assert "sc_map_phase" in top["frames"], top
+    if capabilities.task_regs_problem() is None:
+        # the wrapper's caller, which the walk skips, put back from the SP word
+        at = top["frames"].index("sc_map_phase")
+        assert top["frames"][at:at + 3] == ["sc_map_phase", "sc_map_grower", "mmap"], top
+        leaf = json.loads(bundle.text("bpf/heap_growth"))["leaf_frames"]
+        assert leaf["recovered"] >= 4 and leaf["counted_in"] == "calls", leaf
 
 
 # -- (d) without root, and with --no-bpf ----------------------------------------

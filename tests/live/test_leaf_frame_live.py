@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from bpf_harness import DirectSession, bpf_missing
+from snapcollect.collect.bpf import capabilities
 
 pytestmark = [pytest.mark.live, pytest.mark.bpf,
               pytest.mark.skipif(bpf_missing() is not None, reason=f"BPF: {bpf_missing()}"),
@@ -68,6 +69,19 @@ MEMSET_C = LEAF_C.replace("#include <time.h>", "#include <time.h>\n#include <str
     "    for (long i = 0; i < n; i += 4096) p[i] = 1;\n}",
     "__attribute__((noinline)) void fill_buffer(char *p, long n) { memset(p, 1, n); p[1] = 2; }").replace(
     "touch_pages(p, SZ);", "fill_buffer(p, SZ);")
+
+
+# The same loop with the faults taken by the kernel, inside read(2) from
+# /dev/zero into each fresh mapping: the user stack is walked from the
+# task's saved user registers, frame 0 in glibc's read wrapper (no frame),
+# so the walk gives main;fault_loop;read and read_into is the lost caller.
+READ_C = LEAF_C.replace("#include <time.h>", "#include <time.h>\n#include <fcntl.h>\n#include <unistd.h>").replace(
+    "__attribute__((noinline)) void touch_pages(volatile char *p, long n) {\n"
+    "    for (long i = 0; i < n; i += 4096) p[i] = 1;\n}",
+    "__attribute__((noinline)) long read_into(int fd, char *p, long n) {\n"
+    "    long got = read(fd, p, n);\n    p[0] = 2;\n    return got;\n}").replace(
+    "touch_pages(p, SZ);", "if (read_into(zero, p, SZ) != SZ) exit(2);").replace(
+    "    struct timespec t0, t;", "    struct timespec t0, t;\n    int zero = open(\"/dev/zero\", O_RDONLY);")
 
 
 def _compile(tmp_path, source: str = LEAF_C) -> str:
@@ -159,12 +173,26 @@ def test_the_caller_of_glibcs_memset_is_put_back(tmp_path):
     assert json.loads(bundle.text("bpf/fault_stacks.json"))["leaf_frames"]["recovered"] > 0
 
 
+@pytest.mark.skipif(capabilities.task_regs_problem() is not None,
+                    reason=f"task user registers: {capabilities.task_regs_problem()}")
+def test_the_caller_of_a_system_call_that_faults_in_the_kernel_is_put_back(tmp_path):
+    assert "read_into(zero, p, SZ)" in READ_C and "touch_pages" not in READ_C
+    bundle = _collect(tmp_path, _compile(tmp_path, READ_C))
+    mine = [ln for ln in bundle.text("bpf/fault_stacks.folded").splitlines() if ln.startswith("sc-leaf;")]
+    # kernel-mode faults: the perf sampler's registers are the kernel's, the
+    # SP word comes from the task's saved user registers
+    assert any(re.search(r";main;fault_loop;read_into;(__libc_)?read \d+$", ln) for ln in mine), mine[:10]
+    in_read = sum(int(ln.rsplit(" ", 1)[1]) for ln in mine if re.search(r";(__libc_)?read \d+$", ln))
+    recovered = sum(int(ln.rsplit(" ", 1)[1]) for ln in mine if ";read_into;" in ln)
+    assert recovered >= 0.9 * in_read, (recovered, in_read, mine[:10])
+
+
 def test_without_the_sp_word_the_walk_gives_main_then_the_leaf(tmp_path, monkeypatch):
     """The same program, the SP words dropped before the check: the walk's
     own stack skips fault_loop. This is what the first test repairs."""
     from snapcollect.collect.bpf import artifacts
 
-    monkeypatch.setattr(artifacts.ArtifactWriter, "_leaf_words",
+    monkeypatch.setattr(artifacts.ArtifactWriter, "fault_leaf",
                         lambda self, deadline: (lambda tgid, ustack, kstack: []))
     exe = _compile(tmp_path)
     bundle = _collect(tmp_path, exe)

@@ -29,9 +29,17 @@ def _strip_comments(text: str) -> str:
     return re.sub(r"/\*.*?\*/|//[^\n]*", "", text, flags=re.S)
 
 
+# The task's saved user registers (bpf_task_pt_regs of the BTF-typed
+# current task: the kernel's own BTF, not the headers) read as a word at
+# its ptrace-ABI place: the same user ABI as a perf event's registers.
+TASK_USER_REGS = re.compile(r"bpf_task_pt_regs\(bpf_get_current_task_btf\(\)\)|"
+                            r"bpf_probe_read_kernel\([^;]*\(regs \+ SC_REGS_WORD_\w+ \* 8\)\)")
+
+
 def _without_pt_regs_reads(text: str) -> str:
-    """``text`` less its bpf_probe_read_kernel calls of a ``regs->`` field."""
-    return re.sub(r"bpf_probe_read_kernel\([^;]*&regs->\w+\)", "", text)
+    """``text`` less its bpf_probe_read_kernel calls of a ``regs->`` field
+    and its reads of the task's saved user registers by ptrace-ABI word."""
+    return TASK_USER_REGS.sub("", re.sub(r"bpf_probe_read_kernel\([^;]*&regs->\w+\)", "", text))
 
 
 def _functions(text: str) -> dict[str, str]:
@@ -113,6 +121,16 @@ def test_a_kprobes_own_registers_are_not_a_kernel_read_but_anything_else_is():
     assert not KERNEL_READS.search(OWN_REGISTERS.sub("", own))
     other = "int p(struct pt_regs *ctx) { struct pt_regs *r = (void *)x; u64 v = PT_REGS_SP(r); return 0; }"
     assert KERNEL_READS.search(OWN_REGISTERS.sub("", other))
+
+
+def test_the_task_user_registers_read_is_user_abi_but_another_task_read_is_not():
+    assert "task_user_sp" in _reach(FUNCS, "on_fault_sample")
+    assert "task_user_sp" in _reach(FUNCS, "tracepoint__syscalls__sys_exit_mmap")
+    assert not KERNEL_READS.search(_without_pt_regs_reads(FUNCS["task_user_sp"]))
+    other = "long r = bpf_task_pt_regs(bpf_get_current_task_btf()); bpf_probe_read_kernel(&x, 8, (void *)(r + 160));"
+    assert KERNEL_READS.search(_without_pt_regs_reads(other))
+    comm = "struct task_struct *t = bpf_get_current_task_btf(); bpf_probe_read_kernel(&x, 8, &t->mm);"
+    assert KERNEL_READS.search(_without_pt_regs_reads(comm))
 
 
 def test_includes_are_user_abi_only():

@@ -9,7 +9,7 @@ import time
 from types import SimpleNamespace
 
 from snapcollect.collect.bpf import artifacts, leaf_frame
-from snapcollect.collect.bpf.aggregates import FaultRow, LeafWord, fault_documents
+from snapcollect.collect.bpf.aggregates import FaultRow, HeapRow, LeafWord, fault_documents, heap_document
 from snapcollect.collect.bpf.procsyms import Mapping, ProcSymbolizer
 from snapcollect.collect.bpf.symbolize import StackResolver
 
@@ -185,13 +185,13 @@ def test_the_mapped_files_bytes_decide_and_the_name_is_the_symbolizers(tmp_path)
     code[0x100:0x105] = b"\xe8\x01\x02\x03\x04"        # a call ending at file offset 0x105
     sym, me = _symbolizer_with(tmp_path, bytes(code))
     table = _Stacks({7: [0x1800, 0x1900]})
-    assert sym.leaf_caller(table, me, 7, 0x1105) == ("[code.bin]", leaf_frame.RECOVERED)
-    assert sym.leaf_caller(table, me, 7, 0x1200) == (None, leaf_frame.NOT_AFTER_CALL)
-    assert sym.leaf_caller(table, me, 7, 0x1900) == (None, leaf_frame.WALK_HAD_IT)
-    assert sym.leaf_caller(table, me, 7, 0) == (None, leaf_frame.NO_WORD)
-    assert sym.leaf_caller(table, me, 7, KERNEL_ADDR) == (None, leaf_frame.NOT_EXECUTABLE)
-    assert sym.leaf_caller(table, me, 7, 0x10) == (None, leaf_frame.NOT_EXECUTABLE)
-    assert sym.leaf_caller(table, me, 8, 0x1105) == (None, leaf_frame.NO_STACK)
+    assert sym.leaf_caller(table, "stacks", me, 7, 0x1105) == ("[code.bin]", leaf_frame.RECOVERED)
+    assert sym.leaf_caller(table, "stacks", me, 7, 0x1200) == (None, leaf_frame.NOT_AFTER_CALL)
+    assert sym.leaf_caller(table, "stacks", me, 7, 0x1900) == (None, leaf_frame.WALK_HAD_IT)
+    assert sym.leaf_caller(table, "stacks", me, 7, 0) == (None, leaf_frame.NO_WORD)
+    assert sym.leaf_caller(table, "stacks", me, 7, KERNEL_ADDR) == (None, leaf_frame.NOT_EXECUTABLE)
+    assert sym.leaf_caller(table, "stacks", me, 7, 0x10) == (None, leaf_frame.NOT_EXECUTABLE)
+    assert sym.leaf_caller(table, "stacks", me, 8, 0x1105) == (None, leaf_frame.NO_STACK)
 
 
 def test_the_bytes_read_are_bounded_and_cached_per_file_and_offset(tmp_path):
@@ -225,7 +225,7 @@ def test_same_function_compares_named_functions_only(tmp_path):
 def test_a_process_without_a_snapshot_is_not_checked():
     sym = ProcSymbolizer()
     gone = 2 ** 22 + 12345           # above pid_max's default: no such process
-    assert sym.leaf_caller(_Stacks({1: [0x1000]}), gone, 1, 0x1234) == (None, leaf_frame.PROCESS_GONE)
+    assert sym.leaf_caller(_Stacks({1: [0x1000]}), "stacks", gone, 1, 0x1234) == (None, leaf_frame.PROCESS_GONE)
 
 
 def test_the_resolver_never_raises():
@@ -262,7 +262,7 @@ def _key(tgid, ustack, kstack, word):
 def test_leaf_words_are_checked_per_stack_biggest_first_and_own_processes_left_out():
     w, calls = _writer([(_key(10, 1, -1, 0x999), 2), (_key(10, 1, -1, 0x1234), 5), (_key(99, 1, -1, 0x1234), 7)],
                        own={99})
-    leaf = w._leaf_words(time.monotonic() + 60)
+    leaf = w.fault_leaf(time.monotonic() + 60)
     assert leaf(10, 1, -1) == [LeafWord("caller", leaf_frame.RECOVERED, 5),
                                LeafWord(None, leaf_frame.NOT_EXECUTABLE, 2)]
     assert leaf(99, 1, -1) == [] and leaf(10, 2, -1) == []
@@ -271,7 +271,7 @@ def test_leaf_words_are_checked_per_stack_biggest_first_and_own_processes_left_o
 
 def test_past_the_deadline_leaf_words_are_not_checked():
     w, calls = _writer([(_key(10, 1, -1, 0x1234), 5)])
-    leaf = w._leaf_words(time.monotonic() - 1)
+    leaf = w.fault_leaf(time.monotonic() - 1)
     assert leaf(10, 1, -1) == [LeafWord(None, leaf_frame.NOT_CHECKED, 5)] and not calls
 
 
@@ -280,7 +280,7 @@ def test_a_program_without_the_map_gives_no_words():
         raise KeyError(name)
 
     w = artifacts.ArtifactWriter(None, SimpleNamespace(items=items), None, None, {}, set(), "perf")
-    assert w._leaf_words(time.monotonic() + 60)(10, 1, -1) == []
+    assert w.fault_leaf(time.monotonic() + 60)(10, 1, -1) == []
 
 
 # -- checked during the window, while the process lives ---------------------------------
@@ -305,8 +305,8 @@ def test_words_checked_during_the_window_still_count_after_the_process_exited(tm
                  _Stacks({7: [0x1800, 0x1900]}))
     r = StackResolver(sym, maps, {})
     assert r.resolve_pass(10.0) == 0
-    assert sym.leaf_checked(me, 7, 0x1105) and sym.leaf_checked(me, 7, 0x1200)
-    assert not sym.leaf_checked(me, -14, 0x1105)
+    assert sym.leaf_checked("stacks", me, 7, 0x1105) and sym.leaf_checked("stacks", me, 7, 0x1200)
+    assert not sym.leaf_checked("stacks", me, -14, 0x1105)
     sym._procs.clear()               # it exited and its snapshot was freed
     assert r.leaf_caller("stacks", me, 7, 0x1105) == ("[code.bin]", leaf_frame.RECOVERED)
     assert r.leaf_caller("stacks", me, 7, 0x1200) == (None, leaf_frame.NOT_AFTER_CALL)
@@ -317,6 +317,98 @@ def test_words_left_for_want_of_time_keep_their_process():
     me = os.getpid()
     maps = _Maps([(_key(me, 7, -1, 0x1105), 9)], _Stacks({7: [0x1800]}))
     r = StackResolver(sym, maps, {})
-    assert r.resolve_pass(-1.0) == 1 and not sym.leaf_checked(me, 7, 0x1105)
+    assert r.resolve_pass(-1.0) == 1 and not sym.leaf_checked("stacks", me, 7, 0x1105)
     # with the fault stacks unavailable, nothing to check
     assert StackResolver(sym, maps, {"bpf/fault_stacks.folded": "x"}).resolve_pass(-1.0) == 0
+
+
+# -- brk/mmap stacks: the caller of the frameless syscall wrapper -----------------------
+
+def _heap_frames(tgid, sid):
+    return {1: ["main", "sc_map_phase", "mmap"], 2: ["main", "other_phase", "mmap"]}.get(sid, ["[no user stack]"])
+
+
+def test_a_recovered_word_puts_the_wrappers_caller_back_with_its_calls_and_bytes():
+    rows = [HeapRow(10, 1, 1, "app", 10, 10 << 20, 0, 0)]
+    words = {(10, 1, 1): [LeafWord("sc_map_grower", leaf_frame.RECOVERED, 6, 6 << 20),
+                          LeafWord(None, leaf_frame.NOT_AFTER_CALL, 3, 3 << 20)]}
+    doc = heap_document(rows, {"heap_leaf_keys_full": 2}, _heap_frames, leaf=lambda *k: list(words.get(k, [])))
+    e, = doc["entries"]
+    assert e["stacks"] == [
+        {"frames": ["main", "sc_map_phase", "sc_map_grower", "mmap"], "calls": 6, "bytes": 6 << 20},
+        # the rejected word and the call without a word keep the walked stack, merged
+        {"frames": ["main", "sc_map_phase", "mmap"], "calls": 4, "bytes": 4 << 20}]
+    lf = doc["leaf_frames"]
+    assert (lf["samples"], lf["recovered"], lf["dropped"], lf["no_word"]) == (10, 6, 3, 1)
+    assert lf["counted_in"] == "calls" and lf["map_full"] == 2
+    assert e["calls"] == 10 and e["bytes"] == 10 << 20        # the totals are the heap map's
+
+
+def test_heap_words_are_per_stack_and_kind_and_a_file_mmap_has_none():
+    rows = [HeapRow(10, 1, 1, "app", 4, 4096 * 4, 0, 0), HeapRow(10, 1, 0, "app", 2, 8192, 0, 0),
+            HeapRow(10, -1000, 2, "app", 5, 5 << 20, 0, 0)]
+    asked = []
+
+    def leaf(*key):
+        asked.append(key)
+        return [LeafWord("grower", leaf_frame.RECOVERED, 4, 4096 * 4)] if key == (10, 1, 1) else []
+    doc = heap_document(rows, {}, _heap_frames, leaf=leaf)
+    by_kind = {e["kind"]: e for e in doc["entries"]}
+    assert by_kind["anon"]["stacks"][0]["frames"] == ["main", "sc_map_phase", "grower", "mmap"]
+    assert by_kind["heap"]["stacks"][0]["frames"] == ["main", "sc_map_phase", "mmap"]
+    assert by_kind["file"]["stacks"][0]["frames"] == ["[no user stack]"]
+    assert sorted(asked) == [(10, 1, 0), (10, 1, 1)]           # never for the unrecorded stack
+    assert doc["leaf_frames"]["samples"] == 6                    # calls with a stack
+
+
+def test_without_leaf_words_the_heap_stacks_are_as_walked():
+    doc = heap_document([HeapRow(10, 1, 1, "app", 3, 3 << 20, 0, 0)], {}, _heap_frames)
+    assert doc["entries"][0]["stacks"] == [{"frames": ["main", "sc_map_phase", "mmap"], "calls": 3,
+                                            "bytes": 3 << 20}]
+    assert doc["leaf_frames"]["no_word"] == 3 and doc["leaf_frames"]["recovered"] == 0
+
+
+def _heap_key(tgid, ustack, kind, word):
+    return SimpleNamespace(tgid=tgid, ustack=ustack, kind=kind, word=word)
+
+
+def test_the_heap_leaf_map_is_read_per_kind_and_checked_against_the_syscall_stacks():
+    items = {"heap_leaf": [(_heap_key(10, 1, 1, 0x1234), SimpleNamespace(calls=7, grow_bytes=7 << 12)),
+                           (_heap_key(10, 1, 0, 0x999), SimpleNamespace(calls=1, grow_bytes=0)),
+                           (_heap_key(99, 1, 1, 0x1234), SimpleNamespace(calls=9, grow_bytes=9))]}
+    calls = []
+
+    class Resolver:
+        def leaf_caller(self, table, tgid, ustack, word):
+            calls.append(table)
+            return ("grower", leaf_frame.RECOVERED) if word == 0x1234 else (None, leaf_frame.NOT_EXECUTABLE)
+
+    maps = SimpleNamespace(items=lambda name: items.get(name, []))
+    w = artifacts.ArtifactWriter(None, maps, Resolver(), None, {}, {99}, "perf")
+    leaf = w.heap_leaf(time.monotonic() + 60)
+    assert leaf(10, 1, 1) == [LeafWord("grower", leaf_frame.RECOVERED, 7, 7 << 12)]
+    assert leaf(10, 1, 0) == [LeafWord(None, leaf_frame.NOT_EXECUTABLE, 1, 0)]
+    assert leaf(99, 1, 1) == []                                  # snapcollect's own
+    assert set(calls) == {"sys_stacks"}
+
+
+def test_the_same_stack_id_in_the_two_stack_maps_is_checked_apart(tmp_path):
+    code = bytearray(b"\x90" * 8192)
+    code[0x100:0x105] = b"\xe8\x01\x02\x03\x04"
+    sym, me = _symbolizer_with(tmp_path, bytes(code))
+    fault_stacks, sys_stacks = _Stacks({7: [0x1800, 0x1900]}), _Stacks({7: [0x1105, 0x1900]})
+
+    class Maps:
+        def items(self, name):
+            return {"leaf_words": [(_key(me, 7, -1, 0x1105), 3)],
+                    "heap_leaf": [(_heap_key(me, 7, 1, 0x1105), SimpleNamespace(calls=2, grow_bytes=2))]}.get(name, [])
+
+        def table(self, name):
+            return {"stacks": fault_stacks, "sys_stacks": sys_stacks}[name]
+
+    r = StackResolver(sym, Maps(), {})
+    assert r.resolve_pass(10.0) == 0
+    assert sym.leaf_checked("stacks", me, 7, 0x1105) and sym.leaf_checked("sys_stacks", me, 7, 0x1105)
+    # in the fault stack the word is new; in the syscall stack it is already frame 0
+    assert r.leaf_caller("stacks", me, 7, 0x1105) == ("[code.bin]", leaf_frame.RECOVERED)
+    assert r.leaf_caller("sys_stacks", me, 7, 0x1105) == (None, leaf_frame.WALK_HAD_IT)

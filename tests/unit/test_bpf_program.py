@@ -155,3 +155,24 @@ def test_the_cycled_sampler_steps_in_an_eighth_of_the_period_and_is_never_thrott
     plan = program.build_plan({}, fault_period=128, fault_carry=True, max_sample_rate=100_000)
     assert "#define SC_FAULT_STEP 16\n" in plan.text and plan.fault_step == 16
     assert "#define SC_FAULT_STEP 128\n" in program.build_plan({}, fault_period=128).text
+
+
+def test_the_task_user_registers_are_compiled_in_only_where_the_kernel_has_them():
+    assert "#define SC_TASK_REGS 1" in program.build_plan(_all(), task_regs=True).text
+    plan = program.build_plan(_all())
+    assert "#define SC_TASK_REGS 0" in plan.text and not plan.task_regs
+    # the program text reads them through one function, compiled out without them
+    assert "#if SC_TASK_REGS" in plan.text and "bpf_task_pt_regs(bpf_get_current_task_btf())" in plan.text
+
+
+def test_the_task_user_registers_need_5_15_and_kernel_btf(tmp_path):
+    from snapcollect.collect.bpf import capabilities
+
+    btf = tmp_path / "vmlinux"
+    btf.write_bytes(b"\x9f\xeb")
+    assert capabilities.task_regs_problem("6.1.0-27-amd64", str(btf)) is None
+    assert capabilities.task_regs_problem("5.15.0", str(btf)) is None
+    assert "older than 5.15" in capabilities.task_regs_problem("5.10.0-30-amd64", str(btf))
+    assert "older than 5.15" in capabilities.task_regs_problem("weird", str(btf))
+    assert "no kernel BTF" in capabilities.task_regs_problem("6.12.9", str(tmp_path / "absent"))
+    assert capabilities.kernel_version("4.19.0-27-amd64") == (4, 19)

@@ -233,6 +233,20 @@ def test_bpf_sections_hold_events(guest):
 
 
 @per_guest()
+def test_brk_and_mmap_growth_is_traced_with_the_task_user_registers(guest):
+    """The incident collection traces brk/mmap (--heap-trace): the OOM victim's
+    200 MiB mapping is counted, and these kernels (5.15+, BTF) give the
+    programs the task's saved user registers for the SP word of each call."""
+    s, doc = scenario(guest, "incident"), report(guest, "incident")
+    bpf = guest.manifests["incident"].get("bpf") or {}
+    assert bpf.get("task_user_regs") == "available", bpf.get("task_user_regs")
+    assert str((bpf.get("attach") or {}).get("syscalls:sys_exit_mmap", "")).startswith("ok"), bpf.get("attach")
+    rows = [r for r in table(doc, "heap-growth")["rows"]
+            if r["pid"] == s["victim_pid"] and r["syscall"] == "mmap" and r["kind"] == "anon"]
+    assert rows and rows[0]["mib"] >= 200, table(doc, "heap-growth")["rows"][:5]
+
+
+@per_guest()
 def test_the_compile_is_the_loaders_and_the_reader_stays_small(guest):
     """bcc only in the short-lived loader: its peak and CPU recorded apart,
     the BPF reader that lives through the window within 64 MB."""

@@ -15,6 +15,12 @@ checked by leaf_frame.py: a frame to insert between the leaf (frame 0)
 and the caller's caller the frame-pointer walk went on to, or not::
 
     LeafWord(frame="fault_loop", outcome="recovered", samples=40)
+
+The same for ``heap_leaf`` (the word at the user SP of a brk/mmap call:
+the return address into the caller of the frameless syscall wrapper),
+with the calls and the bytes that word's calls grew by::
+
+    LeafWord(frame="sc_map_grower", outcome="recovered", samples=4096, grow_bytes=1073741824)
 """
 
 from __future__ import annotations
@@ -46,36 +52,39 @@ class FaultRow:
 class LeafWord:
     frame: str | None        # the name to insert, when outcome is leaf_frame.RECOVERED
     outcome: str
-    samples: int
+    samples: int             # fault samples, or brk/mmap calls
+    grow_bytes: int = 0      # brk/mmap: what those calls grew by
 
 
-# leaf(tgid, ustack, kstack) -> the checked SP words of that stack
+# leaf(tgid, ustack, kstack) -> the checked SP words of a fault stack;
+# leaf(tgid, ustack, kind) -> those of a brk/mmap stack
 Leaf = Callable[[int, int, int], list[LeafWord]]
 
 
-def _split_by_leaf(user: list[str], samples: int, words: list[LeafWord], counts: dict[str, int]
-                   ) -> list[tuple[list[str], int]]:
-    """A row's samples -> (user frames root first, samples): the recovered
-    words' share with their frame inserted before the leaf, the rest as
-    walked. ``words`` is consumed (shared by the rows of one stack)."""
+def _split_by_leaf(user: list[str], samples: int, words: list[LeafWord], counts: dict[str, int],
+                   grow_bytes: int = 0) -> list[tuple[list[str], int, int]]:
+    """A row's samples (or calls) and bytes -> (user frames root first,
+    samples, bytes): the recovered words' share with their frame inserted
+    before the leaf, the rest as walked. ``counts`` gets the samples per
+    outcome. ``words`` is consumed (shared by the rows of one stack)."""
     out = []
-    left = samples
+    left, left_bytes = samples, grow_bytes
     while words and left > 0:
         w = words[0]
-        n = min(w.samples, left)
+        n, b = min(w.samples, left), min(w.grow_bytes, left_bytes)
         counts[w.outcome] = counts.get(w.outcome, 0) + n
         if w.outcome == leaf_frame.RECOVERED and w.frame and user:
-            out.append((user[:-1] + [w.frame] + user[-1:], n))
+            out.append((user[:-1] + [w.frame] + user[-1:], n, b))
         else:
-            out.append((user, n))
-        left -= n
+            out.append((user, n, b))
+        left, left_bytes = left - n, left_bytes - b
         if n == w.samples:
             words.pop(0)
         else:
-            words[0] = LeafWord(w.frame, w.outcome, w.samples - n)
-    if left > 0:
+            words[0] = LeafWord(w.frame, w.outcome, w.samples - n, w.grow_bytes - b)
+    if left > 0 or left_bytes > 0:
         counts[leaf_frame.NO_WORD] = counts.get(leaf_frame.NO_WORD, 0) + left
-        out.append((user, left))
+        out.append((user, left, left_bytes))
     return out
 
 
@@ -159,7 +168,7 @@ def fault_documents(rows: list[FaultRow], period: int, kernel_stacks: bool, stac
         key = (r.tgid, r.ustack, r.kstack)
         if key not in words:
             words[key] = list(leaf(*key)) if leaf is not None and r.ustack >= 0 else []
-        for got, n in _split_by_leaf(user, r.samples, words[key], leaf_counts):
+        for got, n, _b in _split_by_leaf(user, r.samples, words[key], leaf_counts):
             stacks.append(([r.comm] + got + kern, round(n * period * scale)))
     for p in procs.values():
         p["faults_estimated"] = round(p["samples"] * period * scale)
@@ -193,8 +202,13 @@ def majfault_document(rows: list[tuple[int, str, int]], errors: dict[str, int]) 
             "processes": out, "map_full": errors.get("majfault_keys_full", 0)}
 
 
-def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames) -> dict:
-    """brk/mmap growth per (process, syscall, kind), with its biggest stacks."""
+def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames,
+                  leaf: Leaf | None = None) -> dict:
+    """brk/mmap growth per (process, syscall, kind), with its biggest stacks.
+    ``leaf(tgid, ustack, kind)``: the checked SP words of a stack
+    (leaf_frame.py); a recovered one puts the caller of the frameless
+    syscall wrapper back, between the wrapper (frame 0) and the walk's
+    next frame, with the calls and bytes that went through it."""
     entries: dict[tuple, dict] = {}
     for r in rows:
         syscall, kind = HEAP_KINDS.get(r.kind, ("?", str(r.kind)))
@@ -205,20 +219,40 @@ def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames) -
         e["bytes"] += r.grow_bytes
         e["shrink_bytes"] += r.shrink_bytes
         e["calls_without_baseline"] += r.calls_no_baseline
-        e["stacks"].append({"ustack": r.ustack, "calls": r.calls, "bytes": r.grow_bytes})
+        e["stacks"].append({"ustack": r.ustack, "kind": r.kind, "calls": r.calls, "bytes": r.grow_bytes})
     out = sorted(entries.values(), key=lambda e: (-e["bytes"], -e["calls"], e["pid"]))
+    leaf_counts: dict[str, int] = {}
+    words: dict[tuple[int, int, int], list[LeafWord]] = {}
+    calls_with_stacks = 0
     for e in out[:HEAP_ENTRIES]:
         e["stacks"].sort(key=lambda s: (-s["bytes"], -s["calls"]))
         kept = e["stacks"][:HEAP_STACKS_PER_ENTRY]
+        parts: dict[tuple[str, ...], dict] = {}
         for s in kept:
-            s["frames"] = frames(e["pid"], s.pop("ustack"))
-        e["stacks_omitted"] = len(e["stacks"]) - len(kept)
-        e["stacks"] = kept
+            walked = frames(e["pid"], s["ustack"])
+            if s["ustack"] < 0:
+                got = [(walked, s["calls"], s["bytes"])]
+            else:
+                calls_with_stacks += s["calls"]
+                key = (e["pid"], s["ustack"], s["kind"])
+                if key not in words:
+                    words[key] = list(leaf(*key)) if leaf is not None else []
+                got = _split_by_leaf(walked, s["calls"], words[key], leaf_counts, s["bytes"])
+            for f, calls, nbytes in got:
+                part = parts.setdefault(tuple(f), {"calls": 0, "bytes": 0, "frames": list(f)})
+                part["calls"] += calls
+                part["bytes"] += nbytes
+        merged = sorted(parts.values(), key=lambda p: (-p["bytes"], -p["calls"]))
+        e["stacks_omitted"] = len(e["stacks"]) - len(kept) + max(len(merged) - HEAP_STACKS_PER_ENTRY, 0)
+        e["stacks"] = merged[:HEAP_STACKS_PER_ENTRY]
     return {"source": "tracepoints syscalls:sys_exit_brk, sys_enter_mmap/sys_exit_mmap, user stacks "
                       "aggregated in the kernel",
             "note": "brk growth is the change of the break between calls; the first brk call of a "
                     "process already running when collection started has no baseline",
             "entries": out[:HEAP_ENTRIES], "entries_omitted": max(len(out) - HEAP_ENTRIES, 0),
+            "leaf_frames": {**leaf_frame.summary(leaf_counts, calls_with_stacks),
+                            "counted_in": "calls",
+                            "map_full": errors.get("heap_leaf_keys_full", 0)},
             "stack_errors": {k: v for k, v in errors.items() if k.startswith("sys_stack")},
             "map_full": errors.get("heap_keys_full", 0)}
 

@@ -2,8 +2,8 @@
 
 Read once the probes are off: ``fault_counts`` (sampled page faults per
 process and stack) -> bpf/fault_stacks.folded + .json, ``majfaults`` ->
-bpf/majfault_by_proc, ``heap`` (brk/mmap growth per stack) ->
-bpf/heap_growth, ``fault_regions`` (faults per process and 2 MiB region,
+bpf/majfault_by_proc, ``heap`` (brk/mmap growth per stack) + ``heap_leaf`` (the word at its
+user SP) -> bpf/heap_growth, ``fault_regions`` (faults per process and 2 MiB region,
 named by fault_regions.py) -> bpf/fault_files, ``shrink_stats`` + ``shrink_hist`` (shrink_slab latency
 per callback, named from /proc/kallsyms) -> bpf/shrinkers,
 ``migrate_by_reason`` + ``migrate_by_proc`` -> bpf/migration, ``swap_residency_hist`` +
@@ -27,7 +27,7 @@ from snapcollect.collect.protocols import BpfWriter
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
                "majfault_keys_full", "seen_full", "region_keys_full", "shrink_keys_full", "migrate_keys_full",
-               "swap_keys_full", "leaf_keys_full")
+               "swap_keys_full", "leaf_keys_full", "heap_leaf_keys_full")
 
 
 def read_errors(maps) -> dict[str, int]:
@@ -71,7 +71,7 @@ class ArtifactWriter:
         rows = [aggregates.FaultRow(k.tgid, k.ustack, k.kstack, events.cstr(bytes(k.comm)), int(v))
                 for k, v in self.maps.items("fault_counts") if k.tgid not in self.own_tgids]
         self.resolver.unresolved = 0
-        leaf = self._leaf_words(deadline)
+        leaf = self.fault_leaf(deadline)
         text, meta = aggregates.fault_documents(
             rows, self.plan.fault_period, self.plan.kernel_stacks, program.STACK_ENTRIES, errors,
             lambda tgid, sid: self.resolver.user_frames("stacks", tgid, sid, deadline),
@@ -82,26 +82,40 @@ class ArtifactWriter:
         self.writer.add_file(BPF_FAULT_STACKS_FOLDED, text, sample_period=self.plan.fault_period)
         self.writer.add_file(BPF_FAULT_STACKS_JSON, json.dumps(meta, indent=1))
 
-    def _leaf_words(self, deadline: float) -> aggregates.Leaf:
-        """leaf_words -> per (tgid, ustack, kstack) its SP words, each
-        checked (leaf_frame.py) when first asked for, until ``deadline``."""
-        by_stack: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+    def fault_leaf(self, deadline: float) -> aggregates.Leaf:
+        """leaf_words: the SP words of each fault stack (tgid, ustack, kstack), with their samples."""
+        return self._leaf_words(deadline, "leaf_words", "stacks", third=lambda k: k.kstack,
+                                amounts=lambda v: (int(v), 0))
+
+    def heap_leaf(self, deadline: float) -> aggregates.Leaf:
+        """heap_leaf: the SP words of each brk/mmap stack (tgid, ustack, kind), with calls and bytes."""
+        return self._leaf_words(deadline, "heap_leaf", "sys_stacks", third=lambda k: k.kind,
+                                amounts=lambda v: (int(v.calls), int(v.grow_bytes)))
+
+    def _leaf_words(self, deadline: float, words_map: str, stack_table: str, third, amounts) -> aggregates.Leaf:
+        """A map of SP words -> per stack (tgid, ustack, ``third(key)``: the
+        kstack of a fault stack, the kind of a brk/mmap one) its words with
+        ``amounts(value)`` (samples or calls, bytes), each checked
+        (leaf_frame.py) when first asked for, until ``deadline``."""
+        by_stack: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
         try:
-            items = self.maps.items("leaf_words")
+            items = self.maps.items(words_map)
         except Exception:  # noqa: BLE001 - a program without the map
             items = []
         for k, v in items:
-            if k.tgid not in self.own_tgids:
-                by_stack.setdefault((int(k.tgid), int(k.ustack), int(k.kstack)), []).append((int(k.word), int(v)))
+            if k.tgid in self.own_tgids:
+                continue
+            calls, nbytes = amounts(v)
+            by_stack.setdefault((int(k.tgid), int(k.ustack), int(third(k))), []).append((int(k.word), calls, nbytes))
 
-        def leaf(tgid: int, ustack: int, kstack: int) -> list[aggregates.LeafWord]:
+        def leaf(tgid: int, ustack: int, third: int) -> list[aggregates.LeafWord]:
             out = []
-            for word, n in sorted(by_stack.get((tgid, ustack, kstack), ()), key=lambda wn: -wn[1]):
+            for word, n, nbytes in sorted(by_stack.get((tgid, ustack, third), ()), key=lambda w: -w[1]):
                 if time.monotonic() > deadline:
-                    out.append(aggregates.LeafWord(None, leaf_frame.NOT_CHECKED, n))
+                    out.append(aggregates.LeafWord(None, leaf_frame.NOT_CHECKED, n, nbytes))
                     continue
-                name, outcome = self.resolver.leaf_caller("stacks", tgid, ustack, word)
-                out.append(aggregates.LeafWord(name, outcome, n))
+                name, outcome = self.resolver.leaf_caller(stack_table, tgid, ustack, word)
+                out.append(aggregates.LeafWord(name, outcome, n, nbytes))
             return out
         return leaf
 
@@ -117,10 +131,11 @@ class ArtifactWriter:
             return
         rows = [aggregates.HeapRow(k.tgid, k.ustack, k.kind, events.cstr(bytes(k.comm)), int(v.calls),
                                    int(v.grow_bytes), int(v.shrink_bytes), int(v.calls_no_baseline))
-                for k, v in self.maps.items("heap")]
+                for k, v in self.maps.items("heap") if k.tgid not in self.own_tgids]
         self.resolver.unresolved = 0
         doc = aggregates.heap_document(
-            rows, errors, lambda tgid, sid: self.resolver.user_frames("sys_stacks", tgid, sid, deadline))
+            rows, errors, lambda tgid, sid: self.resolver.user_frames("sys_stacks", tgid, sid, deadline),
+            leaf=self.heap_leaf(deadline))
         doc["stacks_unresolved"] = self.resolver.unresolved
         self.writer.add_file(BPF_HEAP_GROWTH, json.dumps(doc, indent=1))
 

@@ -129,6 +129,30 @@ def kprobe_problem() -> str | None:
             "kprobe_events in tracefs)")
 
 
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+TASK_REGS_SINCE = (5, 15)       # bpf_task_pt_regs; bpf_get_current_task_btf is 5.11
+
+
+def kernel_version(release: str) -> tuple[int, int] | None:
+    """``6.1.0-27-amd64`` -> (6, 1); None when the release does not start so."""
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def task_regs_problem(release: str | None = None, btf: str = VMLINUX_BTF) -> str | None:
+    """None when the BPF programs may read the task's saved user registers
+    (bpf_get_current_task_btf + bpf_task_pt_regs: Linux 5.15+ with kernel
+    BTF); otherwise why not. Without them a brk/mmap stack, and the stack
+    of a fault taken inside a system call, keep no SP word (leaf_frame.py)."""
+    release = release or os.uname().release
+    version = kernel_version(release)
+    if version is None or version < TASK_REGS_SINCE:
+        return f"kernel {release} is older than 5.15 (no bpf_task_pt_regs)"
+    if not os.path.exists(btf):
+        return f"no kernel BTF ({btf}): bpf_get_current_task_btf needs it"
+    return None
+
+
 def perf_paranoid() -> int | None:
     try:
         with open("/proc/sys/kernel/perf_event_paranoid") as fh:

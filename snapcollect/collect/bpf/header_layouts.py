@@ -64,7 +64,11 @@ _TRACEPOINT = Reads(TRACEFS)
 # raw tracepoint through the pt_regs pointer page_fault_user passes
 # (args[1]), read from kernel memory but user ABI all the same: x86-64's
 # struct pt_regs is what the kernel hands perf event programs as
-# bpf_user_pt_regs_t, so its layout cannot move with the headers.
+# bpf_user_pt_regs_t, so its layout cannot move with the headers. A
+# fault taken inside a system call, and a brk/mmap call, take the SP from
+# the task's saved user registers (bpf_task_pt_regs of
+# bpf_get_current_task_btf, typed by the running kernel's BTF, not the
+# headers), read as the word at its ptrace-ABI place: user ABI as well.
 _PERF_ADDR = Reads(UAPI, uapi_structs=("bpf_perf_event_data",))
 _RAW_ADDR = Reads(UAPI, uapi_structs=("pt_regs",))
 # A kprobe's context is the registers (struct pt_regs, the layout the

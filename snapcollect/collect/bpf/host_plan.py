@@ -70,7 +70,8 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
     plan = program.build_plan(formats, fault_period=int(period),
                               kernel_stacks=args.kernel_stacks, reasons=reasons,
                               remedies=remedies, max_sample_rate=max_sample_rate(),
-                              fault_carry=int(duty) < 100)
+                              fault_carry=int(duty) < 100,
+                              task_regs=capabilities.task_regs_problem() is None)
     if not getattr(args, "swap_residency", False):
         for artifact in program.KPROBE_GROUPS:
             plan.missing[artifact] = (SWAP_RESIDENCY_OFF, SWAP_RESIDENCY_REMEDY)
@@ -107,6 +108,9 @@ def print_programs(args) -> int:
         out.append(f" *   raw tracepoint {program.FAULT_TRACEPOINT.split(':')[1]}, 1 in "
                    f"{plan.fault_period} per CPU ({plan.perf_sampler_problem})")
     out.append(f" *   perf software event major-faults -> {program.MAJFAULT_FUNCTION}")
+    out.append(" *   the user SP of a brk/mmap call or a fault inside a system call: "
+               + ("bpf_task_pt_regs" if plan.task_regs
+                  else f"not read ({capabilities.task_regs_problem() or 'not compiled in'})"))
     for artifact, probes in program.KPROBE_GROUPS.items():
         for kind, functions, fn in probes:
             out.append(f" *   {kind} {' or '.join(functions)} -> {fn} (where kprobes are allowed)")

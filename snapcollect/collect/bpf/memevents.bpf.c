@@ -1,5 +1,5 @@
 /*
- * snapcollect memory events: one BPF object, loaded by session.py.
+ * snapcollect memory events: one BPF object, loaded by loader.py.
  *
  * Only tracepoint `args->` fields, BPF helpers and perf software events
  * are used: the kernel headers on many hosts are older than the running
@@ -16,6 +16,10 @@
  *   SC_KERNEL_STACKS                 also record kernel stacks of faults
  *   SC_STACK_ENTRIES, SC_FAULT_KEYS, SC_REGION_KEYS, SC_LEAF_KEYS  map sizes
  *   SC_SWAP_ENTRIES                  swap slots followed for residency
+ *   SC_TASK_REGS                     the kernel has bpf_get_current_task_btf
+ *                                    and bpf_task_pt_regs (5.15+, BTF): the
+ *                                    task's saved user registers can be read
+ *                                    in a syscall or kernel-mode fault
  *
  * Events that are rare and need a time (OOM kills, reclaim and compaction
  * stalls, kswapd wake-ups and runs) go to the perf buffer `events`;
@@ -42,7 +46,7 @@ enum migrate_mode { SC_MIGRATE_ASYNC, SC_MIGRATE_SYNC_LIGHT, SC_MIGRATE_SYNC };
 #define EV_KSWAPD_RUN 6
 #define EV_SHRINK_SLOW 7
 
-/* errors[] slots; decoded by session.py (ERROR_SLOTS) */
+/* errors[] slots; decoded by artifacts.py (ERROR_SLOTS) */
 #define ERR_FAULT_USTACK_COLLISION 0
 #define ERR_FAULT_USTACK_OTHER 1
 #define ERR_FAULT_KSTACK 2
@@ -58,7 +62,8 @@ enum migrate_mode { SC_MIGRATE_ASYNC, SC_MIGRATE_SYNC_LIGHT, SC_MIGRATE_SYNC };
 #define ERR_MIGRATE_KEYS_FULL 12
 #define ERR_SWAP_KEYS_FULL 13
 #define ERR_LEAF_KEYS_FULL 14
-#define ERR_SLOTS 15
+#define ERR_HEAP_LEAF_KEYS_FULL 15
+#define ERR_SLOTS 16
 
 #define SC_EEXIST 17
 #define SC_MAP_ANONYMOUS 0x20
@@ -486,8 +491,8 @@ static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
  * those of the faulting context, so the user stack is the faulting one,
  * and its addr the faulting address (perf_sw_event's). A fault taken in
  * kernel mode (inside a system call) has kernel registers there: its user
- * stack is walked from the task's saved user registers, which this
- * program cannot reach, so no SP word for it (sampler_sp). */
+ * stack is walked from the task's saved user registers, whose SP word
+ * only kernels with bpf_task_pt_regs give (task_user_sp). */
 /* The registers of a perf event's context are read as whole 8-byte words
  * at their places in the x86-64 ptrace ABI (struct user_regs_struct: cs is
  * word 17, sp word 19), not through the headers' struct pt_regs: since 6.9
@@ -498,13 +503,31 @@ static __always_inline int record_fault(void *ctx, u64 addr, u64 sp)
  * which only the low bits are used. */
 #define SC_REGS_WORD_CS 17
 #define SC_REGS_WORD_SP 19
+/* The user SP the task entered the kernel with, from its saved user
+ * registers (bpf_task_pt_regs, 5.15+ with BTF; 0 without): in a system
+ * call, or a fault taken inside one, the user stack is walked from these
+ * registers, and the word at this SP is the return address into the
+ * caller of the frameless syscall wrapper (glibc's mmap, brk, read...).
+ * Read as a word at its ptrace-ABI place, like the perf context's. */
+static __always_inline u64 task_user_sp(void)
+{
+#if SC_TASK_REGS
+    u64 sp = 0;
+    long regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+    if (!regs || bpf_probe_read_kernel(&sp, sizeof(sp), (void *)(regs + SC_REGS_WORD_SP * 8)))
+        return 0;
+    return sp;
+#else
+    return 0;
+#endif
+}
 static __always_inline u64 sampler_sp(struct bpf_perf_event_data *ctx)
 {
     u64 *words = (u64 *)&ctx->regs;
     u64 cs = words[SC_REGS_WORD_CS];
     asm volatile("" : "+r"(cs));
     if ((cs & 3) != 3)
-        return 0;
+        return task_user_sp();   /* a fault inside a system call */
     return words[SC_REGS_WORD_SP];
 }
 int on_fault_sample(struct bpf_perf_event_data *ctx)
@@ -627,7 +650,53 @@ struct mmap_start_t {
 };
 BPF_HASH(mmap_start, u32, struct mmap_start_t, 10240);
 
-static __always_inline struct heap_val *heap_slot(void *ctx, u32 kind)
+/* The word at the user SP of each brk/mmap call, per (process, stack,
+ * kind, word), with the calls and bytes it carried: the syscall wrappers
+ * set up no frame, so the walk starts at the wrapper's caller's caller,
+ * and this word is the return address into the caller the walk skipped
+ * (checked by the reader, leaf_frame.py). Its own bounded map, so a full
+ * one costs recovered frames (ERR_HEAP_LEAF_KEYS_FULL), never growth. */
+struct heap_leaf_key {
+    u32 tgid;
+    s32 ustack;
+    u32 kind;
+    u32 pad;
+    u64 word;
+};
+struct heap_leaf_val {
+    u64 calls;
+    u64 grow_bytes;
+};
+BPF_HASH(heap_leaf, struct heap_leaf_key, struct heap_leaf_val, SC_LEAF_KEYS);
+
+static __always_inline void count_heap_leaf(u32 kind, s32 ustack, u64 grow)
+{
+#if SC_TASK_REGS
+    struct heap_leaf_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    u64 sp = task_user_sp();
+    if (!sp || ustack < 0 || bpf_probe_read_user(&k.word, sizeof(k.word), (void *)sp) || !k.word)
+        return;
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    k.ustack = ustack;
+    k.kind = kind;
+    struct heap_leaf_val *v = heap_leaf.lookup(&k);
+    if (!v) {
+        struct heap_leaf_val zero = {};
+        if (heap_leaf.update(&k, &zero)) {
+            count_error(ERR_HEAP_LEAF_KEYS_FULL);
+            return;
+        }
+        v = heap_leaf.lookup(&k);
+        if (!v)
+            return;
+    }
+    __sync_fetch_and_add(&v->calls, 1);
+    __sync_fetch_and_add(&v->grow_bytes, grow);
+#endif
+}
+
+static __always_inline struct heap_val *heap_slot(void *ctx, u32 kind, s32 *ustack)
 {
     struct heap_key k = {};
     k.tgid = bpf_get_current_pid_tgid() >> 32;
@@ -641,6 +710,7 @@ static __always_inline struct heap_val *heap_slot(void *ctx, u32 kind)
         if (k.ustack < 0)
             count_error(k.ustack == -SC_EEXIST ? ERR_SYS_STACK_COLLISION : ERR_SYS_STACK_OTHER);
     }
+    *ustack = k.ustack;
     bpf_get_current_comm(&k.comm, sizeof(k.comm));
     struct heap_val *v = heap.lookup(&k);
     if (v)
@@ -661,16 +731,21 @@ TRACEPOINT_PROBE(syscalls, sys_exit_brk)
      * the change from the last break seen for the process. */
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     u64 now = (u64)args->ret;
-    struct heap_val *v = heap_slot(args, HEAP_BRK);
+    s32 ustack = SC_STACK_NOT_RECORDED;
+    struct heap_val *v = heap_slot(args, HEAP_BRK, &ustack);
     u64 *last = brk_last.lookup(&tgid);
     if (v) {
+        u64 grow = 0;
         __sync_fetch_and_add(&v->calls, 1);
         if (!last)
             __sync_fetch_and_add(&v->calls_no_baseline, 1);
         else if (now > *last)
-            __sync_fetch_and_add(&v->grow_bytes, now - *last);
+            grow = now - *last;
         else if (now < *last)
             __sync_fetch_and_add(&v->shrink_bytes, *last - now);
+        if (grow)
+            __sync_fetch_and_add(&v->grow_bytes, grow);
+        count_heap_leaf(HEAP_BRK, ustack, grow);
     }
     if (brk_last.update(&tgid, &now))
         count_error(ERR_START_FULL);
@@ -726,10 +801,12 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     mmap_start.delete(&tid);
     if ((u64)args->ret >= (u64)-SC_MAX_ERRNO)
         return 0;   /* failed: nothing was mapped */
-    struct heap_val *v = heap_slot(args, kind);
+    s32 ustack = SC_STACK_NOT_RECORDED;
+    struct heap_val *v = heap_slot(args, kind, &ustack);
     if (v) {
         __sync_fetch_and_add(&v->calls, 1);
         __sync_fetch_and_add(&v->grow_bytes, len);
+        count_heap_leaf(kind, ustack, len);
     }
     return 0;
 }

@@ -43,7 +43,7 @@ MAX_MAPPINGS = 4096            # per process
 MAX_REFRESHES = 3              # per process: bounds the cost of a process mapping code all the time
 MAX_NAMES = 50_000             # (file, address) -> name entries kept: ~8 MB at most
 MAX_CODE = 20_000              # (file, offset) -> the bytes before it, for leaf_caller
-MAX_LEAF = 50_000              # (tgid, stack id, SP word) -> leaf_caller's answer
+MAX_LEAF = 50_000              # (stack map, tgid, stack id, SP word) -> leaf_caller's answer
 MAX_MAPS_BYTES = 4 << 20       # of one /proc/PID/maps
 DEBUG_DIRS = ("/usr/lib/debug",)
 
@@ -262,15 +262,17 @@ class ProcSymbolizer:
         named = a_ok and b_ok and not a.startswith("[") and not b.startswith("[")
         return not named or a == b
 
-    def leaf_checked(self, tgid: int, stack_id: int, candidate: int) -> bool:
-        return (tgid, stack_id, candidate) in self._leaf
+    def leaf_checked(self, table_name: str, tgid: int, stack_id: int, candidate: int) -> bool:
+        return (table_name, tgid, stack_id, candidate) in self._leaf
 
-    def leaf_caller(self, table, tgid: int, stack_id: int, candidate: int) -> tuple[str | None, str]:
+    def leaf_caller(self, table, table_name: str, tgid: int, stack_id: int,
+                    candidate: int) -> tuple[str | None, str]:
         """(frame name or None, leaf_frame outcome) for the SP word
-        ``candidate`` of a stack of ``table``; cached (up to MAX_LEAF
-        answers), so that a word checked while its process lived still
-        counts after it exited."""
-        key = (tgid, stack_id, candidate)
+        ``candidate`` of a stack of ``table`` (named ``table_name``: stack
+        ids of two stack maps are not the same stacks); cached (up to
+        MAX_LEAF answers), so that a word checked while its process lived
+        still counts after it exited."""
+        key = (table_name, tgid, stack_id, candidate)
         got = self._leaf.get(key)
         if got is None:
             got = self._leaf_caller(table, tgid, stack_id, candidate)

@@ -49,7 +49,7 @@ FAULT_KEYS = 40960
 # (process, 2 MiB region, sampled/major) -> count: 24-byte keys, ~1 MB of
 # map at most; a full map loses new regions, counted (region_keys_full).
 REGION_KEYS = 16384
-LEAF_KEYS = 8192               # leaf_words: the SP word per fault stack (leaf_frame.py)
+LEAF_KEYS = 8192               # leaf_words, heap_leaf: the SP word per fault / brk-mmap stack (leaf_frame.py)
 
 # artifact -> tracepoints it needs (all of one group; any group will do)
 TRACEPOINT_GROUPS: dict[str, list[list[str]]] = {
@@ -163,6 +163,7 @@ class Plan:
     kernel_stacks: bool = False
     fault_tracepoint: bool = False                  # the fallback sampler can be attached
     perf_sampler_problem: str | None = None         # why the perf sampler is not the choice
+    task_regs: bool = False                         # SC_TASK_REGS: syscall stacks keep their SP word
 
 
 def _source() -> str:
@@ -172,12 +173,16 @@ def _source() -> str:
 def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FAULT_PERIOD,
                kernel_stacks: bool = False, stack_entries: int = STACK_ENTRIES,
                reasons: dict[str, str] | None = None, remedies: dict[str, str] | None = None,
-               max_sample_rate: int | None = None, fault_carry: bool = False) -> Plan:
+               max_sample_rate: int | None = None, fault_carry: bool = False,
+               task_regs: bool = False) -> Plan:
     """``formats``: tracepoint -> format text, None when absent (``reasons``
     and ``remedies`` may say why and what to do, e.g. permission denied).
     ``max_sample_rate``: /proc/sys/kernel/perf_event_max_sample_rate.
     ``fault_carry``: the perf sampler will be closed and opened again (a
     duty cycle), so it samples in steps and carries the rest (fault_step).
+    ``task_regs``: the kernel has bpf_task_pt_regs (capabilities.task_regs_problem),
+    so brk/mmap stacks and faults inside system calls keep the word at the
+    user SP (the caller of the frameless syscall wrapper, leaf_frame.py).
 
     ``probes`` holds the tracepoints attached as such; the page-fault
     sampler (perf event, or ``exceptions:page_fault_user`` as the fallback
@@ -198,7 +203,8 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
              f"#define SC_FAULT_KEYS {FAULT_KEYS}",
              f"#define SC_REGION_KEYS {REGION_KEYS}",
              f"#define SC_SWAP_ENTRIES {SWAP_ENTRIES}",
-             f"#define SC_LEAF_KEYS {LEAF_KEYS}"]
+             f"#define SC_LEAF_KEYS {LEAF_KEYS}",
+             f"#define SC_TASK_REGS {1 if task_regs else 0}"]
     probes: list[str] = []
     missing: dict[str, tuple[str, str]] = {}
     for artifact, groups in TRACEPOINT_GROUPS.items():
@@ -229,4 +235,4 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
     return Plan(text=text, probes=sorted(probes), missing=missing, fields=fields,
                 fault_period=int(fault_period), fault_step=step, kernel_stacks=kernel_stacks,
                 fault_tracepoint=fault_tp,
-                perf_sampler_problem=perf_problem)
+                perf_sampler_problem=perf_problem, task_regs=bool(task_regs))

@@ -7,10 +7,12 @@ small budget per poll, and the stacks recorded so far are resolved every
 second or so, biggest first, within a budget per second of the window.
 At the end, what is still unresolved past the deadline says so with a
 placeholder. A fault stack's SP word may give the caller of a frameless
-leaf (``leaf_caller``, leaf_frame.py). The symbol tables themselves are procsyms.py's.
+leaf (``leaf_caller``, leaf_frame.py), and a brk/mmap stack's the caller of
+the frameless syscall wrapper. The symbol tables themselves are procsyms.py's.
 
-Kernel interfaces: the BPF maps ``fault_counts``/``stacks``, ``leaf_words`` and
-``heap``/``sys_stacks`` (BPF_MAP_TYPE_STACK_TRACE), through fdmaps.py.
+Kernel interfaces: the BPF maps ``fault_counts``/``stacks``/``leaf_words`` and
+``heap``/``sys_stacks``/``heap_leaf`` (stack maps: BPF_MAP_TYPE_STACK_TRACE),
+through fdmaps.py.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from snapcollect.collect.bpf import leaf_frame
 
 WARM_BUDGET_S = 0.05            # per poll, for symbol caches of new processes
 STACK_NOT_RECORDED = -1000      # SC_STACK_NOT_RECORDED: file mmaps keep no stack
-LEAF_WORDS = "leaf_words"        # the SP word per fault stack (memevents.bpf.c)
 EEXIST = 17                     # a stack id of -EEXIST: the hash bucket was taken by another stack
 
 # the aggregate map, the stack map its keys point into, the artifact it
 # feeds, and the weight that orders the resolving
 RESOLVED_MAPS = (("fault_counts", "stacks", BPF_FAULT_STACKS_FOLDED, int),
                  ("heap", "sys_stacks", BPF_HEAP_GROWTH, lambda v: int(v.grow_bytes)))
+# the SP-word map of each (memevents.bpf.c), the stack map its stack ids
+# point into, the artifact, and the weight that orders the checking
+LEAF_MAPS = (("leaf_words", "stacks", BPF_FAULT_STACKS_FOLDED, int),
+             ("heap_leaf", "sys_stacks", BPF_HEAP_GROWTH, lambda v: int(v.grow_bytes)))
 
 
 class StackResolver:
@@ -52,55 +57,52 @@ class StackResolver:
                 pass
 
     def resolve_pass(self, budget_s: float) -> int:
-        """Symbolize stacks not seen yet, while their processes still live;
-        returns how many were left for want of time."""
+        """Symbolize stacks not seen yet, and check their SP words, while
+        their processes still live; returns how many were left for want of
+        time."""
         end = time.monotonic() + budget_s
         left = 0
         waiting: set[int] = set()          # processes with stacks still to resolve
         for map_name, stack_table, artifact, weight in RESOLVED_MAPS:
-            if artifact in self.unavailable:
-                continue
-            table = self.maps.table(stack_table)
-            items = self.maps.items(map_name)
-            # biggest first, so that a short budget goes to what matters
-            items.sort(key=lambda kv: -weight(kv[1]))
-            for key, _value in items:
-                if key.ustack < 0 or self.symbols.is_resolved(stack_table, key.tgid, key.ustack):
-                    continue
-                if time.monotonic() > end:
-                    left += 1
-                    waiting.add(key.tgid)
-                    continue
-                try:
-                    self.symbols.user_stack(table, stack_table, key.tgid, key.ustack)
-                except Exception:  # noqa: BLE001 - stack vanished or process gone
-                    pass
-        if BPF_FAULT_STACKS_FOLDED not in self.unavailable:
-            left += self._check_leaf_words(end, waiting)
+            if artifact not in self.unavailable:
+                left += self._budgeted(
+                    map_name, stack_table, weight, end, waiting,
+                    done=lambda k, t=stack_table: self.symbols.is_resolved(t, k.tgid, k.ustack),
+                    work=lambda table, k, t=stack_table: self.symbols.user_stack(table, t, k.tgid, k.ustack))
+        for words_map, stack_table, artifact, weight in LEAF_MAPS:
+            if artifact not in self.unavailable:
+                left += self._budgeted(
+                    words_map, stack_table, weight, end, waiting,
+                    done=lambda k, t=stack_table: not k.word or self.symbols.leaf_checked(
+                        t, k.tgid, k.ustack, k.word),
+                    work=lambda table, k, t=stack_table: self.symbols.leaf_caller(
+                        table, t, k.tgid, k.ustack, k.word))
         # the symbols of exited processes whose stacks are all resolved can go
         self.symbols.forget_dead(keep=waiting)
         return left
 
-    def _check_leaf_words(self, end: float, waiting: set[int]) -> int:
-        """Check the fault stacks' SP words (leaf_frame.py) while their
-        processes live, biggest first, until ``end``; returns how many were
-        left for want of time."""
+    def _budgeted(self, map_name: str, stack_table: str, weight, end: float, waiting: set[int],
+                  done, work) -> int:
+        """``work(table, key)`` on each key of ``map_name`` with a stack
+        that is not ``done``, biggest first (so that a short budget goes to
+        what matters), until ``end``; the processes of what was left go in
+        ``waiting``, and their count is returned."""
         try:
-            items = self.maps.items(LEAF_WORDS)
-            table = self.maps.table("stacks")
+            items = self.maps.items(map_name)
+            table = self.maps.table(stack_table)
         except Exception:  # noqa: BLE001 - a program without the map
             return 0
-        items.sort(key=lambda kv: -int(kv[1]))
+        items.sort(key=lambda kv: -weight(kv[1]))
         left = 0
         for key, _value in items:
-            if key.ustack < 0 or not key.word or self.symbols.leaf_checked(key.tgid, key.ustack, key.word):
+            if key.ustack < 0 or done(key):
                 continue
             if time.monotonic() > end:
                 left += 1
                 waiting.add(key.tgid)
                 continue
             try:
-                self.symbols.leaf_caller(table, key.tgid, key.ustack, key.word)
+                work(table, key)
             except Exception:  # noqa: BLE001 - stack vanished or process gone
                 pass
         return left
@@ -130,7 +132,7 @@ class StackResolver:
         if not candidate:
             return None, leaf_frame.NO_WORD
         try:
-            return self.symbols.leaf_caller(self.maps.table(table_name), tgid, stack_id, candidate)
+            return self.symbols.leaf_caller(self.maps.table(table_name), table_name, tgid, stack_id, candidate)
         except Exception:  # noqa: BLE001 - stack vanished or process gone
             return None, leaf_frame.CODE_UNREADABLE
 

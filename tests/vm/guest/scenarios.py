@@ -237,11 +237,18 @@ def wait_for_bpf(proc, started):
 STEADY_SAMPLER = ("--fault-duty", "100")
 
 
-def start_collection(name, duration, results):
+# The incident collection also traces brk/mmap (opt-in), so that these
+# kernels load the syscall programs and read the task's saved user
+# registers (bpf_task_pt_regs) for the SP word of each call.
+INCIDENT_OPTIONS = ("--heap-trace",)
+
+
+def start_collection(name, duration, results, options=()):
     out = os.path.join(results, "bundles", name + ".tar.zst")
     err = open(os.path.join(results, name + ".collect.stderr"), "w")
     proc = subprocess.Popen(snapcollect("collect", "-d", str(duration), "-o", out, "-q",
-                                        "--bpf-start-timeout", str(BPF_START_TIMEOUT_S), *STEADY_SAMPLER),
+                                        "--bpf-start-timeout", str(BPF_START_TIMEOUT_S), *STEADY_SAMPLER,
+                                        *options),
                             env=env(), cwd=results, stdout=subprocess.PIPE, stderr=err,
                             universal_newlines=True)
     return proc, out, err
@@ -284,7 +291,7 @@ def incident(results):
     cache_file = "/var/tmp/snapcollect-vm.cache-file"
     subprocess.run(["truncate", "-s", "192M", cache_file], check=True)   # reads of a hole fill page cache
     started = time.monotonic()
-    proc, bundle, err = start_collection("incident", INCIDENT_S, results)
+    proc, bundle, err = start_collection("incident", INCIDENT_S, results, INCIDENT_OPTIONS)
     rec["bpf_loaded_after_s"] = wait_for_bpf(proc, started)
     log("incident: BPF loaded after %s s" % rec["bpf_loaded_after_s"])
     t = time.monotonic()
