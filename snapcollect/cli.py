@@ -132,6 +132,11 @@ def add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="also measure how long pages stay in swap before a fault reads them back, with "
                         "kprobes on the swap slot allocation and the swap cache lookup, where the kernel "
                         "offers kprobes; off by default: it patches kernel text on the swap paths")
+    p.add_argument("--thp-fallback", action="store_true",
+                   help="also count, per process, anonymous THP faults that fell back to 4 KiB pages "
+                        "(no huge page, or the memory cgroup refused the charge), with a kretprobe on "
+                        "do_huge_pmd_anonymous_page where the kernel offers kprobes; off by default: it "
+                        "patches kernel text on the fault path")
     p.add_argument("--pid", dest="pids", type=_positive(int), action="append", default=None, metavar="PID",
                    help="deep dive into PID's allocations (repeatable): malloc-family call counts, "
                         "sizes, stacks, outstanding blocks, every page fault; uprobes on malloc "

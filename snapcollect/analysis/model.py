@@ -8,7 +8,7 @@ cgroups' pressure, each memory cgroup over time (usage against its limit,
 refaults, reclaim, its tasks), where the page cache thrashes, where
 Shmem lives, where page faults land (files, swap-ins, huge pages), who waited on memory (delay accounting),
 whether BPF was built against another kernel's headers, and inside reclaim (slab shrinkers, kswapd runs, page
-migration, from BPF).
+migration, from BPF), swap residency and THP faults that fell back per process (BPF kprobes, opt-in).
 Rules (``findings``), the timeline, the verdict and
 the report's sections read these facts from the model instead of
 deriving them again, so a finding and the section it points at show the
@@ -40,6 +40,7 @@ from snapcollect.analysis.pressure import CgroupPressure, WindowShare, cgroup_pr
 from snapcollect.analysis.processes import Growth, ProcMemory, growth, process_memory, suspects
 from snapcollect.analysis.shmem import ShmemFacts, shmem_facts
 from snapcollect.analysis.swap_residency import SwapResidencyFacts, swap_residency_facts
+from snapcollect.analysis.thp_faults import ThpFaultFacts, thp_fault_facts
 from snapcollect.analysis.vmscan import VmscanFacts, vmscan_facts
 
 
@@ -68,6 +69,7 @@ class Model:
     fault_maps: FaultMapFacts | None = None  # BPF: faults by file/mapping, swap-ins, huge-page faults
     vmscan: VmscanFacts | None = None        # BPF: shrinkers, kswapd runs, page migration
     swap_residency: SwapResidencyFacts | None = None   # BPF kprobes: swap-out to swap-in times
+    thp_faults: ThpFaultFacts | None = None  # BPF kretprobe: THP faults that fell back, per process
 
 
 def build_model(ds: Dataset) -> Model:
@@ -88,4 +90,4 @@ def build_model(ds: Dataset) -> Model:
         thrashing=tuple(thrashing(ds, groups)), stall_groups=stalls_by_cgroup(ds.bpf.reclaim, in_group),
         shmem=shmem_facts(ds, ds.top), deepdive=deepdive_facts(ds), bpf_headers=header_mismatch(ds),
         delays=delay_facts(ds), fault_maps=fault_map_facts(ds, all_lives),
-        vmscan=vmscan_facts(ds), swap_residency=swap_residency_facts(ds))
+        vmscan=vmscan_facts(ds), swap_residency=swap_residency_facts(ds), thp_faults=thp_fault_facts(ds))

@@ -168,8 +168,9 @@ BPF_TRACEPOINT_FORMATS = "bpf/tracepoint_formats"    # the tracepoints' format f
 BPF_SHRINKERS = "bpf/shrinkers"                      # JSON: shrink_slab latency per shrinker and node
 BPF_MIGRATION = "bpf/migration"                      # JSON: page migration per reason/mode and process
 BPF_SWAP_RESIDENCY = "bpf/swap_residency"            # JSON: time from swap-out to swap-in (kprobes)
+BPF_THP_FAULTS = "bpf/thp_faults"                    # JSON: THP fault fallbacks per process (kretprobe)
 BPF_FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH,
-             BPF_FAULT_FILES, BPF_SHRINKERS, BPF_MIGRATION, BPF_SWAP_RESIDENCY)
+             BPF_FAULT_FILES, BPF_SHRINKERS, BPF_MIGRATION, BPF_SWAP_RESIDENCY, BPF_THP_FAULTS)
 
 # Series: one sample per tick (see ``series``).
 SERIES_PROC_MEMINFO = series(PROC_MEMINFO)

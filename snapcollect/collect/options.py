@@ -27,6 +27,7 @@ class CollectOptions:
     kernel_stacks: bool = False
     heap_trace: bool = False
     swap_residency: bool = False          # kprobes on the swap paths (opt-in)
+    thp_fallback: bool = False            # a kretprobe on the THP fault path (opt-in)
     pids: tuple[int, ...] = ()            # --pid: the deep dive's processes
     comms: tuple[str, ...] = ()           # --comm: ... and process names
     bpf_start_timeout: float | None = None   # None: bpf_start.DEFAULT_TIMEOUT_S
@@ -54,7 +55,8 @@ class CollectOptions:
     def from_wire(cls, values: dict | None) -> "CollectOptions":
         """The BPF part sent to the BPF process; unknown keys and wrong types are dropped."""
         kinds = {"no_bpf": bool, "kernel_stacks": bool, "heap_trace": bool, "fault_sample": int,
-                 "fault_duty": int, "swap_residency": bool}
+                 "fault_duty": int, "swap_residency": bool,
+                 "thp_fallback": bool}
         values = values if isinstance(values, dict) else {}
         kept = {k: v for k, v in values.items() if k in kinds and type(v) is kinds[k]}
         return cls(**kept)

@@ -28,6 +28,9 @@ values change between kernel versions). Sample records::
                          "histogram_us": [[17, 2201], [18, 9310], ...],
                          "processes": [{"pid": 812, "comm": "thrash", "swapins": 30102,
                                         "total_us": 7102311002, "under_1s": 8811}]}
+    bpf/thp_faults   {"attempts": 5120, "fallbacks": 4410, "other": 0,
+                      "processes": [{"pid": 77, "comm": "java", "attempts": 5000,
+                                     "fallbacks": 4400, "other": 0}], "map_full": 0}
 
 Migration reasons and modes are numbers in the bundle, named from the
 ``__print_symbolic`` tables of migrate:mm_migrate_pages's print fmt
@@ -44,13 +47,13 @@ import re
 from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON,
                                       BPF_HEAP_GROWTH, BPF_KSWAPD_RUNS, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
                                       BPF_MIGRATION, BPF_OOM_KILL, BPF_RECLAIM, BPF_SHRINKER_SLOW, BPF_SHRINKERS,
-                                      BPF_SWAP_RESIDENCY,
+                                      BPF_SWAP_RESIDENCY, BPF_THP_FAULTS,
                                       BPF_STREAMS, BPF_FILES, BPF_TRACEPOINT_FORMATS)
 from snapcollect.parsers.base import ParseError
 from snapcollect.parsers.fault_files import parse_fault_files
 from snapcollect.parsers.records import (BpfData, CompactionStall, KswapdRun, MigrationCount, OomKill,
                                          ReclaimStall, ShrinkerCall, ShrinkerStats, SwapinResidency,
-                                         SwapResidency)
+                                         SwapResidency, ThpFaultCount, ThpFaults)
 
 STREAMS = BPF_STREAMS
 FILES = BPF_FILES
@@ -383,6 +386,63 @@ def swap_residency_from_doc(doc) -> SwapResidency:
         map_full=_count(doc.get("map_full", 0), BPF_SWAP_RESIDENCY, "map_full"))
 
 
+MAX_THP_PROCS = 1000
+U64_MAX = (1 << 64) - 1         # a BPF map counter cannot hold more
+
+
+def _u64(value, what: str) -> int:
+    v = _count(value, BPF_THP_FAULTS, what)
+    if v > U64_MAX:
+        raise ParseError(f"{BPF_THP_FAULTS}: {what} is beyond a 64-bit counter: {str(v)[:40]}")
+    return v
+
+
+def _comm(value) -> str:
+    """A task's comm as the bundle gives it: at most 16 characters, no
+    control characters, no lone surrogates (a JSON "\\udcff" escape),
+    which would fail when the report is written."""
+    if not isinstance(value, str):
+        raise ParseError(f"{BPF_THP_FAULTS}: comm is not a string: {str(value)[:40]!r}")
+    text = value.encode("utf-8", "replace").decode("utf-8", "replace")[:16]
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def thp_faults_from_doc(doc) -> ThpFaults:
+    """bpf/thp_faults -> ThpFaults. A document that is not an object, or
+    host totals that are not counts, are the artifact's error; a process
+    row that is wrong (types, negative or impossible counts) is left out
+    with a warning, and the other rows are kept."""
+    if not isinstance(doc, dict):
+        raise ParseError(f"{BPF_THP_FAULTS}: not a JSON object")
+    rows = doc.get("processes") or []
+    if not isinstance(rows, list):
+        raise ParseError(f"{BPF_THP_FAULTS}: 'processes' is not a list")
+    warnings: list[str] = []
+    procs: list[ThpFaultCount] = []
+    for n, r in enumerate(rows[:MAX_THP_PROCS]):
+        try:
+            if not isinstance(r, dict):
+                raise ParseError(f"{BPF_THP_FAULTS}: not an object")
+            p = ThpFaultCount(pid=_u64(r.get("pid"), "pid"), comm=_comm(r.get("comm", "")),
+                              attempts=_u64(r.get("attempts", 0), "attempts"),
+                              fallbacks=_u64(r.get("fallbacks", 0), "fallbacks"),
+                              other=_u64(r.get("other", 0), "other"))
+            if p.fallbacks + p.other > p.attempts:
+                raise ParseError(f"{BPF_THP_FAULTS}: fallbacks + other exceed attempts")
+        except ParseError as exc:
+            warnings.append(f"process row {n} left out: {str(exc).split(': ', 1)[-1]}")
+            continue
+        procs.append(p)
+    if len(rows) > MAX_THP_PROCS:
+        warnings.append(f"{len(rows) - MAX_THP_PROCS} process rows beyond {MAX_THP_PROCS} not read")
+    procs.sort(key=lambda p: (-p.fallbacks, -p.attempts, p.pid))
+    return ThpFaults(processes=procs, attempts=_u64(doc.get("attempts", 0), "attempts"),
+                     fallbacks=_u64(doc.get("fallbacks", 0), "fallbacks"),
+                     other=_u64(doc.get("other", 0), "other"),
+                     tracked_entries=_u64(doc.get("tracked_entries", 0), "tracked_entries"),
+                     map_full=_u64(doc.get("map_full", 0), "map_full"), warnings=warnings[:20])
+
+
 def parse_folded(text: str) -> list[tuple[str, int]]:
     out = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -540,6 +600,9 @@ def load_bpf_data(streams: dict[str, list[dict]], status: dict[str, tuple[str, s
     if files.get(BPF_SWAP_RESIDENCY) is not None:
         data.swap_residency = part(BPF_SWAP_RESIDENCY, lambda: swap_residency_from_doc(
             _json(files.get(BPF_SWAP_RESIDENCY), BPF_SWAP_RESIDENCY)), None)
+    if files.get(BPF_THP_FAULTS) is not None:
+        data.thp_faults = part(BPF_THP_FAULTS, lambda: thp_faults_from_doc(
+            _json(files.get(BPF_THP_FAULTS), BPF_THP_FAULTS)), None)
 
     return data
 

@@ -275,6 +275,30 @@ class SwapResidency:
 
 
 @dataclass(frozen=True)
+class ThpFaultCount:
+    """Anonymous THP faults of one process (bpf/thp_faults)."""
+
+    pid: int
+    comm: str
+    attempts: int            # do_huge_pmd_anonymous_page returns
+    fallbacks: int           # of them VM_FAULT_FALLBACK: went on with 4 KiB pages
+    other: int               # of them another result (VM_FAULT_OOM, ...)
+
+
+@dataclass(frozen=True)
+class ThpFaults:
+    """THP fault results per process and for the host (a kretprobe)."""
+
+    processes: list[ThpFaultCount]
+    attempts: int                      # host-wide, while the probe was on
+    fallbacks: int
+    other: int
+    tracked_entries: int               # processes the map holds at most
+    map_full: int                      # faults of processes the full map had no room for
+    warnings: list[str] = field(default_factory=list)   # rows left out, and why
+
+
+@dataclass(frozen=True)
 class CompactionStall:
     t: float
     latency_us: float
@@ -346,6 +370,7 @@ class BpfData:
     migration_by_reason: list[MigrationCount] = field(default_factory=list)
     migration_by_proc: list[MigrationCount] = field(default_factory=list)
     swap_residency: SwapResidency | None = None
+    thp_faults: ThpFaults | None = None
 
 
 Meminfo = Mapping[str, int]

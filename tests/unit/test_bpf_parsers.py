@@ -72,7 +72,7 @@ def test_load_bpf_data_from_the_captured_artifacts():
     assert any(e["comm"] == "sc-grower" and e["syscall"] == "brk" for e in data.heap_growth)
     # captured before bpf/fault_files and the shrinker/kswapd/migration artifacts existed: those are missing
     later = {"bpf/fault_files", "bpf/shrinkers", "bpf/shrinker_slow", "bpf/kswapd_runs", "bpf/migration",
-                 "bpf/swap_residency"}
+                 "bpf/swap_residency", "bpf/thp_faults"}
     assert all(st == "ok" for name, (st, _) in data.available.items() if name not in later)
     assert all(data.available[name][0] == "missing" for name in later - {"bpf/fault_files"})
     assert not (data.shrinkers or data.kswapd_runs or data.migration_by_reason)

@@ -11,6 +11,7 @@ from findings_helpers import bpf, build, ramp, run
 from snapcollect.analysis.model import build_model
 from snapcollect.analysis.swap_residency import swap_residency_facts
 from snapcollect.collect.bpf import aggregates, attach, program
+from snapcollect.collect.bpf.capabilities import Problem
 from snapcollect.parsers.bpf_events import load_bpf_data
 from snapcollect.parsers.records import SwapinResidency, SwapResidency
 from snapcollect.report.sections.swap_residency import swap_residency_section, swap_residency_sections
@@ -73,7 +74,8 @@ class _Bpf:
 def _attach(bpf, kprobe_problem=lambda: None):
     a = attach.Attachments(_Bcc, bpf, program.Plan(text="", probes=list(program.TRACEPOINTS)),
                            kprobe_problem=kprobe_problem)
-    unavailable = {}
+    # as the loader seeds it from the default plan: bpf/thp_faults is opt-in (--thp-fallback)
+    unavailable = {"bpf/thp_faults": Problem("not measured by default", "give --thp-fallback")}
     result = a.attach(unavailable)
     return a, unavailable, result
 
@@ -95,13 +97,13 @@ def test_half_a_pair_is_taken_off_and_the_artifact_says_why():
     assert "kprobe to swap_cache_get_folio or lookup_swap_cache" in p.reason and "kprobes" in p.remedy
     assert bpf.kprobes == {} and bpf.detached == [b"folio_alloc_swap"] and a.kprobes == []
     assert result["kretprobe:folio_alloc_swap"].startswith("detached")
-    assert set(unavailable) == {"bpf/swap_residency"}          # nothing else depends on kprobes
+    assert set(unavailable) == {"bpf/swap_residency", "bpf/thp_faults"}          # nothing else depends on kprobes
 
 
 def test_a_kernel_without_kprobes_costs_only_this_artifact():
     bpf = _Bpf(refuse={"folio_alloc_swap", "get_swap_page", "swap_cache_get_folio", "lookup_swap_cache"})
     _, unavailable, result = _attach(bpf)
-    assert set(unavailable) == {"bpf/swap_residency"}
+    assert set(unavailable) == {"bpf/swap_residency", "bpf/thp_faults"}
     assert result["perf:major-faults"] == "ok"
 
 

@@ -353,3 +353,27 @@ def swap_residency_document(hist: list[tuple[int, int]], procs: list[tuple[int, 
             "histogram_us": [[s, c] for s, c in sorted(hist)],
             "processes": rows[:SWAPIN_PROCS], "processes_omitted": max(len(rows) - SWAPIN_PROCS, 0),
             "tracked_entries": entries, "map_full": errors.get("swap_keys_full", 0)}
+
+
+# -- THP fault fallbacks (kretprobe on do_huge_pmd_anonymous_page) -------------
+
+THP_PROCS = 100
+
+
+def thp_faults_document(procs: list[tuple[int, str, int, int, int]], attempts: int, fallbacks: int,
+                        other: int, errors: dict[str, int], entries: int) -> dict:
+    """``procs``: (pid, comm, attempts, fallbacks, other) of the faulting
+    processes; ``attempts``/``fallbacks``/``other``: the host's totals (kept
+    apart from the per-process map, so a full map does not cut them)."""
+    rows = [{"pid": p, "comm": c, "attempts": a, "fallbacks": f, "other": o} for p, c, a, f, o in procs]
+    rows.sort(key=lambda r: (-r["fallbacks"], -r["attempts"], r["pid"]))
+    return {"source": "kretprobe on do_huge_pmd_anonymous_page (the anonymous THP fault of a PMD range "
+                      "THP may back): its vm_fault_t return value, per process",
+            "note": ("a fallback (VM_FAULT_FALLBACK) is a fault that went on with 4 KiB pages: no huge "
+                     "page could be allocated, it could not be charged to the memory cgroup, or the range "
+                     "did not fit; attempts - fallbacks - other mapped a huge page (or the huge zero page "
+                     "on a read); other is any other result (VM_FAULT_OOM, ...); only faults while the "
+                     f"probe was on are counted, at most {entries:,} processes (map_full counts the rest)"),
+            "attempts": attempts, "fallbacks": fallbacks, "other": other,
+            "processes": rows[:THP_PROCS], "processes_omitted": max(len(rows) - THP_PROCS, 0),
+            "tracked_entries": entries, "map_full": errors.get("thp_keys_full", 0)}

@@ -7,7 +7,8 @@ user SP) -> bpf/heap_growth, ``fault_regions`` (faults per process and 2 MiB reg
 named by fault_regions.py) -> bpf/fault_files, ``shrink_stats`` + ``shrink_hist`` (shrink_slab latency
 per callback, named from /proc/kallsyms) -> bpf/shrinkers,
 ``migrate_by_reason`` + ``migrate_by_proc`` -> bpf/migration, ``swap_residency_hist`` +
-``swapin_by_proc`` + ``swap_counts`` -> bpf/swap_residency, ``leaf_words`` (the
+``swapin_by_proc`` + ``swap_counts`` -> bpf/swap_residency, ``thp_by_proc`` + ``thp_counts``
+(the anonymous THP fault's return value, a kretprobe) -> bpf/thp_faults, ``leaf_words`` (the
 word at the faulting user SP, checked by leaf_frame.py) -> the frameless
 leaf's caller put back into bpf/fault_stacks.folded, and the ``errors`` array of the BPF program's own
 failure counts (full maps, stack collisions), which each document cites.
@@ -19,7 +20,7 @@ import json
 import time
 
 from snapcollect.bundle.names import (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH,
-                                      BPF_MIGRATION, BPF_SHRINKERS, BPF_SWAP_RESIDENCY)
+                                      BPF_MIGRATION, BPF_SHRINKERS, BPF_SWAP_RESIDENCY, BPF_THP_FAULTS)
 from snapcollect.collect.bpf import aggregates, events, fault_regions, leaf_frame, program
 from snapcollect.collect.bpf.kallsyms import KernelSymbols
 from snapcollect.collect.protocols import BpfWriter
@@ -27,7 +28,7 @@ from snapcollect.collect.protocols import BpfWriter
 ERROR_SLOTS = ("fault_ustack_collision", "fault_ustack_other", "fault_kstack", "fault_keys_full",
                "sys_stack_collision", "sys_stack_other", "heap_keys_full", "start_map_full",
                "majfault_keys_full", "seen_full", "region_keys_full", "shrink_keys_full", "migrate_keys_full",
-               "swap_keys_full", "leaf_keys_full", "heap_leaf_keys_full")
+               "swap_keys_full", "leaf_keys_full", "heap_leaf_keys_full", "thp_keys_full")
 
 
 def read_errors(maps) -> dict[str, int]:
@@ -56,7 +57,8 @@ class ArtifactWriter:
         what failed (an OSError is the bundle's own and is raised)."""
         failures = []
         for writer_fn in (self.write_faults, self.write_majfaults, self.write_heap, self.write_fault_files,
-                          self.write_shrinkers, self.write_migration, self.write_swap_residency):
+                          self.write_shrinkers, self.write_migration, self.write_swap_residency,
+                          self.write_thp_faults):
             try:
                 writer_fn(errors, deadline)
             except OSError:
@@ -189,6 +191,15 @@ class ArtifactWriter:
         doc = aggregates.swap_residency_document(hist, procs, counts[0], counts[1], errors,
                                                  program.SWAP_ENTRIES)
         self.writer.add_file(BPF_SWAP_RESIDENCY, json.dumps(doc, indent=1))
+
+    def write_thp_faults(self, errors: dict[str, int], _deadline: float) -> None:
+        if BPF_THP_FAULTS in self.unavailable:
+            return
+        procs = [(int(k.tgid), events.cstr(bytes(k.comm)), int(v.attempts), int(v.fallbacks), int(v.other))
+                 for k, v in self.maps.items("thp_by_proc") if int(k.tgid) not in self.own_tgids]
+        counts = self.maps.array_ints("thp_counts", 3)
+        doc = aggregates.thp_faults_document(procs, counts[0], counts[1], counts[2], errors, program.THP_KEYS)
+        self.writer.add_file(BPF_THP_FAULTS, json.dumps(doc, indent=1))
 
 
 def _migrate_counts(v) -> dict[str, int]:

@@ -74,7 +74,8 @@ _RAW_ADDR = Reads(UAPI, uapi_structs=("pt_regs",))
 # A kprobe's context is the registers (struct pt_regs, the layout the
 # kprobe ABI hands to BPF); the swap programs read a return value or the
 # first argument, both passed by value (swp_entry_t.val), nothing behind
-# a pointer.
+# a pointer; the THP fault program (on_thp_fault_return) reads only the
+# return register (vm_fault_t, by value), no kernel struct.
 _KPROBE_REGS = Reads(UAPI, uapi_structs=("pt_regs",))
 
 RAW_FAULT_FUNCTION = "raw_tracepoint__" + program.RAW_FIRST[program.FAULT_TRACEPOINT]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import textwrap
 
-from snapcollect.bundle.names import BPF_HEAP_GROWTH
+from snapcollect.bundle.names import BPF_HEAP_GROWTH, BPF_SWAP_RESIDENCY, BPF_THP_FAULTS
 from snapcollect.collect.bpf import capabilities, program, tracefs
 from snapcollect.collect.bpf.fault_duty import DEFAULT_DUTY_PCT
 
@@ -29,6 +29,17 @@ HEAP_TRACE_REMEDY = "give --heap-trace to trace brk/mmap with stacks (costs ever
 SWAP_RESIDENCY_OFF = ("not measured by default: it needs kprobes on the swap slot allocation and the swap "
                       "cache lookup, which patch kernel text on the swap paths")
 SWAP_RESIDENCY_REMEDY = "give --swap-residency (on a kernel that offers kprobes)"
+# Opt-in for the same reason: a kretprobe on do_huge_pmd_anonymous_page
+# patches its entry and every return of it goes through the kretprobe
+# trampoline, on the fault path of any process THP may back.
+THP_FALLBACK_OFF = ("not measured by default: it needs a kretprobe on the THP fault path, which patches "
+                    "kernel text")
+THP_FALLBACK_REMEDY = "give --thp-fallback (on a kernel that offers kprobes)"
+# kprobe artifact -> (the option that asks for it, why it is off, what to do)
+KPROBE_OPT_IN = {
+    BPF_SWAP_RESIDENCY: ("swap_residency", SWAP_RESIDENCY_OFF, SWAP_RESIDENCY_REMEDY),
+    BPF_THP_FAULTS: ("thp_fallback", THP_FALLBACK_OFF, THP_FALLBACK_REMEDY),
+}
 
 
 def max_sample_rate() -> int | None:
@@ -71,10 +82,11 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
                               kernel_stacks=args.kernel_stacks, reasons=reasons,
                               remedies=remedies, max_sample_rate=max_sample_rate(),
                               fault_carry=int(duty) < 100,
-                              task_regs=capabilities.task_regs_problem() is None)
-    if not getattr(args, "swap_residency", False):
-        for artifact in program.KPROBE_GROUPS:
-            plan.missing[artifact] = (SWAP_RESIDENCY_OFF, SWAP_RESIDENCY_REMEDY)
+                              task_regs=capabilities.task_regs_problem() is None,
+                              thp_fallback=bool(getattr(args, "thp_fallback", False)))
+    for artifact, (option, off, remedy) in KPROBE_OPT_IN.items():
+        if not getattr(args, option, False):
+            plan.missing[artifact] = (off, remedy)
     return plan
 
 
@@ -112,6 +124,8 @@ def print_programs(args) -> int:
                + ("bpf_task_pt_regs" if plan.task_regs
                   else f"not read ({capabilities.task_regs_problem() or 'not compiled in'})"))
     for artifact, probes in program.KPROBE_GROUPS.items():
+        if artifact in plan.missing:        # listed above as not compiled, with why
+            continue
         for kind, functions, fn in probes:
             out.append(f" *   {kind} {' or '.join(functions)} -> {fn} (where kprobes are allowed)")
     out.append(" */")

@@ -63,7 +63,8 @@ enum migrate_mode { SC_MIGRATE_ASYNC, SC_MIGRATE_SYNC_LIGHT, SC_MIGRATE_SYNC };
 #define ERR_SWAP_KEYS_FULL 13
 #define ERR_LEAF_KEYS_FULL 14
 #define ERR_HEAP_LEAF_KEYS_FULL 15
-#define ERR_SLOTS 16
+#define ERR_THP_KEYS_FULL 16
+#define ERR_SLOTS 17
 
 #define SC_EEXIST 17
 #define SC_MAP_ANONYMOUS 0x20
@@ -1181,3 +1182,72 @@ int on_swap_cache_lookup(struct pt_regs *ctx)
     }
     return 0;
 }
+
+
+/* THP fault fallbacks: a kretprobe on do_huge_pmd_anonymous_page
+ * (mm/huge_memory.c, extern, called from create_huge_pmd in mm/memory.c,
+ * so never inlined), which runs once per anonymous fault on a PMD range
+ * that THP may back, not on every fault. Its return value (vm_fault_t, in
+ * the return register) with VM_FAULT_FALLBACK set (0x800, the same bit
+ * since 3.8) means the fault went on with 4 KiB pages: no huge page could
+ * be allocated, it could not be charged to the memory cgroup, or the range
+ * did not fit. 0 is a huge page mapped (or the huge zero page for a read);
+ * any other bit (VM_FAULT_OOM, ...) counts as "other". Only the return
+ * register is read (struct pt_regs, the kprobe ABI), never a kernel struct.
+ * Compiled only when asked for (--thp-fallback). */
+#ifdef SC_THP_FALLBACK
+#define SC_VM_FAULT_FALLBACK 0x800
+struct thp_key {
+    u32 tgid;
+    u32 pad;
+    char comm[16];
+};
+struct thp_val {
+    u64 attempts;
+    u64 fallbacks;
+    u64 other;
+};
+BPF_HASH(thp_by_proc, struct thp_key, struct thp_val, SC_THP_KEYS);
+/* [0] attempts, [1] fallbacks, [2] other results, host-wide */
+BPF_ARRAY(thp_counts, u64, 3);
+
+static __always_inline void thp_count(u32 i)
+{
+    u64 *c = thp_counts.lookup(&i);
+    if (c)
+        __sync_fetch_and_add(c, 1);
+}
+
+int on_thp_fault_return(struct pt_regs *ctx)
+{
+    u64 ret = PT_REGS_RC(ctx) & 0xffffffff;      /* vm_fault_t is an unsigned int */
+    int fallback = (ret & SC_VM_FAULT_FALLBACK) != 0;
+    int other = !fallback && ret != 0;
+    thp_count(0);
+    if (fallback)
+        thp_count(1);
+    else if (other)
+        thp_count(2);
+
+    struct thp_key k;
+    __builtin_memset(&k, 0, sizeof(k));
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    bpf_get_current_comm(&k.comm, sizeof(k.comm));
+    struct thp_val zero;
+    __builtin_memset(&zero, 0, sizeof(zero));
+    struct thp_val *v = thp_by_proc.lookup(&k);
+    if (!v) {
+        if (thp_by_proc.update(&k, &zero))
+            count_error(ERR_THP_KEYS_FULL);
+        v = thp_by_proc.lookup(&k);
+    }
+    if (v) {
+        __sync_fetch_and_add(&v->attempts, 1);
+        if (fallback)
+            __sync_fetch_and_add(&v->fallbacks, 1);
+        else if (other)
+            __sync_fetch_and_add(&v->other, 1);
+    }
+    return 0;
+}
+#endif

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from snapcollect.bundle.names import (BPF_COMPACTION, BPF_FAULT_FILES, BPF_FAULT_STACKS_FOLDED,
                                       BPF_FAULT_STACKS_JSON, BPF_HEAP_GROWTH, BPF_KSWAPD_WAKE, BPF_MAJFAULT_BY_PROC,
                                       BPF_OOM_KILL, BPF_KSWAPD_RUNS, BPF_MIGRATION, BPF_RECLAIM, BPF_SHRINKER_SLOW,
-                                      BPF_SHRINKERS, BPF_SWAP_RESIDENCY)
+                                      BPF_SHRINKERS, BPF_SWAP_RESIDENCY, BPF_THP_FAULTS)
 from snapcollect.collect.bpf.tracefs import parse_fields
 from snapcollect.collect.resources import package_text
 
@@ -78,17 +78,25 @@ FAULT_ARTIFACTS = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON)
 # CONFIG_KPROBES, a hypervisor's policy): artifact -> probes, each
 # (kind, kernel functions to try in order, program). A function that is
 # renamed between kernels is listed under each of its names.
+THP_FUNCTION = "on_thp_fault_return"
 KPROBE_GROUPS: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
     # slot allocation at swap-out (returns swp_entry_t) -> the swap cache
     # lookup every swap-in fault makes first (swp_entry_t as argument 1)
     BPF_SWAP_RESIDENCY: [("kretprobe", ("folio_alloc_swap", "get_swap_page"), "on_swap_slot_alloc"),
                          ("kprobe", ("swap_cache_get_folio", "lookup_swap_cache"), "on_swap_cache_lookup")],
+    # the return of the anonymous THP fault (vm_fault_t: VM_FAULT_FALLBACK
+    # when it went on with 4 KiB pages); compiled only when asked for
+    BPF_THP_FAULTS: [("kretprobe", ("do_huge_pmd_anonymous_page",), THP_FUNCTION)],
 }
 KPROBE_REMEDY = "a kernel that allows kprobes (CONFIG_KPROBES, CONFIG_KPROBE_EVENTS, not locked down)"
 # Swap slots followed from swap-out to swap-in: an LRU hash of 16-byte
 # entries (~2 MB locked); when more pages than this are out, the oldest
 # are forgotten and the histogram's long end is cut (the note says so).
 SWAP_ENTRIES = 32768
+# (process, comm) -> THP fault attempts/fallbacks: 24-byte keys and values,
+# ~200 KB at most; a full map loses new processes (thp_keys_full), not the
+# host totals.
+THP_KEYS = 4096
 
 # Faults by mapping: fed by the fault sampler and the major-fault event
 # (either will do); unavailable only when neither is attached.
@@ -96,7 +104,7 @@ FAULT_FILES_ARTIFACT = BPF_FAULT_FILES
 
 STREAMS = (BPF_OOM_KILL, BPF_RECLAIM, BPF_KSWAPD_WAKE, BPF_COMPACTION, BPF_KSWAPD_RUNS, BPF_SHRINKER_SLOW)
 FILES = (BPF_FAULT_STACKS_FOLDED, BPF_FAULT_STACKS_JSON, BPF_MAJFAULT_BY_PROC, BPF_HEAP_GROWTH, BPF_FAULT_FILES,
-         BPF_SHRINKERS, BPF_MIGRATION, BPF_SWAP_RESIDENCY)
+         BPF_SHRINKERS, BPF_MIGRATION, BPF_SWAP_RESIDENCY, BPF_THP_FAULTS)
 ARTIFACTS = STREAMS + FILES
 
 TRACEPOINTS = sorted({tp for groups in TRACEPOINT_GROUPS.values() for g in groups for tp in g}
@@ -174,7 +182,7 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
                kernel_stacks: bool = False, stack_entries: int = STACK_ENTRIES,
                reasons: dict[str, str] | None = None, remedies: dict[str, str] | None = None,
                max_sample_rate: int | None = None, fault_carry: bool = False,
-               task_regs: bool = False) -> Plan:
+               task_regs: bool = False, thp_fallback: bool = False) -> Plan:
     """``formats``: tracepoint -> format text, None when absent (``reasons``
     and ``remedies`` may say why and what to do, e.g. permission denied).
     ``max_sample_rate``: /proc/sys/kernel/perf_event_max_sample_rate.
@@ -183,6 +191,8 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
     ``task_regs``: the kernel has bpf_task_pt_regs (capabilities.task_regs_problem),
     so brk/mmap stacks and faults inside system calls keep the word at the
     user SP (the caller of the frameless syscall wrapper, leaf_frame.py).
+    ``thp_fallback``: compile the THP fault kretprobe's program and maps
+    (SC_THP_FALLBACK); without it they are not in the text at all.
 
     ``probes`` holds the tracepoints attached as such; the page-fault
     sampler (perf event, or ``exceptions:page_fault_user`` as the fallback
@@ -204,7 +214,10 @@ def build_plan(formats: dict[str, str | None], *, fault_period: int = DEFAULT_FA
              f"#define SC_REGION_KEYS {REGION_KEYS}",
              f"#define SC_SWAP_ENTRIES {SWAP_ENTRIES}",
              f"#define SC_LEAF_KEYS {LEAF_KEYS}",
-             f"#define SC_TASK_REGS {1 if task_regs else 0}"]
+             f"#define SC_TASK_REGS {1 if task_regs else 0}",
+             f"#define SC_THP_KEYS {THP_KEYS}"]
+    if thp_fallback:
+        lines.append("#define SC_THP_FALLBACK 1")
     probes: list[str] = []
     missing: dict[str, tuple[str, str]] = {}
     for artifact, groups in TRACEPOINT_GROUPS.items():

@@ -50,7 +50,8 @@ _CALLS: dict[str, Callable[..., None]] = {
 METHODS = tuple(_CALLS)
 
 # the options of `snapcollect collect` that the BPF session reads
-OPTIONS = ("no_bpf", "fault_sample", "fault_duty", "kernel_stacks", "heap_trace")
+OPTIONS = ("no_bpf", "fault_sample", "fault_duty", "kernel_stacks", "heap_trace", "swap_residency",
+           "thp_fallback")
 
 
 def encode(message: dict) -> bytes:

@@ -22,6 +22,7 @@ from snapcollect.report.sections.kmsg import log_blocks
 from snapcollect.report.sections.common import stars
 from snapcollect.report.sections.fault_files import fault_file_sections
 from snapcollect.report.sections.swap_residency import swap_residency_sections
+from snapcollect.report.sections.thp_faults import thp_faults_sections
 from snapcollect.report.sections.vmscan import vmscan_sections
 
 TIME = Column("t", "TIME", "time", "left")
@@ -406,7 +407,8 @@ def bpf_sections(m: Model) -> list[Section]:
             "counters in the sar sections still show the totals.")]))
         return sections
     sections += [reclaim_section(ds), kswapd_section(ds), *vmscan_sections(m), compaction_section(ds),
-                 faults_section(ds), heap_section(ds), *fault_file_sections(m), *swap_residency_sections(m)]
+                 faults_section(ds), heap_section(ds), *fault_file_sections(m), *thp_faults_sections(m),
+                 *swap_residency_sections(m)]
     info = ds.manifest.get("bpf") or {}
     if info.get("compile_s") is not None:
         # bundles since the BPF process: the compile's RSS is that process's, not the collector's;

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from snapcollect.analysis import bpf as A
 from snapcollect.analysis.model import Model
-from snapcollect.bundle.names import BPF_FAULT_FILES, PROCS_TOP, SERIES_PROCS
+from snapcollect.bundle.names import BPF_FAULT_FILES, BPF_THP_FAULTS, PROCS_TOP, SERIES_PROCS
 from snapcollect.report.model import Column, Paragraph, Section, Table
 
 TOP_PROCESSES = 10
 TOP_MAPPINGS = 5
 
 NO_THP_TRACE = ("No per-process count of THP fallbacks exists without kprobes (the kernel has no "
-                "tracepoint for a failed huge-page fault): fallbacks are host-wide (thp_fault_fallback).")
+                "tracepoint for a failed huge-page fault): fallbacks are host-wide (thp_fault_fallback); "
+                "--thp-fallback counts them per process where the kernel offers kprobes.")
 
 
 def fault_file_sections(m: Model) -> list[Section]:
@@ -81,5 +82,8 @@ def fault_file_sections(m: Model) -> list[Section]:
     if f.thp_fault_alloc is not None:
         thp_host = (f"Host-wide over the window: thp_fault_alloc {f.thp_fault_alloc:,}, "
                     f"thp_fault_fallback {f.thp_fault_fallback if f.thp_fault_fallback is not None else '?'}. ")
-    huge.blocks.append(Paragraph(thp_host + NO_THP_TRACE))
+    t = m.thp_faults
+    per_process = (f"Per-process fallbacks: THP fault fallbacks by process (`{BPF_THP_FAULTS}`)."
+                   if t is not None and t.ok else NO_THP_TRACE)
+    huge.blocks.append(Paragraph(thp_host + per_process))
     return [sec]

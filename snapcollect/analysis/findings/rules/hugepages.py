@@ -2,7 +2,9 @@
 
 Inputs: /proc/vmstat (``compact_stall``, ``compact_fail``,
 ``thp_fault_alloc``, ``thp_fault_fallback``), BPF compaction begin/end
-latencies when collected, and /proc/meminfo's hugetlb pool (pages):
+latencies when collected, the per-process THP fault results of
+bpf/thp_faults when collected (--thp-fallback), and /proc/meminfo's
+hugetlb pool (pages):
 
     compact_stall 12          thp_fault_alloc 420
     compact_fail 9            thp_fault_fallback 61
@@ -16,7 +18,7 @@ from snapcollect.analysis.findings.rule import Hit, SkipRule, rule
 from snapcollect.analysis.findings.signals import min_hold_s, sustained
 from snapcollect.analysis.series import vm_delta, vm_window
 from snapcollect.analysis.wording import hms, human_ms
-from snapcollect.bundle.names import (BPF_COMPACTION, PROC_MEMINFO, SERIES_PROC_MEMINFO,
+from snapcollect.bundle.names import (BPF_COMPACTION, BPF_THP_FAULTS, PROC_MEMINFO, SERIES_PROC_MEMINFO,
                                       SERIES_PROC_VMSTAT, end_of)
 
 COMPACT_FAIL_PCT = 50.0   # heuristic
@@ -67,12 +69,13 @@ def compaction_stalls(m):
     detects="Page faults that wanted a transparent huge page and got small pages instead.",
     title="THP fallback: {pct:.0f}% of huge page faults got small pages",
     explanation="{fallback} of {attempts} THP faults fell back to 4 KiB pages (memory too "
-                "fragmented, or the cgroup charge failed). The program runs, with more TLB "
+                "fragmented, or the cgroup charge failed). {_who}The program runs, with more TLB "
                 "misses. Matters for workloads tuned for huge pages; see HIGH_FRAGMENTATION "
                 "and COMPACTION_STALLS.",
     threshold="d(thp_fault_fallback) / (d(thp_fault_alloc) + d(thp_fault_fallback)) > 10%, "
               "with >= 10 fallbacks",
-    source="heuristic, on kernel Documentation/admin-guide/mm/transhuge.rst counters",
+    source="heuristic, on kernel Documentation/admin-guide/mm/transhuge.rst counters; the process "
+           "from a kretprobe on do_huge_pmd_anonymous_page (VM_FAULT_FALLBACK) when collected",
     needs=[SERIES_PROC_VMSTAT], section="vmstat-s")
 def thp_fallback(m):
     ds = m.ds
@@ -85,9 +88,22 @@ def thp_fallback(m):
     pct = 100.0 * fb / attempts
     if pct <= THP_FALLBACK_PCT:
         return None
-    return Hit("INFO", {"pct": pct, "fallback": fb, "attempts": attempts,
-                        "thp_fault_fallback_delta": fb, "thp_fault_alloc_delta": alloc},
-               [SERIES_PROC_VMSTAT], vm_window(ds))
+    facts = {"pct": pct, "fallback": fb, "attempts": attempts, "_who": "",
+             "thp_fault_fallback_delta": fb, "thp_fault_alloc_delta": alloc}
+    arts = [SERIES_PROC_VMSTAT]
+    t = m.thp_faults
+    top = t.top if t is not None and t.ok else None
+    if top is not None:
+        # the kretprobe saw only its own window's faults: its counts stand beside vmstat's, not for them
+        facts["_who"] = (f"{top.comm or '?'} (pid {top.pid}) had the most fallbacks: {top.fallbacks:,} of its "
+                         f"{top.attempts:,} THP faults ({top.fallback_share:.0%}; {t.fallbacks:,} of "
+                         f"{t.attempts:,} host-wide while the kretprobe was on). ")
+        facts.update({"pid": top.pid, "comm": top.comm, "process_fallbacks": top.fallbacks,
+                      "process_attempts": top.attempts,
+                      "processes": [{"pid": p.pid, "comm": p.comm, "attempts": p.attempts,
+                                     "fallbacks": p.fallbacks} for p in t.processes[:5] if p.fallbacks]})
+        arts.append(BPF_THP_FAULTS)
+    return Hit("INFO", facts, arts, vm_window(ds))
 
 
 @rule(
