@@ -139,12 +139,19 @@ def test_swapping_process_has_swapin_wait(sysctl_off, memcg, delay_swapfile, wor
     print(_describe(doc))
 
 
-def _old_process() -> subprocess.Popen:
-    """A process holding 80 MiB (so that it is among the followed ones), started before the collection."""
-    p = subprocess.Popen([sys.executable, "-c", "import time\nb = b'x' * (80 << 20)\nprint(1, flush=True)\n"
-                          "time.sleep(120)\n"], stdout=subprocess.PIPE, text=True)
-    p.stdout.readline()
-    return p
+def _collect_beside_an_old_process(workdir: str) -> tuple[int, str, str]:
+    """A 4 s collection beside a process started before it, holding 80 MiB
+    (so that it is among the followed ones): its pid, the bundle, the report."""
+    old = subprocess.Popen([sys.executable, "-c", "import time\nb = b'x' * (80 << 20)\nprint(1, flush=True)\n"
+                            "time.sleep(120)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        old.stdout.readline()
+        bundle = finish_collection(_collect(4, workdir))
+        md = render(bundle, workdir)[1]
+    finally:
+        old.kill()
+        old.wait()
+    return old.pid, bundle, md
 
 
 def _records(bundle: str) -> list[dict]:
@@ -154,18 +161,12 @@ def _records(bundle: str) -> list[dict]:
 
 
 def test_a_process_older_than_the_switch_is_not_counted(sysctl_off, workdir):
-    old = _old_process()
-    try:
-        bundle = finish_collection(_collect(4, workdir))
-        doc, md = render(bundle, workdir)
-    finally:
-        old.kill()
-        old.wait()
-    mine = [r for r in _records(bundle) if r.get("pid") == old.pid]
+    pid, bundle, md = _collect_beside_an_old_process(workdir)
+    mine = [r for r in _records(bundle) if r.get("pid") == pid]
     assert mine and all(r["counted"] is False for r in mine), mine[:2]
     sec = _delay_section(md)
     para = [x for x in sec.split("\n\n") if "not counted: started before delay accounting was switched on" in x]
-    assert para and f"(pid {old.pid})" in para[0], sec[:3000]
+    assert para and f"(pid {pid})" in para[0], sec[:3000]
 
 
 def test_already_on_counts_every_process(workdir):
@@ -174,19 +175,13 @@ def test_already_on_counts_every_process(workdir):
     with open(SYSCTL, "w") as fh:
         fh.write("1")
     try:
-        old = _old_process()
-        try:
-            bundle = finish_collection(_collect(4, workdir))
-            doc, md = render(bundle, workdir)
-        finally:
-            old.kill()
-            old.wait()
+        pid, bundle, md = _collect_beside_an_old_process(workdir)
         assert _get() == "1"
     finally:
         with open(SYSCTL, "w") as fh:
             fh.write(before)
     assert _manifest(bundle)["delayacct"]["state"] == "already on"
-    mine = [r for r in _records(bundle) if r.get("pid") == old.pid]
+    mine = [r for r in _records(bundle) if r.get("pid") == pid]
     assert mine and all(r["counted"] is True for r in mine), mine[:2]
     sec = _delay_section(md)
     assert "not counted" not in sec, sec[:3000]

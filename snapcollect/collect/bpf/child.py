@@ -10,16 +10,15 @@ until told to finish or until its stdin closes (the collector is gone or
 gave up on it), then detaches, aggregates and sends the artifacts. It
 does not import bcc.
 
-fd 1 is pointed at stderr so that nothing the loader (bcc, clang) prints can be
-taken for a message. The process inherits the collector's nice value, I/O
-priority and oom_score_adj (1000: the kernel's first choice when memory
-runs out); the collector reads its peak RSS and CPU from wait4(2).
+fd 1 is pointed at stderr (wire.process_main) so that nothing the loader
+(bcc, clang) prints can be taken for a message. The process inherits the
+collector's nice value, I/O priority and oom_score_adj (1000: the
+kernel's first choice when memory runs out); the collector reads its
+peak RSS and CPU from wait4(2).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 
@@ -66,16 +65,7 @@ def run(stdin_fd: int, out) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="snapcollect-bpf", description=__doc__.splitlines()[0])
-    ap.add_argument("--out-fd", type=int, required=True)
-    ns = ap.parse_args(argv)
-    out = os.fdopen(ns.out_fd, "wb", buffering=1 << 16)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    try:
-        return run(0, out)
-    except BrokenPipeError:
-        return 3           # the collector stopped reading: nothing left to tell it
+    return wire.process_main(run, "snapcollect-bpf", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

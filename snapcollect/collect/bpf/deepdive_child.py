@@ -19,7 +19,6 @@ and write ``deepdive/<pid>/...`` (bundle/names.py).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -472,16 +471,7 @@ def run(stdin_fd: int, out) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="snapcollect-deepdive", description=__doc__.splitlines()[0])
-    ap.add_argument("--out-fd", type=int, required=True)
-    ns = ap.parse_args(argv)
-    out = os.fdopen(ns.out_fd, "wb", buffering=1 << 16)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    try:
-        return run(0, out)
-    except BrokenPipeError:
-        return 3
+    return wire.process_main(run, "snapcollect-deepdive", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ clock in both processes. Anything else on the pipe is ignored, counted.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
 import select
+import sys
 from typing import Any, Callable
 
 from snapcollect.collect.protocols import BpfWriter
@@ -164,3 +166,23 @@ def readable(fd: int, timeout_s: float) -> bool:
         return bool(select.select([fd], [], [], max(timeout_s, 0.0))[0])
     except InterruptedError:
         return False
+
+
+def process_main(run: Callable[[int, Any], int], prog: str, description: str, argv=None) -> int:
+    """The entry of a BPF process (child.py, deepdive_child.py): ``--out-fd N``.
+
+    Messages go out on fd N; fd 1 is pointed at stderr first so that
+    nothing a loader (bcc, clang) prints can be taken for a message. Then
+    ``run(0, out)`` reads the commands on stdin. 3 when the collector
+    stopped reading: nothing is left to tell it.
+    """
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap.add_argument("--out-fd", type=int, required=True)
+    ns = ap.parse_args(argv)
+    out = os.fdopen(ns.out_fd, "wb", buffering=1 << 16)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        return run(0, out)
+    except BrokenPipeError:
+        return 3
