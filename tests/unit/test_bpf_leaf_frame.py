@@ -330,7 +330,7 @@ def _heap_frames(tgid, sid):
 
 def test_a_recovered_word_puts_the_wrappers_caller_back_with_its_calls_and_bytes():
     rows = [HeapRow(10, 1, 1, "app", 10, 10 << 20, 0, 0)]
-    words = {(10, 1, 1): [LeafWord("sc_map_grower", leaf_frame.RECOVERED, 6, 6 << 20),
+    words = {(10, 1, 1, "app"): [LeafWord("sc_map_grower", leaf_frame.RECOVERED, 6, 6 << 20),
                           LeafWord(None, leaf_frame.NOT_AFTER_CALL, 3, 3 << 20)]}
     doc = heap_document(rows, {"heap_leaf_keys_full": 2}, _heap_frames, leaf=lambda *k: list(words.get(k, [])))
     e, = doc["entries"]
@@ -344,6 +344,18 @@ def test_a_recovered_word_puts_the_wrappers_caller_back_with_its_calls_and_bytes
     assert e["calls"] == 10 and e["bytes"] == 10 << 20        # the totals are the heap map's
 
 
+def test_a_process_that_renamed_itself_has_its_words_per_name():
+    # the same stack before and after prctl(PR_SET_NAME): two rows of the heap map,
+    # each with the words of its own calls, so the bytes stay with their calls
+    rows = [HeapRow(10, 1, 1, "python3", 3, 3 << 12, 0, 0), HeapRow(10, 1, 1, "victim", 1, 200 << 20, 0, 0)]
+    words = {(10, 1, 1, "python3"): [LeafWord("small", leaf_frame.RECOVERED, 3, 3 << 12)],
+             (10, 1, 1, "victim"): [LeafWord("big", leaf_frame.RECOVERED, 1, 200 << 20)]}
+    doc = heap_document(rows, {}, _heap_frames, leaf=lambda *k: list(words.get(k, [])))
+    by_comm = {e["comm"]: e["stacks"] for e in doc["entries"]}
+    assert by_comm["victim"] == [{"frames": ["main", "sc_map_phase", "big", "mmap"], "calls": 1, "bytes": 200 << 20}]
+    assert by_comm["python3"] == [{"frames": ["main", "sc_map_phase", "small", "mmap"], "calls": 3, "bytes": 3 << 12}]
+
+
 def test_heap_words_are_per_stack_and_kind_and_a_file_mmap_has_none():
     rows = [HeapRow(10, 1, 1, "app", 4, 4096 * 4, 0, 0), HeapRow(10, 1, 0, "app", 2, 8192, 0, 0),
             HeapRow(10, -1000, 2, "app", 5, 5 << 20, 0, 0)]
@@ -351,13 +363,13 @@ def test_heap_words_are_per_stack_and_kind_and_a_file_mmap_has_none():
 
     def leaf(*key):
         asked.append(key)
-        return [LeafWord("grower", leaf_frame.RECOVERED, 4, 4096 * 4)] if key == (10, 1, 1) else []
+        return [LeafWord("grower", leaf_frame.RECOVERED, 4, 4096 * 4)] if key == (10, 1, 1, "app") else []
     doc = heap_document(rows, {}, _heap_frames, leaf=leaf)
     by_kind = {e["kind"]: e for e in doc["entries"]}
     assert by_kind["anon"]["stacks"][0]["frames"] == ["main", "sc_map_phase", "grower", "mmap"]
     assert by_kind["heap"]["stacks"][0]["frames"] == ["main", "sc_map_phase", "mmap"]
     assert by_kind["file"]["stacks"][0]["frames"] == ["[no user stack]"]
-    assert sorted(asked) == [(10, 1, 0), (10, 1, 1)]           # never for the unrecorded stack
+    assert sorted(asked) == [(10, 1, 0, "app"), (10, 1, 1, "app")]   # never for the unrecorded stack
     assert doc["leaf_frames"]["samples"] == 6                    # calls with a stack
 
 
@@ -368,8 +380,8 @@ def test_without_leaf_words_the_heap_stacks_are_as_walked():
     assert doc["leaf_frames"]["no_word"] == 3 and doc["leaf_frames"]["recovered"] == 0
 
 
-def _heap_key(tgid, ustack, kind, word):
-    return SimpleNamespace(tgid=tgid, ustack=ustack, kind=kind, word=word)
+def _heap_key(tgid, ustack, kind, word, comm=b"app"):
+    return SimpleNamespace(tgid=tgid, ustack=ustack, kind=kind, word=word, comm=comm)
 
 
 def test_the_heap_leaf_map_is_read_per_kind_and_checked_against_the_syscall_stacks():
@@ -386,9 +398,10 @@ def test_the_heap_leaf_map_is_read_per_kind_and_checked_against_the_syscall_stac
     maps = SimpleNamespace(items=lambda name: items.get(name, []))
     w = artifacts.ArtifactWriter(None, maps, Resolver(), None, {}, {99}, "perf")
     leaf = w.heap_leaf(time.monotonic() + 60)
-    assert leaf(10, 1, 1) == [LeafWord("grower", leaf_frame.RECOVERED, 7, 7 << 12)]
-    assert leaf(10, 1, 0) == [LeafWord(None, leaf_frame.NOT_EXECUTABLE, 1, 0)]
-    assert leaf(99, 1, 1) == []                                  # snapcollect's own
+    assert leaf(10, 1, 1, "app") == [LeafWord("grower", leaf_frame.RECOVERED, 7, 7 << 12)]
+    assert leaf(10, 1, 0, "app") == [LeafWord(None, leaf_frame.NOT_EXECUTABLE, 1, 0)]
+    assert leaf(10, 1, 1, "other") == []                         # the heap map's row of another comm
+    assert leaf(99, 1, 1, "app") == []                           # snapcollect's own
     assert set(calls) == {"sys_stacks"}
 
 

@@ -391,6 +391,9 @@ def test_swap_thrashing_memcg_reclaim_seen_by_bpf(guest):
 
 @per_guest()
 def test_the_deep_dive_cycles_the_fault_sampler_and_carries_its_rest(guest):
+    if scenario(guest, "deepdive").get("fault_sampler_cycled") is False:
+        # scenarios.DEEPDIVE_STEADY_ON: the cycle's text patching under TCG kills this guest
+        pytest.skip(f"{guest.release}: the deep dive keeps the sampler open here (scenarios.DEEPDIVE_STEADY_ON)")
     sampler = (guest.manifests["deepdive"].get("bpf") or {}).get("fault_sampler") or {}
     duty = sampler.get("duty") or {}
     assert sampler.get("kind") == "perf" and sampler.get("event_period", 0) < sampler.get("sample_period", 0), sampler

@@ -57,8 +57,8 @@ class LeafWord:
 
 
 # leaf(tgid, ustack, kstack) -> the checked SP words of a fault stack;
-# leaf(tgid, ustack, kind) -> those of a brk/mmap stack
-Leaf = Callable[[int, int, int], list[LeafWord]]
+# leaf(tgid, ustack, kind, comm) -> those of a row of the heap map
+Leaf = Callable[..., list[LeafWord]]
 
 
 def _split_by_leaf(user: list[str], samples: int, words: list[LeafWord], counts: dict[str, int],
@@ -205,7 +205,7 @@ def majfault_document(rows: list[tuple[int, str, int]], errors: dict[str, int]) 
 def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames,
                   leaf: Leaf | None = None) -> dict:
     """brk/mmap growth per (process, syscall, kind), with its biggest stacks.
-    ``leaf(tgid, ustack, kind)``: the checked SP words of a stack
+    ``leaf(tgid, ustack, kind, comm)``: the checked SP words of a row
     (leaf_frame.py); a recovered one puts the caller of the frameless
     syscall wrapper back, between the wrapper (frame 0) and the walk's
     next frame, with the calls and bytes that went through it."""
@@ -219,10 +219,11 @@ def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames,
         e["bytes"] += r.grow_bytes
         e["shrink_bytes"] += r.shrink_bytes
         e["calls_without_baseline"] += r.calls_no_baseline
-        e["stacks"].append({"ustack": r.ustack, "kind": r.kind, "calls": r.calls, "bytes": r.grow_bytes})
+        e["stacks"].append({"ustack": r.ustack, "kind": r.kind, "calls": r.calls, "bytes": r.grow_bytes,
+                            "comm": r.comm})
     out = sorted(entries.values(), key=lambda e: (-e["bytes"], -e["calls"], e["pid"]))
     leaf_counts: dict[str, int] = {}
-    words: dict[tuple[int, int, int], list[LeafWord]] = {}
+    words: dict[tuple[int, int, int, str], list[LeafWord]] = {}
     calls_with_stacks = 0
     for e in out[:HEAP_ENTRIES]:
         e["stacks"].sort(key=lambda s: (-s["bytes"], -s["calls"]))
@@ -234,7 +235,7 @@ def heap_document(rows: list[HeapRow], errors: dict[str, int], frames: Frames,
                 got = [(walked, s["calls"], s["bytes"])]
             else:
                 calls_with_stacks += s["calls"]
-                key = (e["pid"], s["ustack"], s["kind"])
+                key = (e["pid"], s["ustack"], s["kind"], s["comm"])
                 if key not in words:
                     words[key] = list(leaf(*key)) if leaf is not None else []
                 got = _split_by_leaf(walked, s["calls"], words[key], leaf_counts, s["bytes"])

@@ -86,20 +86,22 @@ class ArtifactWriter:
 
     def fault_leaf(self, deadline: float) -> aggregates.Leaf:
         """leaf_words: the SP words of each fault stack (tgid, ustack, kstack), with their samples."""
-        return self._leaf_words(deadline, "leaf_words", "stacks", third=lambda k: k.kstack,
+        return self._leaf_words(deadline, "leaf_words", "stacks", rest=lambda k: (int(k.kstack),),
                                 amounts=lambda v: (int(v), 0))
 
     def heap_leaf(self, deadline: float) -> aggregates.Leaf:
-        """heap_leaf: the SP words of each brk/mmap stack (tgid, ustack, kind), with calls and bytes."""
-        return self._leaf_words(deadline, "heap_leaf", "sys_stacks", third=lambda k: k.kind,
+        """heap_leaf: the SP words of each row of the heap map (tgid, ustack, kind, comm), with
+        calls and bytes."""
+        return self._leaf_words(deadline, "heap_leaf", "sys_stacks",
+                                rest=lambda k: (int(k.kind), events.cstr(bytes(k.comm))),
                                 amounts=lambda v: (int(v.calls), int(v.grow_bytes)))
 
-    def _leaf_words(self, deadline: float, words_map: str, stack_table: str, third, amounts) -> aggregates.Leaf:
-        """A map of SP words -> per stack (tgid, ustack, ``third(key)``: the
-        kstack of a fault stack, the kind of a brk/mmap one) its words with
-        ``amounts(value)`` (samples or calls, bytes), each checked
+    def _leaf_words(self, deadline: float, words_map: str, stack_table: str, rest, amounts) -> aggregates.Leaf:
+        """A map of SP words -> per stack (tgid, ustack, then ``rest(key)``:
+        the kstack of a fault stack, the kind and comm of a brk/mmap one) its
+        words with ``amounts(value)`` (samples or calls, bytes), each checked
         (leaf_frame.py) when first asked for, until ``deadline``."""
-        by_stack: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
+        by_stack: dict[tuple, list[tuple[int, int, int]]] = {}
         try:
             items = self.maps.items(words_map)
         except Exception:  # noqa: BLE001 - a program without the map
@@ -108,11 +110,11 @@ class ArtifactWriter:
             if k.tgid in self.own_tgids:
                 continue
             calls, nbytes = amounts(v)
-            by_stack.setdefault((int(k.tgid), int(k.ustack), int(third(k))), []).append((int(k.word), calls, nbytes))
+            by_stack.setdefault((int(k.tgid), int(k.ustack), *rest(k)), []).append((int(k.word), calls, nbytes))
 
-        def leaf(tgid: int, ustack: int, third: int) -> list[aggregates.LeafWord]:
+        def leaf(tgid: int, ustack: int, *rest_key) -> list[aggregates.LeafWord]:
             out = []
-            for word, n, nbytes in sorted(by_stack.get((tgid, ustack, third), ()), key=lambda w: -w[1]):
+            for word, n, nbytes in sorted(by_stack.get((tgid, ustack, *rest_key), ()), key=lambda w: -w[1]):
                 if time.monotonic() > deadline:
                     out.append(aggregates.LeafWord(None, leaf_frame.NOT_CHECKED, n, nbytes))
                     continue

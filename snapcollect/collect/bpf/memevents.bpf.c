@@ -652,7 +652,8 @@ struct mmap_start_t {
 BPF_HASH(mmap_start, u32, struct mmap_start_t, 10240);
 
 /* The word at the user SP of each brk/mmap call, per (process, stack,
- * kind, word), with the calls and bytes it carried: the syscall wrappers
+ * kind, comm, word: the heap map's key and the word), with the calls and
+ * bytes it carried: the syscall wrappers
  * set up no frame, so the walk starts at the wrapper's caller's caller,
  * and this word is the return address into the caller the walk skipped
  * (checked by the reader, leaf_frame.py). Its own bounded map, so a full
@@ -663,6 +664,7 @@ struct heap_leaf_key {
     u32 kind;
     u32 pad;
     u64 word;
+    char comm[16];
 };
 struct heap_leaf_val {
     u64 calls;
@@ -681,6 +683,7 @@ static __always_inline void count_heap_leaf(u32 kind, s32 ustack, u64 grow)
     k.tgid = bpf_get_current_pid_tgid() >> 32;
     k.ustack = ustack;
     k.kind = kind;
+    bpf_get_current_comm(&k.comm, sizeof(k.comm));
     struct heap_leaf_val *v = heap_leaf.lookup(&k);
     if (!v) {
         struct heap_leaf_val zero = {};
