@@ -425,3 +425,25 @@ def test_the_same_stack_id_in_the_two_stack_maps_is_checked_apart(tmp_path):
     # in the fault stack the word is new; in the syscall stack it is already frame 0
     assert r.leaf_caller("stacks", me, 7, 0x1105) == ("[code.bin]", leaf_frame.RECOVERED)
     assert r.leaf_caller("sys_stacks", me, 7, 0x1105) == (None, leaf_frame.WALK_HAD_IT)
+
+
+def test_a_stale_snapshot_is_read_again_within_the_refresh_budget(tmp_path, monkeypatch):
+    # the snapshot was taken before the code was mapped (or before an exec of the same
+    # executable): the word is checked again against a fresh read of the maps
+    from snapcollect.collect.bpf import procsyms
+
+    code = bytearray(b"\x90" * 8192)
+    code[0x100:0x105] = b"\xe8\x01\x02\x03\x04"
+    sym, me = _symbolizer_with(tmp_path, bytes(code))
+    fresh = sym._procs[me][0]
+    exe = sym._procs[me][2]
+    reads = []
+    monkeypatch.setattr(procsyms, "read_maps", lambda tgid: reads.append(tgid) or list(fresh))
+    sym._procs[me] = ([], [], exe)
+    table = _Stacks({7: [0x1800, 0x1900], 8: [0x1800]})
+    assert sym.leaf_caller(table, "stacks", me, 7, 0x1105) == ("[code.bin]", leaf_frame.RECOVERED)
+    assert reads == [me]
+    # a word that is not in any executable mapping costs at most MAX_REFRESHES reads
+    for word in range(procsyms.MAX_REFRESHES + 3):
+        assert sym.leaf_caller(table, "stacks", me, 8, 0x9000 + word) == (None, leaf_frame.NOT_EXECUTABLE)
+    assert len(reads) == procsyms.MAX_REFRESHES

@@ -294,12 +294,20 @@ class ProcSymbolizer:
                 pass
         if tgid not in self._procs:
             return None, leaf_frame.PROCESS_GONE
-        outcome = leaf_frame.decide(candidate, walked, lambda a: self._mapping(tgid, a),
-                                    lambda m, a, n: self.code_before(tgid, m, a, n),
-                                    lambda target, ip: self._same_function(tgid, target, ip))
+        outcome = self._decide(tgid, candidate, walked)
+        # A snapshot older than the mapping (a library mapped later, or an
+        # exec of the same executable, which keeps the exe's identity) is
+        # read again, within the process's refresh budget.
+        if outcome == leaf_frame.NOT_EXECUTABLE and self._refresh(tgid):
+            outcome = self._decide(tgid, candidate, walked)
         if outcome != leaf_frame.RECOVERED:
             return None, outcome
         return self._frames(tgid, [candidate])[0][0], outcome
+
+    def _decide(self, tgid: int, candidate: int, walked: list[int]) -> str:
+        return leaf_frame.decide(candidate, walked, lambda a: self._mapping(tgid, a),
+                                 lambda m, a, n: self.code_before(tgid, m, a, n),
+                                 lambda target, ip: self._same_function(tgid, target, ip))
 
     def is_resolved(self, table_name: str, tgid: int, stack_id: int) -> bool:
         return (table_name, tgid, stack_id) in self._resolved
