@@ -398,13 +398,12 @@ def _u64(value, what: str) -> int:
 
 
 def _comm(value) -> str:
-    """A task's comm as the bundle gives it: at most 16 characters, no
-    control characters, no lone surrogates (a JSON "\\udcff" escape),
-    which would fail when the report is written."""
+    """A task's comm as the bundle gives it, at most 16 characters. Bytes
+    that are not UTF-8 stay as their surrogates, like every other name from
+    a bundle: the report shows them as ``\\xNN`` (report/printable.py)."""
     if not isinstance(value, str):
         raise ParseError(f"{BPF_THP_FAULTS}: comm is not a string: {str(value)[:40]!r}")
-    text = value.encode("utf-8", "replace").decode("utf-8", "replace")[:16]
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return value[:16]
 
 
 def thp_faults_from_doc(doc) -> ThpFaults:
@@ -435,7 +434,6 @@ def thp_faults_from_doc(doc) -> ThpFaults:
         procs.append(p)
     if len(rows) > MAX_THP_PROCS:
         warnings.append(f"{len(rows) - MAX_THP_PROCS} process rows beyond {MAX_THP_PROCS} not read")
-    procs.sort(key=lambda p: (-p.fallbacks, -p.attempts, p.pid))
     return ThpFaults(processes=procs, attempts=_u64(doc.get("attempts", 0), "attempts"),
                      fallbacks=_u64(doc.get("fallbacks", 0), "fallbacks"),
                      other=_u64(doc.get("other", 0), "other"),

@@ -17,6 +17,7 @@ from snapcollect.collect.bpf.capabilities import Problem
 from snapcollect.collect.options import CollectOptions
 from snapcollect.parsers.bpf_events import load_bpf_data
 from snapcollect.parsers.records import ThpFaultCount, ThpFaults
+from snapcollect.report.printable import printable_report
 from snapcollect.report.sections.fault_files import NO_THP_TRACE
 from snapcollect.report.sections.thp_faults import thp_faults_section, thp_faults_sections
 from test_swap_residency import _Bcc, _Bpf
@@ -209,12 +210,15 @@ def test_a_bad_row_is_left_out_with_a_warning_and_the_rest_kept(row, why):
     assert len(r.warnings) == 1 and why in r.warnings[0] and r.warnings[0].startswith("process row 0")
 
 
-def test_a_comm_that_is_not_text_is_made_printable():
+def test_a_comm_that_is_not_text_is_kept_and_the_report_shows_it_escaped():
     r = _data(b'{"attempts": 1, "processes": [{"pid": 5, "comm": "ab\\udcff\\u0007cdefghijklmnopqrstu", '
               b'"attempts": 1, "fallbacks": 1}]}').thp_faults
     comm = r.processes[0].comm
-    assert comm == "ab??cdefghijklmn" and len(comm) == 16
-    comm.encode("utf-8")        # no lone surrogate left to fail the report's write
+    assert comm == "ab\udcff\x07cdefghijklmn" and len(comm) == 16     # lossless, bounded
+    shown = printable_report(thp_faults_section(thp_fault_facts(_ds(r))))
+    row = shown.blocks[1].rows[0]
+    assert row["comm"] == "ab\\xff\\x07cdefghijklmn"
+    row["comm"].encode("utf-8")        # no lone surrogate left to fail the report's write
 
 
 @pytest.mark.parametrize("doc", [
