@@ -78,12 +78,14 @@ def make_plan(args, formats, reasons, remedies=None) -> program.Plan:
         reasons = {**reasons, **{tp: HEAP_TRACE_OFF for tp in heap_tps}}
         remedies = {**(remedies or {}), **{tp: HEAP_TRACE_REMEDY for tp in heap_tps}}
     duty = getattr(args, "fault_duty", None) or DEFAULT_DUTY_PCT
+    task_regs_problem = capabilities.task_regs_problem()
     plan = program.build_plan(formats, fault_period=int(period),
                               kernel_stacks=args.kernel_stacks, reasons=reasons,
                               remedies=remedies, max_sample_rate=max_sample_rate(),
                               fault_carry=int(duty) < 100,
-                              task_regs=capabilities.task_regs_problem() is None,
+                              task_regs=task_regs_problem is None,
                               thp_fallback=bool(getattr(args, "thp_fallback", False)))
+    plan.task_regs_problem = task_regs_problem
     for artifact, (option, off, remedy) in KPROBE_OPT_IN.items():
         if not getattr(args, option, False):
             plan.missing[artifact] = (off, remedy)
@@ -122,7 +124,7 @@ def print_programs(args) -> int:
     out.append(f" *   perf software event major-faults -> {program.MAJFAULT_FUNCTION}")
     out.append(" *   the user SP of a brk/mmap call or a fault inside a system call: "
                + ("bpf_task_pt_regs" if plan.task_regs
-                  else f"not read ({capabilities.task_regs_problem() or 'not compiled in'})"))
+                  else f"not read ({plan.task_regs_problem or 'not compiled in'})"))
     for artifact, probes in program.KPROBE_GROUPS.items():
         if artifact in plan.missing:        # listed above as not compiled, with why
             continue

@@ -87,7 +87,7 @@ def load(args, deadline_mono: float) -> Loaded:
                     stack_map_entries=program.STACK_ENTRIES, tracepoint_fields=plan.fields,
                     # whether brk/mmap stacks and faults inside system calls keep the SP word
                     task_user_regs=("available" if plan.task_regs
-                                    else capabilities.task_regs_problem() or "not compiled in"))
+                                    else plan.task_regs_problem or "not compiled in"))
     left = deadline_mono - time.monotonic()
     if left < MIN_COMPILE_S:
         out.problem = Problem(f"only {max(left, 0):.1f} s left of the BPF start's time; compiling "

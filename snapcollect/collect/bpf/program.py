@@ -172,6 +172,7 @@ class Plan:
     fault_tracepoint: bool = False                  # the fallback sampler can be attached
     perf_sampler_problem: str | None = None         # why the perf sampler is not the choice
     task_regs: bool = False                         # SC_TASK_REGS: syscall stacks keep their SP word
+    task_regs_problem: str | None = None            # why not, when the host was asked (host_plan)
 
 
 def _source() -> str:

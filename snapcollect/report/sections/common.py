@@ -35,6 +35,21 @@ def absent(ds: Dataset, what: str, *names: str) -> Paragraph:
     return Paragraph(f"No {what}: {why_missing(ds, *names)}.")
 
 
+def not_measured(name: str, status: tuple[str, str | None], instead: str) -> Paragraph:
+    """Why an artifact was not measured, and where the report's reader finds the like instead."""
+    st, reason = status
+    return Paragraph(f"Not measured (`{name}` {st}): {reason or 'no reason recorded'}. {instead}")
+
+
+def unless_missing(facts, section) -> list:
+    """``[section(facts)]``, or nothing for a fact the bundle predates:
+    None, or its artifact's status "missing" (an opt-in BPF measure that was
+    off still has a section that says why)."""
+    if facts is None or facts.status[0] == "missing":
+        return []
+    return [section(facts)]
+
+
 def uniq(items: list[Any]) -> list[Any]:
     seen: dict[Any, None] = {}
     for i in items:

@@ -14,6 +14,7 @@ from snapcollect.analysis.model import Model
 from snapcollect.analysis.swap_residency import SwapResidencyFacts
 from snapcollect.bundle.names import BPF_FAULT_FILES, BPF_SWAP_RESIDENCY
 from snapcollect.report.model import Column, Paragraph, Preformatted, Section, Table
+from snapcollect.report.sections.common import not_measured, unless_missing
 from snapcollect.report.sections.vmscan import hist_text
 
 ROWS = 20
@@ -33,10 +34,8 @@ def _us(b) -> str:
 def swap_residency_section(r: SwapResidencyFacts) -> Section:
     sec = Section("swap-residency", "Swap residency (time from swap-out to swap-in)")
     if not r.ok:
-        st, reason = r.status
-        sec.blocks.append(Paragraph(
-            f"Not measured (`{BPF_SWAP_RESIDENCY}` {st}): {reason or 'no reason recorded'}. Swap-ins per "
-            f"process are in `{BPF_FAULT_FILES}` (Swap-ins by process) either way."))
+        sec.blocks.append(not_measured(BPF_SWAP_RESIDENCY, r.status, f"Swap-ins per process are in "
+                                       f"`{BPF_FAULT_FILES}` (Swap-ins by process) either way."))
         return sec
     if not r.read_back:
         sec.blocks.append(Paragraph(
@@ -68,8 +67,4 @@ def swap_residency_section(r: SwapResidencyFacts) -> Section:
 
 
 def swap_residency_sections(m: Model) -> list[Section]:
-    r = m.swap_residency
-    # a bundle from before the artifact existed: nothing to say beside the other sections
-    if r is None or r.status[0] == "missing":
-        return []
-    return [swap_residency_section(r)]
+    return unless_missing(m.swap_residency, swap_residency_section)

@@ -14,6 +14,7 @@ from snapcollect.analysis.model import Model
 from snapcollect.analysis.thp_faults import ThpFaultFacts
 from snapcollect.bundle.names import BPF_THP_FAULTS, SERIES_PROC_VMSTAT
 from snapcollect.report.model import Column, Paragraph, Section, Table
+from snapcollect.report.sections.common import not_measured, unless_missing
 
 SECTION_ID = "thp-faults"
 ROWS = 20
@@ -22,10 +23,8 @@ ROWS = 20
 def thp_faults_section(r: ThpFaultFacts) -> Section:
     sec = Section(SECTION_ID, "THP fault fallbacks by process", level=3)
     if not r.ok:
-        st, reason = r.status
-        sec.blocks.append(Paragraph(
-            f"Not measured (`{BPF_THP_FAULTS}` {st}): {reason or 'no reason recorded'}. The host's THP "
-            f"faults and fallbacks are in `{SERIES_PROC_VMSTAT}` (thp_fault_alloc, thp_fault_fallback)."))
+        sec.blocks.append(not_measured(BPF_THP_FAULTS, r.status, f"The host's THP faults and fallbacks are in "
+                                       f"`{SERIES_PROC_VMSTAT}` (thp_fault_alloc, thp_fault_fallback)."))
         return sec
     if not r.attempts:
         sec.blocks.append(Paragraph("No anonymous fault asked for a transparent huge page while the probe was on."))
@@ -54,8 +53,4 @@ def thp_faults_section(r: ThpFaultFacts) -> Section:
 
 
 def thp_faults_sections(m: Model) -> list[Section]:
-    r = m.thp_faults
-    # a bundle from before the artifact existed: nothing to say beside the other sections
-    if r is None or r.status[0] == "missing":
-        return []
-    return [thp_faults_section(r)]
+    return unless_missing(m.thp_faults, thp_faults_section)
